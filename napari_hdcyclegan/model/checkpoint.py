@@ -1,0 +1,198 @@
+"""Model directories: ``config.json`` + ``model.safetensors``; loading never unpickles code.
+
+Keys in ``model.safetensors``: ``G_L.*`` (HN -> LN, what inference needs), and for training
+checkpoints also ``G_H.*`` (LN -> HN) and ``D.*`` (shared discriminator).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .networks import Discriminator, Generator
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "hdcyclegan-model"
+FORMAT_VERSION = 1
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
+PARTS = ("G_L", "G_H", "D")
+
+
+class CheckpointError(ValueError):
+    """A model directory or file that is missing, truncated, corrupt or does not match its config."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild the networks and to use them on new data."""
+
+    generator_width: int = 16
+    n_res: int = 6
+    discriminator_width: int = 16
+    discriminator_levels: int = 7
+    #: Robust percentiles mapping each b-scan to [0, 1]; ``log_input`` applies the OCT display
+    #: transform first (linear-intensity vendor data).
+    normalisation: dict[str, Any] = field(
+        default_factory=lambda: {"method": "percentile", "low": 0.5, "high": 99.5}
+    )
+    boundary_channel: dict[str, Any] | None = None
+    name: str = "untrained"
+    description: str = ""
+    trained: bool = False
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], path: str | os.PathLike = CONFIG_FILE) -> "ModelConfig":
+        if data.get("format") != FORMAT:
+            raise CheckpointError(path, f"not a {FORMAT} config (format={data.get('format')!r})")
+        if data.get("format_version", 0) > FORMAT_VERSION:
+            raise CheckpointError(path, f"format_version {data['format_version']} is newer than this package")
+        known = set(cls.__dataclass_fields__)
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:  # pragma: no cover - dataclass only raises on unknown keys
+            raise CheckpointError(path, f"invalid config: {exc}") from exc
+
+    def build(self, part: str) -> nn.Module:
+        """A freshly initialised network for ``part`` (``G_L``, ``G_H`` or ``D``)."""
+        if part in ("G_L", "G_H"):
+            return Generator(self.generator_width, self.n_res)
+        if part == "D":
+            return Discriminator(self.discriminator_width, self.discriminator_levels)
+        raise ValueError(f"unknown part {part!r}; expected one of {PARTS}")
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped inside the package."""
+    if not SHIPPED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / CONFIG_FILE).is_file())
+
+
+def resolve_model_dir(weights: str | os.PathLike) -> Path:
+    """A shipped model's name, or a model directory (or its ``config.json``/weights file)."""
+    path = Path(weights).expanduser()
+    if path.is_file() and path.name in (CONFIG_FILE, WEIGHTS_FILE):
+        path = path.parent
+    if path.is_dir():
+        return path
+    if str(weights) in shipped_models():
+        return SHIPPED_DIR / str(weights)
+    names = ", ".join(shipped_models()) or "none"
+    raise CheckpointError(weights, f"no such model directory or shipped model (shipped: {names})")
+
+
+def read_config(model_dir: str | os.PathLike) -> ModelConfig:
+    """Parse ``config.json`` of a model directory, with a clear error on any problem."""
+    path = Path(model_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(path, "missing config.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(path, f"unreadable or corrupt JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(path, "config must be a JSON object")
+    return ModelConfig.from_json(data, path)
+
+
+def read_tensors(model_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load ``model.safetensors`` (no pickle) into float32 CPU tensors."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(model_dir) / WEIGHTS_FILE
+    if not path.is_file():
+        raise CheckpointError(path, "missing model.safetensors")
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, "empty file")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(path, f"truncated or corrupt safetensors file ({exc})") from exc
+    return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+
+
+def load_part(config: ModelConfig, tensors: dict[str, torch.Tensor], part: str,
+              path: str | os.PathLike) -> nn.Module:
+    """Build ``part`` from ``config`` and fill it from ``tensors`` (strict key and shape check)."""
+    prefix = part + "."
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if not state:
+        raise CheckpointError(path, f"no weights for {part} in the file")
+    net = config.build(part)
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            path, f"{part} does not match config.json: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    for key, tensor in state.items():
+        if tensor.shape != expected[key].shape:
+            raise CheckpointError(
+                path, f"{part}.{key} has shape {tuple(tensor.shape)}, config expects {tuple(expected[key].shape)}"
+            )
+    net.load_state_dict(state)
+    return net.eval()
+
+
+def load_model(weights: str | os.PathLike, parts: tuple[str, ...] = ("G_L",)
+               ) -> tuple[dict[str, nn.Module], ModelConfig]:
+    """Load ``parts`` of a model directory or shipped model; returns ``({part: module}, config)``."""
+    model_dir = resolve_model_dir(weights)
+    config = read_config(model_dir)
+    tensors = read_tensors(model_dir)
+    path = model_dir / WEIGHTS_FILE
+    return {p: load_part(config, tensors, p, path) for p in parts}, config
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: never half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_model(model_dir: str | os.PathLike, nets: dict[str, nn.Module], config: ModelConfig,
+               half: bool = False) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` atomically; ``half`` stores float16."""
+    from safetensors.torch import save_file
+
+    out = Path(model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    for part, net in nets.items():
+        if part not in PARTS:
+            raise ValueError(f"unknown part {part!r}; expected one of {PARTS}")
+        module = getattr(net, "module", net)  # unwrap DistributedDataParallel
+        for key, value in module.state_dict().items():
+            value = value.detach().to("cpu").contiguous()
+            if half and value.is_floating_point():
+                value = value.half()
+            tensors[f"{part}.{key}"] = value
+    _atomic_write(out / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+    text = json.dumps(config.to_json(), indent=2, sort_keys=True)
+    _atomic_write(out / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return out
