@@ -1,0 +1,64 @@
+"""Intensity mappings shared by the engine, simulator, training and baselines (numpy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: eyepy's HEYEX display transform: D = clip((ln(I + EPS) + OFFSET) / SPAN, 0, 1); ~36 dB of log.
+LOG_EPS, LOG_OFFSET, LOG_SPAN = 2.44e-4, 8.3, 8.285
+
+
+def check_image(data: np.ndarray, ndims: tuple[int, ...] = (2, 3)) -> np.ndarray:
+    """Return ``data`` as an array after checking it is numeric, non-empty and of an allowed rank."""
+    arr = np.asarray(data)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"expected a numeric image, got dtype {arr.dtype}")
+    if arr.ndim not in ndims:
+        raise ValueError(f"expected an image with {' or '.join(map(str, ndims))} dimensions, got shape {arr.shape}")
+    if arr.size == 0 or min(arr.shape) == 0:
+        raise ValueError(f"empty image of shape {arr.shape}")
+    return arr
+
+
+def robust_range(data: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
+    """Percentiles ``low``/``high`` of the finite values; a constant image gives ``(v, v)``."""
+    finite = np.asarray(data, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return 0.0, 0.0
+    lo, hi = np.percentile(finite, [low, high])
+    return float(lo), float(hi)
+
+
+def to_unit(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Map ``[lo, hi]`` to ``[0, 1]`` as float32, clipping; NaN/inf become 0; constant gives 0."""
+    x = np.asarray(data, dtype=np.float32)
+    span = hi - lo
+    out = (x - np.float32(lo)) / np.float32(span) if span > 0 else np.zeros_like(x)
+    out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def from_unit(unit: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
+    """Inverse of :func:`to_unit` into ``dtype`` (integers rounded and clipped to their range)."""
+    dtype = np.dtype(dtype)
+    span = hi - lo
+    x = np.asarray(unit, dtype=np.float64) * span + lo if span > 0 else np.full(np.shape(unit), lo)
+    if dtype.kind in "iub":
+        info = np.iinfo(dtype) if dtype.kind != "b" else None
+        x = np.rint(x)
+        if info is not None:
+            x = np.clip(x, info.min, info.max)
+    return x.astype(dtype)
+
+
+def log_display(linear: np.ndarray) -> np.ndarray:
+    """Linear OCT intensity (e.g. HEYEX .vol, 0..1) -> log display in [0, 1], float32."""
+    lin = np.clip(np.nan_to_num(np.asarray(linear, dtype=np.float64), nan=0.0), 0.0, None)
+    return np.clip((np.log(lin + LOG_EPS) + LOG_OFFSET) / LOG_SPAN, 0.0, 1.0).astype(np.float32)
+
+
+def inverse_log_display(display: np.ndarray) -> np.ndarray:
+    """Log display in [0, 1] -> linear intensity (inverse of :func:`log_display` inside its range)."""
+    d = np.asarray(display, dtype=np.float64)
+    return np.clip(np.exp(d * LOG_SPAN - LOG_OFFSET) - LOG_EPS, 0.0, None)
