@@ -62,3 +62,29 @@ def inverse_log_display(display: np.ndarray) -> np.ndarray:
     """Log display in [0, 1] -> linear intensity (inverse of :func:`log_display` inside its range)."""
     d = np.asarray(display, dtype=np.float64)
     return np.clip(np.exp(d * LOG_SPAN - LOG_OFFSET) - LOG_EPS, 0.0, None)
+
+
+def unit_range(data: np.ndarray, normalisation: dict | None = None) -> tuple[float, float]:
+    """The ``(lo, hi)`` that maps ``data`` to [0, 1] under a model's ``normalisation`` config.
+
+    ``{"method": "percentile", "low": 0.5, "high": 99.5}``: robust percentiles of this image.
+    ``{"method": "dtype"}``: absolute levels kept, as models trained on display-domain images need
+    (integers divided by their dtype's maximum; floats already in [0, 1] used as they are; other
+    floats fall back to their min/max).
+    """
+    norm = normalisation or {"method": "percentile"}
+    method = norm.get("method", "percentile")
+    arr = np.asarray(data)
+    if method == "percentile":
+        return robust_range(arr, float(norm.get("low", 0.5)), float(norm.get("high", 99.5)))
+    if method == "dtype":
+        if arr.dtype.kind in "ui":
+            info = np.iinfo(arr.dtype)
+            return float(max(info.min, 0)), float(info.max)
+        if arr.dtype.kind == "b":
+            return 0.0, 1.0
+        lo, hi = robust_range(arr, 0.0, 100.0)
+        if lo >= -1e-3 and hi <= 1.0 + 1e-3:
+            return 0.0, 1.0
+        return lo, hi
+    raise ValueError(f"unknown normalisation method {method!r}")
