@@ -1,0 +1,150 @@
+"""Tests for napari_hdcyclegan.boundaries (numpy only, synthetic b-scans and feature maps)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_hdcyclegan import boundaries as bd
+
+H, W = 128, 160
+
+
+def _band(rows: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """Anti-aliased indicator of top <= row < bottom per column (pixel row r covers [r, r+1))."""
+    r = rows[:, None]
+    return np.clip(np.minimum(r + 1, bottom[None]) - np.maximum(r, top[None]), 0, 1)
+
+
+def synthetic(seed: int = 0, noise: float = 0.03):
+    """A b-scan with a bright RNFL band under the ILM and a bright RPE band above the outer
+    boundary, a feature map peaking in the middle of both bands, and the true edges."""
+    x = np.arange(W)
+    ilm = 30 + 6 * np.sin(x / 25.0)
+    rpe = 92 + 4 * np.cos(x / 30.0)
+    rows = np.arange(H, dtype=float)
+    img = 0.05 + 0.25 * _band(rows, ilm, rpe)
+    img += 0.55 * _band(rows, ilm, ilm + 8) + 0.7 * _band(rows, rpe - 9, rpe)
+    img += np.random.default_rng(seed).normal(0, noise, img.shape)
+    r = rows[:, None]
+    fmap = np.exp(-0.5 * ((r - (ilm + 4)) / 2.0) ** 2) + np.exp(-0.5 * ((r - (rpe - 4.5)) / 2.0) ** 2)
+    return img.astype(np.float32), fmap.astype(np.float32), {"ILM": ilm, "RPE": rpe}
+
+
+def test_lines_within_one_pixel_and_oriented():
+    img, fmap, truth = synthetic()
+    found = bd.detect_boundaries(img, fmap)
+    assert set(found) == {"ILM", "RPE"}
+    assert found["ILM"].shape == (W,) and found["ILM"].dtype == np.float32
+    err = bd.boundary_errors(found, truth)
+    assert err["ILM"] < 1.0 and err["RPE"] < 1.0, err
+    assert err["ILM_coverage"] > 0.95 and err["RPE_coverage"] > 0.95
+    ok = np.isfinite(found["ILM"]) & np.isfinite(found["RPE"])
+    assert np.all(found["ILM"][ok] < found["RPE"][ok])  # rows from the top: ILM above RPE
+
+
+def test_refine_moves_from_band_middle_to_edges():
+    img, fmap, truth = synthetic()
+    raw = bd.detect_boundaries(img, fmap, refine=False)
+    ref = bd.detect_boundaries(img, fmap, refine=True)
+    # the skeleton runs along the band middles, ~4 px inside each boundary
+    assert np.nanmean(raw["ILM"] - truth["ILM"]) > 2.5
+    assert np.nanmean(truth["RPE"] - raw["RPE"]) > 2.5
+    assert bd.boundary_errors(ref, truth)["ILM"] < 1.0
+    assert bd.boundary_errors(ref, truth)["RPE"] < 1.0
+
+
+def test_missing_band_gives_nan():
+    img, fmap, truth = synthetic()
+    fmap[:, 100:] = 0.0  # the feature map loses both bands on the right
+    found = bd.detect_boundaries(img, fmap)
+    assert np.isnan(found["ILM"][110:]).all() and np.isnan(found["RPE"][110:]).all()
+    assert np.isfinite(found["ILM"][:90]).mean() > 0.95
+    blank = bd.detect_boundaries(img, np.zeros_like(fmap))
+    assert np.isnan(blank["ILM"]).all() and np.isnan(blank["RPE"]).all()
+
+
+def test_shape_mismatch_is_an_error():
+    img, fmap, _ = synthetic()
+    with pytest.raises(ValueError, match="does not match"):
+        bd.detect_boundaries(img, fmap[:-1])
+
+
+def test_gaps_filled_and_outliers_rejected():
+    line = np.linspace(10, 20, 60)
+    line[20:24] = np.nan  # short gap: interpolated
+    line[40] = 50.0  # outlier: rejected, then interpolated
+    line[50:] = np.nan
+    out = bd.clean_line(line, window=9, tol=3, max_gap=5)
+    assert np.allclose(out[:50], np.linspace(10, 20, 60)[:50])
+    assert np.isnan(out[50:]).all()  # trailing gap is not extrapolated
+    long_gap = np.linspace(10, 20, 60)
+    long_gap[10:30] = np.nan
+    assert np.isnan(bd.fill_gaps(long_gap, 5)[10:30]).all()
+
+
+def test_volume_and_thickness_um():
+    vol, maps, truths = zip(*(synthetic(s) for s in range(3)))
+    found = bd.detect_volume(np.stack(vol), np.stack(maps))
+    assert found["ILM"].shape == (3, W) and found["RPE"].shape == (3, W)
+    t = bd.thickness_um(found["ILM"], found["RPE"], 3.87)
+    expected = (truths[0]["RPE"] - truths[0]["ILM"]) * 3.87
+    assert np.nanmean(np.abs(t[0] - expected)) < 2 * 3.87
+    assert np.isnan(bd.thickness_um(np.array([1.0, np.nan]), np.array([np.nan, 5.0]), 2.0)).all()
+    assert bd.thickness_um(np.array([1.0]), np.array([5.0]), 2.0)[0] == pytest.approx(8.0)
+    with pytest.raises(ValueError):
+        bd.thickness_um(np.zeros(3), np.zeros(3), -1)
+
+
+def test_detect_volume_cancel():
+    img, fmap, _ = synthetic()
+    with pytest.raises(bd.Cancelled):
+        bd.detect_volume(np.stack([img, img]), np.stack([fmap, fmap]), cancel=lambda: True)
+
+
+def test_csv_header_rows_and_roundtrip(tmp_path):
+    b = {"ILM": np.array([[10.0, np.nan, 12.25]]), "RPE": np.array([[50.0, 51.0, np.nan]])}
+    table = bd.boundary_table(b, 3.87)
+    assert table.dtype.names == bd.CSV_HEADER and len(table) == 3
+    path = bd.write_boundaries_csv(tmp_path / "b.csv", b, 3.87)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "bscan,ascan,ILM,RPE,thickness_um"
+    assert lines[1] == "0,0,10,50,154.8"
+    assert lines[2] == "0,1,,51,"
+    assert lines[3] == "0,2,12.25,,"
+    back = bd.read_boundaries_csv(path)
+    np.testing.assert_allclose(back["ILM"], b["ILM"])
+    np.testing.assert_allclose(back["thickness_um"][0, 0], 154.8)
+
+
+def test_choose_channel_finds_planted_channel():
+    rng = np.random.default_rng(1)
+    imgs, goods, truths = zip(*(synthetic(s) for s in range(2)))
+    n_noise = 5
+
+    def stage_maps(plant: int | None) -> np.ndarray:
+        # channels that respond to other, blob-like regions (a channel proportional to the
+        # image itself would track the bright bands too, and legitimately compete)
+        maps = ndi.gaussian_filter(rng.random((2, n_noise, H, W)), (0, 0, 4, 4)).astype(np.float32)
+        if plant is not None:
+            maps[:, plant] = np.stack(goods)
+        return maps
+
+    feature_maps = {"init": stage_maps(None), "down1": stage_maps(3)}
+    refs = [{k: t[k] for k in ("ILM", "RPE")} for t in truths]
+    choice = bd.choose_channel(feature_maps, np.stack(imgs), refs)
+    assert (choice["stage"], choice["channel"]) == ("down1", 3)
+    assert choice["score"] < 1.5 and "reference" in choice["how"]
+    free = bd.choose_channel(feature_maps, np.stack(imgs))
+    assert (free["stage"], free["channel"]) == ("down1", 3)
+    assert "label-free" in free["how"]
+
+
+def test_boundary_channel_roundtrip(tmp_path):
+    (tmp_path / "config.json").write_text('{"format": "hdcyclegan-model", "boundary_channel": null}')
+    bd.write_boundary_channel(tmp_path, {"stage": "down1", "channel": 3, "how": "test"})
+    import json
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert bd.boundary_channel(cfg) == ("down1", 3)
+    assert bd.boundary_channel({"boundary_channel": None}) is None
