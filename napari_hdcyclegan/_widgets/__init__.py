@@ -1,0 +1,1 @@
+"""napari dock widgets: thin faces over the core (one module per widget)."""

@@ -1,0 +1,126 @@
+"""Helpers shared by the dock widgets: layer choices, derived-layer geometry, weights choices.
+
+Everything here runs on the Qt main thread (it reads viewer state); compute lives in the core.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image
+
+#: Value of the weights combo item that opens a folder dialog.
+BROWSE = "__browse__"
+
+
+def image_layer_choices(viewer: "napari.Viewer") -> list[tuple[str, "Image"]]:
+    """(name, layer) of every grayscale, single-scale 2D/3D image layer, for a magicgui ComboBox."""
+    from napari.layers import Image
+
+    return [(layer.name, layer) for layer in viewer.layers
+            if isinstance(layer, Image) and not layer.rgb and not layer.multiscale
+            and layer.ndim in (2, 3)]
+
+
+def connect_layer_list(viewer: "napari.Viewer", *combos: Any) -> None:
+    """Refresh magicgui combos whenever layers are added, removed or reordered."""
+    def refresh(event: Any = None) -> None:
+        for combo in combos:
+            combo.reset_choices()
+
+    viewer.layers.events.inserted.connect(refresh)
+    viewer.layers.events.removed.connect(refresh)
+    viewer.layers.events.reordered.connect(refresh)
+
+
+def layer_array(layer: "Image") -> np.ndarray:
+    """The layer's data as a numpy array (read on the main thread), or a clear ValueError."""
+    if layer.multiscale or layer.rgb:
+        raise ValueError(f"layer {layer.name!r}: multiscale and RGB images are not supported")
+    data = np.asarray(layer.data)
+    if data.ndim not in (2, 3):
+        raise ValueError(f"layer {layer.name!r} has shape {data.shape}; expected a 2D b-scan or a "
+                         "3D volume with b-scans on axis 0")
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise ValueError(f"layer {layer.name!r} has dtype {data.dtype}; expected a numeric image")
+    return data
+
+
+def geometry(source: "Image") -> dict[str, Any]:
+    """scale, translate, units and axis_labels of ``source``, to copy onto a derived layer."""
+    return {"scale": tuple(source.scale), "translate": tuple(source.translate),
+            "units": tuple(source.units), "axis_labels": tuple(source.axis_labels)}
+
+
+def slice_geometry(source: "Image", index: int) -> dict[str, Any]:
+    """Geometry of a (1, H, W) layer showing b-scan ``index`` of a 3D ``source`` at its place."""
+    geo = geometry(source)
+    translate = list(geo["translate"])
+    translate[0] += index * geo["scale"][0]
+    geo["translate"] = tuple(translate)
+    return geo
+
+
+def current_bscan(viewer: "napari.Viewer", layer: "Image") -> int:
+    """Index on axis 0 of the b-scan of a 3D ``layer`` under the dims slider (0 for a 2D layer)."""
+    if layer.ndim != 3:
+        return 0
+    point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim:]
+    index = int(np.round(layer.world_to_data(point)[0]))
+    return int(np.clip(index, 0, layer.data.shape[0] - 1))
+
+
+def set_image(viewer: "napari.Viewer", name: str, data: np.ndarray, **kwargs: Any) -> "Image":
+    """Replace the data and properties of image layer ``name``, or add it when it does not exist."""
+    from napari.layers import Image
+
+    if name in viewer.layers and isinstance(viewer.layers[name], Image):
+        layer = viewer.layers[name]
+        layer.data = data
+        for key, value in kwargs.items():
+            setattr(layer, key, value)
+        return layer
+    return viewer.add_image(data, name=name, **kwargs)
+
+
+def weights_choices(extra: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(label, value) for the weights combo: shipped models, folders browsed, then Browse...
+
+    When no trained model is shipped the engine falls back to random weights; the label says so.
+    """
+    from napari_hdcyclegan.engine import DEFAULT_MODEL
+    from napari_hdcyclegan.model.checkpoint import read_config, resolve_model_dir, shipped_models
+
+    choices: list[tuple[str, str]] = []
+    shipped = shipped_models()
+    for name in shipped:
+        try:
+            trained = read_config(resolve_model_dir(name)).trained
+        except ValueError:  # a broken shipped config is reported when it is loaded
+            trained = True
+        choices.append((name if trained else f"{name} (UNTRAINED, random weights)", name))
+    if DEFAULT_MODEL not in shipped:
+        choices.insert(0, (f"{DEFAULT_MODEL} (UNTRAINED fallback, random weights)", DEFAULT_MODEL))
+    for path in extra:
+        choices.append((f"{Path(path).name} ({path})", str(path)))
+    choices.append(("Browse...", BROWSE))
+    return choices
+
+
+def show_error(message: str) -> None:
+    """A napari error notification (the user sees it in the viewer, not as a traceback)."""
+    from napari.utils.notifications import show_error as _show_error
+
+    _show_error(message)
+
+
+def show_info(message: str) -> None:
+    """A napari info notification."""
+    from napari.utils.notifications import show_info as _show_info
+
+    _show_info(message)

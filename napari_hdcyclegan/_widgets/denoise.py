@@ -1,0 +1,323 @@
+"""Denoise dock widget: run HDcycleGAN on an image layer, with preview, residual and blend.
+
+The widget only gathers parameters, reads layer data on the main thread, runs
+:func:`napari_hdcyclegan.engine.get_denoiser` in napari generator workers and turns results into
+layers:
+
+* ``<input>_denoised``: the whole volume, created or replaced only when a run finishes (a cancelled
+  run never touches it). Same scale, translate, units, axis_labels and contrast limits as the input;
+  ``metadata["provenance"]`` holds the model's provenance.
+* ``<input>_residual``: input minus output (float32, diverging ``PiYG`` colormap, symmetric
+  limits), added hidden so that the blend below stays visible; tick its eye to inspect it.
+* Blend slider: the opacity of the denoised (and preview) layer drawn over the input with the same
+  contrast limits and gray colormap, so the canvas shows ``(1 - a) * input + a * output`` for the
+  current view at no cost (nothing is recomputed or copied).
+* Live preview: as the dims slider moves, the b-scan under it is denoised (debounced 150 ms, one
+  worker at a time, latest request wins) into ``<input>_preview``: a (1, H, W) layer translated to
+  that b-scan, so it is only drawn at that slice.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox, ComboBox, Container, FloatSlider, Label, ProgressBar, PushButton, SpinBox,
+)
+from napari.qt.threading import thread_worker
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+
+from ._common import (
+    BROWSE, connect_layer_list, current_bscan, geometry, image_layer_choices, layer_array,
+    set_image, show_error, show_info, slice_geometry, weights_choices,
+)
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image
+
+#: Debounce of the live preview: only denoise once the slider has rested this long.
+PREVIEW_DELAY_MS = 150
+
+
+@thread_worker
+def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
+                   residual: bool) -> Iterator[tuple[int, int]]:
+    """Worker: denoise ``data`` batch by batch, yielding (done, total); returns a result dict."""
+    from napari_hdcyclegan.engine import get_denoiser
+
+    stack = data[None] if data.ndim == 2 else data
+    total = stack.shape[0]
+    yield 0, total  # lets a Cancel during model loading stop the run before any compute
+    denoiser = get_denoiser(weights, device)
+    denoiser.batch_size = batch_size
+    out = np.empty_like(stack)
+    for start, stop, chunk in denoiser.iter_denoise(stack):
+        out[start:stop] = chunk
+        yield stop, total
+    out = out[0] if data.ndim == 2 else out
+    result: dict[str, Any] = {"denoised": out, "provenance": denoiser.provenance(),
+                              "trained": bool(denoiser.trained), "name": denoiser.name}
+    if residual:
+        res = data.astype(np.float32) - out.astype(np.float32)
+        limit = float(np.percentile(np.abs(res), 99.5)) or 1.0
+        result["residual"], result["residual_limit"] = res, limit
+    return result
+
+
+@thread_worker
+def denoise_bscan(bscan: np.ndarray, weights: str, device: str) -> dict[str, Any]:
+    """Worker: denoise one b-scan (live preview); returns a result dict."""
+    from napari_hdcyclegan.engine import get_denoiser
+
+    denoiser = get_denoiser(weights, device)
+    return {"denoised": denoiser.denoise(bscan), "provenance": denoiser.provenance(),
+            "trained": bool(denoiser.trained), "name": denoiser.name}
+
+
+class DenoiseWidget(QWidget):
+    """Dock widget: HDcycleGAN denoising of an image layer (2D b-scan or 3D volume)."""
+
+    def __init__(self, napari_viewer: "napari.Viewer") -> None:
+        super().__init__()
+        from napari_hdcyclegan.engine import available_devices
+
+        self.viewer = napari_viewer
+        self.worker = None  # the running whole-volume worker
+        self.preview_worker = None  # the running preview worker
+        self._preview_request = 0  # incremented per request; older results are dropped
+        self._preview_pending = False
+        self._progress = None
+        self._extra_weights: list[str] = []
+        self._last_weights = None
+
+        self.layer_combo = ComboBox(label="Image", choices=self._layer_choices)
+        self.weights_combo = ComboBox(label="Weights", choices=self._weights_choices)
+        self.device_combo = ComboBox(label="Device", choices=available_devices())
+        self.batch_spin = SpinBox(label="Batch size", value=4, min=1, max=256,
+                                  tooltip="b-scans per forward pass")
+        self.residual_check = CheckBox(text="Residual layer (input - output, hidden)", value=True)
+        self.run_button = PushButton(text="Denoise volume")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress_bar = ProgressBar(label="Progress", value=0, max=1)
+        self.blend_slider = FloatSlider(label="Blend in->out", value=1.0, min=0.0, max=1.0,
+                                        step=0.05, tooltip="opacity of the output over the input")
+        self.preview_check = CheckBox(text="Live preview of the current b-scan", value=False)
+        self.status = Label(value="")
+        self._last_weights = self.weights_combo.value
+
+        self.controls = Container(widgets=[
+            self.layer_combo, self.weights_combo, self.device_combo, self.batch_spin,
+            self.residual_check, Container(widgets=[self.run_button, self.cancel_button],
+                                           layout="horizontal", labels=False),
+            self.progress_bar, self.blend_slider, self.preview_check, self.status,
+        ])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.controls.native)
+        layout.addStretch(1)
+
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(PREVIEW_DELAY_MS)
+        self._preview_timer.timeout.connect(self.start_preview)
+
+        connect_layer_list(self.viewer, self.layer_combo)
+        self.weights_combo.changed.connect(self._on_weights_changed)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.blend_slider.changed.connect(self._apply_blend)
+        self.preview_check.changed.connect(self._on_preview_toggled)
+        self.layer_combo.changed.connect(self._schedule_preview)
+        self.device_combo.changed.connect(self._schedule_preview)
+        self.viewer.dims.events.current_step.connect(self._schedule_preview)
+
+    # -- choices -------------------------------------------------------------------------------
+    def _layer_choices(self, widget: Any = None) -> list[tuple[str, "Image"]]:
+        return image_layer_choices(self.viewer)
+
+    def _weights_choices(self, widget: Any = None) -> list[tuple[str, str]]:
+        return weights_choices(self._extra_weights)
+
+    def set_weights(self, path: str | Path) -> None:
+        """Select a model directory (what Browse... does), adding it to the choices."""
+        path = str(path)
+        if path not in self._extra_weights:
+            self._extra_weights.append(path)
+            self.weights_combo.reset_choices()
+        self.weights_combo.value = path
+
+    def _on_weights_changed(self, value: str) -> None:
+        if value != BROWSE:
+            self._last_weights = value
+            self._schedule_preview()
+            return
+        folder = QFileDialog.getExistingDirectory(
+            self, "Model directory (config.json + model.safetensors)")
+        if folder:
+            self.set_weights(folder)
+        else:  # dialog cancelled: back to the previous choice
+            self.weights_combo.value = self._last_weights
+
+    # -- whole-volume run ----------------------------------------------------------------------
+    def run(self) -> Any:
+        """Start denoising the chosen layer in a worker; returns the worker (None if not started)."""
+        layer = self.layer_combo.value
+        if layer is None:
+            show_info("Denoise: add or open an image layer first")
+            return None
+        if self.worker is not None:
+            show_info("Denoise: a run is already in progress")
+            return None
+        try:
+            data = layer_array(layer)
+        except ValueError as exc:
+            show_error(f"Denoise: {exc}")
+            return None
+        worker = denoise_volume(data, self.weights_combo.value, self.device_combo.value,
+                                int(self.batch_spin.value), bool(self.residual_check.value))
+        total = 1 if data.ndim == 2 else data.shape[0]
+        self._start_progress(total, f"Denoising {layer.name}")
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(partial(self._on_denoised, layer))
+        worker.errored.connect(partial(self._on_error, "Denoise"))
+        worker.aborted.connect(self._on_aborted)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = f"Running on {layer.name} ..."
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Stop the running worker after its current batch; the previous result is kept."""
+        if self.worker is not None:
+            self.worker.quit()
+            self.status.value = "Cancelling after the current batch ..."
+
+    def _start_progress(self, total: int, description: str) -> None:
+        from napari.utils import progress
+
+        self.progress_bar.max = total
+        self.progress_bar.value = 0
+        self._progress = progress(total=total, desc=description)
+
+    def _on_progress(self, value: tuple[int, int]) -> None:
+        done, total = value
+        self.progress_bar.max = total
+        self.progress_bar.value = done
+        if self._progress is not None:
+            self._progress.n = done
+            self._progress.refresh()
+
+    def _on_denoised(self, source: "Image", result: dict[str, Any]) -> None:
+        if source not in self.viewer.layers:
+            show_info(f"Denoise: layer {source.name!r} was removed; result dropped")
+            return
+        out = result["denoised"]
+        metadata = {"source_layer": source.name, "provenance": result["provenance"]}
+        denoised = set_image(self.viewer, f"{source.name}_denoised", out,
+                             contrast_limits=tuple(source.contrast_limits), colormap="gray",
+                             metadata=metadata, blending="translucent", **geometry(source))
+        if "residual" in result:
+            limit = result["residual_limit"]
+            set_image(self.viewer, f"{source.name}_residual", result["residual"],
+                      colormap="PiYG", contrast_limits=(-limit, limit), visible=False,
+                      metadata={**metadata, "residual": "input - output"}, **geometry(source))
+        self._apply_blend()
+        self.viewer.layers.selection.active = denoised
+        label = result["name"] if result["trained"] else f"{result['name']} (UNTRAINED, random weights)"
+        self.status.value = f"Done: {denoised.name} with {label}"
+        if not result["trained"]:
+            show_info("Denoise used an UNTRAINED model (random weights): the output is not denoised")
+
+    def _on_aborted(self) -> None:
+        self.status.value = "Cancelled; the previous result is unchanged"
+
+    def _on_error(self, what: str, exc: BaseException) -> None:
+        # napari's worker also relays the exception to the notification manager (with traceback
+        # in the console); the status line keeps the one-line reason in the widget.
+        self.status.value = f"{what} failed: {exc}"
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    # -- blend ---------------------------------------------------------------------------------
+    def _apply_blend(self, value: float | None = None) -> None:
+        layer = self.layer_combo.value
+        if layer is None:
+            return
+        alpha = float(self.blend_slider.value)
+        for suffix in ("_denoised", "_preview"):
+            name = layer.name + suffix
+            if name in self.viewer.layers:
+                self.viewer.layers[name].opacity = alpha
+
+    # -- live preview --------------------------------------------------------------------------
+    def _on_preview_toggled(self, on: bool) -> None:
+        if on:
+            self._schedule_preview()
+        else:
+            self._preview_timer.stop()
+            self._preview_request += 1  # results still in flight are dropped
+            self._preview_pending = False
+
+    def _schedule_preview(self, event: Any = None) -> None:
+        if self.preview_check.value:
+            self._preview_timer.start()  # restarts the single-shot timer: debouncing
+
+    def start_preview(self) -> Any:
+        """Denoise the b-scan under the dims slider now; returns the worker (None if deferred)."""
+        layer = self.layer_combo.value
+        if layer is None or not self.preview_check.value:
+            return None
+        self._preview_request += 1
+        if self.preview_worker is not None:  # one at a time; the newest request runs next
+            self._preview_pending = True
+            return None
+        try:
+            data = layer_array(layer)
+        except ValueError as exc:
+            show_error(f"Preview: {exc}")
+            return None
+        index = current_bscan(self.viewer, layer)
+        bscan = data if data.ndim == 2 else np.array(data[index])
+        worker = denoise_bscan(bscan, self.weights_combo.value, self.device_combo.value)
+        worker.returned.connect(partial(self._on_preview, self._preview_request, layer, index))
+        worker.errored.connect(partial(self._on_error, "Preview"))
+        worker.finished.connect(self._on_preview_finished)
+        self.preview_worker = worker
+        worker.start()
+        return worker
+
+    def _on_preview(self, request: int, source: "Image", index: int,
+                    result: dict[str, Any]) -> None:
+        if request != self._preview_request or source not in self.viewer.layers:
+            return  # stale: the slider moved (or preview was switched off) meanwhile
+        out = result["denoised"]
+        if source.ndim == 3:
+            out, geo = out[None], slice_geometry(source, index)
+        else:
+            geo = geometry(source)
+        metadata = {"source_layer": source.name, "bscan": index,
+                    "provenance": result["provenance"]}
+        set_image(self.viewer, f"{source.name}_preview", out,
+                  contrast_limits=tuple(source.contrast_limits), colormap="gray",
+                  blending="translucent", metadata=metadata, **geo)
+        self._apply_blend()
+        self.status.value = f"Preview of b-scan {index}"
+
+    def _on_preview_finished(self) -> None:
+        self.preview_worker = None
+        if self._preview_pending:
+            self._preview_pending = False
+            self.start_preview()
