@@ -1,0 +1,138 @@
+"""npe2 reader: OCT b-scans, stacks, folders and vendor volumes as scaled napari layers.
+
+Vendor layer segmentations (ILM, RPE = vendor BM, ...) become Shapes layers of paths, one path per
+b-scan (split where the height is missing), in the image's world coordinates: they render as lines on
+the current b-scan while scrolling, in 2D and in 3D, and keep the heights in ``metadata["heights"]``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .io import OctImage, OctReadError, is_supported, read_oct
+
+#: eyepy's layer colours (eyepy.config), so ILM/RPE look the same here as in eyepy's plots.
+BOUNDARY_COLORS = {
+    "ILM": "#F668C2", "RPE": "#97A431", "BM": "#F77189", "RPE_vendor": "#97A431", "RNFL": "#3BA3EC",
+    "NFL": "#3BA3EC", "GCL": "#34AF84", "IPL": "#BB9832", "INL": "#E866F4", "OPL": "#38AABF",
+    "ONL": "#50B131", "ELM": "#E68332", "PR1": "#36ADA4", "EZ": "#36ADA4", "PR2": "#A48CF4",
+    "IZ": "#A48CF4",
+}
+DEFAULT_BOUNDARY_COLOR = "#FF0000"
+
+LayerDataTuple = tuple[Any, dict[str, Any], str]
+
+
+def napari_get_reader(path: str | Sequence[str]) -> Callable[[Any], list] | None:
+    """Return :func:`read_layers` when every path is something :func:`io.read_oct` can try, else None."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths or not all(is_supported(p) for p in paths):
+        return None
+    return read_layers
+
+
+def read_layers(path: str | Sequence[str]) -> list:
+    """Read each path into an image layer (+ vendor boundary layers); failures become notifications."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    layers: list = []
+    for p in paths:
+        try:
+            image = read_oct(p)
+        except OctReadError as exc:
+            _notify_error(str(exc))
+            continue
+        layers.extend(oct_layers(image, _layer_name(p)))
+    # [(None,)] is napari's "read fine, nothing to add" sentinel: the user sees our notification and no
+    # "reader returned no data" traceback dialog.
+    return layers or [(None,)]
+
+
+def oct_layers(image: OctImage, name: str) -> list[LayerDataTuple]:
+    """Image layer plus one Shapes layer per stored boundary, all sharing scale, units and axis labels."""
+    meta = dict(image.metadata)
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "scale": tuple(image.scale),
+        "units": tuple(image.units),
+        "axis_labels": tuple(image.axis_labels),
+        "metadata": meta,
+    }
+    if meta.get("intensity_transform") == "log_display":
+        kwargs["contrast_limits"] = (0.0, 1.0)
+    layers: list[LayerDataTuple] = [(image.data, kwargs, "image")]
+    for bname, rows in image.boundaries.items():
+        layers.append(boundary_layer(rows, f"{name}_{bname}", bname, image.scale, image.units,
+                                     image.axis_labels, image.data.ndim, source=meta.get("path")))
+    return layers
+
+
+def boundary_layer(
+    rows: np.ndarray,
+    layer_name: str,
+    boundary: str,
+    scale: Sequence[float],
+    units: Sequence[str],
+    axis_labels: Sequence[str],
+    ndim: int,
+    source: str | None = None,
+) -> LayerDataTuple:
+    """Shapes paths for boundary heights ``rows`` (N, W) (or (W,)), one path per finite run per b-scan."""
+    heights = np.atleast_2d(np.asarray(rows, dtype=np.float32))
+    paths = boundary_paths(heights, ndim)
+    color = BOUNDARY_COLORS.get(boundary, DEFAULT_BOUNDARY_COLOR)
+    kwargs = {
+        "name": layer_name,
+        "shape_type": "path",
+        "edge_color": color,
+        "face_color": "transparent",
+        "edge_width": 1.5,
+        "scale": tuple(scale),
+        "units": tuple(units),
+        "axis_labels": tuple(axis_labels),
+        "metadata": {"boundary": boundary, "heights": heights, "source": source},
+    }
+    return (paths, kwargs, "shapes")
+
+
+def boundary_paths(heights: np.ndarray, ndim: int) -> list[np.ndarray]:
+    """Vertices (b-scan, row, column) (ndim 3) or (row, column) (ndim 2) per run of finite heights."""
+    heights = np.atleast_2d(heights)
+    if ndim == 2 and heights.shape[0] != 1:
+        raise ValueError(f"a 2D b-scan takes one row of heights, got {heights.shape}")
+    paths = []
+    cols = np.arange(heights.shape[1], dtype=np.float32)
+    for i, row in enumerate(heights):
+        finite = np.isfinite(row)
+        # split at missing A-scans so a path never bridges a gap with a straight line
+        edges = np.flatnonzero(np.diff(np.r_[0, finite.astype(np.int8), 0]))
+        for start, stop in zip(edges[::2], edges[1::2]):
+            if stop - start < 2:
+                continue  # napari paths need two vertices
+            seg = np.column_stack([row[start:stop], cols[start:stop]])
+            if ndim == 3:
+                seg = np.column_stack([np.full(stop - start, i, dtype=np.float32), seg])
+            paths.append(seg)
+    return paths
+
+
+def _layer_name(path: str | os.PathLike) -> str:
+    """Layer name from the file stem (folder name for a folder)."""
+    p = Path(path)
+    return p.name if p.is_dir() else p.stem
+
+
+def _notify_error(message: str) -> None:
+    """Show a napari error notification (falls back to a warning outside napari)."""
+    try:
+        from napari.utils.notifications import show_error
+    except ImportError:  # pragma: no cover - napari is a dependency, but keep the core usable
+        import warnings
+
+        warnings.warn(message, stacklevel=3)
+        return
+    show_error(message)

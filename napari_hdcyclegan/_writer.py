@@ -1,0 +1,31 @@
+"""npe2 single-layer writer: an image layer as an ImageJ TIFF that keeps scale, units and axis labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import io
+
+
+def write_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    """Write one image layer to ``path`` with :func:`napari_hdcyclegan.io.write_tiff`; returns [path]."""
+    if isinstance(data, (list, tuple)):
+        data = data[0]  # multiscale: the full-resolution level
+    if attributes.get("rgb"):
+        raise ValueError("RGB layers are not OCT b-scans; convert the layer to grayscale before saving")
+    arr = np.asarray(data)
+    ndim = arr.ndim
+    scale = attributes.get("scale")
+    units = attributes.get("units")
+    labels = attributes.get("axis_labels")
+    written = io.write_tiff(
+        path,
+        arr,
+        scale=tuple(scale)[-ndim:] if scale is not None else None,
+        units=tuple(str(u) for u in units)[-ndim:] if units is not None else io.PIXEL,
+        axis_labels=tuple(labels)[-ndim:] if labels is not None else None,
+        metadata=attributes.get("metadata") or {},
+    )
+    return [written]

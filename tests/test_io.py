@@ -1,0 +1,345 @@
+"""Tests for napari_hdcyclegan.io: files written here, the shipped real .vol, and clear errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+
+from napari_hdcyclegan import io
+from napari_hdcyclegan.io import OctReadError, read_oct, write_tiff
+
+VOL = Path(io.__file__).resolve().parent / "data" / "heidelberg_circle.vol"
+
+
+def _stack(n: int = 3, h: int = 20, w: int = 30, dtype=np.uint8) -> np.ndarray:
+    """A small stack whose b-scan i is filled around value 10 * i (so order is checkable)."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 5, (n, h, w))
+    return (base + 10 * np.arange(n)[:, None, None]).astype(dtype)
+
+
+# ---------------------------------------------------------------- TIFF
+
+
+def test_imagej_tiff_scale_units_labels_and_memmap(tmp_path):
+    data = _stack()
+    path = tmp_path / "vol.tif"
+    tifffile.imwrite(path, data, imagej=True, resolution=(1 / 11.45, 1 / 3.87),
+                     metadata={"spacing": 120.0, "unit": "micron", "axes": "ZYX"})
+    im = read_oct(path)
+    np.testing.assert_array_equal(im.data, data)
+    assert im.scale == pytest.approx((120.0, 3.87, 11.45), rel=1e-6)
+    assert im.units == ("um", "um", "um")
+    assert im.axis_labels == ("b-scan", "depth", "lateral")
+    assert isinstance(im.data, np.memmap)  # uncompressed: not loaded into memory
+    assert im.metadata["format"] == "imagej-tiff" and im.metadata["path"] == str(path)
+    assert im.metadata["source"]["imagej"]["spacing"] == 120.0
+
+
+def test_imagej_tiff_in_mm_converted_to_um(tmp_path):
+    path = tmp_path / "mm.tif"
+    tifffile.imwrite(path, _stack(1)[0], imagej=True, resolution=(1 / 0.004, 1 / 0.002), metadata={"unit": "mm"})
+    im = read_oct(path)
+    assert im.data.ndim == 2
+    assert im.scale == pytest.approx((2.0, 4.0))
+    assert im.units == ("um", "um")
+
+
+def test_compressed_tiff_read_page_by_page(tmp_path):
+    data = _stack(dtype=np.uint16)
+    path = tmp_path / "zip.tif"
+    tifffile.imwrite(path, data, compression="zlib", photometric="minisblack")
+    im = read_oct(path)
+    assert not isinstance(im.data, np.memmap)
+    assert im.metadata["source"]["memory_mapped"] is False
+    np.testing.assert_array_equal(im.data, data)
+    assert im.units == ("pixel",) * 3 and im.scale == (1.0, 1.0, 1.0)
+
+
+def test_ome_tiff_physical_size(tmp_path):
+    data = _stack().astype(np.float32)
+    path = tmp_path / "vol.ome.tif"
+    tifffile.imwrite(path, data, ome=True, metadata={
+        "axes": "ZYX", "PhysicalSizeX": 11.45, "PhysicalSizeXUnit": "µm", "PhysicalSizeY": 3.87,
+        "PhysicalSizeYUnit": "µm", "PhysicalSizeZ": 0.12, "PhysicalSizeZUnit": "mm"})
+    im = read_oct(path)
+    assert im.metadata["format"] == "ome-tiff"
+    assert im.scale == pytest.approx((120.0, 3.87, 11.45))
+    assert im.units == ("um", "um", "um")
+
+
+def test_centimetre_resolution_honoured_inch_dpi_ignored(tmp_path):
+    b = _stack(1)[0]
+    cm = tmp_path / "cm.tif"
+    tifffile.imwrite(cm, b, resolution=(1e4 / 5.0, 1e4 / 2.0), resolutionunit="CENTIMETER")
+    assert read_oct(cm).scale == pytest.approx((2.0, 5.0))
+    dpi = tmp_path / "dpi.tif"  # 72 dpi from an image editor is print size, not pixel size
+    tifffile.imwrite(dpi, b, resolution=(72.0, 72.0), resolutionunit="INCH")
+    im = read_oct(dpi)
+    assert im.scale == (1.0, 1.0) and im.units == ("pixel", "pixel")
+
+
+def test_rgb_tiff_becomes_gray(tmp_path):
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[..., 0] = 200
+    path = tmp_path / "rgb.tif"
+    tifffile.imwrite(path, rgb, photometric="rgb")
+    im = read_oct(path)
+    assert im.data.shape == (20, 30) and im.data.dtype == np.uint8
+    assert 0 < im.data.mean() < 200
+
+
+def test_tiff_with_too_many_axes_is_an_error(tmp_path):
+    path = tmp_path / "4d.tif"
+    tifffile.imwrite(path, np.zeros((2, 3, 8, 8), np.uint8), imagej=True, metadata={"axes": "TZYX"})
+    with pytest.raises(OctReadError, match="2D.*3D"):
+        read_oct(path)
+
+
+# ---------------------------------------------------------------- PNG / JPEG / folders
+
+
+def test_png_gray_and_rgb(tmp_path):
+    gray = _stack(1)[0]
+    iio.imwrite(tmp_path / "g.png", gray)
+    im = read_oct(tmp_path / "g.png")
+    np.testing.assert_array_equal(im.data, gray)
+    assert im.axis_labels == ("depth", "lateral") and im.units == ("pixel", "pixel")
+    # gray stored as RGB: exact
+    iio.imwrite(tmp_path / "grgb.png", np.repeat(gray[..., None], 3, axis=2))
+    np.testing.assert_array_equal(read_oct(tmp_path / "grgb.png").data, gray)
+    # coloured RGB: luminance, dtype kept
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[..., 1] = 255
+    iio.imwrite(tmp_path / "c.png", rgb)
+    im = read_oct(tmp_path / "c.png")
+    assert im.data.shape == (20, 30) and im.data.dtype == np.uint8
+    assert 150 < im.data.mean() < 200  # Rec. 709 green weight 0.7152
+    # RGBA: alpha dropped
+    iio.imwrite(tmp_path / "a.png", np.dstack([rgb, np.full((20, 30), 255, np.uint8)]))
+    np.testing.assert_array_equal(read_oct(tmp_path / "a.png").data, im.data)
+
+
+def test_jpeg(tmp_path):
+    img = np.tile(np.linspace(0, 255, 32, dtype=np.uint8), (16, 1))
+    iio.imwrite(tmp_path / "b.jpg", img)
+    im = read_oct(tmp_path / "b.jpg")
+    assert im.data.shape == (16, 32) and im.metadata["format"] == "jpeg"
+    assert np.abs(im.data.astype(int) - img).mean() < 5
+
+
+def test_folder_of_pngs_sorted_naturally(tmp_path):
+    data = _stack(n=11)
+    for i, b in enumerate(data):
+        iio.imwrite(tmp_path / f"bscan{i}.png", b)  # bscan10 must come after bscan9
+    (tmp_path / "notes.txt").write_text("ignored")
+    im = read_oct(tmp_path)
+    np.testing.assert_array_equal(im.data, data)
+    assert im.axis_labels == ("b-scan", "depth", "lateral")
+    assert im.metadata["files"][-2:] == ["bscan9.png", "bscan10.png"]
+    assert im.metadata["format"] == "folder"
+
+
+def test_mixed_shape_folder_is_a_clear_error(tmp_path):
+    iio.imwrite(tmp_path / "a.png", np.zeros((20, 30), np.uint8))
+    iio.imwrite(tmp_path / "b.png", np.zeros((21, 30), np.uint8))
+    with pytest.raises(OctReadError, match=r"a\.png.*\(20, 30\).*b\.png.*\(21, 30\)"):
+        read_oct(tmp_path)
+
+
+def test_folder_without_images_is_an_error(tmp_path):
+    (tmp_path / "x.txt").write_text("no images")
+    with pytest.raises(OctReadError, match="no b-scan images"):
+        read_oct(tmp_path)
+
+
+# ---------------------------------------------------------------- bad files
+
+
+@pytest.mark.parametrize("name", ["empty.tif", "empty.png", "empty.vol"])
+def test_empty_file(tmp_path, name):
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(OctReadError, match="empty") as info:
+        read_oct(tmp_path / name)
+    assert info.value.path == str(tmp_path / name)
+
+
+@pytest.mark.parametrize("name", ["junk.tif", "junk.png", "junk.jpg", "junk.vol"])
+def test_corrupt_file(tmp_path, name):
+    (tmp_path / name).write_bytes(np.random.default_rng(1).bytes(2000))
+    with pytest.raises(OctReadError) as info:
+        read_oct(tmp_path / name)
+    assert str(tmp_path / name) in str(info.value) and info.value.reason
+
+
+def test_truncated_tiffs(tmp_path):
+    data = _stack(n=4, h=64, w=64)
+    for comp in (None, "zlib"):
+        full = tmp_path / f"full_{comp}.tif"
+        tifffile.imwrite(full, data, compression=comp, photometric="minisblack")
+        cut = tmp_path / f"cut_{comp}.tif"
+        cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+        with pytest.raises(OctReadError, match="corrupt or truncated|Error"):
+            read_oct(cut)
+
+
+def test_truncated_vol(tmp_path):
+    cut = tmp_path / "cut.vol"
+    cut.write_bytes(VOL.read_bytes()[:100_000])
+    with pytest.raises(OctReadError, match="corrupt or truncated"):
+        read_oct(cut)
+
+
+def test_missing_and_unsupported(tmp_path):
+    with pytest.raises(OctReadError, match="no such file"):
+        read_oct(tmp_path / "nope.tif")
+    (tmp_path / "a.txt").write_text("text")
+    with pytest.raises(OctReadError, match="unsupported file type"):
+        read_oct(tmp_path / "a.txt")
+    assert isinstance(OctReadError("x", "y"), ValueError)
+
+
+def test_non_heyex_xml_is_refused(tmp_path):
+    path = tmp_path / "other.xml"
+    path.write_text("<?xml version='1.0'?><root/>")
+    assert not io.is_supported(path)
+    with pytest.raises(OctReadError, match="HEYEX"):
+        read_oct(path)
+
+
+def test_missing_oct_converter_names_the_extra(tmp_path, monkeypatch):
+    path = tmp_path / "scan.fds"
+    path.write_bytes(b"FOCT" + bytes(100))
+    monkeypatch.setitem(sys.modules, "oct_converter.readers", None)  # import now raises ImportError
+    with pytest.raises(OctReadError, match=r"oct-converter.*pip install"):
+        read_oct(path)
+
+
+# ---------------------------------------------------------------- vendor: Heidelberg .vol (real file)
+
+
+def test_heidelberg_vol_circle_scan():
+    pytest.importorskip("eyepy")
+    im = read_oct(VOL)
+    assert im.data.shape == (1, 496, 768) and im.data.dtype == np.float32
+    # header: ScaleY (axial) 3.8717 µm, ScaleX (lateral) 17.891 µm; circle scan has no b-scan spacing
+    assert im.scale[1:] == pytest.approx((3.8717, 17.891), abs=1e-3)
+    assert im.units == ("pixel", "um", "um")
+    assert im.axis_labels == ("b-scan", "depth", "lateral")
+    assert im.metadata["source"]["scan_pattern"] == 2
+    assert im.metadata["source"]["scan_pattern_name"] == "circle"
+    # linear vendor data gets the log display transform first
+    assert im.metadata["intensity_transform"] == "log_display" and not im.linear
+    assert 0.0 <= im.data.min() and im.data.max() <= 1.0 and 0.1 < im.data.mean() < 0.6
+    ilm, rpe = im.boundaries["ILM"], im.boundaries["RPE"]
+    assert ilm.shape == rpe.shape == (1, 768)
+    assert np.isnan(ilm).sum() == 187  # vendor "invalid" (float32 max) A-scans become NaN
+    assert np.isfinite(rpe).all() and np.nanmax(ilm) < 496
+    assert list(im.boundaries)[:2] == ["ILM", "RPE"] and "BM" not in im.boundaries
+
+
+def test_vol_boundaries_orientation():
+    """ILM lies above (smaller row than) the RPE/BM wherever both are known, rows from the top."""
+    pytest.importorskip("eyepy")
+    im = read_oct(VOL)
+    ilm, rpe = im.boundaries["ILM"][0], im.boundaries["RPE"][0]
+    both = np.isfinite(ilm) & np.isfinite(rpe)
+    assert both.sum() > 500
+    assert np.all(ilm[both] < rpe[both])
+    # and the image agrees: the retina between them is brighter than the vitreous above the ILM
+    col = int(np.flatnonzero(both)[len(np.flatnonzero(both)) // 2])
+    top, bottom = int(ilm[col]), int(rpe[col])
+    assert im.data[0, top:bottom, col].mean() > im.data[0, : max(top - 5, 1), col].mean()
+
+
+def test_vol_linear_on_request():
+    pytest.importorskip("eyepy")
+    im = read_oct(VOL, display=False)
+    assert im.linear and im.metadata["source_intensity"] == "linear"
+    assert im.data.max() <= 1.0 and np.median(im.data) < 0.05  # linear OCT intensity is mostly dark
+
+
+def test_vendor_boundary_names():
+    n, w = 2, 5
+    rows = np.full((n, w), 10.0, np.float32)
+    out = io._vendor_boundaries({"ILM": rows, "BM": rows + 50, "GCL": np.full((n, w), 3.4028235e38),
+                                 "RNFL": rows + 5}, (n, 100, w))
+    assert list(out) == ["ILM", "RPE", "RNFL"]  # BM -> RPE (CONVENTIONS), invalid-only layer dropped
+    np.testing.assert_array_equal(out["RPE"], rows + 50)
+
+
+def test_dicom_spacing(tmp_path):
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    data = _stack(n=2, h=16, w=24)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.5.4"  # Ophthalmic Tomography Image
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.Manufacturer = "OPT", "Test"
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 16, 24, 2
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelSpacing = [0.0039, 0.0115]
+    ds.SliceThickness = 0.12
+    ds.PixelData = data.tobytes()
+    path = tmp_path / "oct.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    im = read_oct(path)
+    np.testing.assert_array_equal(im.data, data)
+    assert im.scale == pytest.approx((120.0, 3.9, 11.5))
+    assert im.units == ("um", "um", "um") and im.metadata["format"] == "dicom"
+
+
+# ---------------------------------------------------------------- writer
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64, np.int16])
+def test_write_tiff_round_trip_keeps_scale(tmp_path, dtype):
+    data = _stack(dtype=dtype)
+    path = tmp_path / "out.tif"
+    assert write_tiff(path, data, scale=(123.4, 3.8716698, 17.891099), metadata={"note": "x", "n": 3}) == str(path)
+    im = read_oct(path)
+    np.testing.assert_array_equal(im.data, data.astype(im.data.dtype))
+    assert im.scale == (123.4, 3.8716698, 17.891099)  # exact, not rounded through TIFF rationals
+    assert im.units == ("um", "um", "um") and im.axis_labels == ("b-scan", "depth", "lateral")
+    assert im.metadata["note"] == "x" and im.metadata["n"] == 3
+    assert tifffile.TiffFile(path).is_imagej  # Fiji opens it with the same calibration
+
+
+def test_write_tiff_2d_mixed_units_labels_and_single_bscan(tmp_path):
+    path = tmp_path / "b.tif"
+    write_tiff(path, np.ones((8, 9), np.float32), scale=(0.0039, 0.0115), units="mm", axis_labels=("z", "x"))
+    im = read_oct(path)
+    assert im.scale == pytest.approx((3.9, 11.5)) and im.axis_labels == ("z", "x")
+    one = tmp_path / "one.tif"
+    write_tiff(one, np.ones((1, 8, 9), np.uint8), scale=(1.0, 3.87, 11.45), units=("pixel", "micrometer", "um"))
+    im = read_oct(one)
+    assert im.data.shape == (1, 8, 9)
+    assert im.units == ("pixel", "um", "um") and im.scale == pytest.approx((1.0, 3.87, 11.45))
+
+
+def test_write_tiff_rejects_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="2D"):
+        write_tiff(tmp_path / "x.tif", np.zeros((2, 2, 2, 2)))
+    with pytest.raises(ValueError, match="positive"):
+        write_tiff(tmp_path / "x.tif", np.zeros((4, 4)), scale=(0.0, 1.0))
+
+
+def test_import_is_light():
+    """The core reader module imports no vendor library, napari, Qt or torch."""
+    code = ("import sys, napari_hdcyclegan.io; "
+            "bad = [m for m in ('eyepy', 'oct_converter', 'cv2', 'napari', 'torch', 'qtpy') if m in sys.modules]; "
+            "assert not bad, bad")
+    assert os.system(f'"{sys.executable}" -c "{code}"') == 0
