@@ -1,0 +1,125 @@
+"""Tests of the classical baselines: shape/dtype/range contract, denoising, progress, cancel, extras."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from napari_hdcyclegan import baselines
+from napari_hdcyclegan.baselines import BASELINES, MissingExtraError, denoise_bm3d
+from napari_hdcyclegan.progress import Cancelled
+
+FAST = [k for k in BASELINES if k != "bm3d"]
+
+
+def layered(shape=(48, 64), seed=0, noise=0.12):
+    """(noisy, clean) float32 synthetic retina in [0, 1]: bright bands, additive display-domain noise."""
+    h, w = shape
+    rows = np.arange(h)[:, None] + 2 * np.sin(np.arange(w)[None, :] / 7.0)
+    clean = np.full(shape, 0.1, np.float32)
+    for top, bottom, level in [(0.30, 0.38, 0.8), (0.38, 0.62, 0.45), (0.62, 0.70, 0.95),
+                               (0.70, 0.82, 0.55)]:
+        clean[(rows >= top * h) & (rows < bottom * h)] = level
+    rng = np.random.default_rng(seed)
+    noisy = np.clip(clean + rng.normal(0, noise, shape), 0, 1).astype(np.float32)
+    return noisy, clean
+
+
+def as_dtype(unit, dtype):
+    """Scale a [0, 1] image into ``dtype``'s usual range (uint8 0..255, uint16 0..4000, float 0..1)."""
+    scale = {np.uint8: 255.0, np.uint16: 4000.0, np.float32: 1.0}[dtype]
+    return (unit * scale).round().astype(dtype) if dtype != np.float32 else (unit * scale).astype(dtype)
+
+
+@pytest.mark.parametrize("method", FAST)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_shape_dtype_range(method, dtype, ndim):
+    noisy, _ = layered((32, 40))
+    img = as_dtype(noisy, dtype)
+    if ndim == 3:
+        img = np.stack([img, img[::-1]])
+    out = BASELINES[method](img)
+    assert out.shape == img.shape and out.dtype == img.dtype
+    assert out.min() >= img.min() and out.max() <= img.max()
+    assert not np.array_equal(out, img)  # it did something
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_bm3d_contract(dtype):
+    noisy, clean = layered((32, 32))
+    img = np.stack([as_dtype(noisy, dtype)] * 2)
+    out = denoise_bm3d(img)
+    assert out.shape == img.shape and out.dtype == img.dtype
+    assert out.min() >= img.min() and out.max() <= img.max()
+    err = lambda a: np.mean((a.astype(np.float64) - as_dtype(clean, dtype).astype(np.float64)) ** 2)
+    assert err(out[0]) < 0.7 * err(img[0])
+
+
+@pytest.mark.parametrize("method", FAST)
+def test_denoising_lowers_error(method):
+    noisy, clean = layered((48, 64), seed=1)
+    out = BASELINES[method](noisy)
+    mse = lambda a: float(np.mean((a - clean) ** 2))
+    assert mse(out) < 0.75 * mse(noisy), method
+
+
+def test_volume_is_slice_by_slice():
+    noisy, _ = layered((32, 40), seed=2)
+    other, _ = layered((32, 40), seed=3)
+    vol = np.stack([noisy, other])
+    out = baselines.denoise_nlmeans(vol)
+    # Same global intensity mapping (min/max of the volume) applies to each slice.
+    lone = baselines.denoise_nlmeans(np.stack([noisy, noisy]))
+    assert np.allclose(out[0], lone[0], atol=1e-5)
+
+
+def test_progress_and_cancel():
+    noisy, _ = layered((24, 24))
+    vol = np.stack([noisy] * 3)
+    calls = []
+    BASELINES["median"](vol, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    seen = []
+
+    def cancel():
+        seen.append(1)
+        return len(seen) > 1  # let the first slice run, stop before the second
+
+    with pytest.raises(Cancelled):
+        BASELINES["wavelet"](vol, cancel=cancel)
+    assert len(seen) == 2
+
+
+def test_parameters_override_estimate():
+    noisy, _ = layered((32, 32), seed=4)
+    weak = baselines.denoise_nlmeans(noisy, h=1e-4, sigma=0.0)
+    assert np.allclose(weak, noisy, atol=2e-3)  # tiny h: (almost) no smoothing
+    strong = baselines.denoise_wavelet(noisy, sigma=0.2)
+    assert strong.std() < baselines.denoise_wavelet(noisy, sigma=0.01).std()
+    with pytest.raises(ValueError):
+        baselines.denoise_wavelet(noisy, sigma=-1.0)
+
+
+def test_missing_bm3d_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "bm3d", None)  # makes `import bm3d` raise ImportError
+    noisy, _ = layered((16, 16))
+    with pytest.raises(MissingExtraError, match=r'pip install "napari-hdcyclegan\[bm3d\]"'):
+        denoise_bm3d(noisy)
+    assert issubclass(MissingExtraError, ImportError)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError):
+        BASELINES["median"](np.zeros((4, 4, 4, 4)))
+    with pytest.raises(ValueError):
+        BASELINES["median"](np.array([["a"]]))
+
+
+def test_constant_image_is_kept():
+    img = np.full((16, 16), 7, np.uint8)
+    for key in FAST:
+        assert np.array_equal(BASELINES[key](img), img), key
