@@ -176,11 +176,17 @@ def speckle_average(linear_intensity: np.ndarray, n_frames: int, rng: np.random.
         energy = float((_kernel1d(psf[0]) ** 2).sum() * (_kernel1d(psf[1]) ** 2).sum())
         gain = np.float32(1.0 / np.sqrt(energy))
 
+    # Draw the fields with a margin of the PSF radius and crop after blurring, so that border pixels
+    # see independent samples (edge-replicated noise would be correlated and too bright there).
+    h, w = lin.shape
+    rz, rx = (len(_kernel1d(s)) // 2 for s in psf) if psf is not None else (0, 0)
+    padded = np.pad(lin, ((rz, rz), (rx, rx)), mode="edge")
+
     def blur(field2: np.ndarray) -> np.ndarray:
-        """Amplitude PSF on the stacked (real, imag) field; linear, so it is applied per component."""
+        """Amplitude PSF on the stacked (real, imag) padded field, cropped back to the image."""
         if sigmas is None:
             return field2
-        out = ndimage.gaussian_filter(field2, sigmas, mode="nearest")
+        out = ndimage.gaussian_filter(field2, sigmas, mode="nearest")[:, rz:rz + h, rx:rx + w]
         out *= gain
         return out
 
@@ -188,15 +194,19 @@ def speckle_average(linear_intensity: np.ndarray, n_frames: int, rng: np.random.
     shared = None
     if coh > 0:
         if base is None:
-            base = rng.standard_normal((2, *lin.shape), dtype=np.float32) * half
-        shared = blur(base * np.sqrt(coh * lin).astype(np.float32))
+            base = rng.standard_normal((2, h, w), dtype=np.float32) * half
+        elif np.shape(base) != (2, h, w):
+            raise ValueError(f"base must have shape {(2, h, w)}, got {np.shape(base)}")
+        # periodic padding keeps the margin samples independent of their neighbours
+        base_p = np.pad(np.asarray(base, np.float32), ((0, 0), (rz, rz), (rx, rx)), mode="wrap")
+        shared = blur(base_p * np.sqrt(coh * padded).astype(np.float32))
     # The noise floor joins the fresh field before the PSF: one draw per frame instead of two, and
     # since the PSF has unit energy its power stays ``noise_floor`` (with the speckle's grain, like
     # spectral-domain noise after the spectral window).
-    fresh_amp = (np.sqrt((1.0 - coh) * lin + noise_floor) * half).astype(np.float32)
+    fresh_amp = (np.sqrt((1.0 - coh) * padded + noise_floor) * half).astype(np.float32)
     acc = np.zeros(lin.shape, dtype=np.float32)
     for _ in range(int(n_frames)):
-        f = rng.standard_normal((2, *lin.shape), dtype=np.float32)
+        f = rng.standard_normal((2, *fresh_amp.shape), dtype=np.float32)
         f *= fresh_amp
         f = blur(f)
         if shared is not None:
@@ -634,7 +644,8 @@ def cached_pairs(n: int = 8, seed: int = 0, shape: tuple[int, int] = (496, 512),
 
 SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "sim_sample.npz"
 #: Settings of the shipped sample volume (scripts/make_sample_data.py).
-SAMPLE_SETTINGS = {"n_bscans": 8, "seed": 2019, "shape": (496, 512), "hn_frames": 12, "ln_frames": 60}
+SAMPLE_SETTINGS = {"n_bscans": 5, "seed": 2019, "shape": (496, 512), "hn_frames": 12, "ln_frames": 60,
+                   "spacing_um": 200.0}
 
 
 def load_sample_volume(path: str | os.PathLike | None = None) -> SimulatedVolume:
