@@ -1,0 +1,400 @@
+"""Compare dock widget: HDcycleGAN next to BM3D / wavelet (/ NL-means) in napari's grid mode.
+
+One action computes the baselines of :mod:`napari_hdcyclegan.baselines` for the current b-scan or
+the whole volume in a generator worker (cancel between b-scans), takes the model output from an
+existing ``<input>_denoised`` layer of the input's shape (or computes it), and lays raw / model /
+baselines out in grid mode: every result copies the input's scale, translate, units and
+axis_labels (so one dims slider drives all of them) and its contrast limits are linked to the raw
+layer's. Baselines run b-scan by b-scan in both modes, so a current-b-scan result equals that
+b-scan of a whole-volume result. Results of the current-b-scan mode are (1, H, W) layers placed at
+their b-scan (``<input>_bm3d`` ...; the model's is ``<input>_preview``, as in the denoise widget).
+
+The table shows, for the b-scan under the dims slider, CNR and MSR of each method (signal and
+background masks from :func:`napari_hdcyclegan.metrics.signal_background_masks` of the LN reference,
+or of the raw b-scan when none is chosen) and, with an LN reference layer, PSNR and SSIM after DFT
+registration (:func:`napari_hdcyclegan.metrics.score_methods`). It is recomputed in a worker,
+debounced, latest request wins, as the slider moves.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, RadioButtons,
+)
+from napari.qt.threading import thread_worker
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from ._common import (
+    connect_layer_list, current_bscan, geometry, image_layer_choices, layer_array, set_image,
+    show_error, show_info, slice_geometry,
+)
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image
+
+CURRENT, VOLUME = "current b-scan", "whole volume"
+NO_REFERENCE = "(none)"
+#: Table columns: metric key in metrics.score_pair -> header.
+COLUMNS = {"CNR": "CNR", "MSR": "MSR", "PSNR": "PSNR (dB)", "SSIM": "SSIM"}
+TABLE_DELAY_MS = 150
+
+
+@thread_worker
+def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: bool,
+                       weights: str, device: str) -> Iterator[tuple[int, int]]:
+    """Worker: model (if needed) and baselines of every b-scan of ``stack``; yields (done, total)."""
+    from napari_hdcyclegan.baselines import BASELINES, MissingExtraError
+
+    n = stack.shape[0]
+    total = n * (len(methods) + int(need_model))
+    done = 0
+    results: dict[str, np.ndarray] = {}
+    missing: dict[str, str] = {}
+    provenance = None
+    yield done, total
+    if need_model:
+        from napari_hdcyclegan.engine import get_denoiser
+
+        denoiser = get_denoiser(weights, device)
+        out = np.empty_like(stack)
+        for start, stop, chunk in denoiser.iter_denoise(stack):
+            out[start:stop] = chunk
+            done += stop - start
+            yield done, total
+        results["model"], provenance = out, denoiser.provenance()
+    for name in methods:
+        out = np.empty_like(stack)
+        try:
+            for i in range(n):  # per b-scan, so that Cancel stops between b-scans
+                out[i] = BASELINES[name](stack[i])
+                done += 1
+                yield done, total
+        except MissingExtraError as exc:
+            missing[name] = str(exc)
+            done = min(total, done + n)
+            continue
+        results[name] = out
+    return {"results": results, "missing": missing, "provenance": provenance}
+
+
+def score_bscans(images: dict[str, np.ndarray], reference: np.ndarray | None
+                 ) -> dict[str, dict[str, float]]:
+    """CNR/MSR of every 2D image (masks from ``reference`` or the raw one) and PSNR/SSIM vs it."""
+    from napari_hdcyclegan.metrics import cnr, msr, score_methods, signal_background_masks
+
+    if reference is not None:
+        return score_methods(images, reference, align=True)
+    signal, background = signal_background_masks(images["raw"])
+    return {name: {"CNR": cnr(img, signal, background), "MSR": msr(img, signal)}
+            for name, img in images.items()}
+
+
+@thread_worker
+def score_worker(images: dict[str, np.ndarray], reference: np.ndarray | None
+                 ) -> tuple[dict[str, dict[str, float]], str]:
+    """Worker around :func:`score_bscans`; returns (scores, reason they are missing or "")."""
+    try:
+        return score_bscans(images, reference), ""
+    except ValueError as exc:  # e.g. no retina found in this b-scan: not worth a notification
+        return {}, str(exc)
+
+
+def slice_of(layer: "Image", viewer: "napari.Viewer") -> np.ndarray | None:
+    """The 2D b-scan of ``layer`` under the dims slider, or None when the layer does not cover it."""
+    data = layer.data
+    if layer.ndim == 2:
+        return np.asarray(data)
+    point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim:]
+    index = int(np.round(layer.world_to_data(point)[0]))
+    if not 0 <= index < data.shape[0]:
+        return None
+    return np.asarray(data[index])
+
+
+class CompareWidget(QWidget):
+    """Dock widget: raw / model / BM3D / wavelet / NL-means side by side, with a metrics table."""
+
+    def __init__(self, napari_viewer: "napari.Viewer") -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self.score_worker = None
+        self._score_request = 0
+        self._score_pending = False
+        self._progress = None
+        self._shown: dict[str, str] = {}  # row label -> layer name of the last comparison
+        self._hidden_by_grid: list[Any] = []
+        self._linked: list[Any] = []
+        from napari_hdcyclegan.engine import DEFAULT_MODEL
+
+        #: Model used when no ``<input>_denoised`` layer exists (the denoise widget makes one).
+        self.weights: str = DEFAULT_MODEL
+        self.device: str = "auto"
+
+        self.layer_combo = ComboBox(label="Image", choices=self._layer_choices)
+        self.reference_combo = ComboBox(label="LN reference", choices=self._reference_choices,
+                                        tooltip="low-noise image for PSNR/SSIM (optional)")
+        self.bm3d_check = CheckBox(text="BM3D", value=True)
+        self.wavelet_check = CheckBox(text="Wavelet", value=True)
+        self.nlmeans_check = CheckBox(text="NL-means", value=False)
+        self.scope_radio = RadioButtons(choices=[CURRENT, VOLUME], value=CURRENT,
+                                        orientation="horizontal")
+        self.run_button = PushButton(text="Compare")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.grid_check = CheckBox(text="Grid view", value=True)
+        self.progress_bar = ProgressBar(label="Progress", value=0, max=1)
+        self.status = Label(value="")
+
+        self.controls = Container(widgets=[
+            self.layer_combo, self.reference_combo,
+            Container(widgets=[self.bm3d_check, self.wavelet_check, self.nlmeans_check],
+                      layout="horizontal", labels=False),
+            self.scope_radio,
+            Container(widgets=[self.run_button, self.cancel_button, self.grid_check],
+                      layout="horizontal", labels=False),
+            self.progress_bar, self.status,
+        ])
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS.values()))
+        self.table.setMinimumHeight(170)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.controls.native)
+        layout.addWidget(self.table)
+        layout.addStretch(1)
+
+        self._score_timer = QTimer(self)
+        self._score_timer.setSingleShot(True)
+        self._score_timer.setInterval(TABLE_DELAY_MS)
+        self._score_timer.timeout.connect(self.update_table)
+
+        connect_layer_list(self.viewer, self.layer_combo, self.reference_combo)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.grid_check.changed.connect(self._on_grid_toggled)
+        self.reference_combo.changed.connect(self._schedule_table)
+        self.viewer.dims.events.current_step.connect(self._schedule_table)
+
+    def _layer_choices(self, widget: Any = None) -> list[tuple[str, Any]]:
+        return image_layer_choices(self.viewer)
+
+    def _reference_choices(self, widget: Any = None) -> list[tuple[str, Any]]:
+        return [(NO_REFERENCE, None)] + image_layer_choices(self.viewer)
+
+    def methods(self) -> tuple[str, ...]:
+        """Baseline keys ticked, in display order."""
+        ticks = {"bm3d": self.bm3d_check, "wavelet": self.wavelet_check,
+                 "nlmeans": self.nlmeans_check}
+        return tuple(key for key, box in ticks.items() if box.value)
+
+    # -- run -----------------------------------------------------------------------------------
+    def run(self) -> Any:
+        """Start the comparison in a worker; returns the worker (None if not started)."""
+        layer = self.layer_combo.value
+        if layer is None:
+            show_info("Compare: add or open an image layer first")
+            return None
+        if self.worker is not None:
+            show_info("Compare: a comparison is already running")
+            return None
+        try:
+            data = layer_array(layer)
+        except ValueError as exc:
+            show_error(f"Compare: {exc}")
+            return None
+        volume_mode = data.ndim == 2 or self.scope_radio.value == VOLUME
+        index = 0 if data.ndim == 2 else current_bscan(self.viewer, layer)
+        stack = data[None] if data.ndim == 2 else (data if volume_mode else data[index:index + 1])
+        denoised = self.viewer.layers[f"{layer.name}_denoised"] \
+            if f"{layer.name}_denoised" in self.viewer.layers else None
+        reuse = denoised is not None and tuple(denoised.data.shape) == data.shape
+        worker = compute_comparison(np.array(stack), self.methods(), not reuse, str(self.weights),
+                                    self.device)
+        self._start_progress(stack.shape[0] * (len(self.methods()) + int(not reuse)),
+                             f"Comparing on {layer.name}")
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(partial(self._on_results, layer, volume_mode, index,
+                                        denoised if reuse else None))
+        worker.errored.connect(self._on_error)
+        worker.aborted.connect(self._on_aborted)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = "Computing " + ", ".join(self.methods() + (() if reuse else ("model",)))
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Stop the comparison after the current b-scan; existing layers are kept."""
+        if self.worker is not None:
+            self.worker.quit()
+            self.status.value = "Cancelling after the current b-scan ..."
+
+    def _start_progress(self, total: int, description: str) -> None:
+        from napari.utils import progress
+
+        self.progress_bar.max = max(total, 1)
+        self.progress_bar.value = 0
+        self._progress = progress(total=max(total, 1), desc=description)
+
+    def _on_progress(self, value: tuple[int, int]) -> None:
+        done, total = value
+        self.progress_bar.max = max(total, 1)
+        self.progress_bar.value = done
+        if self._progress is not None:
+            self._progress.n = done
+            self._progress.refresh()
+
+    def _on_error(self, exc: BaseException) -> None:
+        self.status.value = f"Compare failed: {exc}"  # napari notifies with the traceback
+
+    def _on_aborted(self) -> None:
+        self.status.value = "Cancelled; existing layers unchanged"
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    def _on_results(self, source: "Image", volume_mode: bool, index: int,
+                    denoised: "Image | None", output: dict[str, Any]) -> None:
+        if source not in self.viewer.layers:
+            return
+        for name, message in output["missing"].items():
+            show_info(f"{name} skipped: {message}")
+        geo = geometry(source) if volume_mode else slice_geometry(source, index)
+
+        def unstack(arr: np.ndarray) -> np.ndarray:
+            return arr[0] if source.ndim == 2 else arr
+
+        shown = {"raw": source.name}
+        common = {"contrast_limits": tuple(source.contrast_limits), "colormap": "gray",
+                  "visible": True, **geo}
+        results = output["results"]
+        if "model" in results:
+            name = f"{source.name}_denoised" if volume_mode else f"{source.name}_preview"
+            meta = {"source_layer": source.name, "provenance": output["provenance"]}
+            if not volume_mode:
+                meta["bscan"] = index
+            set_image(self.viewer, name, unstack(results["model"]), metadata=meta, **common)
+            shown["model"] = name
+        elif denoised is not None:
+            denoised.visible = True
+            shown["model"] = denoised.name
+        for key in ("bm3d", "wavelet", "nlmeans"):
+            if key in results:
+                meta = {"source_layer": source.name, "method": key}
+                if not volume_mode:
+                    meta["bscan"] = index
+                set_image(self.viewer, f"{source.name}_{key}", unstack(results[key]),
+                          metadata=meta, **common)
+                shown[key] = f"{source.name}_{key}"
+        self._shown = shown
+        self._link_contrast([self.viewer.layers[n] for n in shown.values()])
+        self._arrange(list(shown.values()))
+        self.status.value = "Shown: " + ", ".join(shown)
+        self.update_table()
+
+    # -- layout --------------------------------------------------------------------------------
+    def _link_contrast(self, layers: list[Any]) -> None:
+        """Share the raw layer's contrast limits with the results (changing one changes all)."""
+        from napari.experimental import link_layers, unlink_layers
+
+        if self._linked:
+            unlink_layers([lay for lay in self._linked if lay in self.viewer.layers],
+                          ("contrast_limits",))
+        link_layers(layers, ("contrast_limits",))
+        self._linked = layers
+
+    def _arrange(self, names: list[str]) -> None:
+        """Put the compared layers in order on top of the list; grid mode shows only them."""
+        for name in names:  # raw first: with stride 1 the lowest visible layer is top-left
+            self.viewer.layers.move(self.viewer.layers.index(name), len(self.viewer.layers))
+        if self.grid_check.value:
+            self._enter_grid(names)
+
+    def _enter_grid(self, names: list[str]) -> None:
+        for layer in self.viewer.layers:
+            if layer.name not in names and layer.visible:
+                layer.visible = False
+                self._hidden_by_grid.append(layer)
+        self.viewer.grid.enabled = True
+        self.viewer.reset_view()
+
+    def _on_grid_toggled(self, on: bool) -> None:
+        if on and self._shown:
+            self._enter_grid(list(self._shown.values()))
+        elif not on:
+            self.viewer.grid.enabled = False
+            for layer in self._hidden_by_grid:
+                if layer in self.viewer.layers:
+                    layer.visible = True
+            self._hidden_by_grid = []
+
+    # -- metrics table -------------------------------------------------------------------------
+    def _schedule_table(self, event: Any = None) -> None:
+        if self._shown:
+            self._score_timer.start()
+
+    def update_table(self) -> Any:
+        """Score the b-scan under the slider in a worker; returns it (None if deferred/nothing)."""
+        self._score_request += 1
+        if self.score_worker is not None:
+            self._score_pending = True
+            return None
+        images: dict[str, np.ndarray] = {}
+        for label, name in self._shown.items():
+            if name in self.viewer.layers:
+                bscan = slice_of(self.viewer.layers[name], self.viewer)
+                if bscan is not None:
+                    images[label] = bscan
+        if "raw" not in images:
+            return None
+        ref_layer = self.reference_combo.value
+        reference = slice_of(ref_layer, self.viewer) if ref_layer is not None else None
+        if reference is not None and reference.shape != images["raw"].shape:
+            show_info(f"LN reference {ref_layer.name!r} has another b-scan shape; PSNR/SSIM skipped")
+            reference = None
+        worker = score_worker(images, reference)
+        worker.returned.connect(partial(self._on_scores, self._score_request, list(images)))
+        worker.errored.connect(self._on_score_error)
+        worker.finished.connect(self._on_score_finished)
+        self.score_worker = worker
+        worker.start()
+        return worker
+
+    def _on_scores(self, request: int, rows: list[str],
+                   output: tuple[dict[str, dict[str, float]], str]) -> None:
+        if request != self._score_request:
+            return  # the slider moved meanwhile
+        scores, reason = output
+        if reason:
+            self.status.value = f"Metrics unavailable for this b-scan: {reason}"
+        self.table.setRowCount(len(rows))
+        self.table.setVerticalHeaderLabels(rows)
+        for r, row in enumerate(rows):
+            for c, key in enumerate(COLUMNS):
+                value = scores.get(row, {}).get(key)
+                text = "-" if value is None or not math.isfinite(value) else (
+                    f"{value:.3f}" if key == "SSIM" else f"{value:.2f}")
+                self.table.setItem(r, c, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+
+    def _on_score_error(self, exc: BaseException) -> None:
+        self.status.value = f"Metrics unavailable for this b-scan: {exc}"
+
+    def _on_score_finished(self) -> None:
+        self.score_worker = None
+        if self._score_pending:
+            self._score_pending = False
+            self.update_table()
