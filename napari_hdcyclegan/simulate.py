@@ -36,7 +36,7 @@ SPECTRALIS_UM_PER_PX = {"axial": 3.87, "lateral": 11.45}
 FOV_UM = (496 * SPECTRALIS_UM_PER_PX["axial"], 512 * SPECTRALIS_UM_PER_PX["lateral"])
 PATHOLOGIES = (None, "drusen", "fluid", "detachment", "random")
 #: Bump when the simulated output changes, so that cached pairs are regenerated.
-SIM_VERSION = 1
+SIM_VERSION = 2
 
 DEFAULT_RHO = 0.02
 DEFAULT_NOISE_FLOOR = 1e-4
@@ -211,8 +211,9 @@ def speckle_average(linear_intensity: np.ndarray, n_frames: int, rng: np.random.
         f = blur(f)
         if shared is not None:
             f += shared
-        acc += f[0] * f[0]
-        acc += f[1] * f[1]
+        np.multiply(f, f, out=f)
+        acc += f[0]
+        acc += f[1]
     acc /= np.float32(n_frames)
     return acc
 
@@ -276,6 +277,7 @@ def _draw_scene(rng: np.random.Generator, pathology: str | None) -> _Scene:
     thick_scale = {n: float(anat.uniform(0.88, 1.12)) for n, t, _ in _LAYERS if t > 0}
     thick_fields = {n: _SmoothField(anat, 4) for n, t, _ in _LAYERS if t > 0}
     level_offset = {n: float(anat.normal(0, 0.03)) for n in _NAMES}
+    level_offset["VIT"] = float(anat.uniform(-0.02, 0.01))  # the vitreous barely reflects
     # choroidal vessel lumens: random cosines in (x, y, depth) thresholded (a cheap 3-D texture)
     n_tex = 10
     lam_xy = anat.uniform(0.12, 0.35, size=n_tex)
@@ -347,9 +349,9 @@ def _geometry(scene: _Scene, x_mm: np.ndarray, y_mm: float) -> tuple[dict[str, n
     if scene.detachment is not None:
         cx, cy, h, s = scene.detachment
         thick["SRF"] = h * np.exp(-(((x_mm - cx) ** 2 + (y_mm - cy) ** 2) / (2 * s**2)) ** 1.5)
-    for cx, cy, a_um, c_um, _, w in scene.cysts:  # cysts swell the INL/ONL they sit in
-        e = 1.0 - ((x_mm - cx) ** 2 + (y_mm - cy) ** 2) / (a_um / 1000) ** 2
-        swell = 2 * c_um * w * np.sqrt(np.clip(e, 0, None))
+    for cx, cy, a_um, c_um, _, w in scene.cysts:  # cysts swell the INL/ONL they sit in, smoothly
+        r2c = ((x_mm - cx) ** 2 + (y_mm - cy) ** 2) / (1.6 * a_um / 1000) ** 2
+        swell = 1.6 * c_um * w * np.exp(-r2c)
         thick["INL"] = thick["INL"] + 0.4 * swell
         thick["ONL"] = thick["ONL"] + 0.6 * swell
     thick["CHO"] = scene.choroid_um * (1.0 + 0.12 * scene.choroid_field(x_mm, y_mm)) * (1.0 + 0.15 * np.exp(-r2 / 2))
@@ -397,8 +399,12 @@ def _render(scene: _Scene, y_mm: float, shape: tuple[int, int], x_shift_px: floa
         lower = cover[i] if i < len(cover) else 0.0
         frac = upper - lower
         base = lvl + scene.level_offset[name]
-        if name == "CHO":
-            val = _choroid(scene, x_mm, y_mm, depth_cho_um, base)
+        if name == "CHO":  # the vessel texture is costly: compute it on the choroid's rows only
+            val = np.zeros(shape, np.float32)
+            rows_in = np.flatnonzero(frac.any(axis=1))
+            if rows_in.size:
+                r0, r1 = rows_in[0], rows_in[-1] + 1
+                val[r0:r1] = _choroid(scene, x_mm, y_mm, depth_cho_um[r0:r1], base)
         elif name == "SCL":
             d_scl = depth_cho_um - thick["CHO"][None, :].astype(np.float32)
             val = base * np.exp(-np.clip(d_scl, 0, None) / 400.0) + 0.02
@@ -416,12 +422,12 @@ def _render(scene: _Scene, y_mm: float, shape: tuple[int, int], x_shift_px: floa
 def _choroid(scene: _Scene, x_mm: np.ndarray, y_mm: float, depth_um: np.ndarray, base: float) -> np.ndarray:
     """Choroid display level: decaying with depth, darkened inside the vessel lumens."""
     kx, ky, kz, ph = scene.choroid_tex
-    d = np.clip(depth_um, 0, None) / 1000.0
-    arg_xy = np.outer(kx, x_mm) + (ky * y_mm + ph)[:, None]  # (n, W)
+    d = np.clip(depth_um, 0, None) / np.float32(1000.0)
+    d = d / (1.0 + 2.5 * d)  # deeper (Haller) vessels are larger: stretch the axial frequency
+    arg_xy = (np.outer(kx, x_mm) + (ky * y_mm + ph)[:, None]).astype(np.float32)  # (n, W)
     tex = np.zeros(depth_um.shape, dtype=np.float32)
     for j in range(len(kx)):
-        # deeper (Haller) vessels are larger: stretch the axial frequency with depth
-        tex += np.cos(arg_xy[j][None, :] + kz[j] * d / (1.0 + 2.5 * d)).astype(np.float32)
+        tex += np.cos(arg_xy[j][None, :] + np.float32(kz[j]) * d)
     tex /= np.float32(np.sqrt(len(kx) / 2))
     lumen = 1.0 / (1.0 + np.exp(-(tex - 0.6) * 6.0))
     lumen *= np.clip(depth_um / 25.0, 0, 1)  # the choriocapillaris just under BM stays bright
