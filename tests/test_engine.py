@@ -1,0 +1,326 @@
+"""Inference engine: intensity round trip, dtypes, NaN, streaming, progress/cancel, features, cache."""
+
+import warnings
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_hdcyclegan import engine
+from napari_hdcyclegan.engine import Cancelled, Denoiser, get_denoiser
+from napari_hdcyclegan.intensity import from_unit, to_unit, unit_range
+from napari_hdcyclegan.model.checkpoint import CheckpointError, ModelConfig, save_model
+from napari_hdcyclegan.model.networks import GENERATOR_STAGES, Generator
+
+
+def tiny(normalisation=None, **kwargs) -> Denoiser:
+    torch.manual_seed(0)
+    config = ModelConfig(generator_width=4, name="tiny", trained=True)
+    if normalisation is not None:
+        config.normalisation = normalisation
+    return Denoiser(Generator(4), config, "cpu", **kwargs)
+
+
+def identity(denoiser: Denoiser) -> Denoiser:
+    """Replace the network by the identity, so that only the intensity pipeline remains."""
+    denoiser._run = lambda unit: unit.float().clamp(0, 1)
+    return denoiser
+
+
+def reference(data: np.ndarray, normalisation: dict) -> np.ndarray:
+    """What an identity model must return: per b-scan clip to unit_range, mapped back."""
+    vol = data[None] if data.ndim == 2 else data
+    out = np.stack([from_unit(to_unit(b, *unit_range(b, normalisation)), *unit_range(b, normalisation), b.dtype)
+                    for b in vol])
+    return out[0] if data.ndim == 2 else out
+
+
+def volume(dtype, shape=(3, 24, 40), seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.random(shape)
+    if np.dtype(dtype).kind in "ui":
+        info = np.iinfo(dtype)
+        return (x * min(info.max, 60000)).astype(dtype)
+    return (x * 250 - 20).astype(dtype)
+
+
+@pytest.fixture(autouse=True)
+def _no_resident_model():
+    yield
+    engine.release()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64])
+@pytest.mark.parametrize("method", ["percentile", "dtype"])
+def test_identity_round_trip_matches_intensity_module(dtype, method):
+    norm = {"method": method, "low": 0.5, "high": 99.5}
+    data = volume(dtype)
+    out = identity(tiny(norm)).denoise(data)
+    assert out.dtype == data.dtype and out.shape == data.shape
+    expected = reference(data, norm)
+    if np.dtype(dtype).kind == "f":
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
+    else:  # integers: at most one level off (float32 vs float64 rounding at .5)
+        assert np.abs(out.astype(np.int64) - expected.astype(np.int64)).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_real_model_keeps_dtype_and_range(dtype):
+    data = volume(dtype, (2, 40, 48))
+    out = tiny().denoise(data)
+    assert out.dtype == data.dtype and out.shape == data.shape
+    for b_in, b_out in zip(data, out):
+        lo, hi = unit_range(b_in, {"method": "percentile"})
+        assert b_out.min() >= np.floor(lo) - 1e-3 and b_out.max() <= np.ceil(hi) + 1e-3
+    assert not np.array_equal(out, data)
+
+
+def test_2d_and_3d_agree():
+    data = volume(np.float32, (2, 32, 40))
+    den = tiny()
+    vol = den.denoise(data)
+    # batched vs single convolutions differ in float rounding only
+    np.testing.assert_allclose(den.denoise(data[1]), vol[1], rtol=0, atol=1e-5 * np.ptp(data))
+
+
+def test_nan_stays_nan_and_rest_is_finite():
+    data = volume(np.float32, (2, 32, 40))
+    data[0, 5, 7] = np.nan
+    data[1, :, :3] = np.nan
+    data[1, 0, 10] = np.inf
+    out = tiny().denoise(data)
+    assert np.array_equal(np.isnan(out), np.isnan(data))
+    assert out[1, 0, 10] == np.inf
+    assert np.isfinite(out[~np.isnan(data) & np.isfinite(data)]).all()
+
+
+def test_all_nan_bscan():
+    data = np.full((20, 24), np.nan, np.float32)
+    assert np.isnan(tiny().denoise(data)).all()
+
+
+@pytest.mark.parametrize("dtype,value", [(np.uint8, 77), (np.uint16, 0), (np.float32, 3.25)])
+def test_constant_image_comes_back_constant(dtype, value):
+    data = np.full((2, 20, 24), value, dtype)
+    out = tiny().denoise(data)
+    assert out.dtype == data.dtype and np.array_equal(out, data)
+
+
+def test_bad_input_is_a_clear_error():
+    den = tiny()
+    with pytest.raises(ValueError, match="dimensions|2D b-scan"):
+        den.denoise(np.zeros((2, 3, 20, 20)))
+    with pytest.raises(ValueError, match="numeric"):
+        den.denoise(np.array([["a"]]))
+    with pytest.raises(ValueError, match="at least"):
+        den.denoise(np.zeros((4, 4)))
+
+
+def test_big_endian_input():
+    data = volume(np.uint16, (2, 24, 32))
+    out = tiny().denoise(data.astype(">u2"))
+    np.testing.assert_array_equal(out.astype(np.uint16), tiny().denoise(data))
+
+
+class LazyStack:
+    """Array-like that records which slices are read and refuses to be read whole."""
+
+    def __init__(self, data):
+        self.data, self.shape, self.dtype, self.reads = data, data.shape, data.dtype, []
+
+    def __getitem__(self, key):
+        assert isinstance(key, slice), key
+        self.reads.append((key.start, key.stop))
+        return self.data[key]
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the whole volume was read")
+
+
+def test_streams_batches_from_a_lazy_volume():
+    data = volume(np.uint16, (7, 24, 32))
+    lazy = LazyStack(data)
+    den = tiny(batch_size=3)
+    out = den.denoise(lazy)
+    assert lazy.reads == [(0, 3), (3, 6), (6, 7)]
+    whole = tiny(batch_size=7).denoise(data)  # batch size changes float rounding only
+    assert np.abs(out.astype(np.int64) - whole.astype(np.int64)).max() <= 1
+
+
+def test_memmap_in_and_out(tmp_path):
+    data = volume(np.uint16, (5, 24, 32))
+    tifffile.imwrite(tmp_path / "in.tif", data)
+    src = tifffile.memmap(tmp_path / "in.tif", mode="r")
+    dst = tifffile.memmap(tmp_path / "out.tif", shape=data.shape, dtype=data.dtype)
+    den = tiny(batch_size=2)
+    result = den.denoise(src, out=dst)
+    assert result is dst
+    dst.flush()
+    del dst
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), den.denoise(data))
+
+
+def test_out_must_match():
+    with pytest.raises(ValueError, match="out has shape"):
+        tiny().denoise(np.zeros((2, 16, 16), np.float32), out=np.zeros((2, 16, 16), np.float64))
+
+
+def test_progress_reports_every_batch():
+    calls = []
+    tiny(batch_size=2).denoise(volume(np.uint8, (5, 16, 16)), progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(0, 5), (2, 5), (4, 5), (5, 5)]
+
+
+def test_cancel_between_batches_raises():
+    den = tiny(batch_size=2)
+    done = []
+    with pytest.raises(Cancelled):
+        den.denoise(volume(np.uint8, (6, 16, 16)), progress=lambda d, t: done.append(d),
+                    cancel=lambda: len(done) >= 2)
+    assert done == [0, 2]
+    assert issubclass(Cancelled, Exception)
+
+
+def test_iter_denoise_chunks_cover_the_volume():
+    data = volume(np.float32, (5, 16, 24))
+    den = tiny(batch_size=2)
+    chunks = list(den.iter_denoise(data))
+    assert [(a, b) for a, b, _ in chunks] == [(0, 2), (2, 4), (4, 5)]
+    assert all(c.shape == (b - a, 16, 24) for a, b, c in chunks)
+    np.testing.assert_array_equal(np.concatenate([c for _, _, c in chunks]), den.denoise(data))
+    (start, stop, chunk), = den.iter_denoise(data[0])
+    assert (start, stop, chunk.shape) == (0, 1, (1, 16, 24))
+
+
+def test_out_of_memory_halves_the_batch_and_goes_on():
+    den = tiny(batch_size=4)
+    real_run = den._run
+
+    def run(unit):
+        if unit.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_run(unit)
+
+    den._run = run
+    data = volume(np.uint8, (5, 16, 16))
+    with pytest.warns(RuntimeWarning, match="batch size halved to 1"):
+        out = den.denoise(data)
+    assert den.batch_size == 1
+    den._run = real_run
+    np.testing.assert_array_equal(out, den.denoise(data))
+
+
+def test_feature_maps_every_stage():
+    den = tiny()
+    bscan = volume(np.float32, (37, 53))
+    channels = den.stage_channels()
+    assert tuple(channels) == GENERATOR_STAGES
+    assert channels == {"init": 4, "down1": 8, "down2": 16, "down3": 32, **{f"res{i}": 32 for i in range(1, 7)},
+                        "up1": 16, "up2": 8, "up3": 4, "final": 1}
+    for stage, n in channels.items():
+        fm = den.feature_maps(bscan, stage)
+        assert fm.shape == (n, 37, 53) and fm.dtype == np.float32, stage
+        assert np.isfinite(fm).all()
+    one = den.feature_maps(bscan, "down2", 3)
+    np.testing.assert_allclose(one[0], den.feature_maps(bscan, "down2")[3], rtol=1e-6)
+    assert den.feature_maps(bscan, "up1", [0, 2]).shape == (2, 37, 53)
+
+
+def test_feature_map_final_is_the_unclipped_output():
+    den = tiny()
+    bscan = volume(np.float32, (32, 40))
+    fm = den.feature_maps(bscan, "final")[0]
+    unit = to_unit(bscan, *unit_range(bscan, den.config.normalisation))
+    with torch.no_grad():
+        ref = den.generator(torch.from_numpy(unit)[None, None])[0, 0].numpy()
+    np.testing.assert_allclose(fm, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_feature_maps_bad_arguments():
+    den = tiny()
+    bscan = np.zeros((16, 16), np.float32)
+    with pytest.raises(ValueError, match="unknown stage"):
+        den.feature_maps(bscan, "res7")
+    with pytest.raises(ValueError, match="channels"):
+        den.feature_maps(bscan, "init", 4)
+    with pytest.raises(ValueError, match="2D"):
+        den.feature_maps(np.zeros((2, 16, 16)), "init")
+
+
+def test_bf16_agrees_with_fp32_on_a_tiny_model():
+    data = volume(np.float32, (2, 32, 32))
+    den = tiny()
+    den.precision = "fp32"
+    ref = den.denoise(data)
+    den.precision = "bf16"
+    assert den.autocast_dtype == torch.bfloat16
+    low = den.denoise(data)
+    err = np.abs(low - ref) / np.ptp(data)
+    # bf16 keeps 8 mantissa bits; through 27 random-weight convs: ~0.7% mean, ~5% max of the range
+    assert err.mean() < 0.015 and err.max() < 0.10
+    assert not np.array_equal(low, ref)  # bf16 really ran
+
+
+def test_precision_and_device_validation():
+    with pytest.raises(ValueError, match="precision"):
+        tiny(precision="fp64")
+    assert engine.resolve_precision("fp32", torch.device("cpu")) is None
+    devices = engine.available_devices()
+    assert devices[:2] == ["auto", "cpu"]
+    assert engine.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            engine.resolve_device("cuda")
+    with pytest.raises(ValueError):
+        engine.resolve_device("tpu:3")
+
+
+def test_untrained_fallback_warns_and_is_labelled(monkeypatch):
+    monkeypatch.setattr(engine, "shipped_models", lambda: [])
+    with pytest.warns(UserWarning, match="untrained"):
+        den = get_denoiser(engine.DEFAULT_MODEL, "cpu")
+    assert den.trained is False and den.name == engine.UNTRAINED_NAME
+    assert den.provenance()["trained"] is False
+    with pytest.warns(UserWarning, match="untrained"):
+        assert get_denoiser() is den  # cached, and warns every time
+
+
+def test_get_denoiser_caches_and_switches(tmp_path):
+    config = ModelConfig(generator_width=4, name="tiny-a", trained=True)
+    save_model(tmp_path / "a", {"G_L": Generator(4)}, config)
+    config.name = "tiny-b"
+    save_model(tmp_path / "b", {"G_L": Generator(4)}, config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # trained models load without a warning
+        a = get_denoiser(tmp_path / "a", "cpu")
+        assert get_denoiser(str(tmp_path / "a"), "cpu") is a
+        b = get_denoiser(tmp_path / "b", "cpu")
+    assert b is not a and b.name == "tiny-b" and b.trained
+    assert engine._RESIDENT["denoiser"] is b  # only one model resident
+    prov = b.provenance()
+    import hashlib
+    assert prov["weights_sha256"] == hashlib.sha256((tmp_path / "b" / "model.safetensors").read_bytes()).hexdigest()
+    assert prov["config"]["name"] == "tiny-b" and prov["device"] == "cpu"
+
+
+def test_get_denoiser_bad_path_raises_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no such model"):
+        get_denoiser(tmp_path / "missing", "cpu")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{")
+    with pytest.raises(CheckpointError, match="config.json"):
+        get_denoiser(tmp_path / "broken", "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu():
+    data = volume(np.uint16, (4, 64, 64))
+    cpu = tiny()
+    cpu.precision = "fp32"
+    gpu = Denoiser(cpu.generator, cpu.config, "cuda", precision="fp32")
+    ref = cpu.denoise(data)  # before the generator moved
+    out = gpu.denoise(data)
+    assert np.abs(out.astype(np.int64) - ref.astype(np.int64)).max() <= 65535 * 1e-3
+    gpu.precision = "auto"
+    assert np.abs(gpu.denoise(data).astype(np.int64) - ref.astype(np.int64)).max() <= 65535 * 0.03
