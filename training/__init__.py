@@ -1,0 +1,1 @@
+"""Training and evaluation of HDcycleGAN models; imports the core, never the reverse."""

@@ -1,0 +1,103 @@
+"""Training configuration: defaults, a JSON config file, and command-line flags over both."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+@dataclass
+class FitConfig:
+    """Every knob of ``python -m training.fit``; the flag of a field is ``--field-name``."""
+
+    data: str = "sim"  # sim | duke | HN_DIR,LN_DIR
+    out: str = "runs/hdcyclegan"
+    name: str = "hdcyclegan"
+    steps: int = 2000  # adversarial (paper objective) steps, after the pre-training steps
+    pretrain_steps: int = 0  # generators: G_L supervised on pairs (autoencoder when unpaired), G_H autoencoder
+    pretrain_gh: bool = True  # pre-train G_H as an LN autoencoder alongside G_L
+    pretrain_d_steps: int = 0  # discriminator as an HN-vs-LN domain classifier
+    paired_weight: float = 0.0  # L1(G_L(h), target) kept during the adversarial phase (paired data only)
+    paired_target: str = "clean"  # simulated data: clean | ln
+    identity_weight: float = 0.0
+    pool_size: int = 0  # past fakes shown to the discriminator (0 = none, as the paper)
+    lambda_gan: float = 1.0
+    lambda_cycle: float = 10.0
+    lr: float = 5e-4
+    pretrain_lr: float = 5e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_decay_start: float = 1.0  # fraction of the adversarial steps after which lr falls linearly to 0
+    batch: int = 4
+    crop: int = 128
+    width: int = 16
+    n_res: int = 6
+    d_width: int = 16
+    d_levels: int = 0  # 0 = as deep as the crop allows, at most the paper's 7 (>= 2x2 at the last level)
+    normalisation: str = "dtype"  # dtype | percentile (see napari_hdcyclegan.intensity.unit_range)
+    seed: int = 0
+    sim_n: int = 48  # simulated training b-scans
+    sim_val_n: int = 4
+    sim_shape: tuple[int, int] = (496, 512)
+    hn_frames: int = 12
+    ln_frames: int = 60
+    sim_mismatch: bool = True
+    duke_root: str = ""
+    duke_extra_frames: bool = True
+    val_every: int = 200
+    ckpt_every: int = 100
+    val_bm3d: bool = True
+    device: str = "auto"
+    amp: bool = False  # bf16 autocast on CPU (slow for training on CPUs without native bf16); fp16/bf16 on CUDA
+    threads: int = 0  # torch intra-op threads (0 = torch's default)
+
+    def d_levels_for_crop(self) -> int:
+        """Deepest discriminator that keeps a 2x2 map for this crop, capped at the paper's 7."""
+        if self.d_levels:
+            return self.d_levels
+        levels, size = 0, self.crop
+        while size // 2 >= 2 and levels < 7:
+            size //= 2
+            levels += 1
+        return levels
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.fit", description=__doc__.split("\n")[0])
+    p.add_argument("--config", help="JSON file with any of the fields below; flags override it")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last exactly where it stopped")
+    defaults = FitConfig()
+    for f in fields(FitConfig):
+        flag = "--" + f.name.replace("_", "-")
+        value = getattr(defaults, f.name)
+        if isinstance(value, bool):
+            p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
+                           metavar="BOOL", help=f"default {value}")
+        elif isinstance(value, tuple):
+            p.add_argument(flag, type=int, nargs=len(value), default=None, help=f"default {value}")
+        else:
+            p.add_argument(flag, type=type(value), default=None, help=f"default {value}")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
+    """Defaults, then the config file, then flags; returns ``(config, resume)``."""
+    args = _parser().parse_args(argv)
+    values = asdict(FitConfig())
+    if args.config:
+        loaded = json.loads(Path(args.config).read_text())
+        unknown = set(loaded) - set(values)
+        if unknown:
+            raise SystemExit(f"error: unknown keys in {args.config}: {sorted(unknown)}")
+        values.update(loaded)
+    for key in values:
+        given = getattr(args, key)
+        if given is not None:
+            values[key] = given
+    values["sim_shape"] = tuple(values["sim_shape"])
+    return FitConfig(**values), args.resume

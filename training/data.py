@@ -1,0 +1,173 @@
+"""Training data: simulated pairs, folders of b-scans per domain, the shared Duke pairs; crops.
+
+All images are mapped to [0, 1] with :func:`napari_hdcyclegan.intensity.unit_range` under the
+model's normalisation config, so that training sees exactly what inference will feed the model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_hdcyclegan.intensity import to_unit, unit_range
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+#: Duke / Fang 2013 pairs: test is never trained on nor used for choosing checkpoints.
+DUKE_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("dt1/S01", "dt1/S02", "dt1/S03", "dt1/S04", "train/T02", "train/T03", "train/T04",
+              "train/T06", "train/T07"),
+    "val": ("dt1/S05", "train/T09"),
+    "test": ("dt1/S06", "dt1/S07", "dt1/S08", "dt1/S09"),
+}
+DUKE_DIRS = {"dt1": "duke_fang2013_dt1", "train": "duke_fang2013_train"}
+
+
+class DataError(ValueError):
+    """Training data that is missing, empty, unreadable or inconsistent."""
+
+
+def default_duke_root() -> Path:
+    """``shared/data/paired`` beside the repository, or ``$HDCYCLEGAN_DUKE_ROOT``."""
+    env = os.environ.get("HDCYCLEGAN_DUKE_ROOT")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "paired"
+
+
+def read_image_stack(path: str | os.PathLike) -> list[np.ndarray]:
+    """A TIFF (b-scan or volume) or PNG/JPEG b-scan as a list of 2D gray arrays."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            arr = tifffile.imread(path)
+        else:
+            from skimage import io
+
+            arr = io.imread(path)
+            if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+                from skimage.color import rgb2gray
+
+                arr = (rgb2gray(arr[..., :3]) * 255).astype(np.uint8)
+    except Exception as exc:  # any decoder failure is a data error for the user
+        raise DataError(f"{path}: unreadable image ({exc})") from exc
+    if arr.ndim == 2:
+        return [arr]
+    if arr.ndim == 3:
+        return list(arr)
+    raise DataError(f"{path}: expected a 2D b-scan or 3D volume, got shape {arr.shape}")
+
+
+def _natural_key(p: Path) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+
+
+def read_folder(folder: str | os.PathLike) -> list[np.ndarray]:
+    """All b-scans of the TIFF/PNG/JPEG files in ``folder`` (one domain); same shape required."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+    if not files:
+        raise DataError(f"{folder}: no TIFF/PNG/JPEG images in the folder")
+    images = [im for f in files for im in read_image_stack(f)]
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise DataError(f"{folder}: images have mixed shapes {sorted(shapes)}")
+    return images
+
+
+def duke_pairs(split: str, root: str | os.PathLike | None = None, extra_frames: bool = False
+               ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(name, noisy, average)`` uint8 pairs of a Duke split; ``extra_frames`` adds 1..4.tif."""
+    if split not in DUKE_SPLITS:
+        raise DataError(f"unknown Duke split {split!r}; choose from {sorted(DUKE_SPLITS)}")
+    root = Path(root) if root is not None else default_duke_root()
+    pairs = []
+    for key in DUKE_SPLITS[split]:
+        group, subject = key.split("/")
+        folder = root / DUKE_DIRS[group] / subject
+        noisy_files = [folder / ("test.tif" if group == "dt1" else "raw.tif")]
+        if extra_frames and group == "dt1":
+            noisy_files += [folder / f"{k}.tif" for k in range(1, 5)]
+        if not (folder / "average.tif").is_file():
+            raise DataError(f"{folder}: Duke pair not found (set --duke-root)")
+        average = read_image_stack(folder / "average.tif")[0]
+        for f in noisy_files:
+            if f.is_file():
+                pairs.append((f"{subject}/{f.stem}", read_image_stack(f)[0], average))
+    return pairs
+
+
+def to_model_units(image: np.ndarray, normalisation: dict, reference: np.ndarray | None = None) -> np.ndarray:
+    """``image`` in [0, 1] float32 by the mapping of ``reference`` (default: itself)."""
+    lo, hi = unit_range(image if reference is None else reference, normalisation)
+    return to_unit(image, lo, hi)
+
+
+@dataclass
+class CropSampler:
+    """Random crops + flips from lists of [0, 1] images; paired when ``targets`` is given.
+
+    HN and LN crops are drawn independently (unpaired) for the cycle objective; ``paired_batch``
+    takes the same window from an input and its target for supervised pre-training.
+    """
+
+    hn: list[np.ndarray]
+    ln: list[np.ndarray]
+    crop: int
+    targets: list[np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        for name, images in (("HN", self.hn), ("LN", self.ln)):
+            if not images:
+                raise DataError(f"no {name} images")
+            small = [im.shape for im in images if min(im.shape) < self.crop]
+            if small:
+                raise DataError(f"{name} images {small[:3]} are smaller than the crop {self.crop}")
+        if self.targets is not None and len(self.targets) != len(self.hn):
+            raise DataError("paired data needs one target per HN image")
+
+    def _window(self, image: np.ndarray, rng: np.random.Generator) -> tuple[slice, slice]:
+        y = int(rng.integers(0, image.shape[0] - self.crop + 1))
+        x = int(rng.integers(0, image.shape[1] - self.crop + 1))
+        return slice(y, y + self.crop), slice(x, x + self.crop)
+
+    @staticmethod
+    def _flip(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+        # Only left-right flips: OCT depth has a direction (vitreous on top), lateral does not.
+        if rng.random() < 0.5:
+            return [a[:, ::-1] for a in arrays]
+        return arrays
+
+    def unpaired_batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(h, l)`` float32 arrays of shape (batch, 1, crop, crop)."""
+        h, l = [], []
+        for _ in range(batch):
+            im = self.hn[int(rng.integers(len(self.hn)))]
+            h.append(self._flip([im[self._window(im, rng)]], rng)[0])
+            im = self.ln[int(rng.integers(len(self.ln)))]
+            l.append(self._flip([im[self._window(im, rng)]], rng)[0])
+        return _stack(h), _stack(l)
+
+    def paired_batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(input, target)`` crops from the same window of a pair."""
+        if self.targets is None:
+            raise DataError("these data are unpaired: supervised pre-training needs pairs")
+        x, y = [], []
+        for _ in range(batch):
+            i = int(rng.integers(len(self.hn)))
+            win = self._window(self.hn[i], rng)
+            a, b = self._flip([self.hn[i][win], self.targets[i][win]], rng)
+            x.append(a)
+            y.append(b)
+        return _stack(x), _stack(y)
+
+
+def _stack(crops: list[np.ndarray]) -> np.ndarray:
+    return np.ascontiguousarray(np.stack(crops)[:, None], dtype=np.float32)

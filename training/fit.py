@@ -1,0 +1,402 @@
+"""Train HDcycleGAN: ``python -m training.fit [--config FILE] [flags]`` (``--help`` lists them).
+
+Phases, by global step: generator pre-training (``--pretrain-steps``), discriminator pre-training
+(``--pretrain-d-steps``), then the paper's adversarial objective (``--steps``). Checkpoints go to
+``OUT/last`` (every ``--ckpt-every`` steps, atomically, with the exact resume state) and ``OUT/best``
+(best validation score = PSNR + 10 x SSIM); ``OUT/log.csv``, ``OUT/val.csv`` and ``OUT/loss.png``.
+Multi-GPU / multi-process: ``torchrun --nproc_per_node N -m training.fit ...``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from napari_hdcyclegan.model.checkpoint import ModelConfig, load_model, save_model
+from napari_hdcyclegan.model.networks import Discriminator, Generator
+
+from . import losses
+from .config import FitConfig, parse_args
+from .data import CropSampler
+from .sources import TrainingData, load_training_data
+from .validate import Validator
+
+LOG_FIELDS = ("step", "phase", "loss_G", "loss_gan", "loss_cycle", "loss_identity", "loss_paired",
+              "loss_D", "loss_pretrain", "lr", "seconds")
+
+
+class CycleGenerators(nn.Module):
+    """Both generators in one module, so one DDP wrapper sees every use of their weights."""
+
+    def __init__(self, width: int, n_res: int) -> None:
+        super().__init__()
+        self.G_L = Generator(width, n_res)
+        self.G_H = Generator(width, n_res)
+
+    def forward(self, h: torch.Tensor, l: torch.Tensor, identity: bool = False, cycle: bool = True,
+                with_h: bool = True):
+        fake_l = self.G_L(h)
+        if not with_h:  # supervised pre-training of G_L alone
+            return {"fake_l": fake_l}
+        fake_h = self.G_H(l)
+        out = {"fake_l": fake_l, "fake_h": fake_h}
+        if cycle:
+            out["rec_h"], out["rec_l"] = self.G_H(fake_l), self.G_L(fake_h)
+        if identity:
+            out["id_l"], out["id_h"] = self.G_L(l), self.G_H(h)
+        return out
+
+
+class ImagePool:
+    """Past fakes for the discriminator (Shrivastava et al.): half the time a stored one is shown."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.images: list[torch.Tensor] = []
+
+    def query(self, batch: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        if self.size == 0:
+            return batch
+        out = []
+        for img in batch.detach():
+            if len(self.images) < self.size:
+                self.images.append(img.clone())
+                out.append(img)
+            elif rng.random() < 0.5:
+                i = int(rng.integers(self.size))
+                out.append(self.images[i].clone())
+                self.images[i] = img.clone()
+            else:
+                out.append(img)
+        return torch.stack(out)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+class Trainer:
+    """Holds networks, optimisers, data and RNG; one :meth:`step` advances one global step."""
+
+    def __init__(self, cfg: FitConfig, data: TrainingData, rank: int = 0, world: int = 1) -> None:
+        self.cfg, self.data, self.rank, self.world = cfg, data, rank, world
+        self.out = Path(cfg.out)
+        self.device = pick_device(cfg.device)
+        if self.device.type == "cuda" and world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.manual_seed(cfg.seed)
+        self.gens = CycleGenerators(cfg.width, cfg.n_res).to(self.device)
+        self.D = Discriminator(cfg.d_width, cfg.d_levels_for_crop()).to(self.device)
+        self.opt_G = torch.optim.Adam(self.gens.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.rng = np.random.default_rng(cfg.seed + 1000 * rank)
+        self.pool_h, self.pool_l = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
+        self.step_no = 0
+        self.best_score = -np.inf
+        self.gens_ddp: nn.Module = self.gens
+        self.D_ddp: nn.Module = self.D
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.gens_ddp = DDP(self.gens, device_ids=ids)
+            self.D_ddp = DDP(self.D, device_ids=ids)
+
+    # ---- phases -------------------------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.pretrain_steps + self.cfg.pretrain_d_steps + self.cfg.steps
+
+    def phase(self, step: int) -> str:
+        if step < self.cfg.pretrain_steps:
+            return "pretrain_G"
+        if step < self.cfg.pretrain_steps + self.cfg.pretrain_d_steps:
+            return "pretrain_D"
+        return "gan"
+
+    def lr_at(self, step: int) -> float:
+        """Pre-training lr, then the adversarial lr with an optional linear decay to zero."""
+        cfg = self.cfg
+        if self.phase(step) != "gan":
+            return cfg.pretrain_lr
+        k = step - cfg.pretrain_steps - cfg.pretrain_d_steps
+        start = int(cfg.lr_decay_start * cfg.steps)
+        if k < start:
+            return cfg.lr
+        return cfg.lr * max(0.0, 1.0 - (k - start) / max(1, cfg.steps - start))
+
+    def _autocast(self):
+        dtype = torch.bfloat16 if self.device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.cfg.amp)
+
+    def _tensor(self, arr: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(arr).to(self.device)
+
+    # ---- one step -----------------------------------------------------------------------
+    def step(self) -> dict[str, float]:
+        """Advance one global step of the current phase; returns its losses."""
+        step = self.step_no
+        lr = self.lr_at(step)
+        for opt in (self.opt_G, self.opt_D):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        phase = self.phase(step)
+        row = {"pretrain_G": self._pretrain_g, "pretrain_D": self._pretrain_d, "gan": self._gan}[phase]()
+        self.step_no += 1
+        return {"step": step + 1, "phase": phase, "lr": lr, **row}
+
+    def _pretrain_g(self) -> dict[str, float]:
+        s: CropSampler = self.data.sampler
+        h, l = s.unpaired_batch(self.rng, self.cfg.batch)
+        if s.targets is not None:
+            h, y = s.paired_batch(self.rng, self.cfg.batch)
+        else:
+            y = h  # no pairs: G_L learns to reproduce its input (autoencoder), as the paper proposes
+        h, y, l = self._tensor(h), self._tensor(y), self._tensor(l)
+        with self._autocast():
+            out = self.gens_ddp(h, l, cycle=False, with_h=self.cfg.pretrain_gh)
+            # G_L: HN -> target (or autoencoder); G_H: autoencoder of LN images
+            loss = F.l1_loss(out["fake_l"], y)
+            if self.cfg.pretrain_gh:
+                loss = loss + F.l1_loss(out["fake_h"], l)
+        self.opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_G.step()
+        return {"loss_pretrain": loss.item()}
+
+    def _pretrain_d(self) -> dict[str, float]:
+        h, l = (self._tensor(a) for a in self.data.sampler.unpaired_batch(self.rng, self.cfg.batch))
+        with self._autocast():
+            logits = self.D_ddp(torch.cat([h, l]))
+            loss = losses.discriminator_loss(logits, len(h), len(l))
+        self.opt_D.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_D.step()
+        return {"loss_D": loss.item()}
+
+    def _gan(self) -> dict[str, float]:
+        cfg, s = self.cfg, self.data.sampler
+        y = None
+        h_np, l_np = s.unpaired_batch(self.rng, cfg.batch)
+        if cfg.paired_weight > 0 and s.targets is not None:
+            h_np, y_np = s.paired_batch(self.rng, cfg.batch)
+            y = self._tensor(y_np)
+        h, l = self._tensor(h_np), self._tensor(l_np)
+        n = len(h)
+        # Generator step: the discriminator is fixed (no grads), its current weights judge the fakes.
+        self.D.requires_grad_(False)
+        with self._autocast():
+            out = self.gens_ddp(h, l, identity=cfg.identity_weight > 0)
+            d_fake = self.D(torch.cat([out["fake_h"], out["fake_l"]]))
+            loss_gan = losses.generator_gan_loss(d_fake[:n], d_fake[n:])
+            loss_cyc = losses.cycle_loss(h, out["rec_h"], l, out["rec_l"])
+            loss = cfg.lambda_gan * loss_gan + cfg.lambda_cycle * loss_cyc
+            loss_id = loss_pair = torch.zeros((), device=self.device)
+            if cfg.identity_weight > 0:
+                loss_id = F.l1_loss(out["id_l"], l) + F.l1_loss(out["id_h"], h)
+                loss = loss + cfg.identity_weight * loss_id
+            if y is not None:
+                loss_pair = F.l1_loss(out["fake_l"], y)
+                loss = loss + cfg.paired_weight * loss_pair
+        self.opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_G.step()
+        self.D.requires_grad_(True)
+        # Discriminator step on detached fakes: eq. (3), one batch [real HN, real LN, fakes].
+        fake_h = self.pool_h.query(out["fake_h"].detach().float(), self.rng)
+        fake_l = self.pool_l.query(out["fake_l"].detach().float(), self.rng)
+        with self._autocast():
+            logits = self.D_ddp(torch.cat([h, l, fake_h, fake_l]))
+            loss_d = cfg.lambda_gan * losses.discriminator_loss(logits, n, n)
+        self.opt_D.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_D.step()
+        return {"loss_G": loss.item(), "loss_gan": loss_gan.item(), "loss_cycle": loss_cyc.item(),
+                "loss_identity": loss_id.item(), "loss_paired": loss_pair.item(), "loss_D": loss_d.item()}
+
+    # ---- checkpoints --------------------------------------------------------------------
+    def model_config(self, metrics: dict | None = None) -> ModelConfig:
+        cfg = self.cfg
+        norm = ({"method": "dtype"} if cfg.normalisation == "dtype"
+                else {"method": "percentile", "low": 0.5, "high": 99.5})
+        return ModelConfig(
+            generator_width=cfg.width, n_res=cfg.n_res, discriminator_width=cfg.d_width,
+            discriminator_levels=cfg.d_levels_for_crop(), normalisation=norm, name=cfg.name,
+            trained=self.step_no > 0,
+            provenance={"data": self.data.description, "step": self.step_no, "fit_config": cfg.to_json(),
+                        "commit": git_commit(), "torch": torch.__version__, "metrics": metrics or {}},
+        )
+
+    def nets(self) -> dict[str, nn.Module]:
+        return {"G_L": self.gens.G_L, "G_H": self.gens.G_H, "D": self.D}
+
+    def resume_state(self) -> dict:
+        return {
+            "step": self.step_no, "best_score": float(self.best_score),
+            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+            "rng_numpy": json.dumps(self.rng.bit_generator.state),
+            "rng_torch": torch.get_rng_state(),
+            "pool_h": list(self.pool_h.images), "pool_l": list(self.pool_l.images),
+        }
+
+    def save(self, name: str = "last", metrics: dict | None = None, with_state: bool = True) -> Path:
+        """Write ``OUT/name`` as a new folder, then swap it in: a kill never leaves half a checkpoint."""
+        target = self.out / name
+        tmp, old = self.out / f"{name}.new", self.out / f"{name}.old"
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_model(tmp, self.nets(), self.model_config(metrics))
+        if with_state:
+            torch.save(self.resume_state(), tmp / "resume.pt")
+        if target.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        return target
+
+    def load(self, name: str = "last") -> None:
+        """Restore weights, optimisers, step, RNG and fake pools from ``OUT/name``."""
+        folder = self.out / name
+        if not folder.exists() and (self.out / f"{name}.old").exists():
+            folder = self.out / f"{name}.old"  # killed between the two renames of save()
+        nets, _ = load_model(folder, parts=("G_L", "G_H", "D"))
+        for part, net in nets.items():
+            self.nets()[part].load_state_dict(net.state_dict())
+        state = torch.load(folder / "resume.pt", map_location=self.device, weights_only=True)
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.step_no = int(state["step"])
+        self.best_score = float(state["best_score"])
+        self.rng.bit_generator.state = json.loads(state["rng_numpy"])
+        torch.set_rng_state(state["rng_torch"])
+        self.pool_h.images = list(state["pool_h"])
+        self.pool_l.images = list(state["pool_l"])
+
+
+def append_csv(path: Path, row: dict, fieldnames: tuple[str, ...] | list[str]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(fieldnames), extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def plot_curves(out: Path) -> None:
+    """``OUT/loss.png``: training losses and validation scores against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    log, val = out / "log.csv", out / "val.csv"
+    if not log.exists():
+        return
+    rows = list(csv.DictReader(log.open()))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("loss_pretrain", "loss_gan", "loss_cycle", "loss_D", "loss_paired"):
+        pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) not in ("", None)]
+        if pts:
+            xs, ys = zip(*pts)
+            k = max(1, len(ys) // 200)
+            axes[0].plot(xs[::k], np.convolve(ys, np.ones(k) / k, mode="same")[::k], label=key)
+    axes[0].set_xlabel("step"), axes[0].set_yscale("log"), axes[0].legend(), axes[0].set_title("losses")
+    if val.exists():
+        vrows = list(csv.DictReader(val.open()))
+        if vrows:
+            xs = [int(r["step"]) for r in vrows]
+            for key in ("psnr", "bm3d_psnr"):
+                axes[1].plot(xs, [float(r[key]) if r.get(key) else np.nan for r in vrows], label=key)
+            ax2 = axes[1].twinx()
+            for key, style in (("ssim", "g-"), ("bm3d_ssim", "g--")):
+                ax2.plot(xs, [float(r[key]) if r.get(key) else np.nan for r in vrows], style, label=key)
+            axes[1].legend(loc="lower left"), ax2.legend(loc="lower right")
+            axes[1].set_title("validation (PSNR left, SSIM right)"), axes[1].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=90)
+    plt.close(fig)
+
+
+def run(cfg: FitConfig, resume: bool = False) -> Path:
+    """Train as configured; returns the run folder."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_training_data(cfg)
+    trainer = Trainer(cfg, data, rank, world)
+    if resume:
+        if not (out / "last").exists() and not (out / "last.old").exists():
+            raise SystemExit(f"error: --resume but no checkpoint in {out / 'last'}")
+        trainer.load("last")
+    elif (out / "last").exists():
+        raise SystemExit(f"error: {out} already holds a run; pass --resume or choose another --out")
+    if rank == 0:
+        (out / "fit_config.json").write_text(json.dumps(cfg.to_json(), indent=2))
+    validator = Validator(cfg, data, out) if rank == 0 else None
+    from tqdm import tqdm
+
+    bar = tqdm(total=trainer.total_steps, initial=trainer.step_no, disable=rank != 0, dynamic_ncols=True,
+               file=sys.stderr, mininterval=2.0)
+    t0 = time.perf_counter()
+    while trainer.step_no < trainer.total_steps:
+        row = trainer.step()
+        row["seconds"] = round(time.perf_counter() - t0, 2)
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k.startswith("loss") and v})
+        if rank != 0:
+            continue
+        append_csv(out / "log.csv", row, LOG_FIELDS)
+        step = trainer.step_no
+        if validator is not None and (step % cfg.val_every == 0 or step == trainer.total_steps):
+            scores = validator.run(trainer.gens.G_L, step)
+            bar.write(validator.format(scores))
+            if scores["score"] > trainer.best_score:
+                trainer.best_score = scores["score"]
+                trainer.save("best", metrics=scores, with_state=False)
+        if step % cfg.ckpt_every == 0 or step == trainer.total_steps:
+            trainer.save("last")
+            plot_curves(out)
+    bar.close()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, resume = parse_args(argv)
+    run(cfg, resume)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""The HDcycleGAN objective (paper eqs. 1-4) on logits: cross-entropy GAN terms + L1 cycle."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from napari_hdcyclegan.model.networks import CLASS_FAKE, CLASS_HN, CLASS_LN
+
+
+def _targets(n: int, cls: int, device: torch.device) -> torch.Tensor:
+    return torch.full((n,), cls, dtype=torch.long, device=device)
+
+
+def generator_gan_loss(d_fake_h: torch.Tensor, d_fake_l: torch.Tensor) -> torch.Tensor:
+    """Eq. (2): G_H's fakes should be classed real HN, G_L's fakes real LN."""
+    n_h, n_l = d_fake_h.shape[0], d_fake_l.shape[0]
+    return (F.cross_entropy(d_fake_h, _targets(n_h, CLASS_HN, d_fake_h.device))
+            + F.cross_entropy(d_fake_l, _targets(n_l, CLASS_LN, d_fake_l.device)))
+
+
+def discriminator_loss(logits: torch.Tensor, n_real_h: int, n_real_l: int) -> torch.Tensor:
+    """Eq. (3) for one batch ordered [real HN, real LN, fakes...]: each term a mean cross-entropy."""
+    n_fake = logits.shape[0] - n_real_h - n_real_l
+    dev = logits.device
+    real_h, real_l, fake = logits.split([n_real_h, n_real_l, n_fake])
+    loss = (F.cross_entropy(real_h, _targets(n_real_h, CLASS_HN, dev))
+            + F.cross_entropy(real_l, _targets(n_real_l, CLASS_LN, dev)))
+    if n_fake:  # without fakes this is the domain-classifier pre-training loss
+        loss = loss + 2 * F.cross_entropy(fake, _targets(n_fake, CLASS_FAKE, dev))
+    return loss
+
+
+def cycle_loss(h: torch.Tensor, rec_h: torch.Tensor, l: torch.Tensor, rec_l: torch.Tensor) -> torch.Tensor:
+    """Eq. (4) with mean absolute error per image pair."""
+    return F.l1_loss(rec_l, l) + F.l1_loss(rec_h, h)

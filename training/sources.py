@@ -1,0 +1,98 @@
+"""Where training data come from: the simulator (default), folders per domain, the Duke pairs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import FitConfig
+from .data import CropSampler, DataError, duke_pairs, read_folder, to_model_units
+
+
+@dataclass
+class ValItem:
+    """One held-back pair: model-unit noisy input, model-unit reference, and the raw noisy image."""
+
+    name: str
+    noisy: np.ndarray
+    reference: np.ndarray
+    raw: np.ndarray
+
+
+@dataclass
+class TrainingData:
+    sampler: CropSampler
+    description: dict
+    val: list[ValItem] = field(default_factory=list)
+
+
+def _normalisation(cfg: FitConfig) -> dict:
+    return {"method": "dtype"} if cfg.normalisation == "dtype" else {"method": "percentile", "low": 0.5, "high": 99.5}
+
+
+def simulated_val(cfg: FitConfig) -> list[ValItem]:
+    """Held-back simulated b-scans (seeds never used for training) scored against the clean truth."""
+    from napari_hdcyclegan.simulate import cached_pairs
+
+    vol = cached_pairs(cfg.sim_val_n, seed=cfg.seed + 100_000, shape=cfg.sim_shape,
+                       hn_frames=cfg.hn_frames, ln_frames=cfg.ln_frames)
+    norm = _normalisation(cfg)
+    return [ValItem(f"sim{i}", to_model_units(hn, norm), to_model_units(clean, norm, reference=hn), hn)
+            for i, (hn, clean) in enumerate(zip(vol.hn, vol.clean))]
+
+
+def _sim(cfg: FitConfig) -> TrainingData:
+    from napari_hdcyclegan.simulate import cached_pairs
+
+    vol = cached_pairs(cfg.sim_n, seed=cfg.seed, shape=cfg.sim_shape, hn_frames=cfg.hn_frames,
+                       ln_frames=cfg.ln_frames, mismatch=cfg.sim_mismatch)
+    norm = _normalisation(cfg)
+    hn = [to_model_units(x, norm) for x in vol.hn]
+    ln = [to_model_units(x, norm) for x in vol.ln]
+    target_src = vol.clean if cfg.paired_target == "clean" else vol.ln
+    targets = [to_model_units(t, norm, reference=x) for t, x in zip(target_src, vol.hn)]
+    desc = {"source": "simulator", "n_bscans": cfg.sim_n, "shape": list(cfg.sim_shape), "seed": cfg.seed,
+            "hn_frames": cfg.hn_frames, "ln_frames": cfg.ln_frames, "mismatch": cfg.sim_mismatch,
+            "paired_target": cfg.paired_target}
+    return TrainingData(CropSampler(hn, ln, cfg.crop, targets), desc, simulated_val(cfg))
+
+
+def _duke(cfg: FitConfig) -> TrainingData:
+    norm = _normalisation(cfg)
+    root = cfg.duke_root or None
+    train = duke_pairs("train", root, extra_frames=cfg.duke_extra_frames)
+    hn = [to_model_units(n, norm) for _, n, _ in train]
+    targets = [to_model_units(a, norm, reference=n) for _, n, a in train]
+    seen, ln = set(), []
+    for name, _, avg in train:
+        key = name.split("/")[0]
+        if key not in seen:
+            seen.add(key)
+            ln.append(to_model_units(avg, norm))
+    val = [ValItem(name, to_model_units(n, norm), to_model_units(a, norm, reference=n), n)
+           for name, n, a in duke_pairs("val", root)]
+    desc = {"source": "duke_fang2013", "train": sorted({n.split('/')[0] for n, _, _ in train}),
+            "n_noisy": len(hn), "n_averaged": len(ln), "val": [v.name for v in val],
+            "test_never_used": ["S06", "S07", "S08", "S09"], "extra_frames": cfg.duke_extra_frames}
+    return TrainingData(CropSampler(hn, ln, cfg.crop, targets), desc, val)
+
+
+def _folders(cfg: FitConfig) -> TrainingData:
+    parts = cfg.data.split(",")
+    if len(parts) != 2:
+        raise DataError(f"--data must be sim, duke or HN_DIR,LN_DIR; got {cfg.data!r}")
+    norm = _normalisation(cfg)
+    hn = [to_model_units(x, norm) for x in read_folder(parts[0])]
+    ln = [to_model_units(x, norm) for x in read_folder(parts[1])]
+    desc = {"source": "folders", "hn": parts[0], "ln": parts[1], "n_hn": len(hn), "n_ln": len(ln)}
+    return TrainingData(CropSampler(hn, ln, cfg.crop), desc, simulated_val(cfg) if cfg.sim_val_n else [])
+
+
+def load_training_data(cfg: FitConfig) -> TrainingData:
+    """The sampler and validation pairs that ``cfg.data`` names."""
+    if cfg.data == "sim":
+        return _sim(cfg)
+    if cfg.data == "duke":
+        return _duke(cfg)
+    return _folders(cfg)

@@ -1,0 +1,90 @@
+"""Validation during training: the model and BM3D on the same held-back pairs (BM3D cached)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_hdcyclegan.model.networks import Generator, run_generator
+
+from .config import FitConfig
+from .sources import TrainingData, ValItem
+
+FIELDS = ("step", "score", "psnr", "ssim", "msr", "cnr", "bm3d_psnr", "bm3d_ssim", "bm3d_msr", "bm3d_cnr",
+          "raw_psnr", "raw_ssim")
+
+
+def _scores(image: np.ndarray, item: ValItem) -> dict[str, float]:
+    from napari_hdcyclegan import metrics
+
+    signal, background = metrics.signal_background_masks(item.reference)
+    return {"psnr": metrics.psnr(item.reference, image, data_range=1.0),
+            "ssim": metrics.ssim(item.reference, image, data_range=1.0),
+            "msr": metrics.msr(image, signal), "cnr": metrics.cnr(image, signal, background)}
+
+
+def _mean(rows: list[dict[str, float]], prefix: str = "") -> dict[str, float]:
+    return {prefix + k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+
+
+class Validator:
+    """Scores G_L on the validation pairs; BM3D and raw scores are computed once and cached."""
+
+    def __init__(self, cfg: FitConfig, data: TrainingData, out: Path) -> None:
+        self.cfg, self.items, self.out = cfg, data.val, out
+        self.reference_scores = self._reference_scores() if self.items else {}
+
+    def _reference_scores(self) -> dict[str, float]:
+        raw = _mean([_scores(it.noisy, it) for it in self.items], "raw_")
+        if not self.cfg.val_bm3d:
+            return raw
+        key = hashlib.sha1(b"".join(it.noisy.tobytes() for it in self.items)).hexdigest()[:12]
+        cache = self.out / f"val_bm3d_{key}.npz"
+        if cache.exists():
+            outs = list(np.load(cache)["bm3d"])
+        else:
+            from napari_hdcyclegan.baselines import MissingExtraError, denoise_bm3d
+
+            try:
+                outs = [denoise_bm3d(it.noisy) for it in self.items]
+            except MissingExtraError as exc:
+                print(f"validation without BM3D: {exc}")
+                return raw
+            np.savez_compressed(cache, bm3d=np.stack(outs))
+        return {**raw, **_mean([_scores(o, it) for o, it in zip(outs, self.items)], "bm3d_")}
+
+    @torch.inference_mode()
+    def denoise(self, gen: Generator, image: np.ndarray) -> np.ndarray:
+        device = next(gen.parameters()).device
+        was_training = gen.training
+        gen.eval()
+        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
+        y = run_generator(gen, x).clamp_(0, 1)[0, 0].float().cpu().numpy()
+        gen.train(was_training)
+        return y
+
+    def run(self, gen: Generator, step: int) -> dict[str, float]:
+        """Mean scores of ``gen`` on the validation pairs; appended to ``OUT/val.csv``."""
+        rows = [_scores(self.denoise(gen, it.noisy), it) for it in self.items]
+        scores = {"step": step, **_mean(rows), **self.reference_scores}
+        scores["score"] = scores["psnr"] + 10 * scores["ssim"]  # the checkpoint-selection criterion
+        path = self.out / "val.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(FIELDS), extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(scores)
+        return scores
+
+    @staticmethod
+    def format(s: dict[str, float]) -> str:
+        line = f"val step {s['step']}: PSNR {s['psnr']:.2f} SSIM {s['ssim']:.3f} MSR {s['msr']:.2f} CNR {s['cnr']:.2f}"
+        if "bm3d_psnr" in s:
+            line += (f" | BM3D PSNR {s['bm3d_psnr']:.2f} SSIM {s['bm3d_ssim']:.3f}"
+                     f" MSR {s['bm3d_msr']:.2f} CNR {s['bm3d_cnr']:.2f}")
+        return line + f" | raw PSNR {s['raw_psnr']:.2f} SSIM {s['raw_ssim']:.3f}"
