@@ -36,7 +36,7 @@ SPECTRALIS_UM_PER_PX = {"axial": 3.87, "lateral": 11.45}
 FOV_UM = (496 * SPECTRALIS_UM_PER_PX["axial"], 512 * SPECTRALIS_UM_PER_PX["lateral"])
 PATHOLOGIES = (None, "drusen", "fluid", "detachment", "random")
 #: Bump when the simulated output changes, so that cached pairs are regenerated.
-SIM_VERSION = 2
+SIM_VERSION = 3
 
 DEFAULT_RHO = 0.02
 DEFAULT_NOISE_FLOOR = 1e-4
@@ -244,7 +244,7 @@ class _Scene:
     """Random parameters of one eye (anatomy + pathology), in µm and mm around the fovea."""
 
     fovea_xy: tuple[float, float]
-    bm_depth_um: float
+    bm_depth_frac: float
     sag_um: float
     tilt_um: tuple[float, float]
     pit_floor: float
@@ -289,7 +289,7 @@ def _draw_scene(rng: np.random.Generator, pathology: str | None) -> _Scene:
     for _ in range(int(anat.integers(3, 8))):
         # en-face line x = x0 + slope (y - fy); diameter µm; shadow strength (display levels)
         vessels.append((float(anat.uniform(-2.9, 2.9)), float(anat.uniform(-1.5, 1.5)),
-                        float(anat.uniform(40, 110)), float(anat.uniform(0.08, 0.25)), float(anat.uniform(0.2, 0.8))))
+                        float(anat.uniform(50, 150)), float(anat.uniform(0.08, 0.25)), float(anat.uniform(0.2, 0.8))))
     chosen = pathology
     if pathology == "random":
         chosen = [None, "drusen", "fluid", "detachment"][int(path_rng.integers(0, 4))]
@@ -309,7 +309,7 @@ def _draw_scene(rng: np.random.Generator, pathology: str | None) -> _Scene:
         detachment = (fx + float(path_rng.uniform(-0.5, 0.5)), float(path_rng.uniform(-0.2, 0.2)),
                       float(path_rng.uniform(80, 300)), float(path_rng.uniform(0.4, 1.1)))
     return _Scene(
-        fovea_xy=fovea, bm_depth_um=float(anat.uniform(0.52, 0.62)) * FOV_UM[0],
+        fovea_xy=fovea, bm_depth_frac=float(anat.uniform(0.52, 0.62)),
         sag_um=float(anat.uniform(0, 160)), tilt_um=(float(anat.uniform(-120, 120)), float(anat.uniform(-60, 60))),
         pit_floor=float(anat.uniform(0.03, 0.15)), pit_sigma_mm=float(anat.uniform(0.38, 0.55)),
         onl_fovea_um=float(anat.uniform(95, 125)), thick_scale=thick_scale, thick_fields=thick_fields,
@@ -321,8 +321,12 @@ def _draw_scene(rng: np.random.Generator, pathology: str | None) -> _Scene:
     )
 
 
-def _geometry(scene: _Scene, x_mm: np.ndarray, y_mm: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Layer thicknesses (µm, per column) and the Bruch's membrane depth (µm) at slice ``y_mm``."""
+def _geometry(scene: _Scene, x_mm: np.ndarray, y_mm: float, depth_um: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Layer thicknesses (µm, per column) and Bruch's membrane depth (µm) at slice ``y_mm``.
+
+    ``depth_um`` is the imaged depth; the eye's curvature and tilt are physical (µm over the
+    Spectralis width) whatever the field of view.
+    """
     fx, fy = scene.fovea_xy
     dx, dy = x_mm - fx, y_mm - fy
     r2 = dx**2 + dy**2
@@ -356,7 +360,7 @@ def _geometry(scene: _Scene, x_mm: np.ndarray, y_mm: float) -> tuple[dict[str, n
         thick["ONL"] = thick["ONL"] + 0.6 * swell
     thick["CHO"] = scene.choroid_um * (1.0 + 0.12 * scene.choroid_field(x_mm, y_mm)) * (1.0 + 0.15 * np.exp(-r2 / 2))
     half_w = FOV_UM[1] / 2000
-    bm = (scene.bm_depth_um - scene.sag_um * r2 / half_w**2 + scene.tilt_um[0] * x_mm / half_w
+    bm = (scene.bm_depth_frac * depth_um - scene.sag_um * r2 / half_w**2 + scene.tilt_um[0] * x_mm / half_w
           + scene.tilt_um[1] * y_mm / half_w + 10.0 * scene.wiggle(x_mm, y_mm))
     return thick, bm
 
@@ -373,7 +377,8 @@ def _boundaries_um(thick: dict[str, np.ndarray], bm: np.ndarray) -> list[np.ndar
     return tops[1:]
 
 
-def _render(scene: _Scene, y_mm: float, shape: tuple[int, int], x_shift_px: float = 0.0,
+def _render(scene: _Scene, y_mm: float, shape: tuple[int, int], um_per_px: tuple[float, float],
+            x_shift_px: float = 0.0,
             z_shift_px: np.ndarray | float = 0.0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Display levels (H, W) float32 and boundaries (rows) of the scene at slice ``y_mm``.
 
@@ -381,10 +386,10 @@ def _render(scene: _Scene, y_mm: float, shape: tuple[int, int], x_shift_px: floa
     without interpolating pixels.
     """
     h, w = shape
-    um_z, um_x = FOV_UM[0] / h, FOV_UM[1] / w
+    um_z, um_x = um_per_px
     cols = np.arange(w, dtype=np.float64) + x_shift_px
     x_mm = (cols - (w - 1) / 2) * um_x / 1000
-    thick, bm = _geometry(scene, x_mm, y_mm)
+    thick, bm = _geometry(scene, x_mm, y_mm, um_z * h)
     tops_um = _boundaries_um(thick, bm)
     z_shift = np.broadcast_to(np.asarray(z_shift_px, dtype=np.float64), (w,))
     tops = [t / um_z + z_shift for t in tops_um]  # rows (pixel centres at integers)
@@ -451,7 +456,7 @@ def _add_vessels(scene: _Scene, level: np.ndarray, tops: list[np.ndarray], x_mm:
         zc = ilm + depth_frac * (rnfl_gcl - ilm) + (diam / 2) / um_z * 0.5
         hz = np.maximum(np.sqrt(prof) * (diam / 2) / um_z, 1e-3)
         inside = np.clip(1.0 - ((rows - zc[None, :]) / hz[None, :]) ** 2, 0.0, 1.0)
-        level += (0.72 - level) * inside * 0.8
+        level += (0.8 - level) * inside * 0.85
         below = np.clip(rows - (zc + hz)[None, :], 0.0, 1.0)
         level -= np.float32(shadow) * np.sqrt(prof)[None, :].astype(np.float32) * below
 
@@ -474,36 +479,52 @@ def _add_cysts(scene: _Scene, level: np.ndarray, tops: list[np.ndarray], x_mm: n
 # Public simulation API
 
 
-def _check_args(shape: tuple[int, int], hn_frames: int, ln_frames: int) -> tuple[int, int]:
-    """Validate shape and frame counts; return the shape as a tuple of ints."""
+def _check_args(shape: tuple[int, int], hn_frames: int, ln_frames: int, mismatch: float,
+                um_per_px: dict | None) -> tuple[tuple[int, int], tuple[float, float]]:
+    """Validate the common arguments; return the shape and the sampling (axial, lateral µm/px)."""
     if len(shape) != 2 or min(shape) < 16:
         raise ValueError(f"shape must be (H, W) with H, W >= 16, got {shape}")
     for name, n in (("hn_frames", hn_frames), ("ln_frames", ln_frames)):
         if int(n) != n or n < 1:
             raise ValueError(f"{name} must be a positive integer, got {n}")
-    return int(shape[0]), int(shape[1])
+    if not 0 <= float(mismatch) <= 5:
+        raise ValueError(f"mismatch must be a bool or a strength in [0, 5], got {mismatch}")
+    h, w = int(shape[0]), int(shape[1])
+    if um_per_px is None:  # the Spectralis field of view, sampled by ``shape``
+        return (h, w), (FOV_UM[0] / h, FOV_UM[1] / w)
+    try:
+        um = (float(um_per_px["axial"]), float(um_per_px["lateral"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"um_per_px must be a dict with 'axial' and 'lateral' µm, got {um_per_px!r}") from exc
+    if min(um) <= 0 or h * um[0] < 600:
+        raise ValueError(f"um_per_px {um_per_px} with shape {shape} images less than 600 µm depth")
+    return (h, w), um
 
 
-def _mismatch_params(rng: np.random.Generator, w: int, shape: tuple[int, int]) -> dict:
-    """Random LN-acquisition mismatch: shift (px), smooth axial warp (px per column), gain."""
+def _mismatch_params(rng: np.random.Generator, w: int, strength: float) -> dict:
+    """Random LN-acquisition mismatch: shift (px), smooth axial warp (px per column), gain.
+
+    At strength 1: shifts up to 1.5 px per axis, an axial warp of about +-1 px along the b-scan
+    and a gain of exp(+-0.25) (about +-8 grey levels of 255 in the display).
+    """
     xs = np.linspace(-1, 1, w)
     warp = sum(rng.uniform(-0.6, 0.6) * np.cos(np.pi * k * xs / 2 + rng.uniform(0, 2 * np.pi)) for k in (1, 2, 3))
-    return {"shift_z": float(rng.uniform(-1.5, 1.5)), "shift_x": float(rng.uniform(-1.5, 1.5)),
-            "warp_z": warp, "gain": float(np.exp(rng.uniform(-0.25, 0.25)))}
+    return {"shift_z": strength * float(rng.uniform(-1.5, 1.5)), "shift_x": strength * float(rng.uniform(-1.5, 1.5)),
+            "warp_z": strength * warp, "gain": float(np.exp(strength * rng.uniform(-0.25, 0.25)))}
 
 
 def _simulate_slice(scene: _Scene, y_mm: float, shape: tuple[int, int], hn_frames: int, ln_frames: int,
-                    rng: np.random.Generator, mismatch: bool, rho: float, noise_floor: float,
-                    psf: tuple[float, float] | None) -> tuple[np.ndarray, ...]:
+                    rng: np.random.Generator, mismatch: float, rho: float, noise_floor: float,
+                    psf: tuple[float, float] | None, um: tuple[float, float]) -> tuple[np.ndarray, ...]:
     """hn, ln, clean (display) and boundaries of one slice."""
-    level, bounds = _render(scene, y_mm, shape)
+    level, bounds = _render(scene, y_mm, shape, um)
     lin = inverse_log_display(level).astype(np.float32)
     clean = log_display(intensity_psf(lin, psf))
     base = rng.standard_normal((2, *shape), dtype=np.float32) * np.float32(np.sqrt(0.5)) if rho > 0 else None
     hn = log_display(speckle_average(lin, hn_frames, rng, rho, psf, noise_floor, base=base))
     if mismatch:
-        mm = _mismatch_params(rng, shape[1], shape)
-        lvl_ln, _ = _render(scene, y_mm, shape, x_shift_px=mm["shift_x"], z_shift_px=mm["shift_z"] + mm["warp_z"])
+        mm = _mismatch_params(rng, shape[1], float(mismatch))
+        lvl_ln, _ = _render(scene, y_mm, shape, um, x_shift_px=mm["shift_x"], z_shift_px=mm["shift_z"] + mm["warp_z"])
         lin_ln = inverse_log_display(lvl_ln).astype(np.float32) * np.float32(mm["gain"])
         base_ln = rng.standard_normal((2, *shape), dtype=np.float32) * np.float32(np.sqrt(0.5)) if rho > 0 else None
         ln = log_display(speckle_average(lin_ln, ln_frames, rng, rho, psf, noise_floor, base=base_ln))
@@ -512,50 +533,54 @@ def _simulate_slice(scene: _Scene, y_mm: float, shape: tuple[int, int], hn_frame
     return hn, ln, clean, bounds
 
 
-def _metadata(seed: int, shape: tuple[int, int], hn_frames: int, ln_frames: int, mismatch: bool,
-              pathology: str | None, rho: float, noise_floor: float, psf, scene: _Scene) -> dict:
+def _metadata(seed: int, shape: tuple[int, int], hn_frames: int, ln_frames: int, mismatch: float,
+              pathology: str | None, rho: float, noise_floor: float, psf, scene: _Scene,
+              um_zx: tuple[float, float]) -> dict:
     """Provenance of a simulation (JSON-friendly)."""
-    um = {"axial": FOV_UM[0] / shape[0], "lateral": FOV_UM[1] / shape[1]}
+    um = {"axial": float(um_zx[0]), "lateral": float(um_zx[1])}
     return {"simulator": "napari_hdcyclegan.simulate", "version": SIM_VERSION, "seed": int(seed),
             "shape": list(shape), "hn_frames": int(hn_frames), "ln_frames": int(ln_frames),
-            "mismatch": bool(mismatch), "pathology": pathology, "pathology_drawn": scene.pathology,
+            "mismatch": float(mismatch), "pathology": pathology, "pathology_drawn": scene.pathology,
             "rho": float(rho), "noise_floor": float(noise_floor), "psf_sigma_px": None if psf is None else list(psf),
             "um_per_px": um, "display": "log_display (eyepy HEYEX transform), [0, 1]"}
 
 
 def simulate_bscan(seed: int = 0, shape: tuple[int, int] = (496, 512), hn_frames: int = 12, ln_frames: int = 60,
-                   mismatch: bool = False, pathology: str | None = None, *, rho: float = DEFAULT_RHO,
-                   noise_floor: float = DEFAULT_NOISE_FLOOR,
-                   psf: tuple[float, float] | None = DEFAULT_PSF) -> SimulatedBscan:
+                   mismatch: bool | float = False, pathology: str | None = None, *, rho: float = DEFAULT_RHO,
+                   noise_floor: float = DEFAULT_NOISE_FLOOR, psf: tuple[float, float] | None = DEFAULT_PSF,
+                   um_per_px: dict[str, float] | None = None) -> SimulatedBscan:
     """Simulate one foveal b-scan: HN (``hn_frames``) and LN (``ln_frames``) averages, clean truth, boundaries.
 
     ``rho``: intensity correlation between frames; ``noise_floor``: complex noise power (linear
     intensity units); ``psf``: amplitude PSF Gaussian sigmas (axial, lateral) in px, None for none.
-    ``mismatch`` displaces, warps and re-gains the LN acquisition only (truth stays registered to HN).
+    ``mismatch`` displaces, warps and re-gains the LN acquisition only (truth stays registered to HN);
+    a float scales it (True = 1: shifts up to 1.5 px, gain exp(+-0.25)). ``um_per_px`` (``{"axial",
+    "lateral"}``): by default the Spectralis field of view (1.92 x 5.86 mm) is sampled by ``shape``;
+    given, the image is a window of that sampling centred on the fovea (e.g. Spectralis-scale crops).
     """
-    shape = _check_args(shape, hn_frames, ln_frames)
+    shape, um = _check_args(shape, hn_frames, ln_frames, mismatch, um_per_px)
     rng = np.random.default_rng(seed)
     scene_rng, noise_rng = rng.spawn(2)
     scene = _draw_scene(scene_rng, pathology)
     y = scene.fovea_xy[1] + float(scene_rng.uniform(-0.08, 0.08))
     hn, ln, clean, bounds = _simulate_slice(scene, y, shape, hn_frames, ln_frames, noise_rng, mismatch, rho,
-                                            noise_floor, psf)
-    meta = _metadata(seed, shape, hn_frames, ln_frames, mismatch, pathology, rho, noise_floor, psf, scene)
+                                            noise_floor, psf, um)
+    meta = _metadata(seed, shape, hn_frames, ln_frames, mismatch, pathology, rho, noise_floor, psf, scene, um)
     meta["y_mm"] = y
     return SimulatedBscan(hn, ln, clean, bounds, meta)
 
 
 def simulate_volume(n_bscans: int = 8, seed: int = 0, shape: tuple[int, int] = (496, 512), hn_frames: int = 12,
-                    ln_frames: int = 60, mismatch: bool = False, pathology: str | None = None, *,
+                    ln_frames: int = 60, mismatch: bool | float = False, pathology: str | None = None, *,
                     spacing_um: float = 120.0, rho: float = DEFAULT_RHO, noise_floor: float = DEFAULT_NOISE_FLOOR,
-                    psf: tuple[float, float] | None = DEFAULT_PSF,
+                    psf: tuple[float, float] | None = DEFAULT_PSF, um_per_px: dict[str, float] | None = None,
                     progress: Callable[[int, int], None] | None = None) -> SimulatedVolume:
     """Simulate a raster of ``n_bscans`` b-scans ``spacing_um`` apart, centred on the fovea.
 
     Anatomy and pathology are 3-D, so neighbouring b-scans vary smoothly (the foveal pit deepens
     towards the middle slice). Other arguments as :func:`simulate_bscan`.
     """
-    shape = _check_args(shape, hn_frames, ln_frames)
+    shape, um = _check_args(shape, hn_frames, ln_frames, mismatch, um_per_px)
     if int(n_bscans) < 1:
         raise ValueError(f"n_bscans must be >= 1, got {n_bscans}")
     rng = np.random.default_rng(seed)
@@ -567,12 +592,12 @@ def simulate_volume(n_bscans: int = 8, seed: int = 0, shape: tuple[int, int] = (
     bounds = {n: np.empty((n_bscans, shape[1]), np.float32) for n in BOUNDARY_NAMES}
     for i, y in enumerate(ys):
         hn[i], ln[i], clean[i], b = _simulate_slice(scene, float(y), shape, hn_frames, ln_frames, noise_rng,
-                                                    mismatch, rho, noise_floor, psf)
+                                                    mismatch, rho, noise_floor, psf, um)
         for k, v in b.items():
             bounds[k][i] = v
         if progress is not None:
             progress(i + 1, n_bscans)
-    meta = _metadata(seed, shape, hn_frames, ln_frames, mismatch, pathology, rho, noise_floor, psf, scene)
+    meta = _metadata(seed, shape, hn_frames, ln_frames, mismatch, pathology, rho, noise_floor, psf, scene, um)
     meta.update(n_bscans=int(n_bscans), spacing_um=float(spacing_um),
                 scale_um=[float(spacing_um), meta["um_per_px"]["axial"], meta["um_per_px"]["lateral"]])
     return SimulatedVolume(hn, ln, clean, bounds, meta)

@@ -119,7 +119,8 @@ def test_single_frame_works():
 
 
 @pytest.mark.parametrize("kwargs", [{"shape": (8, 8)}, {"hn_frames": 0}, {"ln_frames": 2.5},
-                                    {"pathology": "glaucoma"}])
+                                    {"pathology": "glaucoma"}, {"mismatch": -1},
+                                    {"um_per_px": {"axial": 3.87}}, {"um_per_px": {"axial": 1, "lateral": 1}}])
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         sim.simulate_bscan(**{"shape": SMALL, **kwargs})
@@ -171,6 +172,20 @@ def test_mismatch_moves_ln_only():
     np.testing.assert_array_equal(a.hn, m.hn)
     np.testing.assert_array_equal(a.clean, m.clean)
     assert _psnr(m.ln, m.clean) < _psnr(a.ln, a.clean)
+
+
+def test_spectralis_scale_window():
+    b = sim.simulate_bscan(seed=0, shape=(192, 128), hn_frames=1, ln_frames=1, um_per_px=sim.SPECTRALIS_UM_PER_PX)
+    assert b.metadata["um_per_px"] == sim.SPECTRALIS_UM_PER_PX
+    b_ = b.boundaries
+    assert 0 < b_["ILM"].min() and b_["RPE"].max() < 191
+    assert 150 < np.median(b_["RPE"] - b_["ILM"]) * 3.87 < 450
+
+
+def test_mismatch_strength_scales():
+    kw = dict(seed=4, shape=(128, 128), hn_frames=2, ln_frames=8)
+    weak, strong = sim.simulate_bscan(mismatch=0.3, **kw), sim.simulate_bscan(mismatch=3.0, **kw)
+    assert _psnr(strong.ln, strong.clean) < _psnr(weak.ln, weak.clean)
 
 
 @pytest.mark.parametrize("pathology", ["drusen", "fluid", "detachment"])
