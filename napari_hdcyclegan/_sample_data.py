@@ -25,10 +25,12 @@ def simulated_volume() -> list[tuple[Any, dict, str]]:
     provenance = {"format": "simulated", "source": dict(getattr(vol, "metadata", {}) or {})}
     layers: list[tuple[Any, dict, str]] = []
     for key, label in (("hn", "HN"), ("ln", "LN"), ("clean", "clean")):
-        meta = {**provenance, "role": label}
-        kwargs = {**common, "name": f"simulated_{label}", "metadata": meta, "contrast_limits": (0.0, 1.0)}
-        kwargs["visible"] = label == "HN"  # HN on top; LN and clean one click away
-        layers.append((getattr(vol, key), kwargs, "image"))
+        data = getattr(vol, key)
+        kwargs = {**common, "name": f"simulated_{label}", "metadata": {**provenance, "role": label},
+                  "visible": label == "HN"}  # HN shown; LN and clean one click away
+        if data.dtype.kind == "f":
+            kwargs["contrast_limits"] = (0.0, 1.0)  # display domain: same contrast for all three
+        layers.append((data, kwargs, "image"))
     for name in ("ILM", "RPE"):
         if name in vol.boundaries:
             layers.append(boundary_layer(vol.boundaries[name], f"simulated_{name}", name, scale,

@@ -41,6 +41,12 @@ _PROPERTY_KEY = "napari_hdcyclegan"
 _VENDOR_INVALID = 3.0e38
 _VENDOR_EXTRA = "pip install 'napari-hdcyclegan[vendor]'"
 
+_FORMAT_NAMES = {
+    ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
+    ".vol": "Heidelberg .vol", ".e2e": "Heidelberg .e2e", ".xml": "Heidelberg HEYEX XML",
+    ".fds": "Topcon .fds", ".fda": "Topcon .fda", ".img": "Zeiss .img", ".oct": "Bioptigen/Optovue .oct",
+    ".dcm": "DICOM",
+}
 _UNIT_TO_UM = {
     "um": 1.0, "µm": 1.0, "μm": 1.0, "\\u00b5m": 1.0, "micron": 1.0, "microns": 1.0,
     "micrometer": 1.0, "micrometre": 1.0, "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3,
@@ -117,7 +123,8 @@ def read_oct(path: str | os.PathLike, *, display: bool = True) -> OctImage:
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as exc:  # a corrupt file fails in many library-specific ways: report them as one
-        raise OctReadError(p, _short(exc)) from exc
+        kind = _FORMAT_NAMES.get(suffix, suffix)
+        raise OctReadError(p, f"corrupt, truncated or not a {kind} file ({_short(exc)})") from exc
     return _validated(image, p)
 
 
@@ -421,6 +428,11 @@ def _read_eyepy(path: Path, fmt: str, display: bool) -> OctImage:
     else:
         HeXmlReader = _import_vendor(path, "eyepy.io.he", "HeXmlReader", "eyepy")
         ev = HeXmlReader(path).volume
+    return _from_eyevolume(ev, path, fmt, display)
+
+
+def _from_eyevolume(ev: Any, path: Path, fmt: str, display: bool) -> OctImage:
+    """Convert an eyepy EyeVolume (raw intensities, mm scale, layer heights) into an OctImage."""
     transform = ev.meta.get("intensity_transform", "default") if hasattr(ev.meta, "get") else "default"
     linear_source = transform in ("vol", "e2e")
     if linear_source:
@@ -448,13 +460,13 @@ def _read_octconverter(path: Path, fmt: str) -> OctImage:
                 volumes = [readers.POCT(path).read_oct_volume()[0]]
                 fmt = "optovue-oct"
             except Exception:
-                raise OctReadError(path, f"neither a Bioptigen nor an Optovue .oct file ({exc})") from exc
+                raise OctReadError(path, f"neither a Bioptigen nor an Optovue .oct file ({_short(exc)})") from exc
         volume = volumes[0]
         # Bioptigen frames are stored (A-scans, depth): transpose to (depth, lateral)
         data = np.stack([np.asarray(b).T for b in volume.volume]) if fmt == "bioptigen-oct" else \
             np.stack([np.asarray(b) for b in volume.volume])
     else:
-        cls = {"topcon-fds": readers.FDS, "topcon-fda": readers.FDA, "zeiss-img": readers.IMG}[fmt]
+        cls = getattr(readers, {"topcon-fds": "FDS", "topcon-fda": "FDA", "zeiss-img": "IMG"}[fmt])
         volume = cls(path).read_oct_volume()
         data = np.stack([np.asarray(b) for b in volume.volume])
     spacing = getattr(volume, "pixel_spacing", None)
@@ -478,7 +490,7 @@ def _read_dicom(path: Path) -> OctImage:
     try:
         ds = pydicom.dcmread(path)
     except Exception as exc:
-        raise OctReadError(path, f"not a DICOM file ({exc})") from exc
+        raise OctReadError(path, f"not a DICOM file ({_short(exc)})") from exc
     if str(getattr(ds, "Manufacturer", "")).startswith("Carl Zeiss Meditec"):
         raise OctReadError(path, "Zeiss DICOM stores obfuscated pixel data; export it as .img or TIFF")
     data = np.asarray(ds.pixel_array)

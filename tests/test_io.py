@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import imageio.v3 as iio
 import numpy as np
@@ -343,3 +344,65 @@ def test_import_is_light():
             "bad = [m for m in ('eyepy', 'oct_converter', 'cv2', 'napari', 'torch', 'qtpy') if m in sys.modules]; "
             "assert not bad, bad")
     assert os.system(f'"{sys.executable}" -c "{code}"') == 0
+
+
+# ---------------------------------------------------------------- vendor conversions on synthetic objects
+# (no real .e2e/.xml/.fds/.fda/.img/.oct files are available: these check our side of the conversion)
+
+
+def test_eyepy_volume_conversion_e2e_like():
+    eyepy = pytest.importorskip("eyepy")
+    n, h, w = 3, 40, 50
+    raw = np.random.default_rng(0).random((n, h, w)).astype(np.float32) * 0.01
+    raw[:, :, :3] = 2.0  # .e2e "no data" marker
+    bscans = [eyepy.EyeBscanMeta(start_pos=(0, i * 0.12), end_pos=(w * 0.0115, i * 0.12), pos_unit="mm")
+              for i in range(n)]
+    meta = eyepy.EyeVolumeMeta(scale_x=0.0115, scale_y=0.0039, scale_z=0.12, scale_unit="mm",
+                               intensity_transform="e2e", bscan_meta=bscans)
+    ev = eyepy.EyeVolume(data=raw, meta=meta)
+    ev.add_layer_annotation(np.full((n, w), 10.0), name="ILM")
+    ev.add_layer_annotation(np.full((n, w), 30.0), name="BM")
+    im = io._from_eyevolume(ev, Path("scan.e2e"), "heidelberg-e2e", display=True)
+    assert im.data.shape == (n, h, w) and im.data[:, :, :3].max() == 0.0  # no-data is black
+    assert im.metadata["intensity_transform"] == "log_display"
+    assert im.scale == pytest.approx((120.0, 3.9, 11.5)) and im.units == ("um",) * 3
+    assert list(im.boundaries) == ["ILM", "RPE"] and np.all(im.boundaries["RPE"] == 30.0)
+
+
+def test_oct_converter_volume_conversion(tmp_path, monkeypatch):
+    n, h, w = 2, 30, 40
+    frames = [np.full((h, w), i, np.uint16) for i in range(n)]
+    bm = np.full((n, w), 25.0)
+    bm[0, 0] = h + 5  # outside the image: missing
+
+    class FakeFDA:
+        def __init__(self, path):
+            self.path = path
+
+        def read_oct_volume(self):
+            return SimpleNamespace(volume=frames, pixel_spacing=[0.0115, 0.12, 0.0026],
+                                   contours={"ILM": np.full((n, w), 5.0), "BM": bm}, metadata={"k": 1},
+                                   laterality="R", acquisition_date=None, oct_header={"height": h})
+
+    monkeypatch.setitem(sys.modules, "oct_converter.readers", SimpleNamespace(FDA=FakeFDA))
+    path = tmp_path / "scan.fda"
+    path.write_bytes(b"FOCT" + bytes(64))
+    im = read_oct(path)
+    assert im.data.shape == (n, h, w) and im.data[1].max() == 1
+    # OCT-Converter pixel_spacing is (lateral, b-scan spacing, axial) in mm
+    assert im.scale == pytest.approx((120.0, 2.6, 11.5))
+    assert np.isnan(im.boundaries["RPE"][0, 0]) and im.boundaries["RPE"][1, 0] == 25.0
+    assert im.metadata["format"] == "topcon-fda" and im.metadata["source"]["laterality"] == "R"
+
+
+@pytest.mark.parametrize("suffix,module", [(".e2e", "eyepy"), (".xml", "eyepy"), (".fds", "oct_converter"),
+                                           (".fda", "oct_converter"), (".img", "oct_converter"),
+                                           (".oct", "oct_converter"), (".dcm", "pydicom")])
+def test_junk_vendor_files_are_clear_errors(tmp_path, suffix, module):
+    pytest.importorskip(module)
+    path = tmp_path / f"junk{suffix}"
+    junk = np.random.default_rng(3).bytes(5000)
+    path.write_bytes(b"<?xml version='1.0'?><HEYEX><Patient/></HEYEX>" if suffix == ".xml" else junk)
+    with pytest.raises(OctReadError) as info:
+        read_oct(path)
+    assert info.value.path == str(path) and "\n" not in info.value.reason

@@ -1,0 +1,172 @@
+"""Tests for the npe2 reader and writer (napari_hdcyclegan._reader / _writer), headless."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+
+from napari_hdcyclegan import _reader
+from napari_hdcyclegan._reader import boundary_paths, napari_get_reader
+from napari_hdcyclegan._writer import write_tiff as layer_writer
+from napari_hdcyclegan.io import read_oct, write_tiff
+
+PLUGIN = "napari-hdcyclegan"
+VOL = Path(_reader.__file__).resolve().parent / "data" / "heidelberg_circle.vol"
+SCALE = (120.0, 3.87, 11.45)
+
+
+def _scaled_tiff(path: Path) -> np.ndarray:
+    """Write a small ImageJ TIFF with Spectralis-like scale and return its data."""
+    data = np.random.default_rng(0).integers(0, 255, (3, 24, 32), dtype=np.uint8)
+    tifffile.imwrite(path, data, imagej=True, resolution=(1 / SCALE[2], 1 / SCALE[1]),
+                     metadata={"spacing": SCALE[0], "unit": "micron", "axes": "ZYX"})
+    return data
+
+
+def _units(layer) -> tuple[str, ...]:
+    return tuple(str(u) for u in layer.units)
+
+
+def test_get_reader_accepts_supported_paths(tmp_path):
+    tif = tmp_path / "a.tif"
+    _scaled_tiff(tif)
+    iio.imwrite(tmp_path / "b.png", np.zeros((4, 4), np.uint8))
+    assert callable(napari_get_reader(str(tif)))
+    assert callable(napari_get_reader([str(tif), str(tmp_path / "b.png")]))
+    assert callable(napari_get_reader(str(tmp_path)))  # a folder of b-scans
+    assert callable(napari_get_reader(str(VOL)))
+
+
+def test_get_reader_returns_none_for_unsupported(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "other.xml").write_text("<root/>")
+    (tmp_path / "empty_dir").mkdir()
+    assert napari_get_reader(str(tmp_path / "notes.txt")) is None
+    assert napari_get_reader(str(tmp_path / "other.xml")) is None  # XML that is not a HEYEX export
+    assert napari_get_reader(str(tmp_path / "empty_dir")) is None
+    assert napari_get_reader([str(tmp_path / "notes.txt"), str(tmp_path / "other.xml")]) is None
+    assert napari_get_reader([]) is None
+
+
+def test_reader_layer_tuples(tmp_path):
+    path = tmp_path / "scan_01.tif"
+    data = _scaled_tiff(path)
+    layers = napari_get_reader(str(path))(str(path))
+    assert len(layers) == 1
+    arr, kwargs, kind = layers[0]
+    assert kind == "image"
+    np.testing.assert_array_equal(arr, data)
+    assert kwargs["name"] == "scan_01"
+    assert kwargs["scale"] == pytest.approx(SCALE)
+    assert kwargs["units"] == ("um", "um", "um")
+    assert kwargs["axis_labels"] == ("b-scan", "depth", "lateral")
+    assert kwargs["metadata"]["path"] == str(path) and kwargs["metadata"]["format"] == "imagej-tiff"
+
+
+def test_reader_vol_gives_boundary_shapes():
+    pytest.importorskip("eyepy")
+    layers = napari_get_reader(str(VOL))(str(VOL))
+    kinds = {kw["name"]: kind for _, kw, kind in layers}
+    assert kinds["heidelberg_circle"] == "image"
+    assert kinds["heidelberg_circle_ILM"] == kinds["heidelberg_circle_RPE"] == "shapes"
+    by_name = {kw["name"]: (d, kw) for d, kw, _ in layers}
+    image_kw = by_name["heidelberg_circle"][1]
+    for name in ("ILM", "RPE"):
+        paths, kw = by_name[f"heidelberg_circle_{name}"]
+        assert kw["scale"] == image_kw["scale"] and kw["units"] == image_kw["units"]
+        assert kw["axis_labels"] == image_kw["axis_labels"]
+        assert kw["shape_type"] == "path" and kw["metadata"]["heights"].shape == (1, 768)
+        assert all(p.shape[1] == 3 and np.all(p[:, 0] == 0) for p in paths)  # on b-scan 0
+    assert by_name["heidelberg_circle_ILM"][1]["edge_color"] == "#F668C2"  # eyepy's ILM colour
+
+
+def test_boundary_paths_split_at_gaps_and_orientation():
+    heights = np.array([[10, 11, np.nan, 13, 14, 15, np.nan, 17], [20] * 8], dtype=np.float32)
+    paths = boundary_paths(heights, ndim=3)
+    # b-scan 0: runs [0,1] and [3,5]; the single A-scan at 7 cannot make a path; b-scan 1: one run
+    assert [len(p) for p in paths] == [2, 3, 8]
+    np.testing.assert_array_equal(paths[1], [[0, 13, 3], [0, 14, 4], [0, 15, 5]])  # (b-scan, row, col)
+    assert np.all(paths[2][:, 0] == 1)
+    two_d = boundary_paths(heights[1:], ndim=2)
+    assert two_d[0].shape == (8, 2) and np.all(two_d[0][:, 0] == 20)
+
+
+def test_bad_file_notifies_instead_of_raising(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"not a tiff at all" * 10)
+    result = napari_get_reader(str(bad))(str(bad))
+    assert result == [(None,)]  # napari's "nothing to add" sentinel: no traceback dialog
+    assert len(shown) == 1 and "broken.tif" in shown[0] and "not a valid TIFF" in shown[0]
+
+
+def test_viewer_opens_tiff_through_plugin(make_napari_viewer_proxy, tmp_path):
+    path = tmp_path / "vol.tif"
+    data = _scaled_tiff(path)
+    viewer = make_napari_viewer_proxy()
+    layers = viewer.open(str(path), plugin=PLUGIN)
+    assert len(layers) == 1
+    layer = viewer.layers["vol"]
+    np.testing.assert_array_equal(np.asarray(layer.data), data)
+    np.testing.assert_allclose(layer.scale, SCALE, rtol=1e-6)
+    assert _units(layer) == ("micrometer",) * 3
+    assert tuple(layer.axis_labels) == ("b-scan", "depth", "lateral")
+    assert layer.metadata["path"] == str(path)
+
+
+def test_viewer_open_bad_file_shows_reason(make_napari_viewer_proxy, tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+    bad = tmp_path / "empty.png"
+    bad.write_bytes(b"")
+    viewer = make_napari_viewer_proxy()
+    assert viewer.open(str(bad), plugin=PLUGIN) == []
+    assert len(viewer.layers) == 0
+    assert shown and "empty" in shown[0]
+
+
+def test_viewer_opens_vol_with_boundary_layers(make_napari_viewer_proxy):
+    pytest.importorskip("eyepy")
+    viewer = make_napari_viewer_proxy()
+    viewer.open(str(VOL), plugin=PLUGIN)
+    image, ilm, rpe = (viewer.layers[n] for n in ("heidelberg_circle", "heidelberg_circle_ILM",
+                                                    "heidelberg_circle_RPE"))
+    assert image.data.shape == (1, 496, 768)
+    np.testing.assert_allclose(ilm.scale, image.scale)
+    # orientation in world coordinates too: ILM above RPE (smaller depth) on the shown b-scan
+    ilm_rows = np.concatenate([p[:, 1] for p in ilm.data])
+    rpe_rows = np.concatenate([p[:, 1] for p in rpe.data])
+    assert np.median(ilm_rows) < np.median(rpe_rows)
+
+
+def test_writer_round_trip_keeps_scale(tmp_path):
+    import napari.layers
+
+    data = np.random.default_rng(2).random((2, 16, 20)).astype(np.float32)
+    layer = napari.layers.Image(data, scale=(60.0, 3.87, 11.45), units=("um", "um", "um"),
+                                axis_labels=("b-scan", "depth", "lateral"), metadata={"model": "x"})
+    arr, attributes, _ = layer.as_layer_data_tuple()
+    path = str(tmp_path / "saved.tif")
+    assert layer_writer(path, arr, attributes) == [path]
+    im = read_oct(path)
+    np.testing.assert_array_equal(im.data, data)
+    assert im.scale == pytest.approx((60.0, 3.87, 11.45), rel=1e-9)
+    assert im.units == ("um", "um", "um") and im.axis_labels == ("b-scan", "depth", "lateral")
+    assert im.metadata["model"] == "x"
+
+
+def test_viewer_saves_layer_through_plugin(make_napari_viewer_proxy, tmp_path):
+    src = tmp_path / "in.tif"
+    write_tiff(src, np.ones((2, 8, 8), np.uint16), scale=SCALE)
+    viewer = make_napari_viewer_proxy()
+    viewer.open(str(src), plugin=PLUGIN)
+    out = tmp_path / "out.tif"
+    viewer.layers["in"].save(str(out), plugin=PLUGIN)
+    back = viewer.open(str(out), plugin=PLUGIN)[0]
+    np.testing.assert_allclose(back.scale, SCALE)
+    assert _units(back) == ("micrometer",) * 3
