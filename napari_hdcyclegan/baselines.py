@@ -28,15 +28,18 @@ from .progress import CancelFn, ProgressFn, check_cancel, report
 #: on S01, S03, S05 (PSNR 25.98 / 26.70 / 26.83 / 26.93 dB); our grid on the 11 train+val pairs
 #: (training/tune_baselines.py) is reported in the project README.
 BM3D_SIGMA_SCALE = 2.5
-#: NL-means ``h = NLMEANS_H_SCALE x sigma`` (patch 5, distance 6, fast mode); OCT_NOTES.md: k = 1.5
-#: to 2 best; re-tuned on the train+val pairs.
+#: NL-means ``h = NLMEANS_H_SCALE x sigma`` (patch 5, distance 6, fast mode). Train+val grid
+#: k = 0.8 / 1 / 1.5 / 2 / 3: PSNR 29.05 / 29.43 / 29.49 / 29.26 / 28.92 dB, SSIM best at 1.5 (0.687).
 NLMEANS_H_SCALE = 1.5
-#: Wavelet BayesShrink ``sigma = WAVELET_SIGMA_SCALE x estimate_sigma`` (tuned on train+val).
-WAVELET_SIGMA_SCALE = 2.0
-#: Bilateral ``sigma_color = BILATERAL_COLOR_SCALE x sigma`` (tuned on train+val).
-BILATERAL_COLOR_SCALE = 2.0
-#: Median footprint (rows, cols); speckle grain is ~2 px axially, ~1 px laterally.
-MEDIAN_SIZE = (5, 5)
+#: Wavelet BayesShrink (db2, soft) ``sigma = WAVELET_SIGMA_SCALE x estimate_sigma``. Train+val grid
+#: k = 1 / 1.5 / 2 / 3: PSNR 27.35 / 29.17 / 28.67 / 28.15 dB, SSIM 0.532 / 0.681 / 0.673 / 0.666.
+WAVELET_SIGMA_SCALE = 1.5
+#: Bilateral ``sigma_color = BILATERAL_COLOR_SCALE x sigma`` (sigma_spatial 2 px). Train+val grid
+#: k = 2 / 3 / 4 / 6: PSNR 26.27 / 27.35 / 27.41 / 27.24 dB, SSIM 0.469 / 0.582 / 0.608 / 0.610.
+BILATERAL_COLOR_SCALE = 4.0
+#: Median footprint (rows, cols). Train+val grid 3 / 5 / 7 / 9: PSNR 23.88 / 26.28 / 27.17 /
+#: 27.45 dB, SSIM 0.335 / 0.519 / 0.603 / 0.637 (speckle grain is ~2 px axially, ~1 px laterally).
+MEDIAN_SIZE = (9, 9)
 
 
 class MissingExtraError(ImportError):
