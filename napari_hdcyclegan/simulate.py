@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -652,23 +653,56 @@ def _volume_from_npz(path: Path) -> SimulatedVolume:
     return SimulatedVolume(imgs["hn"], imgs["ln"], imgs["clean"], bounds, meta)
 
 
-def cached_pairs(n: int = 8, seed: int = 0, shape: tuple[int, int] = (496, 512), hn_frames: int = 12,
-                 ln_frames: int = 60, cache_dir: str | os.PathLike | None = None, **kwargs) -> SimulatedVolume:
-    """:func:`simulate_volume` through an on-disk cache: one .npz per setting, written atomically.
+def eye_seed(seed: int, eye: int) -> int:
+    """Seed of eye ``eye`` in a multi-eye set drawn from ``seed`` (independent streams, reproducible)."""
+    return int(np.random.SeedSequence([int(seed), int(eye)]).generate_state(1, np.uint32)[0])
 
+
+def simulate_pairs(n: int = 8, seed: int = 0, shape: tuple[int, int] = (496, 512), hn_frames: int = 12,
+                   ln_frames: int = 60, bscans_per_eye: int | None = 8, **kwargs) -> SimulatedVolume:
+    """``n`` b-scans from ``ceil(n / bscans_per_eye)`` different eyes (rasters through each fovea).
+
+    ``bscans_per_eye=None`` (or >= n) gives one eye: exactly ``simulate_volume(n, seed, ...)``. Eye
+    ``i`` is ``simulate_volume(seed=eye_seed(seed, i))``. ``kwargs`` go to :func:`simulate_volume`.
+    """
+    if bscans_per_eye is None or bscans_per_eye >= n:
+        return simulate_volume(n, seed, shape, hn_frames, ln_frames, **kwargs)
+    if int(bscans_per_eye) < 1:
+        raise ValueError(f"bscans_per_eye must be >= 1 or None, got {bscans_per_eye}")
+    parts, seeds = [], []
+    for eye in range(-(-int(n) // int(bscans_per_eye))):
+        k = min(int(bscans_per_eye), int(n) - eye * int(bscans_per_eye))
+        seeds.append(eye_seed(seed, eye))
+        parts.append(simulate_volume(k, seeds[-1], shape, hn_frames, ln_frames, **kwargs))
+    meta = dict(parts[0].metadata)
+    meta.update(seed=int(seed), eye_seeds=seeds, bscans_per_eye=int(bscans_per_eye), n_bscans=int(n),
+                pathology_drawn=[p.metadata["pathology_drawn"] for p in parts])
+    cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in ("hn", "ln", "clean")}
+    bounds = {b: np.concatenate([p.boundaries[b] for p in parts]) for b in parts[0].boundaries}
+    return SimulatedVolume(cat["hn"], cat["ln"], cat["clean"], bounds, meta)
+
+
+def cached_pairs(n: int = 8, seed: int = 0, shape: tuple[int, int] = (496, 512), hn_frames: int = 12,
+                 ln_frames: int = 60, cache_dir: str | os.PathLike | None = None, bscans_per_eye: int | None = 8,
+                 **kwargs) -> SimulatedVolume:
+    """:func:`simulate_pairs` through an on-disk cache: one .npz per setting, written atomically.
+
+    ``n`` b-scans, ``bscans_per_eye`` per simulated eye (None: one eye, i.e. :func:`simulate_volume`).
     ``kwargs`` go to :func:`simulate_volume` (mismatch, pathology, rho, ...) and are part of the key.
+    Cache folder: ``cache_dir``, else :func:`default_cache_dir` (env ``NAPARI_HDCYCLEGAN_CACHE``).
     """
     key = {"n": int(n), "seed": int(seed), "shape": [int(s) for s in shape], "hn": int(hn_frames),
-           "ln": int(ln_frames), "version": SIM_VERSION, **{k: kwargs[k] for k in sorted(kwargs)}}
+           "ln": int(ln_frames), "per_eye": bscans_per_eye, "version": SIM_VERSION,
+           **{k: kwargs[k] for k in sorted(kwargs)}}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:10]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = folder / f"sim_n{n}_s{seed}_{shape[0]}x{shape[1]}_hn{hn_frames}_ln{ln_frames}_{digest}.npz"
     if path.is_file():
         try:
             return _volume_from_npz(path)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # JSONDecodeError is a ValueError
             pass  # a corrupt cache file is regenerated below
-    vol = simulate_volume(n, seed, shape, hn_frames, ln_frames, **kwargs)
+    vol = simulate_pairs(n, seed, shape, hn_frames, ln_frames, bscans_per_eye, **kwargs)
     _save_npz_atomic(path, _volume_to_arrays(vol))
     return vol
 
@@ -676,7 +710,7 @@ def cached_pairs(n: int = 8, seed: int = 0, shape: tuple[int, int] = (496, 512),
 SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "sim_sample.npz"
 #: Settings of the shipped sample volume (scripts/make_sample_data.py).
 SAMPLE_SETTINGS = {"n_bscans": 5, "seed": 2019, "shape": (496, 512), "hn_frames": 12, "ln_frames": 60,
-                   "spacing_um": 200.0}
+                   "spacing_um": 120.0}
 
 
 def load_sample_volume(path: str | os.PathLike | None = None) -> SimulatedVolume:

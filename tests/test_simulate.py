@@ -230,15 +230,28 @@ def test_cached_pairs_roundtrip(tmp_path, monkeypatch):
     calls = []
     real = sim.simulate_volume
     monkeypatch.setattr(sim, "simulate_volume", lambda *a, **k: calls.append(1) or real(*a, **k))
-    a = sim.cached_pairs(2, 7, SMALL, 1, 2, cache_dir=tmp_path)
-    b = sim.cached_pairs(2, 7, SMALL, 1, 2, cache_dir=tmp_path)
-    assert len(calls) == 1 and len(list(tmp_path.glob("*.npz"))) == 1
+    a = sim.cached_pairs(3, 7, SMALL, 1, 2, cache_dir=tmp_path, bscans_per_eye=2)
+    b = sim.cached_pairs(3, 7, SMALL, 1, 2, cache_dir=tmp_path, bscans_per_eye=2)
+    assert len(calls) == 2 and len(list(tmp_path.glob("*.npz"))) == 1  # two eyes simulated once
     assert not list(tmp_path.glob("*.tmp"))
+    assert b.hn.shape == (3, *SMALL) and b.boundaries["RPE"].shape == (3, 128)
     np.testing.assert_array_equal(a.hn, b.hn)
     np.testing.assert_array_equal(a.boundaries["RPE"], b.boundaries["RPE"])
-    assert b.metadata["seed"] == 7
-    sim.cached_pairs(2, 7, SMALL, 1, 2, cache_dir=tmp_path, pathology="drusen")
+    assert b.metadata["seed"] == 7 and len(set(b.metadata["eye_seeds"])) == 2
+    # the second eye is its own volume: same as simulating it alone
+    eye1 = real(1, sim.eye_seed(7, 1), SMALL, 1, 2)
+    np.testing.assert_array_equal(b.clean[2], eye1.clean[0])
+    sim.cached_pairs(3, 7, SMALL, 1, 2, cache_dir=tmp_path, bscans_per_eye=2, pathology="drusen")
     assert len(list(tmp_path.glob("*.npz"))) == 2  # other settings, other file
+
+
+def test_cached_pairs_one_eye_is_simulate_volume(tmp_path):
+    a = sim.cached_pairs(2, 3, SMALL, 1, 1, cache_dir=tmp_path, bscans_per_eye=None)
+    np.testing.assert_array_equal(a.ln, sim.simulate_volume(2, 3, SMALL, 1, 1).ln)
+    path = next(tmp_path.glob("*.npz"))
+    path.write_bytes(path.read_bytes()[:200])  # a truncated cache file is regenerated, not an error
+    np.testing.assert_array_equal(sim.cached_pairs(2, 3, SMALL, 1, 1, cache_dir=tmp_path, bscans_per_eye=None).ln,
+                                  a.ln)
 
 
 def test_cache_dir_env(tmp_path, monkeypatch):
