@@ -84,7 +84,8 @@ def is_supported(path: str | os.PathLike) -> bool:
     """Cheap check (suffix, folder content, HEYEX XML sniff) whether :func:`read_oct` should try ``path``."""
     p = Path(path)
     if p.is_dir():
-        return any(_is_image_file(f) for f in p.iterdir())
+        return any(_is_image_file(f) or (f.suffix.lower() == ".xml" and _looks_like_heyex_xml(f))
+                   for f in p.iterdir())
     suffix = p.suffix.lower()
     if suffix == ".xml":
         return _looks_like_heyex_xml(p)
@@ -97,7 +98,9 @@ def read_oct(path: str | os.PathLike, *, display: bool = True) -> OctImage:
     if not p.exists():
         raise OctReadError(p, "no such file or folder")
     if p.is_dir():
-        return _read_folder(p)
+        heyex = [f for f in p.glob("*.xml") if _looks_like_heyex_xml(f)]
+        # a HEYEX XML export is a folder of PNGs (b-scans and localizer) described by one XML file
+        return read_oct(heyex[0], display=display) if len(heyex) == 1 else _read_folder(p)
     if p.stat().st_size == 0:
         raise OctReadError(p, "the file is empty (0 bytes)")
     suffix = p.suffix.lower()

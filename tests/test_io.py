@@ -406,3 +406,16 @@ def test_junk_vendor_files_are_clear_errors(tmp_path, suffix, module):
     with pytest.raises(OctReadError) as info:
         read_oct(path)
     assert info.value.path == str(path) and "\n" not in info.value.reason
+
+
+def test_heyex_export_folder_goes_to_the_xml_reader(tmp_path, monkeypatch):
+    """A HEYEX XML export folder (XML + b-scan and localizer PNGs) is read through its XML."""
+    iio.imwrite(tmp_path / "bscan.png", np.zeros((20, 30), np.uint8))
+    iio.imwrite(tmp_path / "slo.png", np.zeros((40, 40), np.uint8))  # would fail as a stack
+    (tmp_path / "export.xml").write_text("<?xml version='1.0'?><HEYEX></HEYEX>")
+    seen = []
+    monkeypatch.setattr(io, "_read_eyepy", lambda p, fmt, display: seen.append((p.name, fmt)) or
+                        io.OctImage(np.zeros((1, 2, 2)), (1.0,) * 3, ("pixel",) * 3, io.AXES_3D))
+    assert io.is_supported(tmp_path)
+    read_oct(tmp_path)
+    assert seen == [("export.xml", "heidelberg-xml")]
