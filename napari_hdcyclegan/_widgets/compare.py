@@ -106,6 +106,12 @@ def score_worker(images: dict[str, np.ndarray], reference: np.ndarray | None
         return {}, str(exc)
 
 
+def model_label(metadata: dict[str, Any]) -> str:
+    """Table row of the model output; an untrained fallback says so."""
+    provenance = metadata.get("provenance") or {}
+    return "model" if provenance.get("trained", True) else "model (untrained)"
+
+
 def slice_of(layer: "Image", viewer: "napari.Viewer") -> np.ndarray | None:
     """The 2D b-scan of ``layer`` under the dims slider, or None when the layer does not cover it."""
     data = layer.data
@@ -151,6 +157,7 @@ class CompareWidget(QWidget):
         self.grid_check = CheckBox(text="Grid view", value=True)
         self.progress_bar = ProgressBar(label="Progress", value=0, max=1)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
 
         self.controls = Container(widgets=[
             self.layer_combo, self.reference_combo,
@@ -287,10 +294,10 @@ class CompareWidget(QWidget):
             if not volume_mode:
                 meta["bscan"] = index
             set_image(self.viewer, name, unstack(results["model"]), metadata=meta, **common)
-            shown["model"] = name
+            shown[model_label(meta)] = name
         elif denoised is not None:
             denoised.visible = True
-            shown["model"] = denoised.name
+            shown[model_label(denoised.metadata)] = denoised.name
         for key in ("bm3d", "wavelet", "nlmeans"):
             if key in results:
                 meta = {"source_layer": source.name, "method": key}

@@ -108,6 +108,7 @@ class DenoiseWidget(QWidget):
                                         step=0.05, tooltip="opacity of the output over the input")
         self.preview_check = CheckBox(text="Live preview of the current b-scan", value=False)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self._last_weights = self.weights_combo.value
 
         self.controls = Container(widgets=[
@@ -230,7 +231,9 @@ class DenoiseWidget(QWidget):
                       metadata={**metadata, "residual": "input - output"}, **geometry(source))
         self._apply_blend()
         self.viewer.layers.selection.active = denoised
-        label = result["name"] if result["trained"] else f"{result['name']} (UNTRAINED, random weights)"
+        label = result["name"]
+        if not result["trained"] and "untrained" not in label.lower():
+            label += " (UNTRAINED, random weights)"
         self.status.value = f"Done: {denoised.name} with {label}"
         if not result["trained"]:
             show_info("Denoise used an UNTRAINED model (random weights): the output is not denoised")

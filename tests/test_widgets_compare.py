@@ -1,0 +1,164 @@
+"""CompareWidget end to end: baseline layers, grid layout, linked contrast, metrics table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("napari")
+
+SCALE = (60.0, 3.87, 11.45)
+TRANSLATE = (120.0, 5.0, 10.0)
+TIMEOUT_MS = 60_000
+
+
+def clean_volume(n: int = 4, h: int = 96, w: int = 64) -> np.ndarray:
+    """Noise-free cartoon retina: dark background, a bright band with a brighter outer layer."""
+    rows = np.arange(h)[:, None]
+    band = 25.0 + 110.0 * ((rows >= 40) & (rows < 60)) + 70.0 * ((rows >= 54) & (rows < 60))
+    return np.broadcast_to(band, (n, h, w)).astype(np.float64)
+
+
+def noisy_volume(seed: int = 0, **kwargs) -> np.ndarray:
+    """``clean_volume`` with multiplicative speckle, uint8."""
+    clean = clean_volume(**kwargs)
+    rng = np.random.default_rng(seed)
+    return np.clip(clean * rng.gamma(4.0, 0.25, size=clean.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    """A model directory with a width-4 generator (random but fixed weights)."""
+    from napari_hdcyclegan.model import Generator, ModelConfig, save_model
+
+    torch.manual_seed(0)
+    config = ModelConfig(generator_width=4, discriminator_width=4, discriminator_levels=3,
+                         name="tiny", trained=True)
+    return save_model(tmp_path / "tiny", {"G_L": Generator(width=4)}, config)
+
+
+@pytest.fixture
+def setup(make_napari_viewer, tiny_model):
+    """Viewer with a noisy volume, an unrelated layer and a CompareWidget using the tiny model."""
+    from napari_hdcyclegan._widgets.compare import CompareWidget
+
+    viewer = make_napari_viewer()
+    other = viewer.add_image(np.zeros((8, 8), np.float32), name="other")
+    layer = viewer.add_image(noisy_volume(), name="oct", scale=SCALE, translate=TRANSLATE,
+                             units="um", axis_labels=("b-scan", "depth", "lateral"))
+    widget = CompareWidget(viewer)
+    widget.layer_combo.value = layer
+    widget.weights, widget.device = str(tiny_model), "cpu"
+    return viewer, layer, other, widget
+
+
+def table(widget) -> dict[str, dict[str, str]]:
+    """The metrics table as {row: {column: text}}."""
+    from napari_hdcyclegan._widgets.compare import COLUMNS
+
+    t = widget.table
+    return {t.verticalHeaderItem(r).text(): {key: t.item(r, c).text()
+                                             for c, key in enumerate(COLUMNS)}
+            for r in range(t.rowCount())}
+
+
+def run_and_wait(qtbot, widget, rows: int) -> None:
+    """Run the comparison and wait until the table has ``rows`` filled rows."""
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: widget.worker is None and widget.score_worker is None
+                    and widget.table.rowCount() == rows and widget.table.item(0, 0) is not None,
+                    timeout=TIMEOUT_MS)
+
+
+def test_current_bscan_bm3d_wavelet_grid_and_table(qtbot, setup):
+    pytest.importorskip("bm3d")
+    viewer, layer, other, widget = setup
+    viewer.dims.set_current_step(0, 2)
+    run_and_wait(qtbot, widget, rows=4)
+    for name in ("oct_preview", "oct_bm3d", "oct_wavelet"):
+        out = viewer.layers[name]
+        assert out.data.shape == (1, 96, 64) and out.data.dtype == np.uint8
+        assert out.translate[0] == pytest.approx(TRANSLATE[0] + 2 * SCALE[0])
+        np.testing.assert_allclose(out.scale, SCALE)
+        assert tuple(out.contrast_limits) == tuple(layer.contrast_limits)
+        assert out.visible and out.metadata["bscan"] == 2
+    assert viewer.grid.enabled and not other.visible
+    # raw first, then model and baselines: the lowest visible layer is the grid's top-left
+    names = [lay.name for lay in viewer.layers if lay.visible]
+    assert names == ["oct", "oct_preview", "oct_bm3d", "oct_wavelet"]
+    rows = table(widget)
+    assert list(rows) == ["raw", "model", "bm3d", "wavelet"]
+    for row in rows.values():
+        assert float(row["CNR"]) > 0 and float(row["MSR"]) > 0 and row["PSNR"] == "-"
+    # speckle reduction must raise the mean-to-std ratio of the bright band
+    assert float(rows["wavelet"]["MSR"]) > float(rows["raw"]["MSR"])
+    # shared contrast limits stay shared
+    layer.contrast_limits = (10, 200)
+    assert tuple(viewer.layers["oct_wavelet"].contrast_limits) == (10, 200)
+    widget.grid_check.value = False
+    assert not viewer.grid.enabled and other.visible
+
+
+def test_volume_reuses_denoised_layer_and_scores_against_reference(qtbot, setup):
+    from scipy.ndimage import median_filter
+
+    viewer, layer, other, widget = setup
+    denoised = viewer.add_image(median_filter(layer.data, size=(1, 5, 5)), name="oct_denoised",
+                                scale=SCALE, translate=TRANSLATE)
+    before = denoised.data.copy()
+    viewer.add_image(clean_volume().astype(np.uint8), name="oct_ln", scale=SCALE,
+                     translate=TRANSLATE)
+    widget.reference_combo.value = viewer.layers["oct_ln"]
+    widget.bm3d_check.value = False
+    widget.scope_radio.value = "whole volume"
+    viewer.dims.set_current_step(0, 0)
+    run_and_wait(qtbot, widget, rows=3)
+    wavelet = viewer.layers["oct_wavelet"]
+    assert wavelet.data.shape == layer.data.shape and wavelet.data.dtype == np.uint8
+    np.testing.assert_allclose(wavelet.translate, TRANSLATE)
+    assert tuple(wavelet.axis_labels) == ("b-scan", "depth", "lateral")
+    np.testing.assert_array_equal(denoised.data, before)  # reused, not recomputed
+    assert "oct_ln" not in [lay.name for lay in viewer.layers if lay.visible]
+    rows = table(widget)
+    assert list(rows) == ["raw", "model", "wavelet"]
+    psnr = {name: float(row["PSNR"]) for name, row in rows.items()}
+    assert psnr["wavelet"] > psnr["raw"] and psnr["model"] > psnr["raw"]
+    assert 0 < float(rows["raw"]["SSIM"]) < 1
+    # moving the slider re-scores the new b-scan (another speckle draw: other numbers)
+    first = rows["raw"]["MSR"]
+    viewer.dims.set_current_step(0, 3)
+    qtbot.waitUntil(lambda: table(widget)["raw"]["MSR"] != first, timeout=TIMEOUT_MS)
+
+
+def test_missing_bm3d_extra_notifies_and_still_runs_wavelet(qtbot, setup, monkeypatch):
+    from napari_hdcyclegan import baselines
+    from napari_hdcyclegan._widgets import compare
+
+    def no_bm3d(image, **kwargs):
+        raise baselines.MissingExtraError('pip install "napari-hdcyclegan[bm3d]"')
+
+    messages = []
+    monkeypatch.setitem(baselines.BASELINES, "bm3d", no_bm3d)
+    monkeypatch.setattr(compare, "show_info", messages.append)
+    viewer, layer, other, widget = setup
+    run_and_wait(qtbot, widget, rows=3)
+    assert "oct_wavelet" in viewer.layers and "oct_bm3d" not in viewer.layers
+    assert any("bm3d" in m and "napari-hdcyclegan[bm3d]" in m for m in messages)
+    assert list(table(widget)) == ["raw", "model", "wavelet"]
+
+
+def test_cancel_keeps_existing_layers(qtbot, setup):
+    viewer, layer, other, widget = setup
+    widget.bm3d_check.value = False
+    run_and_wait(qtbot, widget, rows=3)
+    previous = viewer.layers["oct_wavelet"].data.copy()
+    widget.scope_radio.value = "whole volume"
+    widget.nlmeans_check.value = True
+    worker = widget.run()
+    widget.cancel()  # before the first b-scan: the worker yields once before any compute
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert "Cancelled" in widget.status.value
+    assert "oct_nlmeans" not in viewer.layers
+    np.testing.assert_array_equal(viewer.layers["oct_wavelet"].data, previous)
+    assert worker.abort_requested

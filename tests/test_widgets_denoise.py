@@ -1,0 +1,212 @@
+"""DenoiseWidget end to end with a tiny model: result layer, cancel, residual, blend, preview."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("napari")
+
+SCALE = (60.0, 3.87, 11.45)
+TRANSLATE = (120.0, 5.0, 10.0)
+TIMEOUT_MS = 60_000
+
+
+def oct_volume(n: int = 6, h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
+    """A small speckled uint8 volume with a two-level bright band (a cartoon retina)."""
+    rng = np.random.default_rng(seed)
+    rows = np.arange(h)[:, None]
+    clean = 25.0 + 110.0 * ((rows >= 24) & (rows < 42)) + 70.0 * ((rows >= 36) & (rows < 42))
+    return np.clip(clean[None] * rng.gamma(4.0, 0.25, size=(n, h, w)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    """A model directory with a width-4 generator (random but fixed weights)."""
+    from napari_hdcyclegan.model import Generator, ModelConfig, save_model
+
+    torch.manual_seed(0)
+    config = ModelConfig(generator_width=4, discriminator_width=4, discriminator_levels=3,
+                         name="tiny", trained=True)
+    return save_model(tmp_path / "tiny", {"G_L": Generator(width=4)}, config)
+
+
+@pytest.fixture
+def setup(make_napari_viewer, tiny_model):
+    """A viewer with an anisotropic volume layer and a docked DenoiseWidget using the tiny model."""
+    from napari_hdcyclegan._widgets.denoise import DenoiseWidget
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(oct_volume(), name="oct", scale=SCALE, translate=TRANSLATE,
+                             units="um", axis_labels=("b-scan", "depth", "lateral"))
+    widget = DenoiseWidget(viewer)
+    widget.set_weights(tiny_model)
+    widget.device_combo.value = "cpu"
+    widget.batch_spin.value = 2
+    return viewer, layer, widget
+
+
+def run_to_end(qtbot, widget) -> None:
+    """Start a run and wait until its worker has finished."""
+    worker = widget.run()
+    assert worker is not None
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+
+
+def test_denoise_adds_result_with_geometry_and_provenance(qtbot, setup):
+    viewer, layer, widget = setup
+    assert widget.layer_combo.value is layer
+    run_to_end(qtbot, widget)
+    out = viewer.layers["oct_denoised"]
+    assert out.data.shape == layer.data.shape and out.data.dtype == np.uint8
+    np.testing.assert_allclose(out.scale, SCALE)
+    np.testing.assert_allclose(out.translate, TRANSLATE)
+    assert tuple(out.axis_labels) == ("b-scan", "depth", "lateral")
+    assert tuple(out.units) == tuple(layer.units)
+    assert tuple(out.contrast_limits) == tuple(layer.contrast_limits)
+    assert out.metadata["source_layer"] == "oct" and out.metadata["provenance"]
+    assert not np.array_equal(out.data, layer.data)  # the network did something
+    assert widget.progress_bar.value == layer.data.shape[0]
+    residual = viewer.layers["oct_residual"]
+    assert residual.data.dtype == np.float32
+    np.testing.assert_allclose(residual.data, layer.data.astype(np.float32)
+                               - out.data.astype(np.float32))
+    lo, hi = residual.contrast_limits
+    assert lo == pytest.approx(-hi) and hi > 0
+    np.testing.assert_allclose(residual.scale, SCALE)
+
+
+def test_second_run_replaces_layer_and_reuses_model(qtbot, setup):
+    from napari_hdcyclegan import engine
+
+    viewer, layer, widget = setup
+    run_to_end(qtbot, widget)
+    first = viewer.layers["oct_denoised"]
+    first_data = first.data.copy()
+    n_layers = len(viewer.layers)
+    denoiser = engine.get_denoiser(str(widget.weights_combo.value), "cpu")
+    run_to_end(qtbot, widget)
+    assert len(viewer.layers) == n_layers
+    assert viewer.layers["oct_denoised"] is first
+    np.testing.assert_array_equal(first.data, first_data)  # deterministic model
+    assert engine.get_denoiser(str(widget.weights_combo.value), "cpu") is denoiser
+
+
+def test_cancel_stops_between_batches_and_keeps_previous_result(qtbot, setup, monkeypatch):
+    from napari_hdcyclegan import engine
+
+    viewer, layer, widget = setup
+    run_to_end(qtbot, widget)
+    previous = viewer.layers["oct_denoised"].data.copy()
+
+    gate = threading.Event()
+    batches = []
+    real_get = engine.get_denoiser
+
+    class Gated:
+        """A denoiser whose output differs from the real one and that pauses after batch 1."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def iter_denoise(self, data):
+            for start, stop, chunk in self.inner.iter_denoise(data):
+                batches.append(start)
+                yield start, stop, np.zeros_like(chunk)
+                gate.wait(10)
+
+    monkeypatch.setattr(engine, "get_denoiser", lambda *a, **k: Gated(real_get(*a, **k)))
+    worker = widget.run()
+    aborted = []
+    worker.aborted.connect(lambda: aborted.append(True))
+    qtbot.waitUntil(lambda: widget.progress_bar.value >= 2, timeout=TIMEOUT_MS)
+    widget.cancel()
+    gate.set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert aborted == [True]
+    assert len(batches) < 3  # 6 b-scans in batches of 2: the run stopped early
+    np.testing.assert_array_equal(viewer.layers["oct_denoised"].data, previous)
+    assert "Cancelled" in widget.status.value
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
+
+
+def test_blend_slider_sets_output_opacity(qtbot, setup):
+    viewer, layer, widget = setup
+    run_to_end(qtbot, widget)
+    widget.blend_slider.value = 0.3
+    assert viewer.layers["oct_denoised"].opacity == pytest.approx(0.3)
+    assert layer.visible
+
+
+def test_preview_denoises_the_bscan_under_the_slider(qtbot, setup):
+    viewer, layer, widget = setup
+    run_to_end(qtbot, widget)
+    full = viewer.layers["oct_denoised"].data
+    viewer.dims.set_current_step(0, 3)
+    widget.preview_check.value = True  # schedules a debounced preview
+    qtbot.waitUntil(lambda: "oct_preview" in viewer.layers, timeout=TIMEOUT_MS)
+    preview = viewer.layers["oct_preview"]
+    assert preview.data.shape == (1, 64, 64) and preview.data.dtype == np.uint8
+    assert preview.metadata["bscan"] == 3
+    assert preview.translate[0] == pytest.approx(TRANSLATE[0] + 3 * SCALE[0])
+    np.testing.assert_allclose(preview.translate[1:], TRANSLATE[1:])
+    np.testing.assert_allclose(preview.data[0].astype(int), full[3].astype(int), atol=1)
+
+
+def test_preview_latest_request_wins(qtbot, setup):
+    viewer, layer, widget = setup
+    widget.preview_check.value = True
+    widget._preview_timer.stop()
+    viewer.dims.set_current_step(0, 1)
+    assert widget.start_preview() is not None
+    viewer.dims.set_current_step(0, 4)
+    widget._preview_timer.stop()
+    widget.start_preview()  # deferred: a preview is running; this one runs next and wins
+    widget._preview_timer.stop()
+    qtbot.waitUntil(lambda: widget.preview_worker is None and not widget._preview_pending
+                    and "oct_preview" in viewer.layers
+                    and viewer.layers["oct_preview"].metadata["bscan"] == 4, timeout=TIMEOUT_MS)
+    assert viewer.layers["oct_preview"].translate[0] == pytest.approx(TRANSLATE[0] + 4 * SCALE[0])
+
+
+def test_2d_layer_and_bad_weights(qtbot, make_napari_viewer, tmp_path, tiny_model):
+    from napari_hdcyclegan._widgets.denoise import DenoiseWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(oct_volume(n=1)[0], name="bscan")
+    widget = DenoiseWidget(viewer)
+    widget.device_combo.value = "cpu"
+    widget.set_weights(tiny_model)
+    run_to_end(qtbot, widget)
+    assert viewer.layers["bscan_denoised"].data.shape == (64, 64)
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    widget.set_weights(broken)
+    viewer.layers.remove("bscan_denoised")
+    # napari relays worker errors to its notification manager; pytest-qt records them here
+    with qtbot.capture_exceptions() as caught:
+        run_to_end(qtbot, widget)
+    assert any("corrupt JSON" in str(exc) for _, exc, _ in caught)
+    assert "failed" in widget.status.value and "config.json" in widget.status.value
+    assert "bscan_denoised" not in viewer.layers
+
+
+def test_weights_choices_label_untrained_fallback():
+    from napari_hdcyclegan._widgets._common import BROWSE, weights_choices
+    from napari_hdcyclegan.engine import DEFAULT_MODEL
+    from napari_hdcyclegan.model.checkpoint import shipped_models
+
+    choices = weights_choices(["/some/dir"])
+    assert choices[-1][1] == BROWSE
+    assert ("dir (/some/dir)", "/some/dir") in choices
+    labels = {value: label for label, value in choices}
+    if DEFAULT_MODEL not in shipped_models():
+        assert "UNTRAINED" in labels[DEFAULT_MODEL]
