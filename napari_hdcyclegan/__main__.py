@@ -1,0 +1,429 @@
+"""Command line: ``python -m napari_hdcyclegan {demo,denoise,boundaries} ...``.
+
+User errors (missing or unreadable files, wrong dimensions, bad weights) print one ``error: ...``
+line and exit with status 2; tracebacks are left for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+EXIT_USER_ERROR = 2
+#: Volumes larger than this are denoised into a temporary memory-mapped file, not into RAM.
+IN_MEMORY_LIMIT = 1 << 30
+PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg")
+TIFF_SUFFIXES = (".tif", ".tiff")
+WIDGET = "Denoise OCT (HDcycleGAN)"
+
+
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, exit status 2."""
+
+
+# ------------------------------------------------------------------------------------------------
+# reading and writing
+
+
+def read_input(path: Path) -> Any:
+    """An :class:`napari_hdcyclegan.io.OctImage` (memory-mapped where the TIFF allows)."""
+    from .io import read_oct
+
+    return read_oct(path)
+
+
+def _positive_scale(image: Any) -> tuple[tuple[float, ...] | None, tuple[str, ...] | None]:
+    """The image's scale and units if it carries them."""
+    scale = getattr(image, "scale", None)
+    units = getattr(image, "units", None)
+    return (tuple(scale), tuple(units)) if scale is not None and units is not None else (None, None)
+
+
+def write_output(path: Path, data: np.ndarray, image: Any, provenance: dict) -> None:
+    """Write ``data`` to ``path``: TIFF (scale kept; dtype kept) or PNG/JPEG (2D only)."""
+    suffix = path.suffix.lower()
+    if suffix in PLAIN_SUFFIXES:
+        import imageio.v3 as iio
+
+        plane = data[0] if data.ndim == 3 and data.shape[0] == 1 else data
+        if plane.ndim != 2:
+            raise UserError(f"{path}: a {data.ndim}D volume cannot be written as {suffix}; use .tif")
+        if plane.dtype not in (np.uint8, np.uint16) or (suffix != ".png" and plane.dtype != np.uint8):
+            raise UserError(f"{path}: {suffix} cannot store dtype {plane.dtype}; use .tif")
+        iio.imwrite(path, plane)
+        return
+    if suffix not in TIFF_SUFFIXES:
+        raise UserError(f"{path}: unsupported output type {suffix or '(no suffix)'!r}; use .tif, .tiff or .png")
+    scale, units = _positive_scale(image)
+    if data.dtype in (np.uint8, np.uint16, np.float32):
+        from .io import write_tiff
+
+        write_tiff(path, data, scale=scale, units=units or "um",
+                   axis_labels=getattr(image, "axis_labels", None), metadata={"provenance": provenance})
+    else:
+        import tifffile
+
+        tifffile.imwrite(path, data)  # ImageJ TIFFs cannot hold this dtype: keep it, lose the scale
+
+
+@contextmanager
+def output_buffer(shape: tuple[int, ...], dtype: np.dtype, near: Path) -> Iterator[np.ndarray]:
+    """An array to denoise into: in memory when small, else a temporary memmap beside ``near``."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if nbytes <= IN_MEMORY_LIMIT:
+        yield np.empty(shape, dtype)
+        return
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=near.parent, prefix=near.name, suffix=".npy.tmp")
+    os.close(fd)
+    try:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        yield arr
+        del arr
+    finally:
+        os.unlink(tmp)
+
+
+def _tqdm_progress(desc: str, quiet: bool, total: int | None = None):
+    """A tqdm bar and a ``progress(done, total)`` callback that drives it."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, total=total, unit="b-scan", disable=quiet, leave=True, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
+
+    return bar, progress
+
+
+# ------------------------------------------------------------------------------------------------
+# denoise
+
+
+def _denoise_file(src: Path, dst: Path, denoiser: Any, quiet: bool) -> None:
+    """Read ``src``, denoise it batch by batch, write ``dst``."""
+    image = read_input(src)
+    data = image.data
+    shape, dtype = tuple(data.shape), np.dtype(data.dtype)
+    bar, progress = _tqdm_progress(src.name, quiet, shape[0] if len(shape) == 3 else 1)
+    try:
+        with output_buffer(shape, dtype, dst) as out:
+            denoiser.denoise(data, progress=progress, out=out)
+            bar.close()
+            write_output(dst, out, image, denoiser.provenance())
+    finally:
+        bar.close()
+
+
+def _output_name(src: Path) -> str:
+    """Same name for TIFF/PNG/JPEG inputs; vendor files become ``<stem>.tif``."""
+    return src.name if src.suffix.lower() in TIFF_SUFFIXES + PLAIN_SUFFIXES else src.stem + ".tif"
+
+
+def _folder_inputs(folder: Path) -> list[Path]:
+    """The readable image/vendor files of a folder, sorted by name."""
+    from .io import is_supported
+
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_supported(p))
+    if not files:
+        raise UserError(f"{folder}: no TIFF, PNG, JPEG or vendor OCT files in this folder")
+    return files
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    """``denoise IN OUT``: a file to a file, or a folder to a folder of same-named files."""
+    src, dst = Path(args.input), Path(args.output)
+    if not src.exists():
+        raise UserError(f"{src}: no such file or folder")
+    jobs: list[tuple[Path, Path]]
+    if src.is_dir():
+        if dst.exists() and not dst.is_dir():
+            raise UserError(f"{dst}: IN is a folder, so OUT must be a folder (it is a file)")
+        files = _folder_inputs(src)
+        dst.mkdir(parents=True, exist_ok=True)
+        if dst.resolve() == src.resolve():
+            raise UserError(f"{dst}: OUT must differ from IN (the inputs would be overwritten)")
+        jobs = [(f, dst / _output_name(f)) for f in files]
+    else:
+        if dst.is_dir():
+            dst = dst / _output_name(src)
+        if dst.exists() and dst.resolve() == src.resolve():
+            raise UserError(f"{dst}: OUT must differ from IN")
+        if not dst.parent.is_dir():
+            raise UserError(f"{dst.parent}: output folder does not exist")
+        jobs = [(src, dst)]
+    denoiser = _denoiser(args)
+    failed = 0
+    for f, out in jobs:
+        try:
+            _denoise_file(f, out, denoiser, args.quiet)
+        except (UserError, ValueError, OSError) as exc:
+            if len(jobs) == 1:
+                raise
+            failed += 1
+            print(f"error: {_message(exc)}", file=sys.stderr)
+    if failed:
+        print(f"error: {failed} of {len(jobs)} files failed", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if not args.quiet:
+        print(f"wrote {len(jobs)} file(s) to {dst if src.is_dir() else jobs[0][1]} with {denoiser.name}")
+    return 0
+
+
+def _denoiser(args: argparse.Namespace) -> Any:
+    """The resident denoiser for ``--weights`` / ``--device`` / ``--batch-size``."""
+    from .engine import DEFAULT_MODEL, get_denoiser
+
+    denoiser = get_denoiser(args.weights or DEFAULT_MODEL, args.device)
+    if getattr(args, "batch_size", None):
+        denoiser.batch_size = args.batch_size
+    return denoiser
+
+
+# ------------------------------------------------------------------------------------------------
+# boundaries
+
+
+def cmd_boundaries(args: argparse.Namespace) -> int:
+    """``boundaries IN OUT.csv``: ILM/RPE per A-scan from the model's feature maps."""
+    from . import boundaries as bnd
+
+    src, dst = Path(args.input), Path(args.output)
+    if not src.exists():
+        raise UserError(f"{src}: no such file or folder")
+    if dst.suffix.lower() != ".csv":
+        raise UserError(f"{dst}: the output must be a .csv file")
+    if not dst.parent.is_dir():
+        raise UserError(f"{dst.parent}: output folder does not exist")
+    image = read_input(src)
+    axial = args.axial_um
+    scale, units = _positive_scale(image)
+    if axial is None and scale is not None and len(scale) >= 2 and units[-2] == "um":
+        axial = float(scale[-2])
+    denoiser = _denoiser(args)
+    n = image.data.shape[0] if image.data.ndim == 3 else 1
+    bar, progress = _tqdm_progress(f"{src.name} boundaries", args.quiet, n)
+    try:
+        lines = bnd.model_boundaries(np.asarray(image.data), denoiser, progress=progress)
+    finally:
+        bar.close()
+    if axial is None:
+        warnings.warn(f"{src} has no axial pixel size in µm: thickness_um left empty (pass --axial-um)")
+        _write_csv_without_thickness(dst, lines)
+    else:
+        bnd.write_boundaries_csv(dst, lines, axial)
+    if not args.quiet:
+        print(f"wrote {dst}")
+    return 0
+
+
+def _write_csv_without_thickness(path: Path, lines: dict) -> None:
+    """The boundary CSV with an empty thickness column (axial spacing unknown)."""
+    import csv
+
+    from .boundaries import CSV_HEADER, boundary_table
+
+    table = boundary_table(lines, None)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_HEADER)
+        for row in table:
+            cells = [f"{row[k]:.3f}".rstrip("0").rstrip(".") if np.isfinite(row[k]) else "" for k in ("ILM", "RPE")]
+            writer.writerow([int(row["bscan"]), int(row["ascan"]), *cells, ""])
+
+
+# ------------------------------------------------------------------------------------------------
+# demo
+
+
+def _has_display() -> bool:
+    """Whether a GUI can open (X11/Wayland on Linux; always on macOS/Windows)."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _baseline_panels(bscan: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Wavelet (always) and BM3D (when the extra is installed) on one b-scan."""
+    try:
+        from .baselines import BASELINES, MissingExtraError
+    except ImportError:  # baselines module absent: scikit-image's wavelet shrinkage directly
+        from skimage.restoration import denoise_wavelet
+
+        return [("wavelet (BayesShrink)", denoise_wavelet(bscan, method="BayesShrink", rescale_sigma=True))]
+    panels = [("wavelet", BASELINES["wavelet"](bscan))]
+    try:
+        panels.append(("BM3D", BASELINES["bm3d"](bscan)))
+    except MissingExtraError:
+        print("note: BM3D panel skipped (pip install 'napari-hdcyclegan[bm3d]')", file=sys.stderr)
+    return panels
+
+
+def side_by_side_png(path: Path, panels: Sequence[tuple[str, np.ndarray]], title: str) -> None:
+    """Save b-scans side by side with shared contrast (matplotlib, Agg: no display needed)."""
+    from matplotlib.figure import Figure  # no pyplot: renders with Agg, never needs a display
+
+    n = len(panels)
+    h, w = panels[0][1].shape
+    fig = Figure(figsize=(3.2 * n, 3.2 * h / w + 0.6), dpi=150, layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    lo, hi = np.nanpercentile(panels[0][1], [0.5, 99.5])
+    for ax, (name, img) in zip(axes, panels):
+        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Denoise the bundled simulated volume; write TIFFs and a side-by-side PNG; open napari."""
+    from .engine import DEFAULT_MODEL, get_denoiser
+
+    try:
+        from ._sample_data import BSCAN_SPACING_UM
+        from .simulate import SPECTRALIS_UM_PER_PX, load_sample_volume
+    except ImportError as exc:
+        raise UserError(f"the simulated sample volume is not available in this installation ({exc})") from exc
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vol = load_sample_volume()
+    denoiser = get_denoiser(args.weights or DEFAULT_MODEL, args.device)
+    bar, progress = _tqdm_progress("sample volume", args.quiet, vol.hn.shape[0])
+    try:
+        denoised = denoiser.denoise(vol.hn, progress=progress)
+    finally:
+        bar.close()
+    from .io import write_tiff
+
+    scale = (BSCAN_SPACING_UM, SPECTRALIS_UM_PER_PX["axial"], SPECTRALIS_UM_PER_PX["lateral"])
+    write_tiff(out_dir / "sample_raw.tif", vol.hn, scale=scale, metadata={"source": "simulated HN, 12 frames"})
+    write_tiff(out_dir / "sample_denoised.tif", denoised, scale=scale,
+               metadata={"provenance": denoiser.provenance()})
+    mid = vol.hn.shape[0] // 2
+    label = denoiser.name if denoiser.trained else f"{denoiser.name}: NOT a denoiser yet"
+    panels = [("raw (12-frame HN)", vol.hn[mid]), (f"HDcycleGAN\n{label}", denoised[mid])]
+    panels += _baseline_panels(vol.hn[mid])
+    panels.append(("clean (simulated truth)", vol.clean[mid]))
+    png = out_dir / "sample_side_by_side.png"
+    side_by_side_png(png, panels, f"simulated Spectralis b-scan {mid} of {vol.hn.shape[0]}")
+    print(f"wrote {out_dir / 'sample_denoised.tif'}, {out_dir / 'sample_raw.tif'} and {png}")
+    if args.no_viewer or not _has_display():
+        return 0
+    return _open_viewer(vol.hn, denoised, scale)
+
+
+def _open_viewer(raw: np.ndarray, denoised: np.ndarray, scale: tuple[float, ...]) -> int:
+    """Show raw and denoised volumes in napari with the plugin's denoise widget docked."""
+    try:
+        import napari
+    except ImportError as exc:
+        print(f"note: napari viewer not opened ({exc}); pip install 'napari-hdcyclegan[qt]'", file=sys.stderr)
+        return 0
+    common = {"scale": scale, "units": ("um",) * 3, "axis_labels": ("b-scan", "depth", "lateral")}
+    viewer = napari.Viewer(title="napari-hdcyclegan demo")
+    viewer.add_image(raw, name="simulated_HN", **common)
+    viewer.add_image(denoised, name="simulated_HN_denoised", **common)
+    viewer.window.add_plugin_dock_widget("napari-hdcyclegan", WIDGET)
+    napari.run()
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# entry point
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the three sub-commands."""
+    parser = argparse.ArgumentParser(prog="python -m napari_hdcyclegan",
+                                     description="HDcycleGAN denoising of retinal OCT (headless).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, batch: bool = True) -> None:
+        p.add_argument("--weights", "-w", help="shipped model name or model directory "
+                                               "(default: the shipped default model)")
+        p.add_argument("--device", "-d", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+        if batch:
+            p.add_argument("--batch-size", "-b", type=_positive_int, help="b-scans per batch")
+        p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("denoise", help="denoise a b-scan/volume file or a folder of them")
+    p.add_argument("input", metavar="IN", help="TIFF/PNG/JPEG/vendor file, or a folder of them")
+    p.add_argument("output", metavar="OUT", help="output file (.tif/.png), or a folder when IN is one")
+    common(p)
+    p.set_defaults(func=cmd_denoise)
+
+    p = sub.add_parser("boundaries", help="ILM/RPE per A-scan to CSV (from the model's feature maps)")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("output", metavar="OUT.csv")
+    p.add_argument("--axial-um", type=_positive_float, help="axial µm per pixel (default: from IN)")
+    common(p, batch=False)
+    p.set_defaults(func=cmd_boundaries)
+
+    p = sub.add_parser("demo", help="denoise the bundled simulated volume; PNG + TIFFs; napari if a display exists")
+    p.add_argument("--out", default="hdcyclegan-demo", help="output folder (default: ./hdcyclegan-demo)")
+    p.add_argument("--no-viewer", action="store_true", help="do not open napari")
+    common(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _message(exc: BaseException) -> str:
+    """One line for a user error."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return " ".join(text.split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one ``warning: ...`` line (no source line)."""
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from .progress import Cancelled
+
+    old_show = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, OSError) as exc:  # CheckpointError, OctReadError are ValueErrors
+        print(f"error: {_message(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (KeyboardInterrupt, Cancelled):
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        warnings.showwarning = old_show
+
+
+if __name__ == "__main__":
+    sys.exit(main())
