@@ -4,6 +4,8 @@ The paper's procedure: multiply a feature map that tracks ILM and RPE with its b
 product at its mean, median-filter the mask and skeletonize it. This module turns that skeleton into
 two lines per b-scan, in eyepy's convention (one float row per A-scan, 0 = top, NaN where missing):
 
+* Before skeletonizing, holes enclosed by the mask are filled: speckle leaves dark holes inside
+  bright bands, whose skeleton would be a mesh rather than one line along each band.
 * ``ILM``: the topmost skeleton line; ``RPE``: the outer retinal boundary (RPE outer edge / Bruch's
   membrane, what vendors call RPE or BM), taken from the brightest skeleton line well below the ILM
   (the RPE is the most reflective layer of the retina).
@@ -77,6 +79,9 @@ def skeleton_mask(bscan: np.ndarray, feature_map: np.ndarray, median_size: int =
         # The median of a binary image is a majority vote: a box mean > 1/2, much faster than
         # a rank filter and identical for odd sizes.
         mask = ndi.uniform_filter(mask.astype(np.float32), size=int(median_size)) > 0.5
+    # Speckle leaves dark holes inside bright bands; their skeleton would be a mesh around every
+    # hole instead of one line along the band. Filling enclosed holes keeps the band outlines.
+    mask = ndi.binary_fill_holes(mask)
     return mask, skeletonize(mask)
 
 
@@ -467,7 +472,8 @@ def calibrate_boundary_channel(denoiser: Any, n: int = 4, seed: int = 0, *,
                                progress: ProgressFn = None, cancel: CancelFn = None) -> dict[str, Any]:
     """Choose the boundary channel of ``denoiser`` on ``n`` simulated b-scans with known ILM/RPE.
 
-    Each simulated HN b-scan is denoised (the b-scan side of the product) and its feature maps of
+    Each simulated HN b-scan is denoised when the model is trained (the b-scan side of the product;
+    an untrained model's output is noise, so the raw HN b-scan is used) and its feature maps of
     ``stages`` are scored against the simulator's truth by :func:`choose_channel`. The choice is set
     on ``denoiser.config.boundary_channel``; with ``model_dir`` it is also written into that model's
     ``config.json`` (never do that for a shipped, read-only model).
@@ -483,7 +489,7 @@ def calibrate_boundary_channel(denoiser: Any, n: int = 4, seed: int = 0, *,
     for i in range(n):
         sim = simulate_bscan(seed=seed + i, shape=shape)
         check_cancel(cancel)
-        bscans.append(np.asarray(denoiser.denoise(sim.hn), dtype=np.float32))
+        bscans.append(np.asarray(denoiser.denoise(sim.hn) if denoiser.trained else sim.hn, dtype=np.float32))
         refs.append({k: np.asarray(sim.boundaries[k], dtype=np.float64) for k in BOUNDARY_NAMES})
         for j, stage in enumerate(stages):
             check_cancel(cancel)
@@ -527,10 +533,12 @@ def boundary_channel(config: Any) -> tuple[str, int] | None:
 # --------------------------------------------------------------------------------------------
 
 def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: int, *,
-                          use_denoised: bool = True, **kwargs: Any
+                          use_denoised: bool | None = None, **kwargs: Any
                           ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Yield ``(index, {"ILM", "RPE"})`` per b-scan of ``data`` using ``denoiser``'s feature map
-    ``(stage, channel)``; the b-scan side of the product is the denoised b-scan by default."""
+    ``(stage, channel)``. The b-scan side of the product (and of the edge refinement) is the
+    denoised b-scan when ``use_denoised`` (default: when the model is trained), else the input."""
+    use_denoised = bool(denoiser.trained) if use_denoised is None else bool(use_denoised)
     vol = check_image(data)
     vol = vol[None] if vol.ndim == 2 else vol
     for i, raw in enumerate(vol):
@@ -540,7 +548,7 @@ def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: 
 
 
 def model_boundaries(data: np.ndarray, denoiser: Any, stage: str | None = None,
-                     channel: int | None = None, *, use_denoised: bool = True,
+                     channel: int | None = None, *, use_denoised: bool | None = None,
                      progress: ProgressFn = None, cancel: CancelFn = None, **kwargs: Any
                      ) -> dict[str, np.ndarray]:
     """ILM/RPE (N, W) for a b-scan or volume with a denoiser (what the CLI calls).

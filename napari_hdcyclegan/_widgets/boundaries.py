@@ -1,0 +1,367 @@
+"""ILM / RPE boundaries and retinal thickness from a generator feature map (paper Fig. A.11).
+
+The widget reads the image layer on the main thread and runs
+:func:`napari_hdcyclegan.boundaries.iter_model_boundaries` over every b-scan in a generator worker
+(progress per b-scan, Cancel stops after the current one and keeps the previous result). The
+feature channel is the model's ``config.boundary_channel`` or, when the model has none, chosen by
+:func:`~napari_hdcyclegan.boundaries.calibrate_boundary_channel` on simulated b-scans (kept in
+memory); untick "auto" to pick stage and channel yourself. Results:
+
+* ``<input>_ILM``, ``<input>_RPE``: Shapes paths in eyepy's colours, one path per run of detected
+  A-scans per b-scan, in the source's scale/translate/units/axis_labels. ``metadata["heights"]``
+  holds eyepy's layout: float rows (N, W), NaN where missing.
+* ``<input>_thickness``: RPE - ILM per b-scan and A-scan (µm when the source's axial unit is a
+  length, else px). The layer has the source's dimensionality with the depth axis collapsed to one
+  pixel spanning the whole depth ((N, 1, W) for a volume), so it lines up with the source: view the
+  axes b-scan x lateral (roll the dims) for the en-face map. ``metadata["thickness"]`` is (N, W).
+* A thickness profile of the b-scan under the dims slider, drawn in the widget.
+* Export CSV: ``bscan,ascan,ILM,RPE,thickness_um`` (same writer as the command line).
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
+from napari.qt.threading import thread_worker
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+
+from napari_hdcyclegan.boundaries import (
+    BOUNDARY_COLORS, BOUNDARY_NAMES, EARLY_STAGES, boundary_channel, calibrate_boundary_channel,
+    iter_model_boundaries, thickness_um, write_boundaries_csv,
+)
+from napari_hdcyclegan.progress import Cancelled
+
+from ._common import (
+    BROWSE, connect_layer_list, current_bscan, geometry, image_layer_choices, layer_array,
+    show_error, show_info, weights_choices,
+)
+from .features import STAGES
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image
+
+
+def physical_um(layer: "Image", axis: int) -> float | None:
+    """µm per pixel of ``layer`` along ``axis`` when its unit is a length, else None (pixels)."""
+    unit = layer.units[axis]
+    try:
+        factor = float((1 * unit).to("micrometer").magnitude)
+    except Exception:  # pixel or any non-length unit: no physical size known
+        return None
+    return float(layer.scale[axis]) * factor
+
+
+def boundary_paths(rows: np.ndarray, volume: bool) -> list[np.ndarray]:
+    """Shapes path vertices for (N, W) rows: one path per run of finite A-scans per b-scan;
+    vertices (bscan, row, col) for a volume, (row, col) for a single b-scan."""
+    paths = []
+    for i, line in enumerate(np.atleast_2d(rows)):
+        finite = np.isfinite(line)
+        edges = np.flatnonzero(np.diff(np.r_[0, finite.astype(np.int8), 0]))
+        for start, stop in zip(edges[::2], edges[1::2]):
+            if stop - start < 2:
+                continue
+            cols = np.arange(start, stop, dtype=np.float64)
+            vert = np.column_stack([line[start:stop].astype(np.float64), cols])
+            if volume:
+                vert = np.column_stack([np.full(len(cols), float(i)), vert])
+            paths.append(vert)
+    return paths
+
+
+@thread_worker
+def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None,
+                  channel: int | None, use_denoised: bool | None, calibration: dict[str, Any],
+                  cancel: threading.Event) -> Iterator[tuple[int, int, str]]:
+    """Worker: boundaries of every b-scan, yielding (done, total, message); returns a result dict
+    (None when cancelled during calibration)."""
+    from napari_hdcyclegan.engine import get_denoiser
+
+    stack = data[None] if data.ndim == 2 else data
+    total = stack.shape[0]
+    yield 0, total, "loading the model"
+    denoiser = get_denoiser(weights, device)
+    how = "chosen by the user"
+    if stage is None or channel is None:
+        chosen = boundary_channel(denoiser.config)
+        how = (denoiser.config.boundary_channel or {}).get("how", "model config")
+        if chosen is None:
+            yield 0, total, "calibrating the boundary channel on simulated b-scans"
+            try:
+                choice = calibrate_boundary_channel(denoiser, cancel=cancel.is_set, **calibration)
+            except Cancelled:
+                return None
+            chosen, how = (choice["stage"], choice["channel"]), choice["how"]
+        stage, channel = chosen
+    out = {name: np.full((total, stack.shape[-1]), np.nan, np.float32) for name in BOUNDARY_NAMES}
+    for i, lines in iter_model_boundaries(stack, denoiser, stage, channel, use_denoised=use_denoised):
+        for name in BOUNDARY_NAMES:
+            out[name][i] = lines[name]
+        yield i + 1, total, f"b-scan {i + 1}/{total}"
+    return {"boundaries": out, "stage": stage, "channel": int(channel), "how": how,
+            "provenance": denoiser.provenance(), "trained": bool(denoiser.trained), "name": denoiser.name}
+
+
+class BoundaryWidget(QWidget):
+    """Dock widget: ILM/RPE overlays, thickness map and profile, CSV export."""
+
+    def __init__(self, napari_viewer: "napari.Viewer") -> None:
+        super().__init__()
+        from napari_hdcyclegan.engine import available_devices
+
+        self.viewer = napari_viewer
+        self.worker = None
+        self._cancel = threading.Event()
+        self._progress = None
+        self._extra_weights: list[str] = []
+        self.result: dict[str, Any] | None = None  # last finished run (kept when a run is cancelled)
+        #: Keyword arguments of calibrate_boundary_channel when the model has no boundary channel.
+        self.calibration: dict[str, Any] = {"n": 4, "seed": 0}
+
+        self.layer_combo = ComboBox(label="Image", choices=self._layer_choices)
+        self.weights_combo = ComboBox(label="Weights", choices=self._weights_choices)
+        self.device_combo = ComboBox(label="Device", choices=available_devices())
+        self.auto_check = CheckBox(text="Channel from the model (calibrate if missing)", value=True)
+        self.stage_combo = ComboBox(label="Stage", choices=list(STAGES), value="init", enabled=False)
+        self.channel_spin = SpinBox(label="Channel", value=0, min=0, max=1023, enabled=False)
+        self.denoised_check = CheckBox(text="Multiply with the denoised b-scan (trained model)",
+                                       value=True, tooltip="an untrained model's output is noise: "
+                                       "its input b-scan is used instead")
+        self.run_button = PushButton(text="Detect")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress_bar = ProgressBar(label="Progress", value=0, max=1)
+        self.export_button = PushButton(text="Export CSV...", enabled=False)
+        self.status = Label(value="")
+        self.controls = Container(widgets=[
+            self.layer_combo, self.weights_combo, self.device_combo, self.auto_check,
+            self.stage_combo, self.channel_spin, self.denoised_check,
+            Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
+            self.progress_bar, self.export_button, self.status,
+        ])
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(4, 2.4), tight_layout=True)
+        self.axes = self.figure.add_subplot(111)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(180)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.controls.native)
+        layout.addWidget(self.canvas)
+        layout.addStretch(1)
+
+        connect_layer_list(self.viewer, self.layer_combo)
+        self.weights_combo.changed.connect(self._on_weights_changed)
+        self.auto_check.changed.connect(self._on_auto)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.export_button.changed.connect(self._export_dialog)
+        self.viewer.dims.events.current_step.connect(self.update_profile)
+
+    # -- choices -------------------------------------------------------------------------------
+    def _layer_choices(self, widget: Any = None) -> list[tuple[str, "Image"]]:
+        return [c for c in image_layer_choices(self.viewer)
+                if not c[0].endswith(("_thickness", "_fmap", "_fmap_gallery"))]
+
+    def _weights_choices(self, widget: Any = None) -> list[tuple[str, str]]:
+        return weights_choices(self._extra_weights)
+
+    def set_weights(self, path: str | Path) -> None:
+        """Select a model directory (what Browse... does), adding it to the choices."""
+        path = str(path)
+        if path not in self._extra_weights:
+            self._extra_weights.append(path)
+            self.weights_combo.reset_choices()
+        self.weights_combo.value = path
+
+    def _on_weights_changed(self, value: str) -> None:
+        if value != BROWSE:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Model directory (config.json + model.safetensors)")
+        if folder:
+            self.set_weights(folder)
+        else:
+            self.weights_combo.reset_choices()
+
+    def _on_auto(self, auto: bool) -> None:
+        self.stage_combo.enabled = not auto
+        self.channel_spin.enabled = not auto
+
+    def set_channel(self, stage: str, channel: int) -> None:
+        """Use ``(stage, channel)`` instead of the automatic choice."""
+        self.auto_check.value = False
+        self.stage_combo.value = stage
+        self.channel_spin.value = int(channel)
+
+    # -- run -----------------------------------------------------------------------------------
+    def run(self, value: Any = None) -> Any:
+        """Start detection over every b-scan of the chosen layer; returns the worker (or None)."""
+        layer = self.layer_combo.value
+        weights = self.weights_combo.value
+        if layer is None or weights in (None, BROWSE):
+            show_info("Boundaries: choose an image layer and a model first")
+            return None
+        if self.worker is not None:
+            show_info("Boundaries: a run is already in progress")
+            return None
+        try:
+            data = layer_array(layer)
+        except ValueError as exc:
+            show_error(f"Boundaries: {exc}")
+            return None
+        stage = None if self.auto_check.value else str(self.stage_combo.value)
+        channel = None if self.auto_check.value else int(self.channel_spin.value)
+        self._cancel = threading.Event()
+        worker = detect_worker(np.asarray(data), str(weights), str(self.device_combo.value), stage, channel,
+                               None if self.denoised_check.value else False, dict(self.calibration),
+                               self._cancel)
+        total = 1 if data.ndim == 2 else data.shape[0]
+        from napari.utils import progress
+
+        self.progress_bar.max, self.progress_bar.value = total, 0
+        self._progress = progress(total=total, desc=f"Boundaries of {layer.name}")
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(partial(self._on_result, layer))
+        worker.errored.connect(self._on_error)
+        worker.aborted.connect(self._on_aborted)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = f"Running on {layer.name} ..."
+        worker.start()
+        return worker
+
+    def cancel(self, value: Any = None) -> None:
+        """Stop after the current b-scan (or calibration step); the previous result is kept."""
+        if self.worker is not None:
+            self._cancel.set()
+            self.worker.quit()
+            self.status.value = "Cancelling ..."
+
+    def _on_progress(self, value: tuple[int, int, str]) -> None:
+        done, total, message = value
+        self.progress_bar.max, self.progress_bar.value = total, done
+        self.status.value = message
+        if self._progress is not None:
+            self._progress.n = done
+            self._progress.refresh()
+
+    def _on_error(self, exc: BaseException) -> None:
+        self.status.value = f"Boundaries failed: {exc}"
+
+    def _on_aborted(self) -> None:
+        self.status.value = "Cancelled; the previous result is unchanged"
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    # -- results -------------------------------------------------------------------------------
+    def _on_result(self, source: "Image", result: dict[str, Any] | None) -> None:
+        if result is None:
+            self._on_aborted()
+            return
+        if source not in self.viewer.layers:
+            show_info(f"Boundaries: layer {source.name!r} was removed; result dropped")
+            return
+        volume = source.ndim == 3
+        geo = geometry(source)
+        axial = physical_um(source, -2)
+        unit = "µm" if axial is not None else "px"
+        lines = result["boundaries"]
+        meta = {"source_layer": source.name, "stage": result["stage"], "channel": result["channel"],
+                "channel_how": result["how"], "provenance": result["provenance"]}
+        for name in BOUNDARY_NAMES:
+            layer_name = f"{source.name}_{name}"
+            if layer_name in self.viewer.layers:
+                self.viewer.layers.remove(layer_name)
+            paths = boundary_paths(lines[name], volume)
+            rows = lines[name] if volume else lines[name][0]
+            kwargs = dict(name=layer_name, edge_color=BOUNDARY_COLORS[name], edge_width=1.5,
+                          face_color="transparent", metadata={**meta, "boundary": name, "heights": rows},
+                          ndim=source.ndim, **geo)
+            if paths:
+                self.viewer.add_shapes(paths, shape_type="path", **kwargs)
+            else:
+                self.viewer.add_shapes(**kwargs)
+        thick = thickness_um(lines["ILM"], lines["RPE"], axial)
+        self._add_thickness(source, thick, unit, meta)
+        self.result = {**result, "source": source, "thickness": thick, "unit": unit, "axial_um": axial}
+        if self.auto_check.value:  # show which channel the automatic choice used
+            self.stage_combo.value = result["stage"]
+            self.channel_spin.value = result["channel"]
+        self.export_button.enabled = True
+        covered = float(np.isfinite(thick).mean()) * 100
+        untrained = "" if result["trained"] else " (UNTRAINED model)"
+        self.status.value = (f"{result['stage']} channel {result['channel']}{untrained}: "
+                             f"both lines on {covered:.0f}% of A-scans")
+        self.update_profile()
+
+    def _add_thickness(self, source: "Image", thick: np.ndarray, unit: str, meta: dict) -> None:
+        """``<input>_thickness``: (N, 1, W) for a volume ((1, W) for a b-scan), depth collapsed."""
+        from ._common import set_image
+
+        h = source.data.shape[-2]
+        scale, translate = list(source.scale), list(source.translate)
+        # one pixel covering rows -0.5 .. h-0.5 of the source: centre at (h-1)/2, size h
+        translate[-2] += (h - 1) / 2 * scale[-2]
+        scale[-2] *= h
+        data = thick[:, None, :] if source.ndim == 3 else thick
+        finite = thick[np.isfinite(thick)]
+        limits = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if limits[1] <= limits[0]:
+            limits = (limits[0], limits[0] + 1.0)
+        set_image(self.viewer, f"{source.name}_thickness", data.astype(np.float32), colormap="turbo",
+                  contrast_limits=limits, visible=False, scale=tuple(scale), translate=tuple(translate),
+                  units=tuple(source.units), axis_labels=tuple(source.axis_labels),
+                  metadata={**meta, "thickness": thick, "unit": unit,
+                            "layout": "depth collapsed; view b-scan x lateral for the en-face map"})
+
+    def update_profile(self, event: Any = None) -> None:
+        """Redraw the thickness profile of the b-scan under the dims slider."""
+        self.axes.clear()
+        r = self.result
+        if r is None or r["source"] not in self.viewer.layers:
+            self.canvas.draw_idle()
+            return
+        source = r["source"]
+        index = current_bscan(self.viewer, source)
+        lateral = physical_um(source, -1)
+        x = np.arange(r["thickness"].shape[-1]) * (lateral if lateral is not None else 1.0)
+        self.axes.plot(x, r["thickness"][index], color=BOUNDARY_COLORS["RPE"], lw=1)
+        self.axes.set_xlabel("lateral (µm)" if lateral is not None else "A-scan")
+        self.axes.set_ylabel(f"thickness ({r['unit']})")
+        self.axes.set_title(f"{source.name}: b-scan {index}", fontsize=9)
+        self.canvas.draw_idle()
+
+    def export_csv(self, path: str | Path) -> Path | None:
+        """Write the last result as ``bscan,ascan,ILM,RPE,thickness_um`` CSV; returns the path."""
+        if self.result is None:
+            show_info("Boundaries: nothing to export yet")
+            return None
+        return write_boundaries_csv(path, self.result["boundaries"], self.result["axial_um"])
+
+    def _export_dialog(self, value: Any = None) -> None:
+        if self.result is None:
+            return
+        default = f"{self.result['source'].name}_boundaries.csv"
+        path, _ = QFileDialog.getSaveFileName(self, "Export boundaries", default, "CSV (*.csv)")
+        if path:
+            try:
+                self.status.value = f"Exported {self.export_csv(path)}"
+            except (OSError, ValueError) as exc:
+                show_error(f"Boundaries: export failed: {exc}")
+
+
+__all__ = ["BoundaryWidget", "EARLY_STAGES", "boundary_paths", "detect_worker", "physical_um"]

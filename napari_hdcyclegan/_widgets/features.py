@@ -1,0 +1,289 @@
+"""Feature-map explorer: one generator channel, upscaled over the b-scan under the dims slider.
+
+The widget reads the current b-scan on the main thread and computes *all* channels of the chosen
+stage for it in a napari worker (:meth:`Denoiser.feature_maps`); the maps are cached, so stepping
+through channels, colormaps and opacity is instant. Layers:
+
+* ``<input>_fmap``: the chosen channel ((H, W) for a 2D source; (1, H, W) placed at the current
+  b-scan for a volume), with the source's scale, translate, units and axis_labels, drawn additively
+  over it; ``metadata`` holds stage, channel, b-scan and the model's provenance.
+* ``<input>_fmap_gallery``: every channel of the stage for the current b-scan, each scaled to
+  [0, 1] and tiled into a grid (skimage.util.montage), placed like ``<input>_fmap``.
+* Export: the shown map to TIFF with its scale (napari_hdcyclegan.io.write_tiff).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FloatSlider, Label, PushButton, Slider
+from napari.qt.threading import thread_worker
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+
+from ._common import (
+    BROWSE, connect_layer_list, current_bscan, geometry, image_layer_choices, layer_array,
+    set_image, show_error, show_info, slice_geometry, weights_choices,
+)
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image
+
+#: Generator stages (CONVENTIONS.md); the early ones stay spatially faithful to the input.
+STAGES = ("init", "down1", "down2", "down3", "res1", "res2", "res3", "res4", "res5", "res6",
+          "up1", "up2", "up3", "final")
+COLORMAPS = ("magma", "inferno", "viridis", "turbo", "twilight", "gray")
+#: Debounce of recomputation after the dims slider, stage or layer changed.
+DELAY_MS = 150
+
+
+@thread_worker
+def compute_maps(bscan: np.ndarray, weights: str, stage: str) -> dict[str, Any]:
+    """Worker: all channels of ``stage`` for one b-scan, with the model's provenance."""
+    from napari_hdcyclegan.engine import get_denoiser
+
+    denoiser = get_denoiser(weights)
+    maps = np.asarray(denoiser.feature_maps(bscan, stage), dtype=np.float32)
+    return {"maps": maps, "provenance": denoiser.provenance(), "name": denoiser.name,
+            "trained": bool(denoiser.trained)}
+
+
+def gallery(maps: np.ndarray) -> np.ndarray:
+    """Tile (C, H, W) maps, each scaled to [0, 1], into one near-square grid (2 px gaps)."""
+    from skimage.util import montage
+
+    maps = np.asarray(maps, dtype=np.float32)
+    lo = maps.min(axis=(1, 2), keepdims=True)
+    span = maps.max(axis=(1, 2), keepdims=True) - lo
+    unit = np.divide(maps - lo, span, out=np.zeros_like(maps), where=span > 0)
+    return montage(unit, fill=0.0, padding_width=2).astype(np.float32)
+
+
+class FeatureExplorerWidget(QWidget):
+    """Dock widget: pick a generator stage and channel and see its map over the b-scan."""
+
+    def __init__(self, napari_viewer: "napari.Viewer") -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self._pending = False
+        self._cache: dict[str, Any] | None = None  # {"key": ..., "maps": (C, H, W), ...}
+        self._extra_weights: list[str] = []
+
+        self.layer_combo = ComboBox(label="Image", choices=self._layer_choices)
+        self.weights_combo = ComboBox(label="Weights", choices=self._weights_choices)
+        self.stage_combo = ComboBox(label="Stage", choices=list(STAGES), value="init")
+        self.channel_slider = Slider(label="Channel", value=0, min=0, max=15)
+        self.prev_button = PushButton(text="< channel")
+        self.next_button = PushButton(text="channel >")
+        self.cmap_combo = ComboBox(label="Colormap", choices=list(COLORMAPS), value="magma")
+        self.opacity_slider = FloatSlider(label="Opacity", value=0.6, min=0.0, max=1.0, step=0.05)
+        self.gallery_button = PushButton(text="Gallery of all channels")
+        self.export_button = PushButton(text="Export map to TIFF...")
+        self.status = Label(value="")
+        self.controls = Container(widgets=[
+            self.layer_combo, self.weights_combo, self.stage_combo, self.channel_slider,
+            Container(widgets=[self.prev_button, self.next_button], layout="horizontal", labels=False),
+            self.cmap_combo, self.opacity_slider, self.gallery_button, self.export_button, self.status,
+        ])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.controls.native)
+        layout.addStretch(1)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DELAY_MS)
+        self._timer.timeout.connect(self.refresh)
+
+        connect_layer_list(self.viewer, self.layer_combo)
+        for widget in (self.layer_combo, self.weights_combo, self.stage_combo):
+            widget.changed.connect(self._schedule)
+        self.weights_combo.changed.connect(self._on_weights_changed)
+        self.viewer.dims.events.current_step.connect(self._schedule)
+        self.channel_slider.changed.connect(self.show_channel)
+        self.prev_button.changed.connect(partial(self.step, -1))
+        self.next_button.changed.connect(partial(self.step, 1))
+        self.cmap_combo.changed.connect(self._apply_style)
+        self.opacity_slider.changed.connect(self._apply_style)
+        self.gallery_button.changed.connect(self.add_gallery)
+        self.export_button.changed.connect(self._export_dialog)
+        self._schedule()
+
+    # -- choices -------------------------------------------------------------------------------
+    def _layer_choices(self, widget: Any = None) -> list[tuple[str, "Image"]]:
+        return [c for c in image_layer_choices(self.viewer) if not c[0].endswith(("_fmap", "_fmap_gallery"))]
+
+    def _weights_choices(self, widget: Any = None) -> list[tuple[str, str]]:
+        return weights_choices(self._extra_weights)
+
+    def set_weights(self, path: str | Path) -> None:
+        """Select a model directory (what Browse... does), adding it to the choices."""
+        path = str(path)
+        if path not in self._extra_weights:
+            self._extra_weights.append(path)
+            self.weights_combo.reset_choices()
+        self.weights_combo.value = path
+
+    def _on_weights_changed(self, value: str) -> None:
+        if value != BROWSE:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Model directory (config.json + model.safetensors)")
+        if folder:
+            self.set_weights(folder)
+        else:
+            self.weights_combo.reset_choices()
+
+    # -- computing -----------------------------------------------------------------------------
+    def _schedule(self, event: Any = None) -> None:
+        self._timer.start()  # debounced: restarts the single-shot timer
+
+    def _request(self) -> tuple[Any, int, str, str] | None:
+        layer = self.layer_combo.value
+        weights = self.weights_combo.value
+        if layer is None or weights in (None, BROWSE):
+            return None
+        return layer, current_bscan(self.viewer, layer), str(self.stage_combo.value), str(weights)
+
+    def refresh(self) -> Any:
+        """Compute the maps of the current b-scan and stage (cached); returns the worker or None."""
+        request = self._request()
+        if request is None:
+            return None
+        layer, index, stage, weights = request
+        key = (id(layer), index, stage, weights)
+        if self._cache is not None and self._cache["key"] == key:
+            self.show_channel()
+            return None
+        if self.worker is not None:  # one at a time; the latest request runs next
+            self._pending = True
+            return None
+        try:
+            data = layer_array(layer)
+        except ValueError as exc:
+            show_error(f"Feature maps: {exc}")
+            return None
+        bscan = np.array(data if data.ndim == 2 else data[index])
+        worker = compute_maps(bscan, weights, stage)
+        worker.returned.connect(partial(self._on_maps, key, layer, index, stage))
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.status.value = f"Computing {stage} maps of b-scan {index} ..."
+        worker.start()
+        return worker
+
+    def _on_maps(self, key: tuple, layer: "Image", index: int, stage: str, result: dict[str, Any]) -> None:
+        now = self._request()
+        if now is None or key != (id(now[0]), *now[1:]):
+            self._pending = True  # stale: the view changed meanwhile; recompute when finished
+            return
+        self._cache = {"key": key, "layer": layer, "index": index, "stage": stage, **result}
+        n = result["maps"].shape[0]
+        self.channel_slider.max = n - 1
+        if self.channel_slider.value > n - 1:
+            self.channel_slider.value = n - 1
+        self.show_channel()
+
+    def _on_error(self, exc: BaseException) -> None:
+        self.status.value = f"Feature maps failed: {exc}"
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        if self._pending:
+            self._pending = False
+            self.refresh()
+
+    # -- layers --------------------------------------------------------------------------------
+    def _placement(self, source: "Image", index: int, image: np.ndarray) -> tuple[np.ndarray, dict]:
+        """(data, geometry) of a 2D map drawn at b-scan ``index`` of ``source``."""
+        if source.ndim == 3:
+            return image[None], slice_geometry(source, index)
+        return image, geometry(source)
+
+    def _metadata(self, channel: int | None) -> dict[str, Any]:
+        c = self._cache
+        return {"source_layer": c["layer"].name, "stage": c["stage"], "channel": channel,
+                "bscan": c["index"], "model": c["name"], "trained": c["trained"],
+                "provenance": c["provenance"]}
+
+    def show_channel(self, value: Any = None) -> Any:
+        """Show the selected channel of the cached maps as ``<input>_fmap``; returns the layer."""
+        c = self._cache
+        if c is None or c["layer"] not in self.viewer.layers:
+            return None
+        channel = int(np.clip(self.channel_slider.value, 0, c["maps"].shape[0] - 1))
+        fmap = c["maps"][channel]
+        data, geo = self._placement(c["layer"], c["index"], fmap)
+        hi = float(fmap.max())
+        layer = set_image(self.viewer, f"{c['layer'].name}_fmap", data, blending="additive",
+                          colormap=self.cmap_combo.value, opacity=float(self.opacity_slider.value),
+                          contrast_limits=(float(fmap.min()), hi if hi > fmap.min() else hi + 1.0),
+                          metadata=self._metadata(channel), **geo)
+        untrained = "" if c["trained"] else " (UNTRAINED model)"
+        self.status.value = (f"{c['stage']} channel {channel}/{c['maps'].shape[0] - 1}, "
+                             f"b-scan {c['index']}{untrained}")
+        return layer
+
+    def step(self, delta: int, value: Any = None) -> None:
+        """Move the channel slider by ``delta`` (wrapping around)."""
+        n = self.channel_slider.max + 1
+        self.channel_slider.value = (int(self.channel_slider.value) + delta) % n
+
+    def _apply_style(self, value: Any = None) -> None:
+        c = self._cache
+        if c is None:
+            return
+        name = f"{c['layer'].name}_fmap"
+        if name in self.viewer.layers:
+            self.viewer.layers[name].colormap = self.cmap_combo.value
+            self.viewer.layers[name].opacity = float(self.opacity_slider.value)
+
+    def add_gallery(self, value: Any = None) -> Any:
+        """Add ``<input>_fmap_gallery``: all channels of the stage tiled; returns the layer."""
+        c = self._cache
+        if c is None or c["layer"] not in self.viewer.layers:
+            show_info("Feature maps: nothing computed yet")
+            return None
+        data, geo = self._placement(c["layer"], c["index"], gallery(c["maps"]))
+        meta = self._metadata(None)
+        meta["gallery"] = f"{c['maps'].shape[0]} channels, row-major tiles, each scaled to [0, 1]"
+        return set_image(self.viewer, f"{c['layer'].name}_fmap_gallery", data, colormap=self.cmap_combo.value,
+                         contrast_limits=(0.0, 1.0), metadata=meta, **geo)
+
+    def export(self, path: str | Path) -> str | None:
+        """Write the shown map (2D, source scale) to a TIFF file; returns the path."""
+        c = self._cache
+        if c is None:
+            show_info("Feature maps: nothing to export yet")
+            return None
+        channel = int(self.channel_slider.value)
+        source = c["layer"]
+        scale = tuple(source.scale)[-2:]
+        units = tuple(str(u) for u in source.units)[-2:]
+        labels = tuple(source.axis_labels)[-2:]
+        try:
+            from napari_hdcyclegan.io import write_tiff
+        except ImportError:  # pragma: no cover - io.py ships with the package
+            import tifffile
+
+            tifffile.imwrite(str(path), c["maps"][channel])
+            return str(path)
+        return write_tiff(path, c["maps"][channel], scale=scale, units=units, axis_labels=labels,
+                          metadata=self._metadata(channel))
+
+    def _export_dialog(self, value: Any = None) -> None:
+        if self._cache is None:
+            show_info("Feature maps: nothing to export yet")
+            return
+        c = self._cache
+        default = f"{c['layer'].name}_{c['stage']}_ch{int(self.channel_slider.value)}.tif"
+        path, _ = QFileDialog.getSaveFileName(self, "Export feature map", default, "TIFF (*.tif *.tiff)")
+        if path:
+            try:
+                self.status.value = f"Exported {self.export(path)}"
+            except (OSError, ValueError) as exc:
+                show_error(f"Feature maps: export failed: {exc}")

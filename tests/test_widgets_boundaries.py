@@ -1,0 +1,143 @@
+"""BoundaryWidget end to end with a tiny model: overlay accuracy on a simulated volume, layer
+geometry, thickness, CSV, cancel, and the automatic channel choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("napari")
+
+SCALE = (120.0, 3.87, 11.45)
+TRANSLATE = (0.0, 5.0, 10.0)
+TIMEOUT_MS = 90_000
+SHAPE = (248, 256)
+#: Stated accuracy of the overlay on simulated HN b-scans (mean abs. error, px, ILM and RPE).
+MAX_MAE_PX = 2.5
+
+
+def tiny_generator():
+    """Width-4 generator, random except init channel 0 = a 7x7 Gaussian blur of the input: a
+    channel that follows the bright bands, as the trained model's boundary channel does."""
+    from napari_hdcyclegan.model import Generator
+
+    torch.manual_seed(0)
+    gen = Generator(width=4)
+    with torch.no_grad():
+        k = torch.exp(-0.5 * ((torch.arange(7.0) - 3) / 1.5) ** 2)
+        k = k[:, None] * k[None]
+        gen.init[0].weight[0, 0] = k / k.sum()
+        gen.init[0].bias[0] = 0.0
+    return gen
+
+
+def save_tiny(path, boundary_channel=None):
+    from napari_hdcyclegan.model import ModelConfig, save_model
+
+    config = ModelConfig(generator_width=4, discriminator_width=4, discriminator_levels=3,
+                         name="tiny", trained=False, boundary_channel=boundary_channel)
+    return save_model(path, {"G_L": tiny_generator()}, config)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    from napari_hdcyclegan.simulate import simulate_volume
+
+    return simulate_volume(n_bscans=2, seed=3, shape=SHAPE)
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    from napari_hdcyclegan._widgets.boundaries import BoundaryWidget
+
+    viewer = make_napari_viewer()
+    widget = BoundaryWidget(viewer)
+    widget.device_combo.value = "cpu"
+    return viewer, widget
+
+
+def run_to_end(qtbot, widget):
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+
+
+def test_overlay_matches_simulator_truth(qtbot, viewer_widget, sim, tmp_path):
+    viewer, widget = viewer_widget
+    layer = viewer.add_image(sim.hn, name="oct", scale=SCALE, translate=TRANSLATE, units="um",
+                             axis_labels=("b-scan", "depth", "lateral"))
+    widget.set_weights(save_tiny(tmp_path / "tiny", {"stage": "init", "channel": 0, "how": "test"}))
+    widget.layer_combo.value = layer
+    run_to_end(qtbot, widget)
+    assert widget.result is not None, widget.status.value
+    assert (widget.stage_combo.value, widget.channel_spin.value) == ("init", 0)
+    for name, color in (("ILM", "#F668C2"), ("RPE", "#97A431")):
+        shapes = viewer.layers[f"oct_{name}"]
+        assert shapes.ndim == 3 and len(shapes.data) >= 2
+        assert all(kind == "path" for kind in shapes.shape_type)
+        np.testing.assert_allclose(shapes.scale, SCALE)
+        np.testing.assert_allclose(shapes.translate, TRANSLATE)
+        assert tuple(shapes.axis_labels) == ("b-scan", "depth", "lateral")
+        np.testing.assert_allclose(shapes.edge_color[0][:3], np.array(
+            [int(color[i:i + 2], 16) for i in (1, 3, 5)]) / 255, atol=1e-3)
+        heights = shapes.metadata["heights"]
+        assert heights.shape == (2, SHAPE[1])
+        truth = sim.boundaries[name]
+        ok = np.isfinite(heights)
+        assert ok.mean() > 0.8
+        mae = np.mean(np.abs(heights[ok] - truth[ok]))
+        assert mae < MAX_MAE_PX, (name, mae)
+        # the path vertices are these heights (bscan, row, col) in data coordinates
+        first = shapes.data[0]
+        b, cols = int(first[0, 0]), first[:, 2].astype(int)
+        np.testing.assert_allclose(first[:, 1], heights[b, cols])
+    ilm, rpe = (viewer.layers[f"oct_{n}"].metadata["heights"] for n in ("ILM", "RPE"))
+    assert np.all(ilm[np.isfinite(ilm) & np.isfinite(rpe)] < rpe[np.isfinite(ilm) & np.isfinite(rpe)])
+    thick = viewer.layers["oct_thickness"]
+    assert thick.data.shape == (2, 1, SHAPE[1])
+    np.testing.assert_allclose(thick.scale, (SCALE[0], SCALE[1] * SHAPE[0], SCALE[2]))
+    np.testing.assert_allclose(thick.data[:, 0], (rpe - ilm) * SCALE[1], rtol=1e-5)
+    assert thick.metadata["unit"] == "µm"
+    assert len(widget.axes.lines) == 1  # profile of the current b-scan
+    path = widget.export_csv(tmp_path / "b.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "bscan,ascan,ILM,RPE,thickness_um" and len(lines) == 1 + 2 * SHAPE[1]
+
+
+def test_cancel_keeps_previous_result(qtbot, viewer_widget, sim, tmp_path):
+    viewer, widget = viewer_widget
+    small = viewer.add_image(sim.hn[:, ::2, ::2], name="small", scale=SCALE, units="um")
+    widget.set_weights(save_tiny(tmp_path / "tiny", {"stage": "init", "channel": 0, "how": "test"}))
+    widget.layer_combo.value = small
+    run_to_end(qtbot, widget)
+    before = viewer.layers["small_ILM"].metadata["heights"].copy()
+    big = np.repeat(sim.hn[:, ::2, ::2], 20, axis=0)  # 40 b-scans: cannot finish before cancel
+    small.data = big
+    worker = widget.run()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert widget.progress_bar.value < big.shape[0]
+    assert "Cancel" in widget.status.value
+    np.testing.assert_array_equal(viewer.layers["small_ILM"].metadata["heights"], before)
+    assert worker.abort_requested
+
+
+def test_auto_channel_calibrates_on_single_bscan(qtbot, viewer_widget, sim, tmp_path):
+    from napari_hdcyclegan.boundaries import EARLY_STAGES
+
+    viewer, widget = viewer_widget
+    layer = viewer.add_image(sim.hn[0], name="b", scale=SCALE[1:], units="um")
+    widget.set_weights(save_tiny(tmp_path / "tiny"))  # no boundary_channel in config.json
+    widget.calibration = {"n": 1, "seed": 0, "shape": SHAPE}
+    widget.layer_combo.value = layer
+    run_to_end(qtbot, widget)
+    assert widget.result is not None, widget.status.value
+    assert widget.result["stage"] in EARLY_STAGES and "calibrate" in widget.result["how"]
+    assert viewer.layers["b_ILM"].ndim == 2
+    assert viewer.layers["b_ILM"].metadata["heights"].shape == (SHAPE[1],)
+    assert viewer.layers["b_thickness"].data.shape == (1, SHAPE[1])
+    # the user can override the automatic choice
+    widget.set_channel("down1", 2)
+    run_to_end(qtbot, widget)
+    assert (widget.result["stage"], widget.result["channel"]) == ("down1", 2)
+    assert viewer.layers["b_RPE"].metadata["channel"] == 2

@@ -1,0 +1,108 @@
+"""FeatureExplorerWidget end to end with a tiny model: map layer geometry, channels, gallery, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("napari")
+
+SCALE = (60.0, 3.87, 11.45)
+TRANSLATE = (120.0, 5.0, 10.0)
+TIMEOUT_MS = 60_000
+
+
+def oct_volume(n: int = 4, h: int = 64, w: int = 72, seed: int = 0) -> np.ndarray:
+    """A small speckled uint8 volume with two bright bands (a cartoon retina)."""
+    rng = np.random.default_rng(seed)
+    rows = np.arange(h)[:, None]
+    clean = 25.0 + 110.0 * ((rows >= 16) & (rows < 22)) + 150.0 * ((rows >= 40) & (rows < 46))
+    return np.clip(clean[None] * rng.gamma(4.0, 0.25, size=(n, h, w)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    """A model directory with a width-4 generator (random but fixed weights)."""
+    from napari_hdcyclegan.model import Generator, ModelConfig, save_model
+
+    torch.manual_seed(0)
+    config = ModelConfig(generator_width=4, discriminator_width=4, discriminator_levels=3,
+                         name="tiny", trained=True)
+    return save_model(tmp_path / "tiny", {"G_L": Generator(width=4)}, config)
+
+
+@pytest.fixture
+def setup(make_napari_viewer, tiny_model):
+    from napari_hdcyclegan._widgets.features import FeatureExplorerWidget
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(oct_volume(), name="oct", scale=SCALE, translate=TRANSLATE,
+                             units="um", axis_labels=("b-scan", "depth", "lateral"))
+    widget = FeatureExplorerWidget(viewer)
+    widget.set_weights(tiny_model)
+    return viewer, layer, widget, tiny_model
+
+
+def wait_maps(qtbot, widget, stage: str, index: int | None = None) -> None:
+    """Trigger a computation and wait until the cache holds ``stage`` of b-scan ``index``
+    (default: the b-scan under the dims slider)."""
+    from napari_hdcyclegan._widgets._common import current_bscan
+
+    if index is None:
+        index = current_bscan(widget.viewer, widget.layer_combo.value)
+    widget.refresh()
+    qtbot.waitUntil(lambda: widget._cache is not None and widget._cache["stage"] == stage
+                    and widget._cache["index"] == index and widget.worker is None, timeout=TIMEOUT_MS)
+
+
+def test_map_layer_geometry_and_values(qtbot, setup):
+    viewer, layer, widget, model_dir = setup
+    viewer.dims.set_current_step(0, 2)
+    wait_maps(qtbot, widget, "init", 2)
+    fmap = viewer.layers["oct_fmap"]
+    assert fmap.data.shape == (1, 64, 72)
+    np.testing.assert_allclose(fmap.scale, SCALE)
+    np.testing.assert_allclose(fmap.translate, (TRANSLATE[0] + 2 * SCALE[0], *TRANSLATE[1:]))
+    assert tuple(fmap.axis_labels) == ("b-scan", "depth", "lateral")
+    assert tuple(fmap.units) == tuple(layer.units)
+    assert fmap.metadata["stage"] == "init" and fmap.metadata["channel"] == 0
+    assert fmap.metadata["bscan"] == 2 and fmap.metadata["provenance"]["model"]
+    from napari_hdcyclegan.engine import get_denoiser
+
+    expected = get_denoiser(str(model_dir)).feature_maps(layer.data[2], "init", [0])[0]
+    np.testing.assert_allclose(fmap.data[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_stage_channels_steps_style(qtbot, setup):
+    viewer, layer, widget, _ = setup
+    widget.stage_combo.value = "down1"
+    wait_maps(qtbot, widget, "down1")
+    assert widget.channel_slider.max == 7  # width 4 -> down1 has 8 channels
+    widget.next_button.changed.emit(True)
+    assert widget.channel_slider.value == 1
+    assert viewer.layers["oct_fmap"].metadata["channel"] == 1
+    np.testing.assert_allclose(viewer.layers["oct_fmap"].data[0], widget._cache["maps"][1])
+    widget.prev_button.changed.emit(True)
+    widget.prev_button.changed.emit(True)
+    assert widget.channel_slider.value == 7  # wraps around
+    widget.cmap_combo.value = "viridis"
+    widget.opacity_slider.value = 0.3
+    assert viewer.layers["oct_fmap"].colormap.name == "viridis"
+    assert viewer.layers["oct_fmap"].opacity == pytest.approx(0.3)
+
+
+def test_gallery_and_export(qtbot, setup, tmp_path):
+    import tifffile
+
+    viewer, layer, widget, _ = setup
+    wait_maps(qtbot, widget, "init")
+    gal = widget.add_gallery()
+    assert gal.name == "oct_fmap_gallery" and gal.ndim == 3
+    assert gal.data.shape[0] == 1 and gal.data.shape[1] > 64 and gal.data.shape[2] > 72  # 4 tiles
+    np.testing.assert_allclose(gal.scale, SCALE)
+    assert 0.0 <= gal.data.min() and gal.data.max() <= 1.0
+    path = widget.export(tmp_path / "map.tif")
+    back = tifffile.imread(path)
+    assert back.shape == (64, 72)
+    np.testing.assert_allclose(back, widget._cache["maps"][0], rtol=1e-6)
