@@ -37,7 +37,7 @@ SPECTRALIS_UM_PER_PX = {"axial": 3.87, "lateral": 11.45}
 FOV_UM = (496 * SPECTRALIS_UM_PER_PX["axial"], 512 * SPECTRALIS_UM_PER_PX["lateral"])
 PATHOLOGIES = (None, "drusen", "fluid", "detachment", "random")
 #: Bump when the simulated output changes, so that cached pairs are regenerated.
-SIM_VERSION = 3
+SIM_VERSION = 4
 
 DEFAULT_RHO = 0.02
 DEFAULT_NOISE_FLOOR = 1e-4
@@ -351,6 +351,8 @@ def _geometry(scene: _Scene, x_mm: np.ndarray, y_mm: float, depth_um: float) -> 
     thick["DRU"] = np.zeros_like(x_mm)
     for cx, cy, h, s in scene.drusen:
         thick["DRU"] = thick["DRU"] + h * np.exp(-((x_mm - cx) ** 2 + (y_mm - cy) ** 2) / (2 * s**2))
+    # drusen lift the RPE and photoreceptors; the ONL thins over them, so the ILM moves less
+    thick["ONL"] = np.maximum(thick["ONL"] - 0.6 * thick["DRU"], 0.35 * thick["ONL"])
     if scene.detachment is not None:
         cx, cy, h, s = scene.detachment
         thick["SRF"] = h * np.exp(-(((x_mm - cx) ** 2 + (y_mm - cy) ** 2) / (2 * s**2)) ** 1.5)
