@@ -322,7 +322,8 @@ def _draw_scene(rng: np.random.Generator, pathology: str | None) -> _Scene:
     )
 
 
-def _geometry(scene: _Scene, x_mm: np.ndarray, y_mm: float, depth_um: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _geometry(scene: _Scene, x_mm: np.ndarray, y_mm: float,
+              depth_um: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Layer thicknesses (µm, per column) and Bruch's membrane depth (µm) at slice ``y_mm``.
 
     ``depth_um`` is the imaged depth; the eye's curvature and tilt are physical (µm over the
@@ -419,7 +420,7 @@ def _render(scene: _Scene, y_mm: float, shape: tuple[int, int], um_per_px: tuple
         else:
             val = np.float32(base)
         level += frac * val
-    level += bright.astype(np.float32)[None, :] * cover[0] if bright.ndim == 1 else bright.astype(np.float32) * cover[0]
+    level += bright.astype(np.float32) * cover[0]  # brightness drifts below the ILM only
     _add_vessels(scene, level, tops, x_mm, y_mm, um_z, um_x, rows)
     _add_cysts(scene, level, tops, x_mm, y_mm, um_z, rows)
     np.clip(level, 0.0, 1.0, out=level)
