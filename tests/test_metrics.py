@@ -153,3 +153,13 @@ def test_score_methods_reuses_masks_and_registers():
     assert scores["smooth"]["PSNR"] > scores["raw"]["PSNR"]
     with pytest.raises(ValueError):
         metrics.signal_background_masks(np.zeros((32, 32)))
+
+
+def test_fourier_translate_keeps_noise():
+    rng = np.random.default_rng(11)
+    noise = rng.normal(0, 1, (64, 64))
+    moved = metrics.fourier_translate(noise, np.array([0.5, -0.5]))
+    assert moved.std() > 0.85 * noise.std()  # linear interpolation would give ~0.5x
+    back = metrics.fourier_translate(metrics.fourier_translate(noise, np.array([3.0, 2.0])),
+                                     np.array([-3.0, -2.0]))
+    assert np.allclose(back[8:-8, 8:-8], noise[8:-8, 8:-8], atol=1e-6)
