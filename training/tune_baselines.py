@@ -40,8 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=list(GRID))
     ap.add_argument("--duke-root", default=None)
     ap.add_argument("--out", default="runs/tune_baselines")
+    ap.add_argument("--pairs", nargs="+", default=None,
+                    help="subset of train/val pair names (e.g. S01 T04): BM3D takes ~15 s per b-scan")
+    ap.add_argument("--values", nargs="+", type=float, default=None, help="override the grid values")
     args = ap.parse_args(argv)
     pairs = tuning_pairs(args.duke_root)
+    if args.pairs:
+        pairs = [p for p in pairs if p[0].split("/")[0] in args.pairs]
     names = [n for n, _, _ in pairs]
     if any(n.startswith(("S06", "S07", "S08", "S09")) for n in names):
         raise RuntimeError("test pairs leaked into tuning")
@@ -51,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for method in args.methods:
         key, values = GRID[method]
+        values = tuple(args.values) if args.values else values
         for v in values:
             t0 = time.perf_counter()
             p, s = [], []
