@@ -154,7 +154,7 @@ def register(moving: np.ndarray, reference: np.ndarray, max_shift: float = 10.0,
     the Fourier domain (:func:`fourier_translate`): an all-pass filter, so unlike interpolation it
     does not average away noise and flatter a noisy image's PSNR; dtype is kept.
     """
-    from scipy.ndimage import gaussian_filter, shift as nd_shift
+    from scipy.ndimage import gaussian_filter
     from skimage.filters import window
     from skimage.registration import phase_cross_correlation
 
@@ -175,7 +175,9 @@ def register(moving: np.ndarray, reference: np.ndarray, max_shift: float = 10.0,
     c = int(np.ceil(max_shift))
     inner = (slice(c, -c or None), slice(c, -c or None)) if min(m.shape) > 4 * c else np.s_[:, :]
     before = _ncc(m[inner], r[inner])
-    after = _ncc(nd_shift(m, shift, order=1, mode="nearest")[inner], r[inner])
+    # Same all-pass translation as applied below: interpolation would smooth the speckle and
+    # raise the correlation for any shift.
+    after = _ncc(fourier_translate(m, shift)[inner], r[inner])
     if after <= before:
         return mov.copy(), zero
     out = fourier_translate(mov.astype(np.float64), shift)
