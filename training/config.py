@@ -13,6 +13,7 @@ class FitConfig:
     """Every knob of ``python -m training.fit``; the flag of a field is ``--field-name``."""
 
     data: str = "sim"  # sim | duke | HN_DIR,LN_DIR
+    init_from: str = ""  # a model directory whose G_L / G_H / D weights start this run (fine-tuning)
     out: str = "runs/hdcyclegan"
     name: str = "hdcyclegan"
     steps: int = 2000  # adversarial (paper objective) steps, after the pre-training steps

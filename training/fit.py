@@ -275,6 +275,18 @@ class Trainer:
         shutil.rmtree(old, ignore_errors=True)
         return target
 
+    def init_from(self, model_dir: str | Path) -> list[str]:
+        """Start from the weights of another model directory (the parts it holds)."""
+        from safetensors import safe_open
+
+        with safe_open(str(Path(model_dir) / "model.safetensors"), "pt") as fh:
+            present = {k.split(".")[0] for k in fh.keys()}
+        parts = tuple(p for p in ("G_L", "G_H", "D") if p in present)
+        nets, _ = load_model(model_dir, parts=parts)
+        for part, net in nets.items():
+            self.nets()[part].load_state_dict(net.state_dict())
+        return list(parts)
+
     def load(self, name: str = "last") -> None:
         """Restore weights, optimisers, step, RNG and fake pools from ``OUT/name``."""
         folder = self.out / name
@@ -358,9 +370,11 @@ def run(cfg: FitConfig, resume: bool = False) -> Path:
         trainer.load("last")
     elif (out / "last").exists():
         raise SystemExit(f"error: {out} already holds a run; pass --resume or choose another --out")
+    elif cfg.init_from:
+        print(f"initialised {trainer.init_from(cfg.init_from)} from {cfg.init_from}", file=sys.stderr)
     if rank == 0:
         (out / "fit_config.json").write_text(json.dumps(cfg.to_json(), indent=2))
-    validator = Validator(cfg, data, out) if rank == 0 else None
+    validator = Validator(cfg, data, out) if rank == 0 and data.val else None
     from tqdm import tqdm
 
     bar = tqdm(total=trainer.total_steps, initial=trainer.step_no, disable=rank != 0, dynamic_ncols=True,

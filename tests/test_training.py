@@ -1,0 +1,170 @@
+"""training.fit: the objective learns, resume is exact, DDP runs, checkpoints load in the core."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage import io
+
+from napari_hdcyclegan.model.checkpoint import CheckpointError, load_model
+from training import fit
+from training.config import FitConfig, parse_args
+from training.data import CropSampler, DataError, read_folder
+from training.sources import load_training_data
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write_domain(folder: Path, n: int, noise: float, seed: int, size: int = 40) -> Path:
+    """Layered synthetic b-scans with multiplicative noise of a given strength, as PNG."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    rows = np.arange(size)[:, None]
+    for i in range(n):
+        top = 8 + rng.integers(0, 6)
+        clean = np.where((rows > top) & (rows < top + 18), 0.7, 0.15) + np.zeros((size, size))
+        noisy = clean * rng.gamma(1 / noise**2, noise**2, clean.shape)
+        io.imsave(folder / f"b{i}.png", (np.clip(noisy, 0, 1) * 255).astype(np.uint8), check_contrast=False)
+    return folder
+
+
+@pytest.fixture()
+def domains(tmp_path: Path) -> str:
+    hn = _write_domain(tmp_path / "hn", 6, 0.5, 0)
+    ln = _write_domain(tmp_path / "ln", 6, 0.15, 1)
+    return f"{hn},{ln}"
+
+
+def _cfg(domains: str, out: Path, **kw) -> FitConfig:
+    base = dict(data=domains, out=str(out), width=4, d_width=4, crop=32, batch=2, sim_val_n=0,
+                val_bm3d=False, ckpt_every=1000, val_every=1000, threads=1)
+    base.update(kw)
+    return FitConfig(**base)
+
+
+def test_few_steps_lower_cycle_loss(domains: str, tmp_path: Path) -> None:
+    cfg = _cfg(domains, tmp_path / "run", steps=40, lr=2e-3)
+    trainer = fit.Trainer(cfg, load_training_data(cfg))
+    cycle = [trainer.step()["loss_cycle"] for _ in range(cfg.steps)]
+    assert np.mean(cycle[-5:]) < 0.7 * np.mean(cycle[:5])
+
+
+def test_resume_reproduces_uninterrupted_run(domains: str, tmp_path: Path) -> None:
+    kw = dict(steps=4, pretrain_steps=2, pretrain_d_steps=1, pool_size=2)
+    straight = fit.Trainer(_cfg(domains, tmp_path / "a", **kw), load_training_data(_cfg(domains, tmp_path / "a")))
+    for _ in range(7):
+        straight.step()
+
+    cfg = _cfg(domains, tmp_path / "b", **kw)
+    first = fit.Trainer(cfg, load_training_data(cfg))
+    for _ in range(4):  # stops after four steps, mid adversarial phase, like a kill after a checkpoint
+        first.step()
+    first.save("last")
+    second = fit.Trainer(cfg, load_training_data(cfg))
+    second.load("last")
+    assert second.step_no == 4
+    for _ in range(3):
+        second.step()
+    for part, net in straight.nets().items():
+        for (k, a), b in zip(net.state_dict().items(), second.nets()[part].state_dict().values()):
+            assert torch.equal(a, b), f"{part}.{k} differs after resume"
+
+
+def test_run_writes_logs_checkpoints_and_resumes(domains: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--data", domains, "--out", str(out), "--width", "4", "--d-width", "4", "--crop", "32",
+            "--batch", "2", "--steps", "3", "--pretrain-steps", "1", "--ckpt-every", "2", "--sim-val-n", "0",
+            "--threads", "1"]
+    assert fit.main(args) == 0
+    for name in ("log.csv", "loss.png", "fit_config.json", "last/config.json", "last/model.safetensors",
+                 "last/resume.pt"):
+        assert (out / name).is_file(), name
+    assert len((out / "log.csv").read_text().splitlines()) == 1 + 4
+    with pytest.raises(SystemExit, match="already holds a run"):
+        fit.main(args)
+    assert fit.main([*args[:-6], "--steps", "5", "--pretrain-steps", "1", "--resume", "--threads", "1"]) == 0
+    assert len((out / "log.csv").read_text().splitlines()) == 1 + 6
+
+
+def test_checkpoint_loads_in_core_and_cli(domains: str, tmp_path: Path) -> None:
+    from training.export import export
+
+    cfg = _cfg(domains, tmp_path / "run", steps=1)
+    trainer = fit.Trainer(cfg, load_training_data(cfg))
+    trainer.step()
+    ckpt = trainer.save("last")
+    model = export(ckpt, tmp_path / "model", name="tiny")
+    nets, config = load_model(model)
+    assert config.trained and config.name == "tiny" and "weights_sha256" in config.provenance
+    with pytest.raises(CheckpointError, match="G_H"):
+        load_model(model, parts=("G_H",))
+
+    from napari_hdcyclegan.engine import get_denoiser
+
+    image = (np.random.default_rng(0).random((2, 40, 44)) * 255).astype(np.uint8)
+    denoiser = get_denoiser(model, device="cpu")
+    assert denoiser.trained and denoiser.name == "tiny"
+    out = denoiser.denoise(image)
+    assert out.shape == image.shape and out.dtype == np.uint8
+
+    src = tmp_path / "in.tif"
+    import tifffile
+
+    tifffile.imwrite(src, image)
+    dst = tmp_path / "out.tif"
+    res = subprocess.run([sys.executable, "-m", "napari_hdcyclegan", "denoise", str(src), str(dst),
+                          "--weights", str(model), "--device", "cpu"], capture_output=True, text=True,
+                         cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert tifffile.imread(dst).shape == image.shape
+
+
+def test_ddp_two_cpu_processes(domains: str, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+         "-m", "training.fit", "--data", domains, "--out", str(out), "--device", "cpu", "--width", "4",
+         "--d-width", "4", "--crop", "32", "--batch", "2", "--steps", "2", "--pretrain-steps", "1",
+         "--sim-val-n", "0", "--threads", "1"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (out / "last" / "model.safetensors").is_file()
+    assert len((out / "log.csv").read_text().splitlines()) == 1 + 3  # only rank 0 logs
+
+
+def test_data_errors(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no TIFF/PNG/JPEG"):
+        read_folder(tmp_path / "empty")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    io.imsave(mixed / "a.png", np.zeros((10, 12), np.uint8), check_contrast=False)
+    io.imsave(mixed / "b.png", np.zeros((11, 12), np.uint8), check_contrast=False)
+    with pytest.raises(DataError, match="mixed shapes"):
+        read_folder(mixed)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.tif").write_bytes(b"not a tiff")
+    with pytest.raises(DataError, match="unreadable"):
+        read_folder(bad)
+    with pytest.raises(DataError, match="smaller than the crop"):
+        CropSampler([np.zeros((10, 10))], [np.zeros((10, 10))], crop=32)
+
+
+def test_config_file_and_flags(tmp_path: Path) -> None:
+    conf = tmp_path / "c.json"
+    conf.write_text('{"steps": 7, "crop": 64, "lr": 0.001}')
+    cfg, resume = parse_args(["--config", str(conf), "--crop", "96", "--amp", "true"])
+    assert (cfg.steps, cfg.crop, cfg.lr, cfg.amp, resume) == (7, 96, 0.001, True, False)
+    assert FitConfig(crop=256).d_levels_for_crop() == 7  # the paper's discriminator
+    assert FitConfig(crop=128).d_levels_for_crop() == 6
+    conf.write_text('{"stepz": 1}')
+    with pytest.raises(SystemExit, match="unknown keys"):
+        parse_args(["--config", str(conf)])
