@@ -4,8 +4,10 @@ The paper's procedure: multiply a feature map that tracks ILM and RPE with its b
 product at its mean, median-filter the mask and skeletonize it. This module turns that skeleton into
 two lines per b-scan, in eyepy's convention (one float row per A-scan, 0 = top, NaN where missing):
 
-* Before skeletonizing, holes enclosed by the mask are filled: speckle leaves dark holes inside
-  bright bands, whose skeleton would be a mesh rather than one line along each band.
+* Before skeletonizing, a thin band at the top and bottom is cleared (zero padding makes feature
+  maps respond to the image border), holes enclosed by the mask are filled (speckle leaves dark
+  holes inside bright bands, whose skeleton would be a mesh rather than one line along each band)
+  and components narrower than 5 % of the width are dropped (speckle grains in the vitreous).
 * ``ILM``: the topmost skeleton line; ``RPE``: the outer retinal boundary (RPE outer edge / Bruch's
   membrane, what vendors call RPE or BM), taken from the brightest skeleton line well below the ILM
   (the RPE is the most reflective layer of the retina).
@@ -63,7 +65,8 @@ def _unit(image: np.ndarray) -> np.ndarray:
 
 
 def skeleton_mask(bscan: np.ndarray, feature_map: np.ndarray, median_size: int = 5, *,
-                  unit: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  unit: np.ndarray | None = None, min_extent: float = 0.05
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """The paper's mask (feature map x b-scan > its mean, median-filtered) and its skeleton.
 
     ``unit`` is the b-scan already mapped to [0, 1] (saves the percentiles when called often).
@@ -79,9 +82,20 @@ def skeleton_mask(bscan: np.ndarray, feature_map: np.ndarray, median_size: int =
         # The median of a binary image is a majority vote: a box mean > 1/2, much faster than
         # a rank filter and identical for odd sizes.
         mask = ndi.uniform_filter(mask.astype(np.float32), size=int(median_size)) > 0.5
+    # Zero "same" padding makes the first and last rows of a feature map respond to the image
+    # border, not to tissue: drop a thin border band.
+    border = max(3, mask.shape[0] // 100)
+    mask[:border] = mask[-border:] = False
     # Speckle leaves dark holes inside bright bands; their skeleton would be a mesh around every
     # hole instead of one line along the band. Filling enclosed holes keeps the band outlines.
     mask = ndi.binary_fill_holes(mask)
+    # Bright speckle grains in the vitreous give short isolated blobs, boundaries are long:
+    # keep components spanning at least ``min_extent`` of the width.
+    labels, n = ndi.label(mask)
+    if n:
+        spans = np.array([sl[1].stop - sl[1].start for sl in ndi.find_objects(labels)])
+        keep = np.r_[False, spans >= max(5, int(min_extent * mask.shape[1]))]
+        mask = keep[labels]
     return mask, skeletonize(mask)
 
 
@@ -164,11 +178,13 @@ def axial_gradient(bscan: np.ndarray, sigma: tuple[float, float] = SMOOTH_SIGMA)
 
 
 def refine_to_edges(ilm: np.ndarray, rpe: np.ndarray, grad: np.ndarray, mask: np.ndarray,
-                    margin: int = 4, max_shift: int = 20) -> tuple[np.ndarray, np.ndarray]:
+                    margin: int = 4, max_shift: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Move ILM up to the steepest dark-to-bright step and RPE down to the steepest bright-to-dark
-    step of ``grad`` (:func:`axial_gradient`), searching from the skeleton to the band's edge in
-    ``mask`` plus ``margin`` px, at most ``max_shift`` px."""
+    step of ``grad`` (:func:`axial_gradient`), searching from the skeleton point to the edge of its
+    band in ``mask`` plus ``margin`` px, at most ``max_shift`` px (default: a sixth of the height,
+    enough for the midline of a whole-retina band)."""
     h = grad.shape[0]
+    max_shift = max(h // 6, 20) if max_shift is None else int(max_shift)
     out_ilm, out_rpe = ilm.copy(), rpe.copy()
     for col in np.flatnonzero(np.isfinite(ilm)):
         s = int(ilm[col])
@@ -221,13 +237,12 @@ def detect_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size
     window = max(7, (w // 35) | 1)
     mask, skel = skeleton_mask(bscan, feature_map, median_size, unit=prep["unit"])
     ilm, rpe = skeleton_lines(skel, prep["weight"], min_separation)
+    if refine:
+        # Refine the raw skeleton points first: spurs of the skeleton scatter the raw points
+        # inside a band, but every point of a band walks to the same band edge.
+        ilm, rpe = refine_to_edges(ilm, rpe, prep["grad"], mask)
     ilm = clean_line(ilm, window, tol, max_gap)
     rpe = clean_line(rpe, window, tol, max_gap)
-    if refine:
-        ilm, rpe = refine_to_edges(ilm, rpe, prep["grad"], mask)
-        # Speckle can pull single A-scans to a neighbouring edge: clean again, tighter.
-        ilm = clean_line(ilm, window, tol / 2, max_gap)
-        rpe = clean_line(rpe, window, tol / 2, max_gap)
     with np.errstate(invalid="ignore"):
         bad = rpe <= ilm
     rpe[bad] = np.nan
@@ -294,7 +309,8 @@ def _as_2d(boundaries: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray
 
 def boundary_table(boundaries: Mapping[str, np.ndarray], axial_um_per_px: float | None
                    ) -> np.ndarray:
-    """One row per A-scan of each b-scan: structured array with fields ``CSV_HEADER``."""
+    """One row per A-scan of each b-scan: structured array with fields ``CSV_HEADER``
+    (``thickness_um`` NaN throughout when ``axial_um_per_px`` is None)."""
     ilm, rpe = _as_2d(boundaries)
     n, w = ilm.shape
     table = np.zeros(n * w, dtype=[("bscan", "i4"), ("ascan", "i4"), ("ILM", "f8"), ("RPE", "f8"),
@@ -303,7 +319,9 @@ def boundary_table(boundaries: Mapping[str, np.ndarray], axial_um_per_px: float 
     table["ascan"] = np.tile(np.arange(w), n)
     table["ILM"] = ilm.ravel()
     table["RPE"] = rpe.ravel()
-    table["thickness_um"] = thickness_um(ilm, rpe, axial_um_per_px).ravel()
+    # the column is in µm by name: unknown spacing gives an empty column, never pixels
+    table["thickness_um"] = (np.nan if axial_um_per_px is None
+                             else thickness_um(ilm, rpe, axial_um_per_px).ravel())
     return table
 
 
@@ -316,8 +334,7 @@ def write_boundaries_csv(path: str | os.PathLike, boundaries: Mapping[str, np.nd
                          axial_um_per_px: float | None) -> Path:
     """Write ``bscan,ascan,ILM,RPE,thickness_um`` (rows from the top, empty where missing).
 
-    Without an axial spacing the thickness column is in pixels (and says so in no other way:
-    callers pass the spacing whenever the source has one).
+    Without an axial spacing (None) the thickness column is left empty.
     """
     table = boundary_table(boundaries, axial_um_per_px)
     path = Path(path)

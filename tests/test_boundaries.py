@@ -113,6 +113,7 @@ def test_csv_header_rows_and_roundtrip(tmp_path):
     assert lines[1] == "0,0,10,50,154.8"
     assert lines[2] == "0,1,,51,"
     assert lines[3] == "0,2,12.25,,"
+    assert np.isnan(bd.boundary_table(b, None)["thickness_um"]).all()  # unknown spacing: empty
     back = bd.read_boundaries_csv(path)
     np.testing.assert_allclose(back["ILM"], b["ILM"])
     np.testing.assert_allclose(back["thickness_um"][0, 0], 154.8)
