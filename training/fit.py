@@ -283,9 +283,14 @@ class Trainer:
             present = {k.split(".")[0] for k in fh.keys()}
         parts = tuple(p for p in ("G_L", "G_H", "D") if p in present)
         nets, _ = load_model(model_dir, parts=parts)
+        loaded = []
         for part, net in nets.items():
-            self.nets()[part].load_state_dict(net.state_dict())
-        return list(parts)
+            try:
+                self.nets()[part].load_state_dict(net.state_dict())
+                loaded.append(part)
+            except RuntimeError:  # e.g. a discriminator of another depth: that part starts fresh
+                continue
+        return loaded
 
     def load(self, name: str = "last") -> None:
         """Restore weights, optimisers, step, RNG and fake pools from ``OUT/name``."""
