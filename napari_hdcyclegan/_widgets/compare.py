@@ -28,7 +28,9 @@ from magicgui.widgets import (
 )
 from napari.qt.threading import thread_worker
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QAbstractScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
 
 from ._common import (
     connect_layer_list, current_bscan, geometry, image_layer_choices, layer_array, set_image,
@@ -171,6 +173,8 @@ class CompareWidget(QWidget):
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS.values()))
         self.table.setMinimumHeight(170)
+        # ask the dock for the width of all columns rather than hiding SSIM behind a scroll bar
+        self.table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
         layout = QVBoxLayout(self)
         layout.addWidget(self.controls.native)
         layout.addWidget(self.table)
