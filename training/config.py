@@ -28,6 +28,7 @@ class FitConfig:
     lambda_cycle: float = 10.0
     lr: float = 5e-4
     pretrain_lr: float = 5e-4
+    pretrain_lr_end: float = 1.0  # pre-training lr falls linearly to pretrain_lr x this factor
     beta1: float = 0.5
     beta2: float = 0.999
     lr_decay_start: float = 1.0  # fraction of the adversarial steps after which lr falls linearly to 0
@@ -35,6 +36,7 @@ class FitConfig:
     crop: int = 128
     width: int = 16
     n_res: int = 6
+    residual: bool = False  # generators output input + correction (not in the paper; see Generator)
     d_width: int = 16
     d_levels: int = 0  # 0 = as deep as the crop allows, at most the paper's 7 (>= 2x2 at the last level)
     normalisation: str = "dtype"  # dtype | percentile (see napari_hdcyclegan.intensity.unit_range)

@@ -39,10 +39,10 @@ LOG_FIELDS = ("step", "phase", "loss_G", "loss_gan", "loss_cycle", "loss_identit
 class CycleGenerators(nn.Module):
     """Both generators in one module, so one DDP wrapper sees every use of their weights."""
 
-    def __init__(self, width: int, n_res: int) -> None:
+    def __init__(self, width: int, n_res: int, residual: bool = False) -> None:
         super().__init__()
-        self.G_L = Generator(width, n_res)
-        self.G_H = Generator(width, n_res)
+        self.G_L = Generator(width, n_res, residual)
+        self.G_H = Generator(width, n_res, residual)
 
     def forward(self, h: torch.Tensor, l: torch.Tensor, identity: bool = False, cycle: bool = True,
                 with_h: bool = True):
@@ -106,7 +106,7 @@ class Trainer:
         if self.device.type == "cuda" and world > 1:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.manual_seed(cfg.seed)
-        self.gens = CycleGenerators(cfg.width, cfg.n_res).to(self.device)
+        self.gens = CycleGenerators(cfg.width, cfg.n_res, cfg.residual).to(self.device)
         self.D = Discriminator(cfg.d_width, cfg.d_levels_for_crop()).to(self.device)
         self.opt_G = torch.optim.Adam(self.gens.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
@@ -138,6 +138,9 @@ class Trainer:
     def lr_at(self, step: int) -> float:
         """Pre-training lr, then the adversarial lr with an optional linear decay to zero."""
         cfg = self.cfg
+        if self.phase(step) == "pretrain_G":
+            frac = step / max(1, cfg.pretrain_steps)
+            return cfg.pretrain_lr * (1.0 - (1.0 - cfg.pretrain_lr_end) * frac)
         if self.phase(step) != "gan":
             return cfg.pretrain_lr
         k = step - cfg.pretrain_steps - cfg.pretrain_d_steps
@@ -241,7 +244,7 @@ class Trainer:
         norm = ({"method": "dtype"} if cfg.normalisation == "dtype"
                 else {"method": "percentile", "low": 0.5, "high": 99.5})
         return ModelConfig(
-            generator_width=cfg.width, n_res=cfg.n_res, discriminator_width=cfg.d_width,
+            generator_width=cfg.width, n_res=cfg.n_res, residual=cfg.residual, discriminator_width=cfg.d_width,
             discriminator_levels=cfg.d_levels_for_crop(), normalisation=norm, name=cfg.name,
             trained=self.step_no > 0,
             provenance={"data": self.data.description, "step": self.step_no, "fit_config": cfg.to_json(),

@@ -41,6 +41,8 @@ class ModelConfig:
 
     generator_width: int = 16
     n_res: int = 6
+    #: Generator output = input + correction (see :class:`Generator`); False is the paper's table.
+    residual: bool = False
     discriminator_width: int = 16
     discriminator_levels: int = 7
     #: Robust percentiles mapping each b-scan to [0, 1]; ``log_input`` applies the OCT display
@@ -72,7 +74,7 @@ class ModelConfig:
     def build(self, part: str) -> nn.Module:
         """A freshly initialised network for ``part`` (``G_L``, ``G_H`` or ``D``)."""
         if part in ("G_L", "G_H"):
-            return Generator(self.generator_width, self.n_res)
+            return Generator(self.generator_width, self.n_res, self.residual)
         if part == "D":
             return Discriminator(self.discriminator_width, self.discriminator_levels)
         raise ValueError(f"unknown part {part!r}; expected one of {PARTS}")

@@ -57,12 +57,16 @@ class Generator(nn.Module):
     Skips are concatenated before each up-sampling stage, as in the authors' code:
     up1 sees bottleneck + down3, up2 sees up1 + down2, up3 sees up2 + down1, final sees up3 + init.
     Input height and width must be multiples of 8; :func:`pad_to_multiple` handles other sizes.
+
+    ``residual=True`` (not in the paper) adds the input to the final conv's output, which starts at
+    zero: every stage is instance-normalised, so without it the network cannot see the input's
+    absolute intensity and its output level drifts between training crops and whole b-scans.
     """
 
-    def __init__(self, width: int = 16, n_res: int = 6) -> None:
+    def __init__(self, width: int = 16, n_res: int = 6, residual: bool = False) -> None:
         super().__init__()
         w = width
-        self.width = width
+        self.width, self.residual = width, residual
         self.init = _conv_block(1, w, kernel=7)
         self.down1 = _conv_block(w, 2 * w, stride=2)
         self.down2 = _conv_block(2 * w, 4 * w, stride=2)
@@ -72,6 +76,9 @@ class Generator(nn.Module):
         self.up2 = UpBlock(8 * w, 2 * w)
         self.up3 = UpBlock(4 * w, w)
         self.final = nn.Conv2d(2 * w, 1, 3, padding=1)
+        if residual:  # start as the identity mapping
+            nn.init.zeros_(self.final.weight)
+            nn.init.zeros_(self.final.bias)
 
     def stages(self, x: torch.Tensor):
         """Yield ``(stage_name, activation)`` for every stage of a forward pass, in order."""
@@ -93,7 +100,8 @@ class Generator(nn.Module):
         yield "up2", h
         h = self.up3(torch.cat([h, s1], dim=1))
         yield "up3", h
-        yield "final", self.final(torch.cat([h, s0], dim=1))
+        out = self.final(torch.cat([h, s0], dim=1))
+        yield "final", out + x if self.residual else out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x
