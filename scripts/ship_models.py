@@ -1,0 +1,40 @@
+"""Turn finished training runs into the shipped models: export G_L (float16) and pick the boundary channel.
+
+    python scripts/ship_models.py RUN_DIR NAME [--description TEXT]
+
+RUN_DIR/best (the checkpoint with the best validation score) becomes
+napari_hdcyclegan/weights/NAME/; the boundary channel is calibrated on simulated b-scans with known
+ILM/RPE (napari_hdcyclegan.boundaries.calibrate_boundary_channel) and stored in its config.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "napari_hdcyclegan" / "weights"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run", type=Path)
+    p.add_argument("name")
+    p.add_argument("--description", default="")
+    a = p.parse_args()
+
+    from napari_hdcyclegan.boundaries import calibrate_boundary_channel
+    from napari_hdcyclegan.engine import Denoiser
+    from napari_hdcyclegan.model.checkpoint import load_model
+    from training.export import export
+
+    target = export(a.run / "best", WEIGHTS / a.name, name=a.name, description=a.description)
+    nets, config = load_model(target)
+    denoiser = Denoiser(nets["G_L"], config, "cpu")
+    choice = calibrate_boundary_channel(denoiser, n=4, seed=0, model_dir=target)
+    print(json.dumps({"model": str(target), "boundary_channel": choice}, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
