@@ -78,8 +78,8 @@ BOUNDARY_NAMES = tuple(_boundary_name(a, b) for a, b in zip(_NAMES[:-1], _NAMES[
 
 
 @dataclass
-class SimulatedBscan:
-    """One simulated b-scan: hn, ln, clean float32 (H, W) display in [0, 1], boundaries name -> (W,)."""
+class _Simulated:
+    """Fields shared by simulated b-scans and volumes: hn, ln, clean images, boundaries, metadata."""
 
     hn: np.ndarray
     ln: np.ndarray
@@ -94,19 +94,13 @@ class SimulatedBscan:
 
 
 @dataclass
-class SimulatedVolume:
+class SimulatedBscan(_Simulated):
+    """One simulated b-scan: hn, ln, clean float32 (H, W) display in [0, 1], boundaries name -> (W,)."""
+
+
+@dataclass
+class SimulatedVolume(_Simulated):
     """Simulated volume: hn, ln, clean float32 (N, H, W), boundaries name -> (N, W) rows."""
-
-    hn: np.ndarray
-    ln: np.ndarray
-    clean: np.ndarray
-    boundaries: dict[str, np.ndarray]
-    metadata: dict = field(default_factory=dict)
-
-    @property
-    def frames_n(self) -> dict[str, int]:
-        """Frames averaged per domain, e.g. ``{"hn": 12, "ln": 60}``."""
-        return {"hn": self.metadata.get("hn_frames"), "ln": self.metadata.get("ln_frames")}
 
     @property
     def scale(self) -> tuple[float, float, float]:

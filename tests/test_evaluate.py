@@ -11,17 +11,6 @@ import pytest
 from training import evaluate
 
 
-@pytest.fixture
-def tiny_model(tmp_path):
-    pytest.importorskip("torch")
-    from napari_hdcyclegan.model.checkpoint import ModelConfig, save_model
-    from napari_hdcyclegan.model.networks import Generator
-
-    config = ModelConfig(generator_width=4, name="tiny-eval", trained=True)
-    save_model(tmp_path / "tiny", {"G_L": Generator(4)}, config)
-    return tmp_path / "tiny"
-
-
 def _table(path: Path) -> dict[str, dict]:
     with open(path) as fh:
         return {row["method"]: row for row in csv.DictReader(fh)}

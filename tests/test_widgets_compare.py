@@ -11,41 +11,19 @@ pytest.importorskip("napari")
 SCALE = (60.0, 3.87, 11.45)
 TRANSLATE = (120.0, 5.0, 10.0)
 TIMEOUT_MS = 60_000
-
-
-def clean_volume(n: int = 4, h: int = 96, w: int = 64) -> np.ndarray:
-    """Noise-free cartoon retina: dark background, a bright band with a brighter outer layer."""
-    rows = np.arange(h)[:, None]
-    band = 25.0 + 110.0 * ((rows >= 40) & (rows < 60)) + 70.0 * ((rows >= 54) & (rows < 60))
-    return np.broadcast_to(band, (n, h, w)).astype(np.float64)
-
-
-def noisy_volume(seed: int = 0, **kwargs) -> np.ndarray:
-    """``clean_volume`` with multiplicative speckle, uint8."""
-    clean = clean_volume(**kwargs)
-    rng = np.random.default_rng(seed)
-    return np.clip(clean * rng.gamma(4.0, 0.25, size=clean.shape), 0, 255).astype(np.uint8)
+#: Cartoon retina (4, 96, 64): dark background, a bright band (rows, gain) with a brighter outer layer.
+SHAPE = (4, 96, 64)
+BANDS = ((40, 60, 110.0), (54, 60, 70.0))
 
 
 @pytest.fixture
-def tiny_model(tmp_path):
-    """A model directory with a width-4 generator (random but fixed weights)."""
-    from napari_hdcyclegan.model import Generator, ModelConfig, save_model
-
-    torch.manual_seed(0)
-    config = ModelConfig(generator_width=4, discriminator_width=4, discriminator_levels=3,
-                         name="tiny", trained=True)
-    return save_model(tmp_path / "tiny", {"G_L": Generator(width=4)}, config)
-
-
-@pytest.fixture
-def setup(make_napari_viewer, tiny_model):
+def setup(make_napari_viewer, tiny_model, cartoon_volume):
     """Viewer with a noisy volume, an unrelated layer and a CompareWidget using the tiny model."""
     from napari_hdcyclegan._widgets.compare import CompareWidget
 
     viewer = make_napari_viewer()
     other = viewer.add_image(np.zeros((8, 8), np.float32), name="other", units="um")
-    layer = viewer.add_image(noisy_volume(), name="oct", scale=SCALE, translate=TRANSLATE,
+    layer = viewer.add_image(cartoon_volume(*SHAPE, BANDS), name="oct", scale=SCALE, translate=TRANSLATE,
                              units="um", axis_labels=("b-scan", "depth", "lateral"))
     widget = CompareWidget(viewer)
     widget.layer_combo.value = layer
@@ -100,14 +78,14 @@ def test_current_bscan_bm3d_wavelet_grid_and_table(qtbot, setup):
     assert not viewer.grid.enabled and other.visible
 
 
-def test_volume_reuses_denoised_layer_and_scores_against_reference(qtbot, setup):
+def test_volume_reuses_denoised_layer_and_scores_against_reference(qtbot, setup, cartoon_volume):
     from scipy.ndimage import median_filter
 
     viewer, layer, other, widget = setup
     denoised = viewer.add_image(median_filter(layer.data, size=(1, 5, 5)), name="oct_denoised",
                                 scale=SCALE, translate=TRANSLATE, units="um")
     before = denoised.data.copy()
-    viewer.add_image(clean_volume().astype(np.uint8), name="oct_ln", scale=SCALE,
+    viewer.add_image(cartoon_volume(*SHAPE, BANDS, seed=None).astype(np.uint8), name="oct_ln", scale=SCALE,
                      translate=TRANSLATE, units="um")
     widget.reference_combo.value = viewer.layers["oct_ln"]
     widget.bm3d_check.value = False

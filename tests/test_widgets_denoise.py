@@ -13,35 +13,18 @@ pytest.importorskip("napari")
 SCALE = (60.0, 3.87, 11.45)
 TRANSLATE = (120.0, 5.0, 10.0)
 TIMEOUT_MS = 60_000
-
-
-def oct_volume(n: int = 6, h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
-    """A small speckled uint8 volume with a two-level bright band (a cartoon retina)."""
-    rng = np.random.default_rng(seed)
-    rows = np.arange(h)[:, None]
-    clean = 25.0 + 110.0 * ((rows >= 24) & (rows < 42)) + 70.0 * ((rows >= 36) & (rows < 42))
-    return np.clip(clean[None] * rng.gamma(4.0, 0.25, size=(n, h, w)), 0, 255).astype(np.uint8)
+#: A two-level bright band (rows, gain) of the speckled (6, 64, 64) uint8 cartoon retina.
+BANDS = ((24, 42, 110.0), (36, 42, 70.0))
 
 
 @pytest.fixture
-def tiny_model(tmp_path):
-    """A model directory with a width-4 generator (random but fixed weights)."""
-    from napari_hdcyclegan.model import Generator, ModelConfig, save_model
-
-    torch.manual_seed(0)
-    config = ModelConfig(generator_width=4, discriminator_width=4, discriminator_levels=3,
-                         name="tiny", trained=True)
-    return save_model(tmp_path / "tiny", {"G_L": Generator(width=4)}, config)
-
-
-@pytest.fixture
-def setup(make_napari_viewer, tiny_model):
+def setup(make_napari_viewer, tiny_model, cartoon_volume):
     """A viewer with an anisotropic volume layer and a docked DenoiseWidget using the tiny model."""
     from napari_hdcyclegan._widgets.denoise import DenoiseWidget
 
     viewer = make_napari_viewer()
-    layer = viewer.add_image(oct_volume(), name="oct", scale=SCALE, translate=TRANSLATE,
-                             units="um", axis_labels=("b-scan", "depth", "lateral"))
+    layer = viewer.add_image(cartoon_volume(6, 64, 64, BANDS), name="oct", scale=SCALE,
+                             translate=TRANSLATE, units="um", axis_labels=("b-scan", "depth", "lateral"))
     widget = DenoiseWidget(viewer)
     widget.set_weights(tiny_model)
     widget.device_combo.value = "cpu"
@@ -175,11 +158,11 @@ def test_preview_latest_request_wins(qtbot, setup):
     assert viewer.layers["oct_preview"].translate[0] == pytest.approx(TRANSLATE[0] + 4 * SCALE[0])
 
 
-def test_2d_layer_and_bad_weights(qtbot, make_napari_viewer, tmp_path, tiny_model):
+def test_2d_layer_and_bad_weights(qtbot, make_napari_viewer, tmp_path, tiny_model, cartoon_volume):
     from napari_hdcyclegan._widgets.denoise import DenoiseWidget
 
     viewer = make_napari_viewer()
-    viewer.add_image(oct_volume(n=1)[0], name="bscan")
+    viewer.add_image(cartoon_volume(1, 64, 64, BANDS)[0], name="bscan")
     widget = DenoiseWidget(viewer)
     widget.device_combo.value = "cpu"
     widget.set_weights(tiny_model)

@@ -11,34 +11,17 @@ pytest.importorskip("napari")
 SCALE = (60.0, 3.87, 11.45)
 TRANSLATE = (120.0, 5.0, 10.0)
 TIMEOUT_MS = 60_000
-
-
-def oct_volume(n: int = 4, h: int = 64, w: int = 72, seed: int = 0) -> np.ndarray:
-    """A small speckled uint8 volume with two bright bands (a cartoon retina)."""
-    rng = np.random.default_rng(seed)
-    rows = np.arange(h)[:, None]
-    clean = 25.0 + 110.0 * ((rows >= 16) & (rows < 22)) + 150.0 * ((rows >= 40) & (rows < 46))
-    return np.clip(clean[None] * rng.gamma(4.0, 0.25, size=(n, h, w)), 0, 255).astype(np.uint8)
+#: Two bright bands (rows, gain) of the speckled (4, 64, 72) uint8 cartoon retina.
+BANDS = ((16, 22, 110.0), (40, 46, 150.0))
 
 
 @pytest.fixture
-def tiny_model(tmp_path):
-    """A model directory with a width-4 generator (random but fixed weights)."""
-    from napari_hdcyclegan.model import Generator, ModelConfig, save_model
-
-    torch.manual_seed(0)
-    config = ModelConfig(generator_width=4, discriminator_width=4, discriminator_levels=3,
-                         name="tiny", trained=True)
-    return save_model(tmp_path / "tiny", {"G_L": Generator(width=4)}, config)
-
-
-@pytest.fixture
-def setup(make_napari_viewer, tiny_model):
+def setup(make_napari_viewer, tiny_model, cartoon_volume):
     from napari_hdcyclegan._widgets.features import FeatureExplorerWidget
 
     viewer = make_napari_viewer()
-    layer = viewer.add_image(oct_volume(), name="oct", scale=SCALE, translate=TRANSLATE,
-                             units="um", axis_labels=("b-scan", "depth", "lateral"))
+    layer = viewer.add_image(cartoon_volume(4, 64, 72, BANDS), name="oct", scale=SCALE,
+                             translate=TRANSLATE, units="um", axis_labels=("b-scan", "depth", "lateral"))
     widget = FeatureExplorerWidget(viewer)
     widget.set_weights(tiny_model)
     return viewer, layer, widget, tiny_model

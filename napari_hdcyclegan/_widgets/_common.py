@@ -6,25 +6,28 @@ Everything here runs on the Qt main thread (it reads viewer state); compute live
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Image
+    from qtpy.QtCore import QObject, QTimer
 
 #: Value of the weights combo item that opens a folder dialog.
 BROWSE = "__browse__"
 
 
-def image_layer_choices(viewer: "napari.Viewer") -> list[tuple[str, "Image"]]:
-    """(name, layer) of every grayscale, single-scale 2D/3D image layer, for a magicgui ComboBox."""
+def image_layer_choices(viewer: "napari.Viewer", exclude: tuple[str, ...] = ()
+                        ) -> list[tuple[str, "Image"]]:
+    """(name, layer) of every grayscale, single-scale 2D/3D image layer whose name does not end
+    with one of ``exclude``, for a magicgui ComboBox."""
     from napari.layers import Image
 
     return [(layer.name, layer) for layer in viewer.layers
             if isinstance(layer, Image) and not layer.rgb and not layer.multiscale
-            and layer.ndim in (2, 3)]
+            and layer.ndim in (2, 3) and not layer.name.endswith(exclude)]
 
 
 def connect_layer_list(viewer: "napari.Viewer", *combos: Any) -> None:
@@ -51,6 +54,15 @@ def layer_array(layer: "Image") -> np.ndarray:
     return data
 
 
+def checked_array(layer: "Image", what: str) -> np.ndarray | None:
+    """:func:`layer_array`, or None after an error notification prefixed with ``what``."""
+    try:
+        return layer_array(layer)
+    except ValueError as exc:
+        show_error(f"{what}: {exc}")
+        return None
+
+
 def geometry(source: "Image") -> dict[str, Any]:
     """scale, translate, units and axis_labels of ``source``, to copy onto a derived layer."""
     return {"scale": tuple(source.scale), "translate": tuple(source.translate),
@@ -64,6 +76,13 @@ def slice_geometry(source: "Image", index: int) -> dict[str, Any]:
     translate[0] += index * geo["scale"][0]
     geo["translate"] = tuple(translate)
     return geo
+
+
+def place_bscan(source: "Image", index: int, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """(data, geometry) of a 2D result drawn at b-scan ``index`` of ``source`` (as is for 2D)."""
+    if source.ndim == 3:
+        return image[None], slice_geometry(source, index)
+    return image, geometry(source)
 
 
 def current_bscan(viewer: "napari.Viewer", layer: "Image") -> int:
@@ -124,3 +143,119 @@ def show_info(message: str) -> None:
     from napari.utils.notifications import show_info as _show_info
 
     _show_info(message)
+
+
+def save_with_dialog(widget: Any, caption: str, default: str, file_filter: str,
+                     write: Callable[[str], Any], what: str) -> None:
+    """Ask for a file name and ``write(path)``; the widget's status line names the result."""
+    from qtpy.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getSaveFileName(widget, caption, default, file_filter)
+    if path:
+        try:
+            widget.status.value = f"Exported {write(path)}"
+        except (OSError, ValueError) as exc:
+            show_error(f"{what}: export failed: {exc}")
+
+
+def model_info(denoiser: Any) -> dict[str, Any]:
+    """provenance, trained and name of a Denoiser, for a worker's result dict."""
+    return {"provenance": denoiser.provenance(), "trained": bool(denoiser.trained),
+            "name": denoiser.name}
+
+
+def debounce_timer(parent: "QObject", delay_ms: int, slot: Callable[[], Any]) -> "QTimer":
+    """A single-shot timer calling ``slot``; each ``start()`` restarts it (debouncing)."""
+    from qtpy.QtCore import QTimer
+
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    timer.setInterval(delay_ms)
+    timer.timeout.connect(slot)
+    return timer
+
+
+class WeightsChooser:
+    """Mixin for a QWidget with ``weights_combo`` (shipped models, browsed folders, Browse...)."""
+
+    weights_combo: Any
+    _extra_weights: list[str]
+
+    def _weights_choices(self, widget: Any = None) -> list[tuple[str, str]]:
+        return weights_choices(self._extra_weights)
+
+    def set_weights(self, path: str | Path) -> None:
+        """Select a model directory (what Browse... does), adding it to the choices."""
+        path = str(path)
+        if path not in self._extra_weights:
+            self._extra_weights.append(path)
+            self.weights_combo.reset_choices()
+        self.weights_combo.value = path
+
+    def _browse_weights(self) -> bool:
+        """Ask for a model directory and select it; False when the dialog was cancelled."""
+        from qtpy.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(
+            self, "Model directory (config.json + model.safetensors)")
+        if folder:
+            self.set_weights(folder)
+        return bool(folder)
+
+    def _on_weights_changed(self, value: str) -> None:
+        if value == BROWSE and not self._browse_weights():
+            self.weights_combo.reset_choices()
+
+
+class WorkerRunner:
+    """Mixin for a QWidget running one long worker at a time: run/cancel buttons, a progress bar,
+    napari progress and a status line (``worker``, ``run_button``, ``cancel_button``,
+    ``progress_bar``, ``status``, ``_progress``)."""
+
+    worker: Any
+    run_button: Any
+    cancel_button: Any
+    progress_bar: Any
+    status: Any
+    _progress: Any
+    #: Status line after a cancelled run.
+    aborted_message = "Cancelled; the previous result is unchanged"
+
+    def _start_worker(self, worker: Any, total: int, description: str, returned: Callable,
+                      errored: Callable, status: str) -> Any:
+        """Wire ``worker`` (yielding (done, total, ...)) to the progress and buttons; start it."""
+        from napari.utils import progress
+
+        self.progress_bar.max = max(total, 1)
+        self.progress_bar.value = 0
+        self._progress = progress(total=max(total, 1), desc=description)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(returned)
+        worker.errored.connect(errored)
+        worker.aborted.connect(self._on_aborted)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = status
+        worker.start()
+        return worker
+
+    def _on_progress(self, value: tuple) -> None:
+        done, total = value[0], value[1]
+        self.progress_bar.max = max(total, 1)
+        self.progress_bar.value = done
+        if self._progress is not None:
+            self._progress.n = done
+            self._progress.refresh()
+
+    def _on_aborted(self) -> None:
+        self.status.value = self.aborted_message
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
 from napari.qt.threading import thread_worker
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_hdcyclegan.boundaries import (
     BOUNDARY_COLORS, BOUNDARY_NAMES, EARLY_STAGES, boundary_channel, calibrate_boundary_channel,
@@ -37,8 +37,8 @@ from napari_hdcyclegan.boundaries import (
 from napari_hdcyclegan.progress import Cancelled
 
 from ._common import (
-    BROWSE, connect_layer_list, current_bscan, geometry, image_layer_choices, layer_array,
-    show_error, show_info, weights_choices,
+    BROWSE, WeightsChooser, WorkerRunner, checked_array, connect_layer_list, current_bscan,
+    geometry, image_layer_choices, model_info, save_with_dialog, set_image, show_info,
 )
 from .features import STAGES
 
@@ -105,10 +105,10 @@ def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None
             out[name][i] = lines[name]
         yield i + 1, total, f"b-scan {i + 1}/{total}"
     return {"boundaries": out, "stage": stage, "channel": int(channel), "how": how,
-            "provenance": denoiser.provenance(), "trained": bool(denoiser.trained), "name": denoiser.name}
+            **model_info(denoiser)}
 
 
-class BoundaryWidget(QWidget):
+class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
     """Dock widget: ILM/RPE overlays, thickness map and profile, CSV export."""
 
     def __init__(self, napari_viewer: "napari.Viewer") -> None:
@@ -166,28 +166,7 @@ class BoundaryWidget(QWidget):
 
     # -- choices -------------------------------------------------------------------------------
     def _layer_choices(self, widget: Any = None) -> list[tuple[str, "Image"]]:
-        return [c for c in image_layer_choices(self.viewer)
-                if not c[0].endswith(("_thickness", "_fmap", "_fmap_gallery"))]
-
-    def _weights_choices(self, widget: Any = None) -> list[tuple[str, str]]:
-        return weights_choices(self._extra_weights)
-
-    def set_weights(self, path: str | Path) -> None:
-        """Select a model directory (what Browse... does), adding it to the choices."""
-        path = str(path)
-        if path not in self._extra_weights:
-            self._extra_weights.append(path)
-            self.weights_combo.reset_choices()
-        self.weights_combo.value = path
-
-    def _on_weights_changed(self, value: str) -> None:
-        if value != BROWSE:
-            return
-        folder = QFileDialog.getExistingDirectory(self, "Model directory (config.json + model.safetensors)")
-        if folder:
-            self.set_weights(folder)
-        else:
-            self.weights_combo.reset_choices()
+        return image_layer_choices(self.viewer, exclude=("_thickness", "_fmap", "_fmap_gallery"))
 
     def _on_auto(self, auto: bool) -> None:
         self.stage_combo.enabled = not auto
@@ -210,10 +189,8 @@ class BoundaryWidget(QWidget):
         if self.worker is not None:
             show_info("Boundaries: a run is already in progress")
             return None
-        try:
-            data = layer_array(layer)
-        except ValueError as exc:
-            show_error(f"Boundaries: {exc}")
+        data = checked_array(layer, "Boundaries")
+        if data is None:
             return None
         stage = None if self.auto_check.value else str(self.stage_combo.value)
         channel = None if self.auto_check.value else int(self.channel_spin.value)
@@ -222,21 +199,9 @@ class BoundaryWidget(QWidget):
                                None if self.denoised_check.value else False, dict(self.calibration),
                                self._cancel)
         total = 1 if data.ndim == 2 else data.shape[0]
-        from napari.utils import progress
-
-        self.progress_bar.max, self.progress_bar.value = total, 0
-        self._progress = progress(total=total, desc=f"Boundaries of {layer.name}")
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(partial(self._on_result, layer))
-        worker.errored.connect(self._on_error)
-        worker.aborted.connect(self._on_aborted)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
-        self.status.value = f"Running on {layer.name} ..."
-        worker.start()
-        return worker
+        return self._start_worker(worker, total, f"Boundaries of {layer.name}",
+                                  partial(self._on_result, layer), self._on_error,
+                                  f"Running on {layer.name} ...")
 
     def cancel(self, value: Any = None) -> None:
         """Stop after the current b-scan (or calibration step); the previous result is kept."""
@@ -246,26 +211,11 @@ class BoundaryWidget(QWidget):
             self.status.value = "Cancelling ..."
 
     def _on_progress(self, value: tuple[int, int, str]) -> None:
-        done, total, message = value
-        self.progress_bar.max, self.progress_bar.value = total, done
-        self.status.value = message
-        if self._progress is not None:
-            self._progress.n = done
-            self._progress.refresh()
+        self.status.value = value[2]
+        super()._on_progress(value)
 
     def _on_error(self, exc: BaseException) -> None:
         self.status.value = f"Boundaries failed: {exc}"
-
-    def _on_aborted(self) -> None:
-        self.status.value = "Cancelled; the previous result is unchanged"
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        self.run_button.enabled = True
-        self.cancel_button.enabled = False
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
 
     # -- results -------------------------------------------------------------------------------
     def _on_result(self, source: "Image", result: dict[str, Any] | None) -> None:
@@ -310,8 +260,6 @@ class BoundaryWidget(QWidget):
 
     def _add_thickness(self, source: "Image", thick: np.ndarray, unit: str, meta: dict) -> None:
         """``<input>_thickness``: (N, 1, W) for a volume ((1, W) for a b-scan), depth collapsed."""
-        from ._common import set_image
-
         h = source.data.shape[-2]
         scale, translate = list(source.scale), list(source.translate)
         # one pixel covering rows -0.5 .. h-0.5 of the source: centre at (h-1)/2, size h
@@ -356,12 +304,8 @@ class BoundaryWidget(QWidget):
         if self.result is None:
             return
         default = f"{self.result['source'].name}_boundaries.csv"
-        path, _ = QFileDialog.getSaveFileName(self, "Export boundaries", default, "CSV (*.csv)")
-        if path:
-            try:
-                self.status.value = f"Exported {self.export_csv(path)}"
-            except (OSError, ValueError) as exc:
-                show_error(f"Boundaries: export failed: {exc}")
+        save_with_dialog(self, "Export boundaries", default, "CSV (*.csv)", self.export_csv,
+                         "Boundaries")
 
 
 __all__ = ["BoundaryWidget", "EARLY_STAGES", "boundary_paths", "detect_worker", "physical_um"]

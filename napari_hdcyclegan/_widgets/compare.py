@@ -27,14 +27,13 @@ from magicgui.widgets import (
     CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, RadioButtons,
 )
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QAbstractScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from ._common import (
-    connect_layer_list, current_bscan, geometry, image_layer_choices, layer_array, set_image,
-    show_error, show_info, slice_geometry,
+    WorkerRunner, checked_array, connect_layer_list, current_bscan, debounce_timer, geometry,
+    image_layer_choices, set_image, show_info, slice_geometry,
 )
 
 if TYPE_CHECKING:
@@ -126,8 +125,10 @@ def slice_of(layer: "Image", viewer: "napari.Viewer") -> np.ndarray | None:
     return np.asarray(data[index])
 
 
-class CompareWidget(QWidget):
+class CompareWidget(WorkerRunner, QWidget):
     """Dock widget: raw / model / BM3D / wavelet / NL-means side by side, with a metrics table."""
+
+    aborted_message = "Cancelled; existing layers unchanged"
 
     def __init__(self, napari_viewer: "napari.Viewer") -> None:
         super().__init__()
@@ -180,10 +181,7 @@ class CompareWidget(QWidget):
         layout.addWidget(self.table)
         layout.addStretch(1)
 
-        self._score_timer = QTimer(self)
-        self._score_timer.setSingleShot(True)
-        self._score_timer.setInterval(TABLE_DELAY_MS)
-        self._score_timer.timeout.connect(self.update_table)
+        self._score_timer = debounce_timer(self, TABLE_DELAY_MS, self.update_table)
 
         connect_layer_list(self.viewer, self.layer_combo, self.reference_combo)
         self.run_button.changed.connect(self.run)
@@ -214,10 +212,8 @@ class CompareWidget(QWidget):
         if self.worker is not None:
             show_info("Compare: a comparison is already running")
             return None
-        try:
-            data = layer_array(layer)
-        except ValueError as exc:
-            show_error(f"Compare: {exc}")
+        data = checked_array(layer, "Compare")
+        if data is None:
             return None
         volume_mode = data.ndim == 2 or self.scope_radio.value == VOLUME
         index = 0 if data.ndim == 2 else current_bscan(self.viewer, layer)
@@ -227,20 +223,10 @@ class CompareWidget(QWidget):
         reuse = denoised is not None and tuple(denoised.data.shape) == data.shape
         worker = compute_comparison(np.array(stack), self.methods(), not reuse, str(self.weights),
                                     self.device)
-        self._start_progress(stack.shape[0] * (len(self.methods()) + int(not reuse)),
-                             f"Comparing on {layer.name}")
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(partial(self._on_results, layer, volume_mode, index,
-                                        denoised if reuse else None))
-        worker.errored.connect(self._on_error)
-        worker.aborted.connect(self._on_aborted)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
-        self.status.value = "Computing " + ", ".join(self.methods() + (() if reuse else ("model",)))
-        worker.start()
-        return worker
+        return self._start_worker(
+            worker, stack.shape[0] * (len(self.methods()) + int(not reuse)), f"Comparing on {layer.name}",
+            partial(self._on_results, layer, volume_mode, index, denoised if reuse else None),
+            self._on_error, "Computing " + ", ".join(self.methods() + (() if reuse else ("model",))))
 
     def cancel(self) -> None:
         """Stop the comparison after the current b-scan; existing layers are kept."""
@@ -248,34 +234,8 @@ class CompareWidget(QWidget):
             self.worker.quit()
             self.status.value = "Cancelling after the current b-scan ..."
 
-    def _start_progress(self, total: int, description: str) -> None:
-        from napari.utils import progress
-
-        self.progress_bar.max = max(total, 1)
-        self.progress_bar.value = 0
-        self._progress = progress(total=max(total, 1), desc=description)
-
-    def _on_progress(self, value: tuple[int, int]) -> None:
-        done, total = value
-        self.progress_bar.max = max(total, 1)
-        self.progress_bar.value = done
-        if self._progress is not None:
-            self._progress.n = done
-            self._progress.refresh()
-
     def _on_error(self, exc: BaseException) -> None:
         self.status.value = f"Compare failed: {exc}"  # napari notifies with the traceback
-
-    def _on_aborted(self) -> None:
-        self.status.value = "Cancelled; existing layers unchanged"
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        self.run_button.enabled = True
-        self.cancel_button.enabled = False
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
 
     def _on_results(self, source: "Image", volume_mode: bool, index: int,
                     denoised: "Image | None", output: dict[str, Any]) -> None:

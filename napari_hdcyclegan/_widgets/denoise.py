@@ -20,7 +20,6 @@ layers:
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
@@ -28,12 +27,11 @@ from magicgui.widgets import (
     CheckBox, ComboBox, Container, FloatSlider, Label, ProgressBar, PushButton, SpinBox,
 )
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ._common import (
-    BROWSE, connect_layer_list, current_bscan, geometry, image_layer_choices, layer_array,
-    set_image, show_error, show_info, slice_geometry, weights_choices,
+    BROWSE, WeightsChooser, WorkerRunner, checked_array, connect_layer_list, current_bscan,
+    debounce_timer, geometry, image_layer_choices, model_info, place_bscan, set_image, show_info,
 )
 
 if TYPE_CHECKING:
@@ -60,8 +58,7 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
         out[start:stop] = chunk
         yield stop, total
     out = out[0] if data.ndim == 2 else out
-    result: dict[str, Any] = {"denoised": out, "provenance": denoiser.provenance(),
-                              "trained": bool(denoiser.trained), "name": denoiser.name}
+    result: dict[str, Any] = {"denoised": out, **model_info(denoiser)}
     if residual:
         res = data.astype(np.float32) - out.astype(np.float32)
         limit = float(np.percentile(np.abs(res), 99.5)) or 1.0
@@ -75,11 +72,10 @@ def denoise_bscan(bscan: np.ndarray, weights: str, device: str) -> dict[str, Any
     from napari_hdcyclegan.engine import get_denoiser
 
     denoiser = get_denoiser(weights, device)
-    return {"denoised": denoiser.denoise(bscan), "provenance": denoiser.provenance(),
-            "trained": bool(denoiser.trained), "name": denoiser.name}
+    return {"denoised": denoiser.denoise(bscan), **model_info(denoiser)}
 
 
-class DenoiseWidget(QWidget):
+class DenoiseWidget(WeightsChooser, WorkerRunner, QWidget):
     """Dock widget: HDcycleGAN denoising of an image layer (2D b-scan or 3D volume)."""
 
     def __init__(self, napari_viewer: "napari.Viewer") -> None:
@@ -121,10 +117,7 @@ class DenoiseWidget(QWidget):
         layout.addWidget(self.controls.native)
         layout.addStretch(1)
 
-        self._preview_timer = QTimer(self)
-        self._preview_timer.setSingleShot(True)
-        self._preview_timer.setInterval(PREVIEW_DELAY_MS)
-        self._preview_timer.timeout.connect(self.start_preview)
+        self._preview_timer = debounce_timer(self, PREVIEW_DELAY_MS, self.start_preview)
 
         connect_layer_list(self.viewer, self.layer_combo)
         self.weights_combo.changed.connect(self._on_weights_changed)
@@ -140,27 +133,11 @@ class DenoiseWidget(QWidget):
     def _layer_choices(self, widget: Any = None) -> list[tuple[str, "Image"]]:
         return image_layer_choices(self.viewer)
 
-    def _weights_choices(self, widget: Any = None) -> list[tuple[str, str]]:
-        return weights_choices(self._extra_weights)
-
-    def set_weights(self, path: str | Path) -> None:
-        """Select a model directory (what Browse... does), adding it to the choices."""
-        path = str(path)
-        if path not in self._extra_weights:
-            self._extra_weights.append(path)
-            self.weights_combo.reset_choices()
-        self.weights_combo.value = path
-
     def _on_weights_changed(self, value: str) -> None:
         if value != BROWSE:
             self._last_weights = value
             self._schedule_preview()
-            return
-        folder = QFileDialog.getExistingDirectory(
-            self, "Model directory (config.json + model.safetensors)")
-        if folder:
-            self.set_weights(folder)
-        else:  # dialog cancelled: back to the previous choice
+        elif not self._browse_weights():  # dialog cancelled: back to the previous choice
             self.weights_combo.value = self._last_weights
 
     # -- whole-volume run ----------------------------------------------------------------------
@@ -173,47 +150,21 @@ class DenoiseWidget(QWidget):
         if self.worker is not None:
             show_info("Denoise: a run is already in progress")
             return None
-        try:
-            data = layer_array(layer)
-        except ValueError as exc:
-            show_error(f"Denoise: {exc}")
+        data = checked_array(layer, "Denoise")
+        if data is None:
             return None
         worker = denoise_volume(data, self.weights_combo.value, self.device_combo.value,
                                 int(self.batch_spin.value), bool(self.residual_check.value))
         total = 1 if data.ndim == 2 else data.shape[0]
-        self._start_progress(total, f"Denoising {layer.name}")
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(partial(self._on_denoised, layer))
-        worker.errored.connect(partial(self._on_error, "Denoise"))
-        worker.aborted.connect(self._on_aborted)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
-        self.status.value = f"Running on {layer.name} ..."
-        worker.start()
-        return worker
+        return self._start_worker(worker, total, f"Denoising {layer.name}",
+                                  partial(self._on_denoised, layer),
+                                  partial(self._on_error, "Denoise"), f"Running on {layer.name} ...")
 
     def cancel(self) -> None:
         """Stop the running worker after its current batch; the previous result is kept."""
         if self.worker is not None:
             self.worker.quit()
             self.status.value = "Cancelling after the current batch ..."
-
-    def _start_progress(self, total: int, description: str) -> None:
-        from napari.utils import progress
-
-        self.progress_bar.max = total
-        self.progress_bar.value = 0
-        self._progress = progress(total=total, desc=description)
-
-    def _on_progress(self, value: tuple[int, int]) -> None:
-        done, total = value
-        self.progress_bar.max = total
-        self.progress_bar.value = done
-        if self._progress is not None:
-            self._progress.n = done
-            self._progress.refresh()
 
     def _on_denoised(self, source: "Image", result: dict[str, Any]) -> None:
         if source not in self.viewer.layers:
@@ -238,21 +189,10 @@ class DenoiseWidget(QWidget):
         if not result["trained"]:
             show_info("Denoise used an UNTRAINED model (random weights): the output is not denoised")
 
-    def _on_aborted(self) -> None:
-        self.status.value = "Cancelled; the previous result is unchanged"
-
     def _on_error(self, what: str, exc: BaseException) -> None:
         # napari's worker also relays the exception to the notification manager (with traceback
         # in the console); the status line keeps the one-line reason in the widget.
         self.status.value = f"{what} failed: {exc}"
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        self.run_button.enabled = True
-        self.cancel_button.enabled = False
-        if self._progress is not None:
-            self._progress.close()
-            self._progress = None
 
     # -- blend ---------------------------------------------------------------------------------
     def _apply_blend(self, value: float | None = None) -> None:
@@ -287,10 +227,8 @@ class DenoiseWidget(QWidget):
         if self.preview_worker is not None:  # one at a time; the newest request runs next
             self._preview_pending = True
             return None
-        try:
-            data = layer_array(layer)
-        except ValueError as exc:
-            show_error(f"Preview: {exc}")
+        data = checked_array(layer, "Preview")
+        if data is None:
             return None
         index = current_bscan(self.viewer, layer)
         bscan = data if data.ndim == 2 else np.array(data[index])
@@ -306,11 +244,7 @@ class DenoiseWidget(QWidget):
                     result: dict[str, Any]) -> None:
         if request != self._preview_request or source not in self.viewer.layers:
             return  # stale: the slider moved (or preview was switched off) meanwhile
-        out = result["denoised"]
-        if source.ndim == 3:
-            out, geo = out[None], slice_geometry(source, index)
-        else:
-            geo = geometry(source)
+        out, geo = place_bscan(source, index, result["denoised"])
         metadata = {"source_layer": source.name, "bscan": index,
                     "provenance": result["provenance"]}
         set_image(self.viewer, f"{source.name}_preview", out,

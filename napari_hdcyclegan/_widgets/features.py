@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSlider, Label, PushButton, Slider
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ._common import (
-    BROWSE, connect_layer_list, current_bscan, geometry, image_layer_choices, layer_array,
-    set_image, show_error, show_info, slice_geometry, weights_choices,
+    BROWSE, WeightsChooser, checked_array, connect_layer_list, current_bscan, debounce_timer,
+    image_layer_choices, model_info, place_bscan, save_with_dialog, set_image, show_info,
 )
 
 if TYPE_CHECKING:
@@ -48,8 +47,7 @@ def compute_maps(bscan: np.ndarray, weights: str, stage: str) -> dict[str, Any]:
 
     denoiser = get_denoiser(weights)
     maps = np.asarray(denoiser.feature_maps(bscan, stage), dtype=np.float32)
-    return {"maps": maps, "provenance": denoiser.provenance(), "name": denoiser.name,
-            "trained": bool(denoiser.trained)}
+    return {"maps": maps, **model_info(denoiser)}
 
 
 def gallery(maps: np.ndarray) -> np.ndarray:
@@ -63,7 +61,7 @@ def gallery(maps: np.ndarray) -> np.ndarray:
     return montage(unit, fill=0.0, padding_width=2).astype(np.float32)
 
 
-class FeatureExplorerWidget(QWidget):
+class FeatureExplorerWidget(WeightsChooser, QWidget):
     """Dock widget: pick a generator stage and channel and see its map over the b-scan."""
 
     def __init__(self, napari_viewer: "napari.Viewer") -> None:
@@ -94,10 +92,7 @@ class FeatureExplorerWidget(QWidget):
         layout.addWidget(self.controls.native)
         layout.addStretch(1)
 
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(DELAY_MS)
-        self._timer.timeout.connect(self.refresh)
+        self._timer = debounce_timer(self, DELAY_MS, self.refresh)
 
         connect_layer_list(self.viewer, self.layer_combo)
         for widget in (self.layer_combo, self.weights_combo, self.stage_combo):
@@ -115,27 +110,7 @@ class FeatureExplorerWidget(QWidget):
 
     # -- choices -------------------------------------------------------------------------------
     def _layer_choices(self, widget: Any = None) -> list[tuple[str, "Image"]]:
-        return [c for c in image_layer_choices(self.viewer) if not c[0].endswith(("_fmap", "_fmap_gallery"))]
-
-    def _weights_choices(self, widget: Any = None) -> list[tuple[str, str]]:
-        return weights_choices(self._extra_weights)
-
-    def set_weights(self, path: str | Path) -> None:
-        """Select a model directory (what Browse... does), adding it to the choices."""
-        path = str(path)
-        if path not in self._extra_weights:
-            self._extra_weights.append(path)
-            self.weights_combo.reset_choices()
-        self.weights_combo.value = path
-
-    def _on_weights_changed(self, value: str) -> None:
-        if value != BROWSE:
-            return
-        folder = QFileDialog.getExistingDirectory(self, "Model directory (config.json + model.safetensors)")
-        if folder:
-            self.set_weights(folder)
-        else:
-            self.weights_combo.reset_choices()
+        return image_layer_choices(self.viewer, exclude=("_fmap", "_fmap_gallery"))
 
     # -- computing -----------------------------------------------------------------------------
     def _schedule(self, event: Any = None) -> None:
@@ -161,10 +136,8 @@ class FeatureExplorerWidget(QWidget):
         if self.worker is not None:  # one at a time; the latest request runs next
             self._pending = True
             return None
-        try:
-            data = layer_array(layer)
-        except ValueError as exc:
-            show_error(f"Feature maps: {exc}")
+        data = checked_array(layer, "Feature maps")
+        if data is None:
             return None
         bscan = np.array(data if data.ndim == 2 else data[index])
         worker = compute_maps(bscan, weights, stage)
@@ -198,12 +171,6 @@ class FeatureExplorerWidget(QWidget):
             self.refresh()
 
     # -- layers --------------------------------------------------------------------------------
-    def _placement(self, source: "Image", index: int, image: np.ndarray) -> tuple[np.ndarray, dict]:
-        """(data, geometry) of a 2D map drawn at b-scan ``index`` of ``source``."""
-        if source.ndim == 3:
-            return image[None], slice_geometry(source, index)
-        return image, geometry(source)
-
     def _metadata(self, channel: int | None) -> dict[str, Any]:
         c = self._cache
         return {"source_layer": c["layer"].name, "stage": c["stage"], "channel": channel,
@@ -217,7 +184,7 @@ class FeatureExplorerWidget(QWidget):
             return None
         channel = int(np.clip(self.channel_slider.value, 0, c["maps"].shape[0] - 1))
         fmap = c["maps"][channel]
-        data, geo = self._placement(c["layer"], c["index"], fmap)
+        data, geo = place_bscan(c["layer"], c["index"], fmap)
         hi = float(fmap.max())
         layer = set_image(self.viewer, f"{c['layer'].name}_fmap", data, blending="additive",
                           colormap=self.cmap_combo.value, opacity=float(self.opacity_slider.value),
@@ -248,7 +215,7 @@ class FeatureExplorerWidget(QWidget):
         if c is None or c["layer"] not in self.viewer.layers:
             show_info("Feature maps: nothing computed yet")
             return None
-        data, geo = self._placement(c["layer"], c["index"], gallery(c["maps"]))
+        data, geo = place_bscan(c["layer"], c["index"], gallery(c["maps"]))
         meta = self._metadata(None)
         meta["gallery"] = f"{c['maps'].shape[0]} channels, row-major tiles, each scaled to [0, 1]"
         return set_image(self.viewer, f"{c['layer'].name}_fmap_gallery", data, colormap=self.cmap_combo.value,
@@ -281,9 +248,5 @@ class FeatureExplorerWidget(QWidget):
             return
         c = self._cache
         default = f"{c['layer'].name}_{c['stage']}_ch{int(self.channel_slider.value)}.tif"
-        path, _ = QFileDialog.getSaveFileName(self, "Export feature map", default, "TIFF (*.tif *.tiff)")
-        if path:
-            try:
-                self.status.value = f"Exported {self.export(path)}"
-            except (OSError, ValueError) as exc:
-                show_error(f"Feature maps: export failed: {exc}")
+        save_with_dialog(self, "Export feature map", default, "TIFF (*.tif *.tiff)", self.export,
+                         "Feature maps")

@@ -1,0 +1,41 @@
+"""Fixtures shared by the widget and evaluation tests: a tiny model directory and cartoon volumes."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    """A model directory with a width-4 generator (random but fixed weights)."""
+    torch = pytest.importorskip("torch")
+    from napari_hdcyclegan.model import Generator, ModelConfig, save_model
+
+    torch.manual_seed(0)
+    config = ModelConfig(generator_width=4, discriminator_width=4, discriminator_levels=3,
+                         name="tiny", trained=True)
+    return save_model(tmp_path / "tiny", {"G_L": Generator(width=4)}, config)
+
+
+def cartoon_retina(n: int, h: int, w: int, bands: tuple[tuple[int, int, float], ...],
+                   seed: int | None = 0) -> np.ndarray:
+    """A cartoon retina: background 25 plus ``gain`` on rows ``top:bottom`` of each band; with a
+    ``seed``, multiplied by gamma speckle and cast to uint8, else noise-free float64."""
+    rows = np.arange(h)[:, None]
+    clean = np.full((h, 1), 25.0)
+    for top, bottom, gain in bands:
+        clean = clean + gain * ((rows >= top) & (rows < bottom))
+    clean = np.broadcast_to(clean, (n, h, w)).astype(np.float64)
+    if seed is None:
+        return clean
+    rng = np.random.default_rng(seed)
+    return np.clip(clean * rng.gamma(4.0, 0.25, size=clean.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def cartoon_volume() -> Callable[..., np.ndarray]:
+    """:func:`cartoon_retina`, for tests that build small synthetic volumes."""
+    return cartoon_retina
