@@ -116,7 +116,7 @@ def weights_choices(extra: list[str] | tuple[str, ...] = ()) -> list[tuple[str, 
     from napari_hdcyclegan.model.checkpoint import read_config, resolve_model_dir, shipped_models
 
     choices: list[tuple[str, str]] = []
-    shipped = shipped_models()
+    shipped = sorted(shipped_models(), key=lambda n: n != DEFAULT_MODEL)  # the default first
     for name in shipped:
         try:
             trained = read_config(resolve_model_dir(name)).trained
