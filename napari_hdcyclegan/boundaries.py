@@ -42,7 +42,7 @@ from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
 
 from .intensity import check_image, robust_range, to_unit
-from .progress import CancelFn, Cancelled, ProgressFn, check_cancel, report
+from .progress import CancelFn, Cancelled, ProgressFn, check_cancel, report  # noqa: F401 - Cancelled re-exported
 
 BOUNDARY_NAMES: tuple[str, ...] = ("ILM", "RPE")
 #: eyepy's layer colours (eyepy.config.layer_colors), as hex RGB.

@@ -204,7 +204,6 @@ def retina_contours(reference: np.ndarray, sigma: float = 4.0,
                     level: float | None = None) -> tuple[list[np.ndarray], float]:
     """Marching-squares contours of the smoothed reference at ``level`` (Otsu by default)."""
     from scipy.ndimage import gaussian_filter
-    from skimage.filters import threshold_otsu
     from skimage.measure import find_contours
 
     smooth = gaussian_filter(check_image(reference, (2,)).astype(np.float64), sigma)

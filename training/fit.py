@@ -28,6 +28,7 @@ from napari_hdcyclegan.model.networks import Discriminator, Generator
 
 from . import losses
 from .config import FitConfig, parse_args
+from .csvlog import append_csv
 from .data import CropSampler
 from .sources import TrainingData, load_training_data
 from .validate import Validator
@@ -312,15 +313,6 @@ class Trainer:
         torch.set_rng_state(state["rng_torch"])
         self.pool_h.images = list(state["pool_h"])
         self.pool_l.images = list(state["pool_l"])
-
-
-def append_csv(path: Path, row: dict, fieldnames: tuple[str, ...] | list[str]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(fieldnames), extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
 
 
 def plot_curves(out: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 from napari_hdcyclegan.model.networks import Generator, run_generator
 
 from .config import FitConfig
+from .csvlog import append_csv
 from .sources import TrainingData, ValItem
 
 FIELDS = ("step", "score", "psnr", "ssim", "msr", "cnr", "bm3d_psnr", "bm3d_ssim", "bm3d_msr", "bm3d_cnr",
@@ -72,13 +72,7 @@ class Validator:
         rows = [_scores(self.denoise(gen, it.noisy), it) for it in self.items]
         scores = {"step": step, **_mean(rows), **self.reference_scores}
         scores["score"] = scores["psnr"] + 10 * scores["ssim"]  # the checkpoint-selection criterion
-        path = self.out / "val.csv"
-        new = not path.exists()
-        with path.open("a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(FIELDS), extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow(scores)
+        append_csv(self.out / "val.csv", scores, FIELDS)
         return scores
 
     @staticmethod
