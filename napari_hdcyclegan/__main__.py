@@ -344,6 +344,16 @@ def _open_viewer(raw: np.ndarray, denoised: np.ndarray, scale: tuple[float, ...]
 # entry point
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """Print the shipped and user models: name, origin, trained, folder."""
+    from .model.registry import list_models, user_models_dir
+
+    for e in list_models():
+        print(f"{e.name}\t{e.origin}\t{'trained' if e.trained else 'UNTRAINED'}\t{e.path}")
+    print(f"user models directory: {user_models_dir()}", file=sys.stderr)
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -390,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-viewer", action="store_true", help="do not open napari")
     common(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="list the shipped and your own (trained in napari) models")
+    p.set_defaults(func=cmd_models)
     return parser
 
 

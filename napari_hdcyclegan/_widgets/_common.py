@@ -5,6 +5,7 @@ Everything here runs on the Qt main thread (it reads viewer state); compute live
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 
 #: Value of the weights combo item that opens a folder dialog.
 BROWSE = "__browse__"
+#: Every widget whose weights combo was filled (weakly held), for refresh_weights_choosers().
+_CHOOSERS: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
 def image_layer_choices(viewer: "napari.Viewer", exclude: tuple[str, ...] = ()
@@ -108,12 +111,13 @@ def set_image(viewer: "napari.Viewer", name: str, data: np.ndarray, **kwargs: An
 
 
 def weights_choices(extra: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str]]:
-    """(label, value) for the weights combo: shipped models, folders browsed, then Browse...
+    """(label, value) for the weights combo: shipped models, user models, folders browsed, Browse...
 
     When no trained model is shipped the engine falls back to random weights; the label says so.
     """
     from napari_hdcyclegan.engine import DEFAULT_MODEL
     from napari_hdcyclegan.model.checkpoint import read_config, resolve_model_dir, shipped_models
+    from napari_hdcyclegan.model.registry import list_models
 
     choices: list[tuple[str, str]] = []
     shipped = sorted(shipped_models(), key=lambda n: n != DEFAULT_MODEL)  # the default first
@@ -125,6 +129,7 @@ def weights_choices(extra: list[str] | tuple[str, ...] = ()) -> list[tuple[str, 
         choices.append((name if trained else f"{name} (UNTRAINED, random weights)", name))
     if DEFAULT_MODEL not in shipped:
         choices.insert(0, (f"{DEFAULT_MODEL} (UNTRAINED fallback, random weights)", DEFAULT_MODEL))
+    choices += [(f"{e.name} (yours)", e.name) for e in list_models() if e.origin == "user"]
     for path in extra:
         choices.append((f"{Path(path).name} ({path})", str(path)))
     choices.append(("Browse...", BROWSE))
@@ -175,6 +180,15 @@ def debounce_timer(parent: "QObject", delay_ms: int, slot: Callable[[], Any]) ->
     return timer
 
 
+def refresh_weights_choosers() -> None:
+    """Re-read the model lists of every open weights chooser (e.g. after a model was exported)."""
+    for chooser in list(_CHOOSERS):
+        try:
+            chooser.weights_combo.reset_choices()
+        except RuntimeError:  # its Qt widget was already deleted
+            _CHOOSERS.discard(chooser)
+
+
 class WeightsChooser:
     """Mixin for a QWidget with ``weights_combo`` (shipped models, browsed folders, Browse...)."""
 
@@ -182,6 +196,7 @@ class WeightsChooser:
     _extra_weights: list[str]
 
     def _weights_choices(self, widget: Any = None) -> list[tuple[str, str]]:
+        _CHOOSERS.add(self)  # so that refresh_weights_choosers() reaches every open chooser
         return weights_choices(self._extra_weights)
 
     def set_weights(self, path: str | Path) -> None:

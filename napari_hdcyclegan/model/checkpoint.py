@@ -88,7 +88,7 @@ def shipped_models() -> list[str]:
 
 
 def resolve_model_dir(weights: str | os.PathLike) -> Path:
-    """A shipped model's name, or a model directory (or its ``config.json``/weights file)."""
+    """A shipped or user model's name, or a model directory (or its ``config.json``/weights file)."""
     path = Path(weights).expanduser()
     if path.is_file() and path.name in (CONFIG_FILE, WEIGHTS_FILE):
         path = path.parent
@@ -96,8 +96,13 @@ def resolve_model_dir(weights: str | os.PathLike) -> Path:
         return path
     if str(weights) in shipped_models():
         return SHIPPED_DIR / str(weights)
-    names = ", ".join(shipped_models()) or "none"
-    raise CheckpointError(weights, f"no such model directory or shipped model (shipped: {names})")
+    from .registry import find_user_model, user_models
+
+    user = find_user_model(str(weights))
+    if user is not None:
+        return user
+    names = ", ".join(shipped_models() + user_models()) or "none"
+    raise CheckpointError(weights, f"no such model directory, shipped or user model (known: {names})")
 
 
 def read_config(model_dir: str | os.PathLike) -> ModelConfig:
