@@ -57,7 +57,7 @@ def user_models() -> list[str]:
     root = user_models_dir()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / CONFIG_FILE).is_file())
+    return sorted(p.name for p in root.iterdir() if _NAME.match(p.name) and (p / CONFIG_FILE).is_file())
 
 
 def find_user_model(name: str) -> Path | None:

@@ -1,0 +1,150 @@
+"""training.job / runlog / publish: inputs checked, a subprocess run, stop, exact resume, export."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_hdcyclegan.model import registry
+from napari_hdcyclegan.model.checkpoint import load_model, resolve_model_dir
+from training.job import JobError, JobSpec, TrainingJob, check_domains, fit_config, prepare_data, read_folder_images
+from training.publish import ExportError, export_run
+from training.runlog import CsvTail, RunLog, checkpoint_folder, checkpoint_step, smooth, truncate_log
+
+TINY = dict(width=4, n_res=1, crop=32, batch=2, threads=1, ckpt_every=4, val_every=1000)
+
+
+def _domain(seed: int, noise: float, n: int = 3, size: int = 40) -> np.ndarray:
+    """(n, size, size) uint8 banded b-scans with gamma speckle of strength ``noise``."""
+    rng = np.random.default_rng(seed)
+    rows = np.arange(size)[:, None]
+    clean = np.where((rows > 12) & (rows < 28), 180.0, 40.0) * np.ones((n, size, size))
+    return np.clip(clean * rng.gamma(1 / noise**2, noise**2, clean.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def user_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(registry.USER_DIR_ENV, str(tmp_path / "user"))
+    return tmp_path / "user"
+
+
+def _spec(tmp_path: Path, steps: int, **kw) -> JobSpec:
+    spec = JobSpec(out=str(tmp_path / "run"), name="mine", steps=steps, device="cpu", **{**TINY, **kw})
+    prepare_data(spec, [_domain(0, 0.5)], [_domain(1, 0.15)])
+    return spec
+
+
+def _wait(cond, timeout: float = 60.0) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < timeout, "timed out"
+        time.sleep(0.1)
+
+
+def test_fit_config_scratch_and_finetune(tmp_path, tiny_model):
+    scratch = fit_config(JobSpec(out=str(tmp_path), name="a", width=8))
+    assert scratch["width"] == scratch["d_width"] == 8 and scratch["residual"] and "init_from" not in scratch
+    assert scratch["data"].split(",") == [str((tmp_path / "data" / d).resolve()) for d in ("hn", "ln")]
+    tuned = fit_config(JobSpec(out=str(tmp_path), name="a", width=8, init_from=str(tiny_model)))
+    assert tuned["width"] == 4 and tuned["residual"] is False and tuned["init_from"] == str(tiny_model.resolve())
+    assert tuned["normalisation"] == "percentile"  # the tiny model's, not the scratch default
+    assert fit_config(JobSpec(out=str(tmp_path), name="a", validation="sim"))["sim_val_n"] == 4
+    with pytest.raises(JobError):
+        fit_config(JobSpec(out=str(tmp_path), name="a", validation="paired"))
+
+
+@pytest.mark.parametrize("hn, ln, message", [
+    ([np.zeros((40, 40), np.uint8)], [], "no LN"),
+    ([], [np.zeros((40, 40), np.uint8)], "no HN"),
+    ([np.zeros((40, 40), np.uint8)], [np.zeros((40, 40), np.uint16)], "uint8 but LN data is uint16"),
+    ([np.zeros((20, 40), np.uint8)], [np.zeros((40, 40), np.uint8)], "smaller than the crop"),
+    ([np.zeros((40, 40), np.uint8), np.zeros((40, 48), np.uint8)], [np.zeros((40, 40), np.uint8)], "mixed shapes"),
+    ([np.zeros((40, 40), bool)], [np.zeros((40, 40), bool)], "numeric"),
+])
+def test_bad_inputs_say_why(hn, ln, message):
+    with pytest.raises(JobError, match=message):
+        check_domains(hn, ln, 32)
+
+
+def test_prepare_data_and_folders(tmp_path):
+    spec = _spec(tmp_path, 1)
+    assert tifffile.imread(spec.hn_dir() / "bscans.tif").shape == (3, 40, 40)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a.tif", _domain(2, 0.3, n=2))
+    from skimage import io
+
+    io.imsave(folder / "b.png", _domain(3, 0.3, n=1)[0], check_contrast=False)
+    (folder / "notes.txt").write_text("not an image")
+    arrays = read_folder_images(folder)
+    assert [a.shape for a in arrays] == [(2, 40, 40), (40, 40)]
+    with pytest.raises(JobError, match="not a folder"):
+        read_folder_images(tmp_path / "missing")
+
+
+def test_csv_tail_reads_complete_rows_only(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("step,loss_G\n1,0.5\n2,0.4")
+    tail = CsvTail(path)
+    assert [r["step"] for r in tail.read()] == ["1"]
+    with path.open("a") as fh:
+        fh.write("\n3,0.3\n")
+    assert [r["step"] for r in tail.read()] == ["2", "3"]
+    assert truncate_log(path, 2) == 2
+    assert path.read_text() == "step,loss_G\n1,0.5\n2,0.4\n"
+    run = RunLog(tmp_path)
+    assert run.update() and run.last_step == 2
+    steps, values = run.series("loss_G")
+    np.testing.assert_allclose(values, [0.5, 0.4])
+    np.testing.assert_allclose(smooth(np.array([1.0, 3.0, 5.0]), 2), [1.0, 2.0, 4.0])
+
+
+def test_job_runs_stops_resumes_and_exports(tmp_path, user_dir):
+    spec = _spec(tmp_path, 400)
+    job = TrainingJob(spec)
+    job.start()
+    _wait(lambda: (checkpoint_step(checkpoint_folder(spec.out, "last")) or 0) >= 8)
+    job.stop()
+    assert job.state == "stopped" and job.can_resume()
+    stopped_at = checkpoint_step(checkpoint_folder(spec.out, "last"))
+    job.start(resume=True)
+    _wait(lambda: (checkpoint_step(checkpoint_folder(spec.out, "last")) or 0) >= stopped_at + 8)
+    job.stop()
+    rows = list(csv.DictReader((Path(spec.out) / "log.csv").open()))
+    steps = [int(r["step"]) for r in rows]
+    assert steps == list(range(1, len(steps) + 1))  # one row per step: no gap, no repeat
+    assert job.poll() == "stopped"
+
+    model = export_run(spec.out, "mine")
+    assert model.parent == registry.user_models_dir()
+    assert resolve_model_dir("mine") == model
+    nets, config = load_model("mine")
+    assert config.name == "mine" and config.trained and set(nets) == {"G_L"}
+    card = (model / "MODEL_CARD.md").read_text()
+    assert "# mine" in card and "3 high-noise" in card and "last" in card
+    assert (model / "fit_config.json").exists()
+    with pytest.raises(ExportError, match="exists already"):
+        export_run(spec.out, "mine")
+    with pytest.raises(ExportError, match="no checkpoint"):
+        export_run(tmp_path / "empty", "other")
+
+
+def test_finished_and_failed_runs(tmp_path):
+    spec = _spec(tmp_path, 6)
+    job = TrainingJob(spec)
+    job.start()
+    _wait(lambda: job.poll() != "running")
+    assert job.state == "finished" and RunLog(spec.out).update()
+    bad = JobSpec(out=str(tmp_path / "bad"), name="bad", steps=4, device="cpu", **TINY)
+    bad.hn_dir().mkdir(parents=True)  # empty HN folder: training.fit fails on it
+    bad.ln_dir().mkdir(parents=True)
+    job = TrainingJob(bad)
+    job.start()
+    _wait(lambda: job.poll() != "running")
+    assert job.state == "failed" and "exit status" in job.reason
+    assert "no TIFF/PNG/JPEG images" in job.stderr_tail()

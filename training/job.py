@@ -1,0 +1,279 @@
+"""A training run as a subprocess: inputs checked and written as TIFF, a config file, start/stop/resume.
+
+Used by the napari "Train / fine-tune" widget, napari-free and Qt-free::
+
+    spec = JobSpec(out="runs/mine", name="mine", init_from="spectralis-sim", steps=300)
+    prepare_data(spec, hn_images, ln_images)      # lists of 2D/3D arrays (layers or folders)
+    job = TrainingJob(spec); job.start()          # python -m training.fit --config OUT/job.json
+    job.poll()                                    # "running" | "finished" | "stopped" | "failed"
+    job.stop(); job.start(resume=True)            # exact continuation from OUT/last
+
+Stop terminates the process: checkpoints are written atomically, so ``OUT/last`` (resume) and
+``OUT/best`` (best validation score) stay intact; the log rows after the last checkpoint are
+dropped before a resume, so the logs continue exactly where the weights do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .runlog import checkpoint_folder, checkpoint_step, truncate_log
+
+CONFIG_NAME = "job.json"
+STDERR_NAME = "stderr.log"
+#: Validation choices: none, or held-back simulated Spectralis-like pairs (PSNR/SSIM, "best").
+VALIDATIONS = ("none", "sim")
+
+
+class JobError(ValueError):
+    """Input a training run cannot use; the message says what to change."""
+
+
+@dataclass
+class JobSpec:
+    """What the widget asks for; :func:`fit_config` turns it into ``training.fit`` fields."""
+
+    out: str
+    name: str
+    init_from: str = ""  # a shipped/user model name or model directory; "" = from scratch
+    steps: int = 500  # adversarial steps
+    minutes: float = 0.0  # wall-clock budget (0 = none): the run is stopped when it is spent
+    device: str = "auto"
+    crop: int = 128
+    batch: int = 2
+    width: int = 16  # from scratch only; fine-tuning takes the base model's architecture
+    n_res: int = 6
+    validation: str = "none"  # none | sim (simulated Spectralis-like pairs scored by PSNR/SSIM)
+    ckpt_every: int = 25  # also how often the preview can refresh
+    val_every: int = 100
+    seed: int = 0
+    threads: int = 0
+    extra: dict = field(default_factory=dict)  # any other FitConfig field, e.g. {"lr": 1e-4}
+
+    def hn_dir(self) -> Path:
+        return Path(self.out) / "data" / "hn"
+
+    def ln_dir(self) -> Path:
+        return Path(self.out) / "data" / "ln"
+
+
+def defaults_for(device: str) -> dict[str, int]:
+    """Sensible crop and batch: small on CPU, the paper's crops on a GPU."""
+    gpu = device.startswith("cuda") or (device == "auto" and _cuda_available())
+    return {"crop": 256, "batch": 4} if gpu else {"crop": 128, "batch": 2}
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def base_architecture(init_from: str) -> dict:
+    """FitConfig fields that must match the base model: widths, depth, residual, normalisation."""
+    from napari_hdcyclegan.model.checkpoint import read_config, resolve_model_dir
+
+    cfg = read_config(resolve_model_dir(init_from))
+    norm = "dtype" if cfg.normalisation.get("method") == "dtype" else "percentile"
+    return {"width": cfg.generator_width, "n_res": cfg.n_res, "residual": cfg.residual,
+            "d_width": cfg.discriminator_width, "normalisation": norm}
+
+
+def fit_config(spec: JobSpec) -> dict:
+    """The ``training.fit`` config (a FitConfig dict) of ``spec``."""
+    if spec.validation not in VALIDATIONS:
+        raise JobError(f"validation must be one of {VALIDATIONS}, got {spec.validation!r}")
+    cfg = {"data": f"{spec.hn_dir().resolve()},{spec.ln_dir().resolve()}", "out": str(Path(spec.out).resolve()),
+           "name": spec.name, "steps": int(spec.steps), "device": spec.device, "crop": int(spec.crop),
+           "batch": int(spec.batch), "ckpt_every": int(spec.ckpt_every), "val_every": int(spec.val_every),
+           "seed": int(spec.seed), "threads": int(spec.threads), "sim_val_n": 4 if spec.validation == "sim" else 0,
+           "val_bm3d": False, "width": spec.width, "n_res": spec.n_res, "d_width": spec.width,
+           "residual": True, "normalisation": "dtype"}
+    if spec.init_from:
+        from napari_hdcyclegan.model.checkpoint import resolve_model_dir
+
+        cfg.update(base_architecture(spec.init_from), init_from=str(resolve_model_dir(spec.init_from).resolve()),
+                   lr=2e-4)
+    cfg.update(spec.extra)
+    return cfg
+
+
+# ---- inputs ---------------------------------------------------------------------------------------
+
+
+def bscans(images: list[np.ndarray]) -> list[np.ndarray]:
+    """2D b-scans of a list of 2D b-scans and 3D volumes (b-scans on axis 0)."""
+    out: list[np.ndarray] = []
+    for im in images:
+        arr = np.asarray(im)
+        if arr.ndim == 2:
+            out.append(arr)
+        elif arr.ndim == 3:
+            out.extend(arr)
+        else:
+            raise JobError(f"expected 2D b-scans or 3D volumes, got shape {arr.shape}")
+    return out
+
+
+def read_folder_images(folder: str | os.PathLike) -> list[np.ndarray]:
+    """Every readable OCT file of ``folder`` (TIFF/PNG/JPEG and vendor files) as arrays."""
+    from napari_hdcyclegan.io import is_supported, read_oct
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise JobError(f"{path}: not a folder")
+    files = sorted(f for f in path.iterdir() if f.is_file() and is_supported(f))
+    try:
+        return [read_oct(f).data for f in files]
+    except ValueError as exc:  # OctReadError
+        raise JobError(str(exc)) from exc
+
+
+def check_domain(images: list[np.ndarray], what: str, crop: int) -> None:
+    """One numeric dtype, one shape, at least one b-scan at least ``crop`` pixels each way."""
+    if not images:
+        raise JobError(f"no {what} data: choose an image layer or a folder of {what} b-scans")
+    dtypes = {im.dtype for im in images}
+    if len(dtypes) > 1:
+        raise JobError(f"{what} images have mixed dtypes {sorted(map(str, dtypes))}")
+    dtype = images[0].dtype
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise JobError(f"{what} data has dtype {dtype}; expected a numeric gray image")
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise JobError(f"{what} b-scans have mixed shapes {sorted(shapes)}; use one size per domain")
+    h, w = images[0].shape
+    if min(h, w) < crop:
+        raise JobError(f"{what} b-scans are {h}x{w}, smaller than the crop {crop}: lower the crop")
+
+
+def check_domains(hn: list[np.ndarray], ln: list[np.ndarray], crop: int) -> None:
+    """Both domains usable and of the same dtype (the model maps intensities by dtype)."""
+    check_domain(hn, "HN (high-noise)", crop)
+    check_domain(ln, "LN (low-noise)", crop)
+    if hn[0].dtype != ln[0].dtype:
+        raise JobError(f"HN data is {hn[0].dtype} but LN data is {ln[0].dtype}: both domains must share "
+                       "one dtype (the same scanner export), convert one of them")
+
+
+def prepare_data(spec: JobSpec, hn: list[np.ndarray], ln: list[np.ndarray]) -> tuple[int, int]:
+    """Check the domains and write them as TIFF stacks into the run folder; returns the counts."""
+    import tifffile
+
+    hn, ln = bscans(hn), bscans(ln)
+    check_domains(hn, ln, spec.crop)
+    for folder, images in ((spec.hn_dir(), hn), (spec.ln_dir(), ln)):
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.tif"):
+            old.unlink()
+        tifffile.imwrite(folder / "bscans.tif", np.stack(images), photometric="minisblack")
+    return len(hn), len(ln)
+
+
+# ---- the process ----------------------------------------------------------------------------------
+
+
+def write_config(spec: JobSpec) -> Path:
+    """``OUT/job.json``: the fit config, read by ``python -m training.fit --config``."""
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / CONFIG_NAME
+    path.write_text(json.dumps(fit_config(spec), indent=2))
+    (out / "job_spec.json").write_text(json.dumps(asdict(spec), indent=2))
+    return path
+
+
+def fit_command(config: Path, resume: bool = False) -> list[str]:
+    """The command line of the training subprocess."""
+    return [sys.executable, "-m", "training.fit", "--config", str(config)] + (["--resume"] if resume else [])
+
+
+class TrainingJob:
+    """One run folder and at most one live ``training.fit`` process on it."""
+
+    def __init__(self, spec: JobSpec) -> None:
+        self.spec = spec
+        self.out = Path(spec.out)
+        self.proc: subprocess.Popen | None = None
+        self.state = "idle"  # idle | running | finished | stopped | failed
+        self.reason = ""
+        self.started = 0.0
+        self._stderr = None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the process was started (0 before)."""
+        return time.monotonic() - self.started if self.started else 0.0
+
+    def can_resume(self) -> bool:
+        """True when ``OUT/last`` holds a checkpoint and no process runs."""
+        return self.state != "running" and checkpoint_folder(self.out, "last") is not None
+
+    def start(self, resume: bool = False) -> None:
+        """Launch ``training.fit``; ``resume`` continues from ``OUT/last`` exactly."""
+        if self.state == "running":
+            raise JobError("a training process is already running")
+        config = self.out / CONFIG_NAME if resume else write_config(self.spec)
+        if resume:
+            step = checkpoint_step(checkpoint_folder(self.out, "last"))
+            if step is None:
+                raise JobError(f"{self.out}: no checkpoint to resume from")
+            for name in ("log.csv", "val.csv"):
+                truncate_log(self.out / name, step)
+        env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                              os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        self._stderr = (self.out / STDERR_NAME).open("a" if resume else "w")
+        self.proc = subprocess.Popen(fit_command(config, resume), stdout=self._stderr, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, cwd=self.out)
+        self.state, self.reason, self.started = "running", "", time.monotonic()
+
+    def poll(self) -> str:
+        """The state now; enforces the time budget (a spent budget stops the run)."""
+        if self.state != "running" or self.proc is None:
+            return self.state
+        if self.spec.minutes and self.elapsed > 60 * self.spec.minutes:
+            self.stop("time budget spent")
+            return self.state
+        code = self.proc.poll()
+        if code is not None:
+            self._close()
+            self.state = "finished" if code == 0 else "failed"
+            self.reason = "" if code == 0 else f"exit status {code}"
+        return self.state
+
+    def stop(self, reason: str = "stopped by the user", timeout: float = 10.0) -> None:
+        """Terminate the process (kill after ``timeout`` s); checkpoints written so far stay."""
+        if self.proc is None or self.state != "running":
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._close()
+        self.state, self.reason = "stopped", reason
+
+    def _close(self) -> None:
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def stderr_tail(self, lines: int = 12) -> str:
+        """The last ``lines`` lines the process wrote (its traceback when it crashed)."""
+        path = self.out / STDERR_NAME
+        if not path.exists():
+            return ""
+        text = path.read_text(errors="replace").replace("\r", "\n")
+        return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
