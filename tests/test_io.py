@@ -15,7 +15,7 @@ import tifffile
 from napari_hdcyclegan import io
 from napari_hdcyclegan.io import OctReadError, read_oct, write_tiff
 
-VOL = Path(io.__file__).resolve().parent / "data" / "heidelberg_circle.vol"
+VOL = Path(io.__file__).resolve().parents[1] / "data" / "heidelberg_circle.vol"
 
 
 def _stack(n: int = 3, h: int = 20, w: int = 30, dtype=np.uint8) -> np.ndarray:
@@ -419,3 +419,112 @@ def test_heyex_export_folder_goes_to_the_xml_reader(tmp_path, monkeypatch):
     assert io.is_supported(tmp_path)
     read_oct(tmp_path)
     assert seen == [("export.xml", "heidelberg-xml")]
+
+
+# ---------------------------------------------------------------- issue 10: nothing lost on reading and writing
+
+
+def _imwrite_default(path, data):
+    """tifffile.imwrite without photometric, as scripts do: 3-4 b-scans become one planar RGB page."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tifffile.imwrite(path, data)
+
+
+@pytest.mark.parametrize("n", [3, 4])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32])
+def test_planar_rgb_volume_is_read_as_bscans(tmp_path, n, dtype):
+    data = _stack(n=n, dtype=dtype)
+    _imwrite_default(tmp_path / "v.tif", data)
+    assert tifffile.TiffFile(tmp_path / "v.tif").series[0].axes == "SYX"  # the trap this guards against
+    with pytest.warns(UserWarning, match=f"stack of {n} b-scans"):
+        im = read_oct(tmp_path / "v.tif")
+    np.testing.assert_array_equal(im.data, data)
+    assert im.axis_labels == io.AXES_3D and "planar RGB" in im.metadata["notes"][0]
+
+
+def test_planar_rgb_with_identical_planes_is_one_gray_bscan(tmp_path):
+    plane = _stack(n=1)[0]
+    _imwrite_default(tmp_path / "g.tif", np.stack([plane] * 3))
+    with pytest.warns(UserWarning, match="identical planes"):
+        im = read_oct(tmp_path / "g.tif")
+    np.testing.assert_array_equal(im.data, plane)
+
+
+def test_all_series_of_one_bscan_shape_are_read(tmp_path):
+    data = _stack(n=7, dtype=np.uint16)
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, data[:3], photometric="minisblack")
+    tifffile.imwrite(path, data[3:], photometric="minisblack", append=True)
+    assert len(tifffile.TiffFile(path).series) == 2
+    with pytest.warns(UserWarning, match="2 image series"):
+        im = read_oct(path)
+    np.testing.assert_array_equal(im.data, data)
+
+
+def test_series_of_different_shapes_are_refused(tmp_path):
+    path = tmp_path / "m.tif"
+    tifffile.imwrite(path, _stack(n=3), photometric="minisblack")
+    tifffile.imwrite(path, _stack(n=2, h=10), photometric="minisblack", append=True)
+    with pytest.raises(OctReadError, match="2 image series of different shapes"):
+        read_oct(path)
+
+
+@pytest.mark.parametrize("n", [1, 3, 4])
+@pytest.mark.parametrize("dtype", ["i1", "<i2", ">i2", "i4", "f2", "f8", ">f4", "u4"])
+def test_exact_dtype_tiff_keeps_values_scale_and_metadata(tmp_path, n, dtype):
+    data = (_stack(n=n).astype(np.int64) - 20).astype(dtype)  # negative values included
+    path = tmp_path / "x.tif"
+    write_tiff(path, data, scale=(120.0, 3.87, 11.45), metadata={"provenance": {"model": "m"}}, exact_dtype=True)
+    with tifffile.TiffFile(path) as tif:
+        assert all(p.photometric == tifffile.PHOTOMETRIC.MINISBLACK for p in tif.pages)
+    im = read_oct(path)
+    assert im.data.dtype == np.dtype(dtype).newbyteorder("=") and im.data.shape == data.shape
+    np.testing.assert_array_equal(im.data, data)
+    assert im.scale == (120.0, 3.87, 11.45) and im.units == ("um",) * 3
+    assert im.metadata["provenance"] == {"model": "m"} and "notes" not in im.metadata
+
+
+def test_streamed_write_matches_and_checks_page_count(tmp_path):
+    data = _stack(n=5, dtype=np.uint16)
+    path = tmp_path / "p.tif"
+    io.write_tiff_pages(path, (data[i:i + 2] for i in range(0, 5, 2)), data.shape, data.dtype, (1.0, 2.0, 3.0))
+    np.testing.assert_array_equal(read_oct(path).data, data)
+    with pytest.raises(ValueError, match="only 4 of the 5"):
+        io.write_tiff_pages(path, iter(data[:4]), data.shape, data.dtype)
+    np.testing.assert_array_equal(read_oct(path).data, data)  # the failed write left the old file
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, OSError(28, "No space left on device")])
+def test_interrupted_write_keeps_previous_output_and_leaves_no_temp(tmp_path, error):
+    old = _stack(dtype=np.uint16)
+    path = tmp_path / "out.tif"
+    write_tiff(path, old)
+
+    def pages():
+        yield old[0]
+        raise error
+
+    with pytest.raises(type(error) if isinstance(error, BaseException) else error):
+        io.write_tiff_pages(path, pages(), old.shape, old.dtype)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
+    np.testing.assert_array_equal(read_oct(path).data, old)
+
+
+def test_colour_png_conversion_is_said(tmp_path):
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[..., 0] = 200
+    iio.imwrite(tmp_path / "c.png", rgb)
+    with pytest.warns(UserWarning, match="c.png: colour"):
+        im = read_oct(tmp_path / "c.png")
+    assert "gray" in im.metadata["notes"][0]
+
+
+def test_hidden_files_skipped_by_folder_reader_and_cli_listing(tmp_path):
+    iio.imwrite(tmp_path / "a.png", np.zeros((20, 30), np.uint8))
+    iio.imwrite(tmp_path / ".a.png", np.zeros((21, 30), np.uint8))  # would fail as a stack
+    (tmp_path / ".hidden.vol").write_bytes(b"x")
+    assert read_oct(tmp_path).data.shape == (1, 20, 30)
+    assert [p.name for p in io.folder_files(tmp_path)] == ["a.png"]

@@ -1,0 +1,69 @@
+"""PNG / JPEG b-scans and folders of them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ._common import (
+    AXES_3D, IMAGE_SUFFIXES, PIXEL, OctImage, OctReadError, _default_labels, _short, _squeeze_axes,
+    _to_gray, note, visible_files,
+)
+
+
+def _read_plain(path: Path) -> OctImage:
+    """PNG/JPEG b-scan via imageio (RGB/RGBA converted to gray, with a note)."""
+    import imageio.v3 as iio
+
+    try:
+        arr = np.asarray(iio.imread(path))
+    except Exception as exc:
+        kind = path.suffix.lstrip(".").upper()
+        raise OctReadError(path, f"corrupt, truncated or not a {kind} image ({_short(exc)})") from exc
+    if arr.ndim == 3 and arr.shape[-1] == 2:
+        arr = arr[..., 0]  # gray + alpha
+    axes = "YXS" if arr.ndim == 3 and arr.shape[-1] in (3, 4) else "YX"
+    data, axes, change = _to_gray(arr, axes, path)
+    data, _ = _squeeze_axes(data, axes, path)
+    meta = {"path": str(path), "format": path.suffix.lower().lstrip(".").replace("jpg", "jpeg"),
+            "source": {"shape": list(arr.shape), "dtype": str(arr.dtype)}}
+    note(meta, change)
+    return OctImage(data, (1.0,) * data.ndim, (PIXEL,) * data.ndim, _default_labels(data.ndim), meta)
+
+
+def _read_folder(folder: Path) -> OctImage:
+    """All b-scan images of a folder, naturally sorted, stacked along axis 0 (same shape required)."""
+    from . import read_oct
+
+    files = sorted((f for f in visible_files(folder) if _is_image_file(f)), key=_natural_key)
+    if not files:
+        raise OctReadError(folder, f"the folder holds no b-scan images ({', '.join(IMAGE_SUFFIXES)})")
+    images = [read_oct(f) for f in files]
+    first = images[0]
+    for f, im in zip(files, images):
+        if im.data.ndim != 2:
+            raise OctReadError(folder, f"{f.name} has shape {im.data.shape}; a folder is read as a stack "
+                                       "of 2D b-scans")
+        if im.data.shape != first.data.shape or im.data.dtype != first.data.dtype:
+            raise OctReadError(folder, f"b-scans differ: {files[0].name} is {first.data.shape} "
+                                       f"{first.data.dtype}, {f.name} is {im.data.shape} {im.data.dtype}; "
+                                       "all b-scans of a folder must have the same shape and type")
+    data = np.stack([im.data for im in images])
+    meta = {"path": str(folder), "format": "folder", "files": [f.name for f in files],
+            "source": first.metadata.get("source", {})}
+    notes = sorted({n for im in images for n in im.metadata.get("notes", [])})
+    if notes:
+        meta["notes"] = notes
+    return OctImage(data, (1.0, *first.scale), (PIXEL, *first.units), AXES_3D, meta)
+
+
+def _is_image_file(path: Path) -> bool:
+    """A visible regular file with a b-scan image suffix."""
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _natural_key(path: Path) -> list:
+    """Sort key so that ``b2.png`` comes before ``b10.png``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]

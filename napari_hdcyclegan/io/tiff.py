@@ -1,0 +1,352 @@
+"""TIFF: ImageJ, OME, shaped and plain TIFFs in; grayscale-page ImageJ or exact-dtype TIFFs out.
+
+Reading: every image series that shares the b-scan shape and type is read (a file appended to in
+several writes holds several series); one planar-RGB page whose colour planes differ is a 3- or 4-b-scan
+volume that was written without ``photometric="minisblack"`` and is read as b-scans. Both changes
+are recorded in ``metadata["notes"]``. Writing: pages are streamed (a volume need not be in memory)
+to a temporary name and renamed (:mod:`.atomic`); every page is a grayscale page.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._common import (
+    _PROPERTY_KEY, _UNIT_TO_UM, AXES_2D, AXES_3D, PIXEL, UM, OctImage, OctReadError, _default_labels,
+    _jsonable, _LogErrors, _per_axis, _short, _squeeze_axes, _to_gray, note,
+)
+from .atomic import atomic_output
+
+#: dtypes ImageJ stores (native byte order); anything else is written as a shaped TIFF of that dtype.
+IMAGEJ_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+#: Above this many bytes a shaped TIFF is written as BigTIFF.
+_BIGTIFF_BYTES = 2**32 - 2**25
+
+
+def write_tiff(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    scale: tuple[float, ...] | None = None,
+    units: str | tuple[str, ...] = UM,
+    axis_labels: tuple[str, ...] | None = None,
+    metadata: dict[str, Any] | None = None,
+    *,
+    exact_dtype: bool = False,
+) -> str:
+    """Write a 2D b-scan or 3D stack as a TIFF that keeps the scale; returns the path written.
+
+    By default an ImageJ TIFF (other dtypes converted to uint16/float32 without losing values, as
+    Fiji needs); ``exact_dtype=True`` keeps any dtype exactly (shaped TIFF where ImageJ cannot).
+    """
+    arr = np.asarray(data)
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise ValueError(f"write_tiff expects a non-empty 2D b-scan or 3D stack, got shape {arr.shape}")
+    if not exact_dtype:
+        arr = _imagej_dtype(arr)
+    pages = arr[None] if arr.ndim == 2 else arr
+    return write_tiff_pages(path, iter(pages), arr.shape, arr.dtype, scale, units, axis_labels, metadata)
+
+
+def write_tiff_pages(
+    path: str | os.PathLike,
+    pages: Iterable[np.ndarray],
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    scale: tuple[float, ...] | None = None,
+    units: str | tuple[str, ...] = UM,
+    axis_labels: tuple[str, ...] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> str:
+    """Stream b-scans (arrays of one or more pages, in order) into a TIFF of ``shape``/``dtype``.
+
+    Atomic: written under a temporary name in the same folder and renamed. uint8, uint16 and float32
+    become ImageJ TIFFs; other dtypes (int8/16/32, float16/64, ...) a TIFF of exactly that dtype with
+    the same scale and metadata (centimetre resolution tags plus a JSON block). Big-endian data is
+    written in native byte order (same values).
+    """
+    import tifffile
+
+    shape = tuple(int(n) for n in shape)
+    ndim = len(shape)
+    if ndim not in (2, 3) or 0 in shape:
+        raise ValueError(f"write_tiff expects a non-empty 2D b-scan or 3D stack, got shape {shape}")
+    dtype = np.dtype(dtype)
+    out_dtype = np.dtype(np.uint8) if dtype == bool else dtype.newbyteorder("=")
+    scale_um, out_units, labels = _calibration(scale, units, axis_labels, ndim)
+    extra = {"axis_labels": list(labels), "units": list(out_units), "scale": list(scale_um),
+             "metadata": _jsonable(metadata or {})}
+    blob = json.dumps(extra, default=str)
+    stream = _pages(pages, shape, out_dtype)
+    with atomic_output(path) as tmp:
+        if out_dtype in IMAGEJ_DTYPES:
+            kwargs = _imagej_kwargs(scale_um, out_units, ndim, blob)
+        else:
+            kwargs = _shaped_kwargs(scale_um, out_units, ndim, blob, shape, out_dtype)
+        tifffile.imwrite(tmp, stream, shape=shape, dtype=out_dtype, photometric="minisblack", **kwargs)
+    return os.fspath(path)
+
+
+def _calibration(scale: tuple[float, ...] | None, units: Any, axis_labels: Any, ndim: int
+                 ) -> tuple[tuple[float, ...], tuple[str, ...], tuple[str, ...]]:
+    """Scale in µm (or pixels), units and axis labels for ``ndim`` axes, checked."""
+    scale = tuple(float(s) for s in (scale if scale is not None else (1.0,) * ndim))[-ndim:]
+    unit_list = _per_axis(units, ndim)
+    if len(scale) != ndim:
+        raise ValueError(f"scale {scale} does not match a {ndim}D image")
+    if not all(math.isfinite(s) and s > 0 for s in scale):
+        raise ValueError(f"scale must be positive and finite, got {scale}")
+    factors = [_UNIT_TO_UM.get(str(u).lower()) for u in unit_list]
+    scale_um = tuple(s * f if f is not None else s for s, f in zip(scale, factors))
+    out_units = tuple(UM if f is not None else PIXEL for f in factors)
+    labels = tuple(axis_labels) if axis_labels is not None else (AXES_3D if ndim == 3 else AXES_2D)
+    return scale_um, out_units, labels[-ndim:]
+
+
+def _imagej_kwargs(scale_um: tuple[float, ...], units: tuple[str, ...], ndim: int, blob: str) -> dict:
+    """tifffile arguments for an ImageJ hyperstack that Fiji opens with the same calibration."""
+    meta: dict[str, Any] = {"axes": "ZYX" if ndim == 3 else "YX", "Properties": {_PROPERTY_KEY: blob}}
+    calibrated = units[-1] == UM and units[-2] == UM
+    if calibrated:
+        meta["unit"] = "micron"
+    if ndim == 3 and units[0] == UM:
+        meta["spacing"] = scale_um[0]
+    resolution = (1.0 / scale_um[-1], 1.0 / scale_um[-2]) if calibrated else None
+    return {"imagej": True, "resolution": resolution, "metadata": meta}
+
+
+def _shaped_kwargs(scale_um: tuple[float, ...], units: tuple[str, ...], ndim: int, blob: str,
+                   shape: tuple[int, ...], dtype: np.dtype) -> dict:
+    """tifffile arguments for a shaped TIFF (any dtype): centimetre resolution and our JSON block."""
+    kwargs: dict[str, Any] = {"metadata": {"axes": "ZYX" if ndim == 3 else "YX", _PROPERTY_KEY: blob},
+                              "bigtiff": math.prod(shape) * dtype.itemsize > _BIGTIFF_BYTES}
+    if units[-1] == UM and units[-2] == UM:
+        kwargs["resolution"] = (1e4 / scale_um[-1], 1e4 / scale_um[-2])
+        kwargs["resolutionunit"] = "CENTIMETER"
+    return kwargs
+
+
+def _pages(chunks: Iterable[np.ndarray], shape: tuple[int, ...], dtype: np.dtype) -> Iterator[np.ndarray]:
+    """One contiguous page of ``dtype`` at a time from chunks of pages; checks the count and shape."""
+    page_shape, n, done = shape[-2:], (shape[0] if len(shape) == 3 else 1), 0
+    for chunk in chunks:
+        chunk = np.asarray(chunk)
+        chunk = chunk[None] if chunk.ndim == 2 else chunk
+        if chunk.shape[1:] != page_shape:
+            raise ValueError(f"page shape {chunk.shape[1:]} does not match the TIFF's {page_shape}")
+        for page in chunk:
+            done += 1
+            if done > n:
+                raise ValueError(f"more than the {n} pages announced")
+            yield np.ascontiguousarray(page, dtype=dtype)
+    if done != n:
+        raise ValueError(f"only {done} of the {n} pages announced were given")
+
+
+# --------------------------------------------------------------------------------------------------
+# reading
+
+
+def _read_tiff(path: Path) -> OctImage:
+    """TIFF via tifffile: memory-mapped when uncompressed, ImageJ/OME/shaped/centimetre scale honoured."""
+    import tifffile
+
+    with _LogErrors("tifffile") as errors:
+        try:
+            tif = tifffile.TiffFile(path)
+        except tifffile.TiffFileError as exc:
+            raise OctReadError(path, f"not a valid TIFF file ({_short(exc)})") from exc
+        image = _read_tiff_file(path, tif)
+    if errors.messages:
+        # tifffile logs (rather than raises) broken page chains and shapes: a truncated file would
+        # otherwise come back silently with fewer b-scans
+        raise OctReadError(path, f"corrupt or truncated TIFF ({errors.messages[0]})")
+    return image
+
+
+def _read_tiff_file(path: Path, tif: Any) -> OctImage:
+    """Pixels, scale and metadata of an open TiffFile (see :func:`_read_tiff`)."""
+    with tif:
+        if not tif.series or not tif.pages:
+            raise OctReadError(path, "the TIFF holds no images")
+        series = _image_series(path, tif)
+        axes = series[0].axes if len(series) == 1 else "Z" + series[0].axes[-2:]
+        page = tif.pages.first
+        fmt = "ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff"
+        scale_zyx, ours = _tiff_scale(tif, page)
+        source: dict[str, Any] = {"axes": axes, "shape": [list(s.shape) for s in series] if len(series) > 1
+                                  else list(series[0].shape), "dtype": str(series[0].dtype),
+                                  "compression": page.compression.name}
+        if tif.is_imagej:
+            source["imagej"] = {k: v for k, v in (tif.imagej_metadata or {}).items() if k != "Properties"}
+        if tif.is_ome:
+            source["ome_xml"] = tif.ome_metadata
+        try:
+            data, mapped = _tiff_pixels(path, tif, series)
+        except Exception as exc:
+            raise OctReadError(path, f"corrupt or truncated TIFF ({_short(exc)})") from exc
+    source["memory_mapped"] = mapped
+    metadata = dict(ours.get("metadata", {})) if ours else {}
+    metadata.update(path=str(path), format=fmt, source=source)
+    metadata.pop("notes", None)  # notes of the file this one was made from do not apply to it
+    if len(series) > 1:
+        note(metadata, f"{len(series)} image series of the same b-scan shape read as one stack of "
+                       f"{data.shape[0]} b-scans")
+    data, axes = _planes_as_bscans(data, axes, metadata)
+    data, axes, change = _to_gray(data, axes, path)
+    note(metadata, change)
+    data, axes = _squeeze_axes(data, axes, path)
+    if ours and len(ours.get("axis_labels", [])) == 3 and data.ndim == 2:
+        data, axes = data[None], "Z" + axes  # a one-b-scan stack we wrote: keep its b-scan axis
+    scale_units = scale_zyx[-data.ndim:]
+    scale = tuple(v[0] if v else 1.0 for v in scale_units)
+    units = tuple(UM if v else PIXEL for v in scale_units)
+    labels = tuple(ours["axis_labels"]) if ours and len(ours.get("axis_labels", [])) == data.ndim else None
+    return OctImage(data, scale, units, labels or _default_labels(data.ndim), metadata)
+
+
+def _image_series(path: Path, tif: Any) -> list[Any]:
+    """The series to read: all full-resolution ones, which must share the b-scan shape and dtype."""
+    series = [s for s in tif.series if not getattr(s.keyframe, "is_reduced", False)] or list(tif.series)
+    if len(series) == 1:
+        return series
+    first = series[0]
+    for s in series:
+        plain = "S" not in s.axes and len([n for n in s.shape if n != 1]) <= 3
+        if not plain or s.shape[-2:] != first.shape[-2:] or s.dtype != first.dtype:
+            shapes = ", ".join(f"{tuple(x.shape)} {x.dtype}" for x in series[:4])
+            raise OctReadError(path, f"the TIFF holds {len(series)} image series of different shapes or "
+                                     f"types ({shapes}{', ...' if len(series) > 4 else ''}); save each "
+                                     "volume to its own file")
+    return series
+
+
+def _planes_as_bscans(data: np.ndarray, axes: str, metadata: dict[str, Any]) -> tuple[np.ndarray, str]:
+    """One planar RGB(A) page whose planes differ is a 3-4-b-scan volume: read it as b-scans."""
+    if axes != "SYX" or data.shape[0] not in (3, 4):
+        return data, axes
+    planes = np.asarray(data)
+    if all(np.array_equal(planes[0], p) for p in planes[1:]):
+        note(metadata, f"planar RGB page with {len(planes)} identical planes read as one gray b-scan")
+        return planes[0], "YX"
+    note(metadata, f"planar RGB page read as a stack of {len(planes)} b-scans (a volume written without "
+                   "photometric='minisblack'); check that this file is not a colour image")
+    return data, "ZYX"
+
+
+def _tiff_pixels(path: Path, tif: Any, series: list[Any]) -> tuple[np.ndarray, bool]:
+    """Memory-map one uncompressed contiguous series; otherwise decode (tifffile reads page by page)."""
+    import tifffile
+
+    if len(series) > 1:
+        h, w = series[0].shape[-2:]
+        return np.concatenate([s.asarray().reshape(-1, h, w) for s in series]), False
+    if series[0].dataoffset is not None:
+        try:
+            return tifffile.memmap(path, series=tif.series.index(series[0]), mode="r"), True
+        except (ValueError, OSError):
+            pass  # e.g. non-native byte order or a layout numpy cannot map: decode instead
+    return series[0].asarray(), False
+
+
+def _tiff_scale(tif: Any, page: Any) -> tuple[list[tuple[float] | None], dict | None]:
+    """(z, y, x) µm per pixel (None where unknown) and our own JSON block when this module wrote it."""
+    z = y = x = None
+    ours = None
+    if tif.is_imagej:
+        ij = tif.imagej_metadata or {}
+        props = ij.get("Properties") or {}
+        if _PROPERTY_KEY in props:
+            try:
+                ours = json.loads(props[_PROPERTY_KEY])
+            except (TypeError, ValueError):
+                ours = None
+        factor = _UNIT_TO_UM.get(str(ij.get("unit", "")).strip().lower())
+        if factor is not None:
+            xres, yres = _rational(page, "XResolution"), _rational(page, "YResolution")
+            x = (factor / xres,) if xres else None
+            y = (factor / yres,) if yres else None
+            if ij.get("spacing"):
+                z = (float(ij["spacing"]) * factor,)
+    elif tif.is_ome:
+        z, y, x = _ome_scale(tif.ome_metadata)
+    else:
+        ours = _shaped_block(tif)
+        # Only centimetre resolution is physical; inch DPI (72/96/300 from image editors) is print size.
+        unit = page.tags.get("ResolutionUnit")
+        if unit is not None and int(unit.value) == 3:
+            xres, yres = _rational(page, "XResolution"), _rational(page, "YResolution")
+            x = (1e4 / xres,) if xres else None
+            y = (1e4 / yres,) if yres else None
+    if ours and ours.get("scale"):
+        # Exact floats we wrote ourselves, used only while they still agree with the tags.
+        own = [float(o) for o in ours["scale"]][-3:]
+        tags = [z, y, x][3 - len(own):]
+        if all(t is None or math.isclose(t[0], o, rel_tol=1e-4) for t, o in zip(tags, own)):
+            exact = [(o,) if t is not None else None for t, o in zip(tags, own)]
+            z, y, x = [z, y, x][: 3 - len(own)] + exact
+        if len(own) == 3 and z is None and tif.is_shaped and list(ours.get("units", []))[:1] == [UM]:
+            z = (own[0],)  # a shaped TIFF we wrote has no tag for the b-scan spacing: our block holds it
+    return [z, y, x], ours
+
+
+def _shaped_block(tif: Any) -> dict | None:
+    """Our JSON block in a shaped TIFF's description (written by :func:`write_tiff_pages`)."""
+    if not tif.is_shaped:
+        return None
+    try:
+        return json.loads((tif.shaped_metadata or [{}])[0][_PROPERTY_KEY])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _ome_scale(xml: str | None) -> tuple[tuple[float] | None, ...]:
+    """PhysicalSizeZ/Y/X of the first OME image in µm (OME's default unit is µm)."""
+    import tifffile
+
+    if not xml:
+        return None, None, None
+    try:
+        ome = tifffile.xml2dict(xml)["OME"]
+    except Exception:
+        return None, None, None
+    image = ome.get("Image")
+    image = image[0] if isinstance(image, list) else image
+    pixels = (image or {}).get("Pixels", {})
+    out = []
+    for ax in "ZYX":
+        size = pixels.get(f"PhysicalSize{ax}")
+        factor = _UNIT_TO_UM.get(str(pixels.get(f"PhysicalSize{ax}Unit", "µm")).lower())
+        ok = size is not None and factor is not None and float(size) > 0
+        out.append((float(size) * factor,) if ok else None)
+    return tuple(out)
+
+
+def _rational(page: Any, name: str) -> float | None:
+    """A TIFF resolution tag as a float (pixels per unit), None when absent or degenerate."""
+    tag = page.tags.get(name)
+    if tag is None:
+        return None
+    num, den = tag.value
+    value = num / den if den else 0.0
+    return value if value > 0 and math.isfinite(value) else None
+
+
+def _imagej_dtype(arr: np.ndarray) -> np.ndarray:
+    """ImageJ stores only uint8, uint16 and float32: convert others without losing values."""
+    if arr.dtype in (np.uint8, np.uint16, np.float32):
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8)
+    if arr.dtype.kind in "iu" and arr.min() >= 0 and arr.max() <= np.iinfo(np.uint16).max:
+        return arr.astype(np.uint16)
+    if arr.dtype.kind in "iuf":
+        return arr.astype(np.float32)
+    raise ValueError(f"cannot write dtype {arr.dtype} to TIFF")
+
