@@ -27,7 +27,8 @@ def setup(make_napari_viewer, tiny_model, cartoon_volume):
                              units="um", axis_labels=("b-scan", "depth", "lateral"))
     widget = CompareWidget(viewer)
     widget.layer_combo.value = layer
-    widget.weights, widget.device = str(tiny_model), "cpu"
+    widget.set_weights(tiny_model)
+    widget.device_combo.value = "cpu"
     return viewer, layer, other, widget
 
 
@@ -61,12 +62,12 @@ def test_current_bscan_bm3d_wavelet_grid_and_table(qtbot, setup):
         np.testing.assert_allclose(out.scale, SCALE)
         assert tuple(out.contrast_limits) == tuple(layer.contrast_limits)
         assert out.visible and out.metadata["bscan"] == 2
-    assert viewer.grid.enabled and not other.visible
+    assert viewer.canvas.grid.enabled and not other.visible
     # raw first, then model and baselines: the lowest visible layer is the grid's top-left
     names = [lay.name for lay in viewer.layers if lay.visible]
     assert names == ["oct", "oct_preview", "oct_bm3d", "oct_wavelet"]
     rows = table(widget)
-    assert list(rows) == ["raw", "model", "bm3d", "wavelet"]
+    assert list(rows) == ["raw", "tiny", "bm3d", "wavelet"]  # the row names the model
     for row in rows.values():
         assert float(row["CNR"]) > 0 and float(row["MSR"]) > 0 and row["PSNR"] == "-"
     # speckle reduction must raise the mean-to-std ratio of the bright band
@@ -75,7 +76,7 @@ def test_current_bscan_bm3d_wavelet_grid_and_table(qtbot, setup):
     layer.contrast_limits = (10, 200)
     assert tuple(viewer.layers["oct_wavelet"].contrast_limits) == (10, 200)
     widget.grid_check.value = False
-    assert not viewer.grid.enabled and other.visible
+    assert not viewer.canvas.grid.enabled and other.visible
 
 
 def test_volume_reuses_denoised_layer_and_scores_against_reference(qtbot, setup, cartoon_volume):
@@ -99,9 +100,9 @@ def test_volume_reuses_denoised_layer_and_scores_against_reference(qtbot, setup,
     np.testing.assert_array_equal(denoised.data, before)  # reused, not recomputed
     assert "oct_ln" not in [lay.name for lay in viewer.layers if lay.visible]
     rows = table(widget)
-    assert list(rows) == ["raw", "model", "wavelet"]
+    assert list(rows) == ["raw", "oct_denoised", "wavelet"]  # no model recorded: the layer's name
     psnr = {name: float(row["PSNR"]) for name, row in rows.items()}
-    assert psnr["wavelet"] > psnr["raw"] and psnr["model"] > psnr["raw"]
+    assert psnr["wavelet"] > psnr["raw"] and psnr["oct_denoised"] > psnr["raw"]
     assert 0 < float(rows["raw"]["SSIM"]) < 1
     # moving the slider re-scores the new b-scan (another speckle draw: other numbers)
     viewer.dims.set_current_step(0, 3)
@@ -122,7 +123,7 @@ def test_missing_bm3d_extra_notifies_and_still_runs_wavelet(qtbot, setup, monkey
     run_and_wait(qtbot, widget, rows=3)
     assert "oct_wavelet" in viewer.layers and "oct_bm3d" not in viewer.layers
     assert any("bm3d" in m and "napari-hdcyclegan[bm3d]" in m for m in messages)
-    assert list(table(widget)) == ["raw", "model", "wavelet"]
+    assert list(table(widget)) == ["raw", "tiny", "wavelet"]
 
 
 def test_cancel_keeps_existing_layers(qtbot, setup):

@@ -33,15 +33,21 @@ def image_layer_choices(viewer: "napari.Viewer", exclude: tuple[str, ...] = ()
             and layer.ndim in (2, 3) and not layer.name.endswith(exclude)]
 
 
-def connect_layer_list(viewer: "napari.Viewer", *combos: Any) -> None:
-    """Refresh magicgui combos whenever layers are added, removed or reordered."""
+def connect_layer_list(viewer: "napari.Viewer", *combos: Any, owner: Any = None
+                       ) -> Callable[..., None]:
+    """Refresh magicgui combos whenever layers are added, removed or reordered; returns the
+    callback. With an ``owner`` (a ``_dock.ViewerLinks`` widget) closing its dock disconnects it."""
     def refresh(event: Any = None) -> None:
         for combo in combos:
             combo.reset_choices()
 
-    viewer.layers.events.inserted.connect(refresh)
-    viewer.layers.events.removed.connect(refresh)
-    viewer.layers.events.reordered.connect(refresh)
+    events = viewer.layers.events
+    for emitter in (events.inserted, events.removed, events.reordered):
+        if owner is not None:
+            owner.link(emitter, refresh)
+        else:
+            emitter.connect(refresh)
+    return refresh
 
 
 def layer_array(layer: "Image") -> np.ndarray:

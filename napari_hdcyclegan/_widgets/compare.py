@@ -8,6 +8,10 @@ axis_labels (so one dims slider drives all of them) and its contrast limits are 
 layer's. Baselines run b-scan by b-scan in both modes, so a current-b-scan result equals that
 b-scan of a whole-volume result. Results of the current-b-scan mode are (1, H, W) layers placed at
 their b-scan (``<input>_bm3d`` ...; the model's is ``<input>_preview``, as in the denoise widget).
+The model is the one chosen in the widget (weights and device, as in the denoise widget); an existing
+``<input>_denoised`` layer is reused only when it came from those weights (or records no model), and
+a whole-volume model result never replaces another model's ``<input>_denoised`` (it is then named
+``<input>_denoised_<model>``). Table rows and grid tile titles name the model.
 
 The table shows, for the b-scan under the dims slider, CNR and MSR of each method (signal and
 background masks from :func:`napari_hdcyclegan.metrics.signal_background_masks` of the LN reference,
@@ -27,14 +31,14 @@ from magicgui.widgets import (
     CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, RadioButtons,
 )
 from napari.qt.threading import thread_worker
-from qtpy.QtWidgets import (
-    QAbstractScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
-)
+from qtpy.QtWidgets import QAbstractScrollArea, QTableWidget, QTableWidgetItem, QWidget
 
+from ._aspect import aspect_combo
 from ._common import (
-    WorkerRunner, checked_array, connect_layer_list, current_bscan, debounce_timer, geometry,
-    image_layer_choices, set_image, show_info, slice_geometry,
+    WeightsChooser, WorkerRunner, checked_array, connect_layer_list, current_bscan, debounce_timer,
+    geometry, image_layer_choices, set_image, show_info, slice_geometry,
 )
+from ._dock import ViewerLinks, scrollable
 
 if TYPE_CHECKING:
     import napari
@@ -45,6 +49,8 @@ NO_REFERENCE = "(none)"
 #: Table columns: metric key in metrics.score_pair -> header.
 COLUMNS = {"CNR": "CNR", "MSR": "MSR", "PSNR": "PSNR (dB)", "SSIM": "SSIM"}
 TABLE_DELAY_MS = 150
+#: Gap between grid tiles (fraction of a tile).
+GRID_SPACING = 0.03
 
 
 @thread_worker
@@ -107,10 +113,18 @@ def score_worker(images: dict[str, np.ndarray], reference: np.ndarray | None
         return {}, str(exc)
 
 
-def model_label(metadata: dict[str, Any]) -> str:
-    """Table row of the model output; an untrained fallback says so."""
+def model_label(metadata: dict[str, Any], fallback: str = "model") -> str:
+    """Table row of a model output: the model's name (``fallback`` when the layer records none);
+    an untrained fallback says so."""
     provenance = metadata.get("provenance") or {}
-    return "model" if provenance.get("trained", True) else "model (untrained)"
+    name = str(provenance.get("model") or fallback)
+    return name if provenance.get("trained", True) else f"{name} (untrained)"
+
+
+def made_with(layer: "Image", weights: str) -> bool:
+    """Whether ``layer`` was made with ``weights`` (True when it records no model at all)."""
+    provenance = layer.metadata.get("provenance") or {}
+    return not provenance or str(provenance.get("weights")) == str(weights)
 
 
 def slice_of(layer: "Image", viewer: "napari.Viewer") -> np.ndarray | None:
@@ -125,7 +139,7 @@ def slice_of(layer: "Image", viewer: "napari.Viewer") -> np.ndarray | None:
     return np.asarray(data[index])
 
 
-class CompareWidget(WorkerRunner, QWidget):
+class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
     """Dock widget: raw / model / BM3D / wavelet / NL-means side by side, with a metrics table."""
 
     aborted_message = "Cancelled; existing layers unchanged"
@@ -141,13 +155,14 @@ class CompareWidget(WorkerRunner, QWidget):
         self._shown: dict[str, str] = {}  # row label -> layer name of the last comparison
         self._hidden_by_grid: list[Any] = []
         self._linked: list[Any] = []
-        from napari_hdcyclegan.engine import DEFAULT_MODEL
-
-        #: Model used when no ``<input>_denoised`` layer exists (the denoise widget makes one).
-        self.weights: str = DEFAULT_MODEL
-        self.device: str = "auto"
+        self._extra_weights: list[str] = []
+        from napari_hdcyclegan.engine import available_devices
 
         self.layer_combo = ComboBox(label="Image", choices=self._layer_choices)
+        self.weights_combo = ComboBox(label="Weights", choices=self._weights_choices,
+                                      tooltip="model compared (an <image>_denoised layer made "
+                                              "with it is reused)")
+        self.device_combo = ComboBox(label="Device", choices=available_devices())
         self.reference_combo = ComboBox(label="LN reference", choices=self._reference_choices,
                                         tooltip="low-noise image for PSNR/SSIM (optional)")
         self.bm3d_check = CheckBox(text="BM3D", value=True)
@@ -161,34 +176,59 @@ class CompareWidget(WorkerRunner, QWidget):
         self.progress_bar = ProgressBar(label="Progress", value=0, max=1)
         self.status = Label(value="")
         self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+        self.aspect_combo = aspect_combo(self.viewer, lambda: self.layer_combo.value)
 
         self.controls = Container(widgets=[
-            self.layer_combo, self.reference_combo,
+            self.layer_combo, self.weights_combo, self.device_combo, self.reference_combo,
             Container(widgets=[self.bm3d_check, self.wavelet_check, self.nlmeans_check],
                       layout="horizontal", labels=False),
             self.scope_radio,
             Container(widgets=[self.run_button, self.cancel_button, self.grid_check],
                       layout="horizontal", labels=False),
-            self.progress_bar, self.status,
+            self.aspect_combo, self.progress_bar, self.status,
         ])
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS.values()))
         self.table.setMinimumHeight(170)
         # ask the dock for the width of all columns rather than hiding SSIM behind a scroll bar
         self.table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.controls.native)
-        layout.addWidget(self.table)
-        layout.addStretch(1)
+        scrollable(self, self.controls.native, self.table)
 
         self._score_timer = debounce_timer(self, TABLE_DELAY_MS, self.update_table)
 
-        connect_layer_list(self.viewer, self.layer_combo, self.reference_combo)
+        connect_layer_list(self.viewer, self.layer_combo, self.reference_combo, owner=self)
+        self.weights_combo.changed.connect(self._on_weights_changed)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.grid_check.changed.connect(self._on_grid_toggled)
         self.reference_combo.changed.connect(self._schedule_table)
-        self.viewer.dims.events.current_step.connect(self._schedule_table)
+        self.link(self.viewer.dims.events.current_step, self._schedule_table)
+
+    @property
+    def weights(self) -> str:
+        """The chosen model (a shipped or user model's name, or a model directory)."""
+        return str(self.weights_combo.value)
+
+    @weights.setter
+    def weights(self, value: str) -> None:
+        names = [v for _, v in self._weights_choices()]
+        if value in names:
+            self.weights_combo.value = value
+        else:
+            self.set_weights(value)
+
+    @property
+    def device(self) -> str:
+        """The chosen device ("auto", "cpu", "cuda:N", ...)."""
+        return str(self.device_combo.value)
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self.device_combo.value = value
+
+    def on_links_closed(self) -> None:
+        """Dock closed: the table stops following the slider."""
+        self._score_timer.stop()
 
     def _layer_choices(self, widget: Any = None) -> list[tuple[str, Any]]:
         return image_layer_choices(self.viewer)
@@ -220,8 +260,9 @@ class CompareWidget(WorkerRunner, QWidget):
         stack = data[None] if data.ndim == 2 else (data if volume_mode else data[index:index + 1])
         denoised = self.viewer.layers[f"{layer.name}_denoised"] \
             if f"{layer.name}_denoised" in self.viewer.layers else None
-        reuse = denoised is not None and tuple(denoised.data.shape) == data.shape
-        worker = compute_comparison(np.array(stack), self.methods(), not reuse, str(self.weights),
+        reuse = denoised is not None and tuple(denoised.data.shape) == data.shape \
+            and made_with(denoised, self.weights)
+        worker = compute_comparison(np.array(stack), self.methods(), not reuse, self.weights,
                                     self.device)
         return self._start_worker(
             worker, stack.shape[0] * (len(self.methods()) + int(not reuse)), f"Comparing on {layer.name}",
@@ -253,7 +294,7 @@ class CompareWidget(WorkerRunner, QWidget):
                   "visible": True, **geo}
         results = output["results"]
         if "model" in results:
-            name = f"{source.name}_denoised" if volume_mode else f"{source.name}_preview"
+            name = self._model_layer_name(source, volume_mode, output["provenance"])
             meta = {"source_layer": source.name, "provenance": output["provenance"]}
             if not volume_mode:
                 meta["bscan"] = index
@@ -261,7 +302,7 @@ class CompareWidget(WorkerRunner, QWidget):
             shown[model_label(meta)] = name
         elif denoised is not None:
             denoised.visible = True
-            shown[model_label(denoised.metadata)] = denoised.name
+            shown[model_label(denoised.metadata, denoised.name)] = denoised.name
         for key in ("bm3d", "wavelet", "nlmeans"):
             if key in results:
                 meta = {"source_layer": source.name, "method": key}
@@ -275,6 +316,15 @@ class CompareWidget(WorkerRunner, QWidget):
         self._arrange(list(shown.values()))
         self.status.value = "Shown: " + ", ".join(shown)
         self.update_table()
+
+    def _model_layer_name(self, source: "Image", volume_mode: bool, provenance: dict) -> str:
+        """``<input>_preview`` / ``<input>_denoised``, unless that holds another model's result."""
+        if not volume_mode:
+            return f"{source.name}_preview"
+        name = f"{source.name}_denoised"
+        if name in self.viewer.layers and not made_with(self.viewer.layers[name], self.weights):
+            return f"{name}_{provenance.get('model', 'model')}"
+        return name
 
     # -- layout --------------------------------------------------------------------------------
     def _link_contrast(self, layers: list[Any]) -> None:
@@ -299,14 +349,21 @@ class CompareWidget(WorkerRunner, QWidget):
             if layer.name not in names and layer.visible:
                 layer.visible = False
                 self._hidden_by_grid.append(layer)
-        self.viewer.grid.enabled = True
+        for name in names:  # tile titles: napari draws each layer's name in its grid cell
+            self.viewer.layers[name].name_overlay.visible = True
+        grid = self.viewer.canvas.grid
+        grid.spacing = GRID_SPACING
+        grid.enabled = True
         self.viewer.reset_view()
 
     def _on_grid_toggled(self, on: bool) -> None:
         if on and self._shown:
             self._enter_grid(list(self._shown.values()))
         elif not on:
-            self.viewer.grid.enabled = False
+            self.viewer.canvas.grid.enabled = False
+            for name in self._shown.values():
+                if name in self.viewer.layers:
+                    self.viewer.layers[name].name_overlay.visible = False
             for layer in self._hidden_by_grid:
                 if layer in self.viewer.layers:
                     layer.visible = True

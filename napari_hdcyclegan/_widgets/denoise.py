@@ -7,14 +7,16 @@ layers:
 * ``<input>_denoised``: the whole volume, created or replaced only when a run finishes (a cancelled
   run never touches it). Same scale, translate, units, axis_labels and contrast limits as the input;
   ``metadata["provenance"]`` holds the model's provenance.
-* ``<input>_residual``: input minus output (float32, diverging ``PiYG`` colormap, symmetric
-  limits), added hidden so that the blend below stays visible; tick its eye to inspect it.
+* ``<input>_residual``: input minus output (float32, symmetric limits), added hidden; shown, it
+  is a translucent overlay (:func:`residual_colormap`: blue where the model added signal, clear at
+  0, red where it removed some), so the b-scan beneath stays visible.
 * Blend slider: the opacity of the denoised (and preview) layer drawn over the input with the same
   contrast limits and gray colormap, so the canvas shows ``(1 - a) * input + a * output`` for the
   current view at no cost (nothing is recomputed or copied).
 * Live preview: as the dims slider moves, the b-scan under it is denoised (debounced 150 ms, one
   worker at a time, latest request wins) into ``<input>_preview``: a (1, H, W) layer translated to
   that b-scan, so it is only drawn at that slice.
+* Aspect: the viewer-wide display aspect ("1:1 µm", "1:1 pixel", axial stretch; ``_aspect.py``).
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ from magicgui.widgets import (
     CheckBox, ComboBox, Container, FloatSlider, Label, ProgressBar, PushButton, SpinBox,
 )
 from napari.qt.threading import thread_worker
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QWidget
 
 from ._common import (
     BROWSE, WeightsChooser, WorkerRunner, checked_array, connect_layer_list, current_bscan,
     debounce_timer, geometry, image_layer_choices, model_info, place_bscan, set_image, show_info,
 )
+from ._aspect import aspect_combo
+from ._dock import ViewerLinks, scrollable
 
 if TYPE_CHECKING:
     import napari
@@ -40,6 +44,16 @@ if TYPE_CHECKING:
 
 #: Debounce of the live preview: only denoise once the slider has rested this long.
 PREVIEW_DELAY_MS = 150
+#: Opacity of the residual overlay when shown.
+RESIDUAL_OPACITY = 0.8
+
+
+def residual_colormap() -> Any:
+    """Diverging colormap centred on 0 and clear there: blue (input < output), red (input > output)."""
+    from napari.utils.colormaps import Colormap
+
+    return Colormap(colors=[[0.15, 0.55, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [1.0, 0.3, 0.15, 1.0]],
+                    controls=[0.0, 0.5, 1.0], name="residual blue-clear-red")
 
 
 @thread_worker
@@ -75,7 +89,7 @@ def denoise_bscan(bscan: np.ndarray, weights: str, device: str) -> dict[str, Any
     return {"denoised": denoiser.denoise(bscan), **model_info(denoiser)}
 
 
-class DenoiseWidget(WeightsChooser, WorkerRunner, QWidget):
+class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
     """Dock widget: HDcycleGAN denoising of an image layer (2D b-scan or 3D volume)."""
 
     def __init__(self, napari_viewer: "napari.Viewer") -> None:
@@ -105,21 +119,21 @@ class DenoiseWidget(WeightsChooser, WorkerRunner, QWidget):
         self.preview_check = CheckBox(text="Live preview of the current b-scan", value=False)
         self.status = Label(value="")
         self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+        self.aspect_combo = aspect_combo(self.viewer, lambda: self.layer_combo.value)
         self._last_weights = self.weights_combo.value
 
         self.controls = Container(widgets=[
             self.layer_combo, self.weights_combo, self.device_combo, self.batch_spin,
             self.residual_check, Container(widgets=[self.run_button, self.cancel_button],
                                            layout="horizontal", labels=False),
-            self.progress_bar, self.blend_slider, self.preview_check, self.status,
+            self.progress_bar, self.blend_slider, self.preview_check, self.aspect_combo,
+            self.status,
         ])
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.controls.native)
-        layout.addStretch(1)
+        scrollable(self, self.controls.native)
 
         self._preview_timer = debounce_timer(self, PREVIEW_DELAY_MS, self.start_preview)
 
-        connect_layer_list(self.viewer, self.layer_combo)
+        connect_layer_list(self.viewer, self.layer_combo, owner=self)
         self.weights_combo.changed.connect(self._on_weights_changed)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
@@ -127,7 +141,13 @@ class DenoiseWidget(WeightsChooser, WorkerRunner, QWidget):
         self.preview_check.changed.connect(self._on_preview_toggled)
         self.layer_combo.changed.connect(self._schedule_preview)
         self.device_combo.changed.connect(self._schedule_preview)
-        self.viewer.dims.events.current_step.connect(self._schedule_preview)
+        self.link(self.viewer.dims.events.current_step, self._schedule_preview)
+
+    def on_links_closed(self) -> None:
+        """Dock closed: no more previews (a whole-volume run still delivers its result)."""
+        self._preview_timer.stop()
+        self._preview_request += 1
+        self._preview_pending = False
 
     # -- choices -------------------------------------------------------------------------------
     def _layer_choices(self, widget: Any = None) -> list[tuple[str, "Image"]]:
@@ -178,7 +198,8 @@ class DenoiseWidget(WeightsChooser, WorkerRunner, QWidget):
         if "residual" in result:
             limit = result["residual_limit"]
             set_image(self.viewer, f"{source.name}_residual", result["residual"],
-                      colormap="PiYG", contrast_limits=(-limit, limit), visible=False,
+                      colormap=residual_colormap(), contrast_limits=(-limit, limit), visible=False,
+                      blending="translucent", opacity=RESIDUAL_OPACITY,
                       metadata={**metadata, "residual": "input - output"}, **geometry(source))
         self._apply_blend()
         self.viewer.layers.selection.active = denoised
@@ -215,13 +236,13 @@ class DenoiseWidget(WeightsChooser, WorkerRunner, QWidget):
             self._preview_pending = False
 
     def _schedule_preview(self, event: Any = None) -> None:
-        if self.preview_check.value:
+        if self.preview_check.value and not self.closed:
             self._preview_timer.start()  # restarts the single-shot timer: debouncing
 
     def start_preview(self) -> Any:
         """Denoise the b-scan under the dims slider now; returns the worker (None if deferred)."""
         layer = self.layer_combo.value
-        if layer is None or not self.preview_check.value:
+        if layer is None or not self.preview_check.value or self.closed:
             return None
         self._preview_request += 1
         if self.preview_worker is not None:  # one at a time; the newest request runs next

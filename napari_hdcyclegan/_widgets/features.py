@@ -10,6 +10,10 @@ through channels, colormaps and opacity is instant. Layers:
 * ``<input>_fmap_gallery``: every channel of the stage for the current b-scan, each scaled to
   [0, 1] and tiled into a grid (skimage.util.montage), placed like ``<input>_fmap``.
 * Export: the shown map to TIFF with its scale (napari_hdcyclegan.io.write_tiff).
+
+Closing the dock disconnects the widget from the viewer (``_dock.ViewerLinks``): it stops adding
+maps to new layers. The gallery follows the viewer's display aspect (``_aspect.py``); "1:1 pixel"
+shows each tile with square pixels.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSlider, Label, PushButton, Slider
 from napari.qt.threading import thread_worker
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QWidget
 
 from ._common import (
     BROWSE, WeightsChooser, checked_array, connect_layer_list, current_bscan, debounce_timer,
     image_layer_choices, model_info, place_bscan, save_with_dialog, set_image, show_info,
 )
+from ._aspect import aspect_combo
+from ._dock import ViewerLinks, scrollable
 
 if TYPE_CHECKING:
     import napari
@@ -51,17 +57,19 @@ def compute_maps(bscan: np.ndarray, weights: str, stage: str) -> dict[str, Any]:
 
 
 def gallery(maps: np.ndarray) -> np.ndarray:
-    """Tile (C, H, W) maps, each scaled to [0, 1], into one near-square grid (2 px gaps)."""
+    """Tile (C, H, W) maps, each scaled to [0, 1], into one near-square grid, tiles separated by
+    gaps of 2 % of a tile (at least 2 px) so that they stay apart when zoomed out."""
     from skimage.util import montage
 
     maps = np.asarray(maps, dtype=np.float32)
     lo = maps.min(axis=(1, 2), keepdims=True)
     span = maps.max(axis=(1, 2), keepdims=True) - lo
     unit = np.divide(maps - lo, span, out=np.zeros_like(maps), where=span > 0)
-    return montage(unit, fill=0.0, padding_width=2).astype(np.float32)
+    gap = max(2, round(0.02 * max(maps.shape[1:])))
+    return montage(unit, fill=0.0, padding_width=gap).astype(np.float32)
 
 
-class FeatureExplorerWidget(WeightsChooser, QWidget):
+class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
     """Dock widget: pick a generator stage and channel and see its map over the b-scan."""
 
     def __init__(self, napari_viewer: "napari.Viewer") -> None:
@@ -83,22 +91,23 @@ class FeatureExplorerWidget(WeightsChooser, QWidget):
         self.gallery_button = PushButton(text="Gallery of all channels")
         self.export_button = PushButton(text="Export map to TIFF...")
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)
+        self.aspect_combo = aspect_combo(self.viewer, lambda: self.layer_combo.value)
         self.controls = Container(widgets=[
             self.layer_combo, self.weights_combo, self.stage_combo, self.channel_slider,
             Container(widgets=[self.prev_button, self.next_button], layout="horizontal", labels=False),
-            self.cmap_combo, self.opacity_slider, self.gallery_button, self.export_button, self.status,
+            self.cmap_combo, self.opacity_slider, self.gallery_button, self.export_button,
+            self.aspect_combo, self.status,
         ])
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.controls.native)
-        layout.addStretch(1)
+        scrollable(self, self.controls.native)
 
         self._timer = debounce_timer(self, DELAY_MS, self.refresh)
 
-        connect_layer_list(self.viewer, self.layer_combo)
+        connect_layer_list(self.viewer, self.layer_combo, owner=self)
         for widget in (self.layer_combo, self.weights_combo, self.stage_combo):
             widget.changed.connect(self._schedule)
         self.weights_combo.changed.connect(self._on_weights_changed)
-        self.viewer.dims.events.current_step.connect(self._schedule)
+        self.link(self.viewer.dims.events.current_step, self._schedule)
         self.channel_slider.changed.connect(self.show_channel)
         self.prev_button.changed.connect(partial(self.step, -1))
         self.next_button.changed.connect(partial(self.step, 1))
@@ -114,7 +123,13 @@ class FeatureExplorerWidget(WeightsChooser, QWidget):
 
     # -- computing -----------------------------------------------------------------------------
     def _schedule(self, event: Any = None) -> None:
-        self._timer.start()  # debounced: restarts the single-shot timer
+        if not self.closed:
+            self._timer.start()  # debounced: restarts the single-shot timer
+
+    def on_links_closed(self) -> None:
+        """Dock closed: no more computations; results still in flight are dropped."""
+        self._timer.stop()
+        self._pending = False
 
     def _request(self) -> tuple[Any, int, str, str] | None:
         layer = self.layer_combo.value
@@ -126,7 +141,7 @@ class FeatureExplorerWidget(WeightsChooser, QWidget):
     def refresh(self) -> Any:
         """Compute the maps of the current b-scan and stage (cached); returns the worker or None."""
         request = self._request()
-        if request is None:
+        if request is None or self.closed:
             return None
         layer, index, stage, weights = request
         key = (id(layer), index, stage, weights)
@@ -180,7 +195,7 @@ class FeatureExplorerWidget(WeightsChooser, QWidget):
     def show_channel(self, value: Any = None) -> Any:
         """Show the selected channel of the cached maps as ``<input>_fmap``; returns the layer."""
         c = self._cache
-        if c is None or c["layer"] not in self.viewer.layers:
+        if c is None or c["layer"] not in self.viewer.layers or self.closed:
             return None
         channel = int(np.clip(self.channel_slider.value, 0, c["maps"].shape[0] - 1))
         fmap = c["maps"][channel]
