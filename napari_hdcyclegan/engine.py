@@ -8,13 +8,20 @@ back one at a time, so memory stays bounded for memory-mapped volumes of any len
 Intensity: each b-scan is mapped to [0, 1] with the model config's ``normalisation`` (robust
 percentiles by default, see :func:`napari_hdcyclegan.intensity.unit_range`), the model output is
 clipped to [0, 1] and mapped back with the same ``(lo, hi)`` into the input's dtype. Non-finite input
-pixels (NaN, inf) are fed to the model as 0 / 1 and restored in the output.
+pixels (NaN, inf) are fed to the model as 0 / 1 and restored in the output. Under ``"dtype"``
+normalisation, integer volumes other than uint8 are mapped by the bit depth of the whole volume's
+values (:func:`napari_hdcyclegan.intensity.integer_range`), found in one streamed pass first.
+
+On the CPU the batch size is capped to what the available memory holds (about
+:data:`CPU_BYTES_PER_PIXEL` per pixel and generator width unit); an allocation that fails anyway
+halves the batch, and a single b-scan that cannot fit is a :class:`MemoryError` with the numbers.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import mmap
 import os
 import threading
 import warnings
@@ -26,7 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .intensity import inverse_log_display, log_display
+from .errors import InputError, ModelError
+from .intensity import integer_range, inverse_log_display, log_display
 from .model.checkpoint import (
     WEIGHTS_FILE, CheckpointError, ModelConfig, load_model, resolve_model_dir, shipped_models,
 )
@@ -48,6 +56,11 @@ CPU_BATCH, CUDA_BATCH = 4, 32
 UNTRAINED_SEED = 0
 #: Smallest b-scan height/width the generator accepts.
 MIN_SIZE = 9
+#: Peak CPU memory of a forward pass per pixel and generator width unit (measured: 101-109 MB per
+#: 496x512 b-scan at width 16, batches of 1 and 4, float32), used to cap CPU batch sizes.
+CPU_BYTES_PER_PIXEL = 28
+#: Share of the available memory a CPU batch may use.
+CPU_MEMORY_SHARE = 0.7
 
 _LOCK = threading.RLock()
 _RESIDENT: dict[str, Any] = {"key": None, "denoiser": None}
@@ -74,19 +87,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError as exc:
-        raise ValueError(f"unknown device {device!r}; choose one of {available_devices()}") from exc
+        raise InputError(f"unknown device {device!r}; choose one of {available_devices()}") from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available "
+            raise InputError(f"device {device!r} requested but CUDA is not available "
                              f"(choose one of {available_devices()})")
         index = 0 if dev.index is None else dev.index
         if index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
+            raise InputError(f"device {device!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
         return torch.device("cuda", index)
     if dev.type == "mps" and "mps" not in available_devices():
-        raise ValueError(f"device {device!r} requested but MPS is not available")
+        raise InputError(f"device {device!r} requested but MPS is not available")
     if dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unsupported device {device!r}; choose one of {available_devices()}")
+        raise InputError(f"unsupported device {device!r}; choose one of {available_devices()}")
     return dev
 
 
@@ -105,7 +118,7 @@ def cpu_has_native_bf16() -> bool:
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device`` (None = plain float32)."""
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
+        raise InputError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
     if precision == "fp32":
         return None
     if precision == "bf16":
@@ -134,14 +147,14 @@ def _shape_dtype(data: Any) -> tuple[tuple[int, ...], np.dtype]:
         data = np.asarray(data)
     shape, dtype = tuple(int(s) for s in data.shape), np.dtype(data.dtype)
     if dtype.kind not in "biuf":
-        raise ValueError(f"expected a numeric image, got dtype {dtype}")
+        raise InputError(f"expected a numeric image, got dtype {dtype}")
     if len(shape) not in (2, 3):
-        raise ValueError(f"expected a 2D b-scan or a 3D volume (b-scans on axis 0), got shape {shape}")
+        raise InputError(f"expected a 2D b-scan or a 3D volume (b-scans on axis 0), got shape {shape}")
     if 0 in shape:
-        raise ValueError(f"empty image of shape {shape}")
+        raise InputError(f"empty image of shape {shape}")
     if min(shape[-2:]) < MIN_SIZE:
         # InstanceNorm needs more than one pixel at the 1/8 scale of the bottleneck.
-        raise ValueError(f"b-scans must be at least {MIN_SIZE}x{MIN_SIZE} pixels, got shape {shape}")
+        raise InputError(f"b-scans must be at least {MIN_SIZE}x{MIN_SIZE} pixels, got shape {shape}")
     return shape, dtype
 
 
@@ -186,7 +199,7 @@ class Denoiser:
     @batch_size.setter
     def batch_size(self, value: int) -> None:
         if int(value) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {value}")
+            raise InputError(f"batch_size must be >= 1, got {value}")
         self._batch_size = int(value)
 
     @property
@@ -211,8 +224,12 @@ class Denoiser:
             t = t.to(self.device)
         return t.to(torch.float32 if _exact_in_float32(raw.dtype) else torch.float64)
 
-    def _unit_ranges(self, x: torch.Tensor, dtype: np.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per b-scan ``(lo, hi)`` (B,) as :func:`napari_hdcyclegan.intensity.unit_range` gives them."""
+    def _unit_ranges(self, x: torch.Tensor, dtype: np.dtype, fixed: tuple[float, float] | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per b-scan ``(lo, hi)`` (B,) as :func:`napari_hdcyclegan.intensity.unit_range` gives them.
+
+        ``fixed``: the volume's integer range under ``"dtype"`` (else this batch's values decide).
+        """
         norm = self.config.normalisation or {"method": "percentile"}
         method = norm.get("method", "percentile")
         flat = x.reshape(x.shape[0], -1)
@@ -225,11 +242,9 @@ class Denoiser:
             return lohi[0], lohi[1]
         if method == "dtype":
             n = x.shape[0]
-            if dtype.kind in "ui":
-                info = np.iinfo(dtype)
-                return (flat.new_full((n,), float(max(info.min, 0))), flat.new_full((n,), float(info.max)))
-            if dtype.kind == "b":
-                return flat.new_zeros(n), flat.new_ones(n)
+            if dtype.kind in "uib":
+                lo, hi = fixed or integer_range(flat.min().item(), flat.max().item(), dtype)
+                return flat.new_full((n,), lo), flat.new_full((n,), hi)
             lo = flat.masked_fill(~finite, float("inf")).amin(dim=1)
             hi = flat.masked_fill(~finite, float("-inf")).amax(dim=1)
             none = ~finite.any(dim=1)
@@ -246,17 +261,20 @@ class Denoiser:
         amp = self.autocast_dtype
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=amp or torch.float32,
                                                     enabled=amp is not None):
-            y = run_generator(self.generator, x)
-        return y[:, 0].float().clamp_(0.0, 1.0)
+            y = run_generator(self.generator, x)[:, 0].float()
+        if not bool(torch.isfinite(y).all()):
+            raise ModelError(f"model {self.name!r} produced NaN/inf values (corrupt weights or an overflow "
+                             f"in {self.precision} precision); nothing was written")
+        return y.clamp_(0.0, 1.0)
 
-    def _denoise_batch(self, raw: np.ndarray) -> np.ndarray:
-        """Denoise a (B, H, W) batch of raw values; same dtype and range out."""
+    def _denoise_batch(self, raw: np.ndarray, fixed: tuple[float, float] | None = None) -> np.ndarray:
+        """Denoise a (B, H, W) batch of raw values; same dtype and range out (``fixed``: see _unit_ranges)."""
         dtype = raw.dtype
         log_input = bool((self.config.normalisation or {}).get("log_input", False))
         src = log_display(raw) if log_input else raw
         with torch.inference_mode():
             x = self._to_tensor(src)
-            lo, hi = self._unit_ranges(x, np.dtype(src.dtype))
+            lo, hi = self._unit_ranges(x, np.dtype(src.dtype), fixed)
             lo3, span = lo[:, None, None], (hi - lo)[:, None, None]
             safe = torch.where(span > 0, span, torch.ones_like(span))
             unit = torch.where(span > 0, (x - lo3) / safe, torch.zeros_like(x))
@@ -286,24 +304,68 @@ class Denoiser:
         with b-scans on axis 0; only one batch is read at a time. A CUDA out-of-memory error halves
         ``batch_size`` and retries the same b-scans.
         """
-        shape, _ = _shape_dtype(data)
+        shape, dtype = _shape_dtype(data)
         n = 1 if len(shape) == 2 else shape[0]
+        self._cap_cpu_batch(shape[-2:])
+        fixed = self._volume_range(data, shape, dtype)
         start = 0
         while start < n:
             stop = min(n, start + self.batch_size)
             raw = np.asarray(data)[None] if len(shape) == 2 else np.asarray(data[start:stop])
             try:
-                out = self._denoise_batch(raw)
-            except torch.OutOfMemoryError:
-                if self.batch_size == 1:
+                out = self._denoise_batch(raw, fixed)
+            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+                if not _out_of_memory(exc):
                     raise
-                self.batch_size = max(1, self.batch_size // 2)
-                self.empty_cache()
-                warnings.warn(f"out of memory on {self.device}: batch size halved to {self.batch_size}",
-                              RuntimeWarning, stacklevel=2)
+                self._halve_batch(exc, shape[-2:])
                 continue
+            if len(shape) == 3:
+                drop_pages(data, start, stop)
             yield start, stop, out
             start = stop
+
+    def _halve_batch(self, exc: BaseException, hw: tuple[int, ...]) -> None:
+        """After an allocation failure: halve the batch, or explain that one b-scan does not fit."""
+        if self.batch_size == 1:
+            raise MemoryError(f"out of memory on {self.device} for one {hw[0]}x{hw[1]} b-scan "
+                              f"({_short_oom(exc)}); free memory or use a smaller image") from exc
+        self.batch_size = max(1, self.batch_size // 2)
+        self.empty_cache()
+        warnings.warn(f"out of memory on {self.device}: batch size halved to {self.batch_size}",
+                      RuntimeWarning, stacklevel=3)
+
+    def _cap_cpu_batch(self, hw: tuple[int, ...]) -> None:
+        """On the CPU, lower ``batch_size`` to what the available memory holds (refuse if not one)."""
+        free = _available_memory()
+        if self.device.type != "cpu" or free is None:
+            return
+        per_bscan = CPU_BYTES_PER_PIXEL * hw[0] * hw[1] * self.config.generator_width
+        fits = int(free * CPU_MEMORY_SHARE // per_bscan)
+        if fits < 1:
+            raise MemoryError(f"one {hw[0]}x{hw[1]} b-scan needs about {per_bscan / 2**20:.0f} MB on the CPU; "
+                              f"only {free / 2**20:.0f} MB are available")
+        if self.batch_size > fits:
+            warnings.warn(f"batch size {self.batch_size} does not fit in {free / 2**20:.0f} MB of available "
+                          f"memory: using {fits}", RuntimeWarning, stacklevel=3)
+            self.batch_size = fits
+
+    def _volume_range(self, data: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[float, float] | None:
+        """The whole volume's :func:`integer_range` under ``"dtype"`` (one streamed min/max pass)."""
+        norm = self.config.normalisation or {}
+        if norm.get("method") != "dtype" or norm.get("log_input") or dtype.kind not in "uib":
+            return None
+        if dtype == np.uint8 or dtype.kind == "b":
+            return integer_range(0, 1, dtype)
+        if len(shape) == 2:
+            arr = np.asarray(data)
+            return integer_range(arr.min(), arr.max(), dtype)
+        lo, hi, step = None, None, 16
+        for start in range(0, shape[0], step):
+            chunk = np.asarray(data[start:start + step])
+            lo = chunk.min() if lo is None else min(lo, chunk.min())
+            hi = chunk.max() if hi is None else max(hi, chunk.max())
+            drop_pages(data, start, start + step)
+        return integer_range(lo, hi, dtype)
 
     def denoise(self, data: Any, progress: ProgressFn = None, cancel: CancelFn = None,
                 out: np.ndarray | None = None) -> np.ndarray:
@@ -317,7 +379,7 @@ class Denoiser:
         if out is None:
             out = np.empty(shape, dtype)
         elif tuple(out.shape) != shape or np.dtype(out.dtype) != dtype:
-            raise ValueError(f"out has shape {out.shape} / {out.dtype}, expected {shape} / {dtype}")
+            raise InputError(f"out has shape {out.shape} / {out.dtype}, expected {shape} / {dtype}")
         view = out[None] if len(shape) == 2 else out
         total = view.shape[0]
         report(progress, 0, total)
@@ -405,6 +467,50 @@ class Denoiser:
     def __repr__(self) -> str:
         return (f"Denoiser(name={self.name!r}, trained={self.trained}, device={self.device}, "
                 f"batch_size={self.batch_size}, precision={self.precision!r})")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception is an allocation failure (CUDA OOM, CPU allocator, numpy)."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc)
+    return "can't allocate memory" in text or "not enough memory" in text
+
+
+def _short_oom(exc: BaseException) -> str:
+    """The allocator's message without its source location."""
+    text = " ".join(str(exc).split())
+    return text.split("] ")[-1][:160] or type(exc).__name__
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (psutil, a napari dependency), None if unknown."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - napari requires psutil
+        return None
+    return int(psutil.virtual_memory().available)
+
+
+def drop_pages(data: Any, start: int, stop: int) -> None:
+    """Let the OS drop b-scans ``start:stop`` of a read-only memory-mapped volume from this process.
+
+    They are done with; without this the mapped pages count to the resident memory until the whole
+    volume has been touched. Best effort: anything but a C-contiguous read-only ``np.memmap`` is left.
+    """
+    mm = getattr(data, "_mmap", None)
+    if mm is None or getattr(data, "mode", None) != "r" or not hasattr(mm, "madvise"):
+        return
+    if not getattr(data, "flags", None) or not data.flags.c_contiguous:
+        return
+    try:
+        base = np.frombuffer(mm, np.uint8).ctypes.data
+        chunk = data[start:stop]
+        first = chunk.ctypes.data - base
+        first -= first % mmap.PAGESIZE
+        mm.madvise(mmap.MADV_DONTNEED, first, chunk.ctypes.data - base + chunk.nbytes - first)
+    except (AttributeError, BufferError, OSError, ValueError):
+        pass
 
 
 def _untrained(device: str | torch.device) -> Denoiser:

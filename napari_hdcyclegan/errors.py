@@ -13,3 +13,7 @@ class InputError(HDCycleGANError, ValueError):
 
 class OutputError(HDCycleGANError, ValueError):
     """An output path or format that cannot hold the result."""
+
+
+class ModelError(HDCycleGANError, RuntimeError):
+    """A model that produced non-finite values (NaN/inf weights or an overflow)."""

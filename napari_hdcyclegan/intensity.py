@@ -52,6 +52,28 @@ def from_unit(unit: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> np.nda
     return x.astype(dtype)
 
 
+def integer_range(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:
+    """The levels an integer image with values in ``[lo, hi]`` maps to [0, 1] under ``"dtype"``.
+
+    uint8 is always ``[0, 255]`` and bool ``[0, 1]``. Any other integer image is mapped by the bit
+    depth its values use, at least 8 bits: ``[0, 2**b - 1]`` for non-negative values (12-bit data in
+    uint16, max 4095 -> ``[0, 4095]``; 8-bit values in int32 -> ``[0, 255]``, like uint8), and the
+    two's-complement range ``[-2**(b-1), 2**(b-1) - 1]`` when there are negative values (int16 with
+    values -300..700 -> ``[-1024, 1023]``), so signed data keeps its sign and 0 its level.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return 0.0, 1.0
+    if dtype == np.uint8:
+        return 0.0, 255.0
+    lo, hi = int(lo), int(hi)
+    if lo >= 0:
+        bits = max(8, hi.bit_length())
+        return 0.0, float(2**bits - 1)
+    bits = max(8, 1 + max(max(hi, 0).bit_length(), (-lo - 1).bit_length()))
+    return float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+
+
 def log_display(linear: np.ndarray) -> np.ndarray:
     """Linear OCT intensity (e.g. HEYEX .vol, 0..1) -> log display in [0, 1], float32."""
     lin = np.clip(np.nan_to_num(np.asarray(linear, dtype=np.float64), nan=0.0), 0.0, None)
@@ -68,9 +90,10 @@ def unit_range(data: np.ndarray, normalisation: dict | None = None) -> tuple[flo
     """The ``(lo, hi)`` that maps ``data`` to [0, 1] under a model's ``normalisation`` config.
 
     ``{"method": "percentile", "low": 0.5, "high": 99.5}``: robust percentiles of this image.
-    ``{"method": "dtype"}``: absolute levels kept, as models trained on display-domain images need
-    (integers divided by their dtype's maximum; floats already in [0, 1] used as they are; other
-    floats fall back to their min/max).
+    ``{"method": "dtype"}``: absolute levels kept, as models trained on display-domain images need:
+    uint8 is ``value / 255`` (what the shipped models were trained on), other integers use the bit
+    depth of their actual values (:func:`integer_range`), floats already in [0, 1] are used as they
+    are and other floats fall back to their min/max.
     """
     norm = normalisation or {"method": "percentile"}
     method = norm.get("method", "percentile")
@@ -78,11 +101,8 @@ def unit_range(data: np.ndarray, normalisation: dict | None = None) -> tuple[flo
     if method == "percentile":
         return robust_range(arr, float(norm.get("low", 0.5)), float(norm.get("high", 99.5)))
     if method == "dtype":
-        if arr.dtype.kind in "ui":
-            info = np.iinfo(arr.dtype)
-            return float(max(info.min, 0)), float(info.max)
-        if arr.dtype.kind == "b":
-            return 0.0, 1.0
+        if arr.dtype.kind in "uib":
+            return integer_range(arr.min(), arr.max(), arr.dtype)
         lo, hi = robust_range(arr, 0.0, 100.0)
         if lo >= -1e-3 and hi <= 1.0 + 1e-3:
             return 0.0, 1.0

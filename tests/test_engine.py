@@ -324,3 +324,105 @@ def test_cuda_matches_cpu():
     assert np.abs(out.astype(np.int64) - ref.astype(np.int64)).max() <= 65535 * 1e-3
     gpu.precision = "auto"
     assert np.abs(gpu.denoise(data).astype(np.int64) - ref.astype(np.int64)).max() <= 65535 * 0.03
+
+
+# ---------------------------------------------------------------- issue 10: dtype normalisation, memory
+
+
+def _seen_units(den: Denoiser) -> list:
+    """Identity network that records the [0, 1] batches the model is given."""
+    seen = []
+
+    def run(unit):
+        seen.append(unit.clone())
+        return unit.float().clamp(0, 1)
+
+    den._run = run
+    return seen
+
+
+def test_dtype_normalisation_keeps_uint8_as_value_over_255():
+    den = tiny({"method": "dtype"})
+    seen = _seen_units(den)
+    data = np.array([[[0, 10], [128, 200]]], np.uint8).repeat(12, 1).repeat(6, 2)  # max 200, not 255
+    out = den.denoise(data)
+    np.testing.assert_allclose(seen[0][0].numpy(), data[0] / 255.0, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(out, data)
+
+
+@pytest.mark.parametrize("dtype,lo,hi,scale", [
+    (np.uint16, 0, 4095, 4095.0),  # 12-bit data in uint16
+    (np.int32, 0, 255, 255.0),  # 8-bit values in int32: exactly like uint8
+    (np.int16, -300, 700, 2047.0),  # signed: two's-complement range of 11 bits, -1024..1023
+    (np.int8, -128, 127, 255.0),
+    (np.uint32, 0, 70000, 131071.0),
+])
+def test_integer_volumes_map_by_their_bit_depth_and_keep_sign(dtype, lo, hi, scale):
+    den = tiny({"method": "dtype"}, batch_size=2)
+    seen = _seen_units(den)
+    rng = np.random.default_rng(1)
+    data = rng.integers(lo, hi + 1, (5, 12, 16)).astype(dtype)
+    data[0, 0, 0], data[-1, 0, 0] = lo, hi
+    out = den.denoise(data)
+    offset = -1024 if lo == -300 else -128 if lo == -128 else 0
+    units = torch.cat(seen).numpy()
+    np.testing.assert_allclose(units, (data.astype(np.float64) - offset) / scale, atol=1e-6)  # one mapping
+    assert out.dtype == data.dtype
+    np.testing.assert_array_equal(out, data)  # identity model: negatives kept, nothing clipped
+
+
+def test_real_model_on_12_bit_data_stays_in_range():
+    den = tiny({"method": "dtype"})
+    data = (np.random.default_rng(0).random((2, 24, 32)) * 4095).astype(np.uint16)
+    out = den.denoise(data)
+    assert out.max() <= 4095
+
+
+def test_non_finite_model_output_is_an_error():
+    from napari_hdcyclegan.errors import HDCycleGANError
+
+    den = tiny()
+    with torch.no_grad():
+        next(den.generator.parameters()).fill_(float("nan"))
+    with pytest.raises(HDCycleGANError, match="NaN"):
+        den.denoise(volume(np.uint8, (1, 16, 16)))
+
+
+def test_cpu_batch_capped_to_available_memory(monkeypatch):
+    den = tiny(batch_size=64)
+    per_bscan = engine.CPU_BYTES_PER_PIXEL * 16 * 16 * den.config.generator_width
+    monkeypatch.setattr(engine, "_available_memory", lambda: int(3.5 * per_bscan / engine.CPU_MEMORY_SHARE))
+    with pytest.warns(RuntimeWarning, match="using 3"):
+        den.denoise(volume(np.uint8, (5, 16, 16)))
+    assert den.batch_size == 3
+    monkeypatch.setattr(engine, "_available_memory", lambda: per_bscan // 2)
+    with pytest.raises(MemoryError, match="only 0 MB are available"):
+        den.denoise(volume(np.uint8, (5, 16, 16)))
+
+
+def test_cpu_allocation_failure_halves_then_is_a_memory_error():
+    den = tiny(batch_size=2)
+
+    def run(unit):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
+
+    den._run = run
+    with pytest.warns(RuntimeWarning, match="halved to 1"), pytest.raises(MemoryError, match="one 16x16 b-scan"):
+        den.denoise(volume(np.uint8, (3, 16, 16)))
+
+
+def test_other_runtime_errors_are_not_taken_for_memory():
+    den = tiny()
+    den._run = lambda unit: (_ for _ in ()).throw(RuntimeError("a bug"))
+    with pytest.raises(RuntimeError, match="a bug"):
+        den.denoise(volume(np.uint8, (3, 16, 16)))
+
+
+def test_drop_pages_keeps_a_memmapped_volume_readable(tmp_path):
+    data = volume(np.uint16, (6, 64, 64))
+    tifffile.imwrite(tmp_path / "v.tif", data, photometric="minisblack")
+    mm = tifffile.memmap(tmp_path / "v.tif", mode="r")
+    out = tiny(batch_size=2).denoise(mm)
+    engine.drop_pages(mm, 0, 6)
+    np.testing.assert_array_equal(mm, data)  # pages come back from the file
+    np.testing.assert_array_equal(out, tiny(batch_size=2).denoise(data))
