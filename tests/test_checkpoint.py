@@ -139,3 +139,38 @@ def test_read_config_keeps_provenance(model_dir):
     cfg = read_config(model_dir)
     assert cfg.provenance == {"steps": 3, "data": "unit test"}
     assert cfg.normalisation["method"] == "percentile"
+
+
+# ---------------------------------------------------------------- issue 10: typed config, finite weights
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("generator_width", "16", "generator_width must be an integer"),
+    ("generator_width", True, "generator_width must be an integer"),
+    ("n_res", 10**9, "n_res must be an integer from 0 to 64"),
+    ("format_version", "2", "format_version must be an integer"),
+    ("residual", "yes", "residual must be true or false"),
+    ("name", 3, "name must be a string"),
+    ("normalisation", {"method": "zscore"}, "normalisation must be an object"),
+    ("normalisation", {"method": "percentile", "low": "0.5"}, "low must be a percentile"),
+    ("provenance", [], "provenance must be a JSON object"),
+])
+def test_wrongly_typed_config_values_are_clear_errors(model_dir, key, value, match):
+    from napari_hdcyclegan.errors import HDCycleGANError
+
+    path = model_dir / CONFIG_FILE
+    data = json.loads(path.read_text())
+    data[key] = value
+    path.write_text(json.dumps(data))
+    with pytest.raises(HDCycleGANError, match=match):
+        load_model(model_dir)
+
+
+def test_nan_weights_are_refused(tmp_path):
+    config = _config()
+    nets = _nets(config)
+    with torch.no_grad():
+        next(nets["G_L"].parameters())[0] = float("nan")
+    save_model(tmp_path / "m", nets, config)
+    with pytest.raises(CheckpointError, match="NaN or infinite weights"):
+        load_model(tmp_path / "m")

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import HDCycleGANError
 from .networks import Discriminator, Generator
 
 CONFIG_FILE = "config.json"
@@ -24,9 +25,15 @@ FORMAT = "hdcyclegan-model"
 FORMAT_VERSION = 1
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 PARTS = ("G_L", "G_H", "D")
+#: Accepted ranges of the integer architecture fields (larger ones cannot be built on any machine).
+_INT_FIELDS = {"generator_width": (1, 512), "n_res": (0, 64), "discriminator_width": (1, 512),
+               "discriminator_levels": (1, 12)}
+_BOOL_FIELDS = ("residual", "trained")
+_STR_FIELDS = ("name", "description")
+_NORMALISATION_METHODS = ("percentile", "dtype")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(HDCycleGANError, ValueError):
     """A model directory or file that is missing, truncated, corrupt or does not match its config."""
 
     def __init__(self, path: str | os.PathLike, reason: str) -> None:
@@ -63,8 +70,12 @@ class ModelConfig:
     def from_json(cls, data: dict[str, Any], path: str | os.PathLike = CONFIG_FILE) -> "ModelConfig":
         if data.get("format") != FORMAT:
             raise CheckpointError(path, f"not a {FORMAT} config (format={data.get('format')!r})")
-        if data.get("format_version", 0) > FORMAT_VERSION:
+        version = data.get("format_version", 0)
+        if not _is_int(version):
+            raise CheckpointError(path, f"format_version must be an integer, got {version!r}")
+        if version > FORMAT_VERSION:
             raise CheckpointError(path, f"format_version {data['format_version']} is newer than this package")
+        _check_types(data, path)
         known = set(cls.__dataclass_fields__)
         try:
             return cls(**{k: v for k, v in data.items() if k in known})
@@ -78,6 +89,42 @@ class ModelConfig:
         if part == "D":
             return Discriminator(self.discriminator_width, self.discriminator_levels)
         raise ValueError(f"unknown part {part!r}; expected one of {PARTS}")
+
+
+def _is_int(value: Any) -> bool:
+    """An integer that is not a bool (JSON ``true`` is not a width)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_types(data: dict[str, Any], path: str | os.PathLike) -> None:
+    """Raise CheckpointError for config values of the wrong type or out of range (e.g. width "16")."""
+    for key, (lo, hi) in _INT_FIELDS.items():
+        if key in data and not (_is_int(data[key]) and lo <= data[key] <= hi):
+            raise CheckpointError(path, f"{key} must be an integer from {lo} to {hi}, got {data[key]!r}")
+    for key in _BOOL_FIELDS:
+        if key in data and not isinstance(data[key], bool):
+            raise CheckpointError(path, f"{key} must be true or false, got {data[key]!r}")
+    for key in _STR_FIELDS:
+        if key in data and not isinstance(data[key], str):
+            raise CheckpointError(path, f"{key} must be a string, got {data[key]!r}")
+    for key in ("provenance", "boundary_channel"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise CheckpointError(path, f"{key} must be a JSON object, got {data[key]!r}")
+    if "normalisation" in data:
+        _check_normalisation(data["normalisation"], path)
+
+
+def _check_normalisation(norm: Any, path: str | os.PathLike) -> None:
+    """The ``normalisation`` block: a known method, numeric percentiles, boolean ``log_input``."""
+    if not isinstance(norm, dict) or norm.get("method", "percentile") not in _NORMALISATION_METHODS:
+        raise CheckpointError(path, f"normalisation must be an object with method one of "
+                                    f"{_NORMALISATION_METHODS}, got {norm!r}")
+    for key in ("low", "high"):
+        value = norm.get(key, 50.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+            raise CheckpointError(path, f"normalisation {key} must be a percentile from 0 to 100, got {value!r}")
+    if not isinstance(norm.get("log_input", False), bool):
+        raise CheckpointError(path, f"normalisation log_input must be true or false, got {norm['log_input']!r}")
 
 
 def shipped_models() -> list[str]:
@@ -156,6 +203,8 @@ def load_part(config: ModelConfig, tensors: dict[str, torch.Tensor], part: str,
             raise CheckpointError(
                 path, f"{part}.{key} has shape {tuple(tensor.shape)}, config expects {tuple(expected[key].shape)}"
             )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(path, f"{part}.{key} holds NaN or infinite weights (a diverged or corrupt model)")
     net.load_state_dict(state)
     return net.eval()
 
