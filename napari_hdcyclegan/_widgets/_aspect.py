@@ -106,6 +106,7 @@ class DisplayAspect:
 
 def display_aspect(viewer: "napari.Viewer") -> DisplayAspect:
     """The :class:`DisplayAspect` of ``viewer`` (created on first use)."""
+    viewer = getattr(viewer, "__wrapped__", viewer)  # napari hands widgets a proxy per widget
     if viewer not in _CONTROLLERS:
         _CONTROLLERS[viewer] = DisplayAspect(viewer)
     return _CONTROLLERS[viewer]

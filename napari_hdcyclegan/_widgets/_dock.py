@@ -17,21 +17,56 @@ if TYPE_CHECKING:
 
 #: Minimum height (px) a dock asks for; the rest of its content scrolls.
 MIN_DOCK_HEIGHT = 140
+#: Object name of the scroll area, so that a widget is never wrapped twice.
+SCROLL_NAME = "hdcycleganScroll"
 
 
 def scrollable(owner: "QWidget", *children: "QWidget", min_height: int = MIN_DOCK_HEIGHT
                ) -> "QVBoxLayout":
     """Lay ``children`` out top to bottom in a scroll area filling ``owner``; returns their layout."""
-    from qtpy.QtCore import Qt
-    from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+    from qtpy.QtWidgets import QVBoxLayout, QWidget
 
     content = QWidget()
     inner = QVBoxLayout(content)
     for child in children:
         inner.addWidget(child)
     inner.addStretch(1)
+    _install(owner, content, min_height)
+    return inner
+
+
+def make_scrollable(widget: "QWidget", min_height: int = MIN_DOCK_HEIGHT) -> None:
+    """Move the rows of an already built ``widget`` into a scroll area (no-op when it has one)."""
+    from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
+
+    old = widget.layout()
+    if old is None or widget.findChild(QScrollArea, SCROLL_NAME) is not None:
+        return
+    content = QWidget()
+    new = QVBoxLayout(content)
+    new.setSpacing(old.spacing())
+    stretches = [old.stretch(i) for i in range(old.count())]
+    for stretch in stretches:
+        item = old.takeAt(0)
+        if item.widget() is not None:
+            new.addWidget(item.widget(), stretch)
+        elif item.layout() is not None:
+            sub = item.layout()
+            sub.setParent(None)
+            new.addLayout(sub)
+        else:
+            new.addItem(item)  # stretch or spacer
+    QWidget().setLayout(old)  # the usual way to drop a widget's layout: hand it to a temporary
+    _install(widget, content, min_height)
+
+
+def _install(owner: "QWidget", content: "QWidget", min_height: int) -> "QScrollArea":
+    """Give ``owner`` a margin-less layout holding a vertical scroll area around ``content``."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout
+
     area = QScrollArea(owner)
-    area.setObjectName("hdcycleganScroll")
+    area.setObjectName(SCROLL_NAME)
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
@@ -41,7 +76,7 @@ def scrollable(owner: "QWidget", *children: "QWidget", min_height: int = MIN_DOC
     layout = QVBoxLayout(owner)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(area)
-    return inner
+    return area
 
 
 def fit_width(area: "QScrollArea") -> None:

@@ -1,0 +1,75 @@
+"""Docks: all four plugin widgets fit a laptop screen; rows scroll; closing a dock disconnects it."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("torch")
+
+PLUGIN = "napari-hdcyclegan"
+WIDGETS = ("Denoise OCT (HDcycleGAN)", "Compare with BM3D and wavelet", "Feature-map explorer",
+           "ILM / RPE boundaries and thickness")
+#: Height of a common laptop screen's usable area (px), what the docked window must not exceed.
+SCREEN_HEIGHT = 1000
+
+
+def test_four_docked_widgets_fit_a_laptop_screen(make_napari_viewer):
+    from qtpy.QtWidgets import QScrollArea
+
+    from napari_hdcyclegan._widgets._dock import SCROLL_NAME
+
+    viewer = make_napari_viewer(show=True)
+    docks = [viewer.window.add_plugin_dock_widget(PLUGIN, name) for name in WIDGETS]
+    window = viewer.window._qt_window
+    for (dock, widget), name in zip(docks, WIDGETS):
+        assert dock.minimumSizeHint().height() <= 220, name
+        area = widget.findChild(QScrollArea, SCROLL_NAME)
+        assert area is not None, name
+        # the rows are all there, just scrolled: the content asks for more than the dock minimum
+        assert area.widget().sizeHint().height() > area.minimumHeight(), name
+    assert window.minimumSizeHint().height() <= SCREEN_HEIGHT
+
+
+def test_make_scrollable_moves_rows_once(qtbot):
+    from qtpy.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+
+    from napari_hdcyclegan._widgets._dock import SCROLL_NAME, make_scrollable
+
+    widget = QWidget()
+    qtbot.addWidget(widget)
+    layout = QVBoxLayout(widget)
+    labels = [QLabel(f"row {i}") for i in range(30)]
+    for label in labels:
+        layout.addWidget(label)
+    layout.addStretch(1)
+    tall = widget.minimumSizeHint().height()
+    make_scrollable(widget)
+    make_scrollable(widget)  # idempotent
+    areas = widget.findChildren(QScrollArea)
+    assert len(areas) == 1 and areas[0].objectName() == SCROLL_NAME
+    assert all(label.parent() is areas[0].widget() for label in labels)
+    assert widget.minimumSizeHint().height() < tall / 2
+
+
+def test_destroyed_widget_disconnects_from_viewer(make_napari_viewer, qtbot):
+    from qtpy.QtWidgets import QWidget
+
+    from napari_hdcyclegan._widgets._dock import ViewerLinks
+
+    class Probe(ViewerLinks, QWidget):
+        pass
+
+    viewer = make_napari_viewer()
+    calls = []
+    probe = Probe()
+    probe.link(viewer.dims.events.current_step, calls.append)
+    links = probe._links
+    viewer.add_image(__import__("numpy").zeros((3, 4, 4)))
+    viewer.dims.set_current_step(0, 1)
+    assert calls
+    probe.deleteLater()
+    qtbot.waitUntil(lambda: not links, timeout=5000)
+    n = len(calls)
+    viewer.dims.set_current_step(0, 2)
+    assert len(calls) == n
