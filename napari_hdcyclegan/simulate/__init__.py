@@ -15,7 +15,9 @@ boundary per CONVENTIONS.md), ``BM`` (Bruch's membrane; equals ``RPE`` unless dr
 and ``CSI`` (choroid/sclera).
 
 Modules: :mod:`.formation` (speckle image formation), :mod:`.anatomy` (the layered scene),
-:mod:`.api` (b-scans, volumes, multi-eye sets), :mod:`.cache` (on-disk cache, sample volume).
+:mod:`.api` (b-scans, volumes, multi-eye sets), :mod:`.cache` (on-disk cache, sample volume),
+:mod:`.randomized` (per-b-scan parameter draws covering real scanners: :func:`random_params`,
+:func:`simulate_from_params`, :func:`simulate_random`).
 """
 
 from .anatomy import BOUNDARY_NAMES, FOV_UM, PATHOLOGIES, SPECTRALIS_UM_PER_PX
@@ -23,8 +25,9 @@ from .api import SIM_VERSION, SimulatedBscan, SimulatedVolume, eye_seed, simulat
 from .cache import (SAMPLE_PATH, SAMPLE_SETTINGS, _save_npz_atomic, _volume_from_npz, _volume_to_arrays, cached_pairs,
                     default_cache_dir, load_sample_volume)
 from .formation import DEFAULT_NOISE_FLOOR, DEFAULT_PSF, DEFAULT_RHO, intensity_psf, speckle_average
+from .randomized import GEOMETRIES, BscanParams, random_params, simulate_from_params, simulate_random
 
-__all__ = ["BOUNDARY_NAMES", "DEFAULT_NOISE_FLOOR", "DEFAULT_PSF", "DEFAULT_RHO", "FOV_UM", "PATHOLOGIES",
+__all__ = ["BOUNDARY_NAMES", "BscanParams", "GEOMETRIES", "random_params", "simulate_from_params", "simulate_random", "DEFAULT_NOISE_FLOOR", "DEFAULT_PSF", "DEFAULT_RHO", "FOV_UM", "PATHOLOGIES",
            "SAMPLE_PATH", "SAMPLE_SETTINGS", "SIM_VERSION", "SPECTRALIS_UM_PER_PX", "SimulatedBscan",
            "SimulatedVolume", "cached_pairs", "default_cache_dir", "eye_seed", "intensity_psf", "load_sample_volume",
            "simulate_bscan", "simulate_pairs", "simulate_volume", "speckle_average"]

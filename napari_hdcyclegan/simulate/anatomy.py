@@ -90,6 +90,10 @@ class _Scene:
     drusen: list[tuple[float, float, float, float]]
     cysts: list[tuple[float, float, float, float, float, float]]
     detachment: tuple[float, float, float, float] | None
+    #: Peripapillary circle scan: x is the arc length (mm) around the disc, no pit, RNFL double hump.
+    circle_mm: float | None = None
+    #: Vessel shadows darken multiplicatively and fade with depth (False: today's additive shadow).
+    soft_shadows: bool = False
 
 
 def _draw_scene(rng: np.random.Generator, pathology: str | None) -> _Scene:
@@ -157,6 +161,9 @@ def _geometry(scene: _Scene, x_mm: np.ndarray, y_mm: float,
     r2 = dx**2 + dy**2
     pit = 1.0 - (1.0 - scene.pit_floor) * np.exp(-r2 / (2 * scene.pit_sigma_mm**2))
     fov = np.exp(-r2 / (2 * (0.6 * scene.pit_sigma_mm) ** 2))
+    if scene.circle_mm:  # around the disc: no fovea, the circle's tilt makes a sinusoidal BM
+        pit, fov = np.ones_like(x_mm), np.zeros_like(x_mm)
+        r2 = np.zeros_like(x_mm)
     thick = {}
     for name, t, _ in _LAYERS:
         if t <= 0 or name == "CHO":
@@ -164,7 +171,9 @@ def _geometry(scene: _Scene, x_mm: np.ndarray, y_mm: float,
         th = t * scene.thick_scale[name] * (1.0 + 0.07 * scene.thick_fields[name](x_mm, y_mm))
         if name in _INNER:
             th = th * pit
-        if name == "RNFL":  # thicker towards the optic disc (nasal side), thin at the fovea
+        if name == "RNFL" and scene.circle_mm:  # superior/inferior bundles: the double hump
+            th = th * (1.6 + 1.3 * np.cos(4 * np.pi * x_mm / scene.circle_mm) ** 2)
+        elif name == "RNFL":  # thicker towards the optic disc (nasal side), thin at the fovea
             th = th * (1.0 + 0.6 / (1.0 + np.exp(-scene.rnfl_nasal * dx / 0.8)))
         if name == "ONL":  # cone nuclei pile up under the foveal pit (Henle fibres included)
             th = th + (scene.onl_fovea_um - t) * fov
@@ -189,6 +198,8 @@ def _geometry(scene: _Scene, x_mm: np.ndarray, y_mm: float,
     half_w = FOV_UM[1] / 2000
     bm = (scene.bm_depth_frac * depth_um - scene.sag_um * r2 / half_w**2 + scene.tilt_um[0] * x_mm / half_w
           + scene.tilt_um[1] * y_mm / half_w + 10.0 * scene.wiggle(x_mm, y_mm))
+    if scene.circle_mm:
+        bm = bm - scene.tilt_um[0] * x_mm / half_w + scene.tilt_um[0] * np.cos(2 * np.pi * x_mm / scene.circle_mm)
     return thick, bm
 
 
@@ -285,7 +296,11 @@ def _add_vessels(scene: _Scene, level: np.ndarray, tops: list[np.ndarray], x_mm:
         inside = np.clip(1.0 - ((rows - zc[None, :]) / hz[None, :]) ** 2, 0.0, 1.0)
         level += (0.8 - level) * inside * 0.85
         below = np.clip(rows - (zc + hz)[None, :], 0.0, 1.0)
-        level -= np.float32(shadow) * np.sqrt(prof)[None, :].astype(np.float32) * below
+        if scene.soft_shadows:  # a multiplicative shadow that fades over ~400 µm below the vessel
+            fade = np.exp(-np.clip(rows - (zc + hz)[None, :], 0.0, None) * np.float32(um_z / 400.0))
+            level *= 1.0 - np.float32(shadow) * np.sqrt(prof)[None, :].astype(np.float32) * below * fade
+        else:
+            level -= np.float32(shadow) * np.sqrt(prof)[None, :].astype(np.float32) * below
 
 
 def _add_cysts(scene: _Scene, level: np.ndarray, tops: list[np.ndarray], x_mm: np.ndarray, y_mm: float,

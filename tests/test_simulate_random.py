@@ -1,0 +1,74 @@
+"""Tests of the per-b-scan random simulation mode (random_params / simulate_from_params)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from napari_hdcyclegan import simulate as sim
+from napari_hdcyclegan.speckle_stats import bscan_stats
+
+
+def _small(seed: int, **kw) -> sim.BscanParams:
+    """Random parameters shrunk to a cheap size and frame count."""
+    p = sim.random_params(seed)
+    return replace(p, shape=(200, 192), hn_frames=min(p.hn_frames, 3), ln_frames=4, **kw)
+
+
+def test_draws_cover_the_ranges():
+    ps = [sim.random_params(s) for s in range(200)]
+    frames = np.array([p.hn_frames for p in ps])
+    widths = np.array([p.shape[1] for p in ps])
+    assert frames.min() == 1 and frames.max() >= 60 and (frames <= 100).all()
+    assert widths.min() < 450 and widths.max() > 1300 and (widths >= 384).all() and (widths <= 1536).all()
+    assert {p.geometry for p in ps} == set(sim.GEOMETRIES)
+    assert {p.pathology for p in ps} == {None, "drusen", "fluid", "detachment"}
+    assert any(p.hyaloid > 0 for p in ps) and any(p.hyaloid == 0 for p in ps)
+    assert any(p.shift_px < -0.35 * p.shape[0] for p in ps)  # some retinas fold over the top edge
+    assert min(p.psf[0] for p in ps) < 0.4 and max(p.psf[0] for p in ps) > 1.4
+
+
+def test_random_params_reproducible():
+    assert sim.random_params(3) == sim.random_params(np.random.default_rng(3))
+    assert sim.random_params(3) != sim.random_params(4)
+
+
+def test_simulate_from_params_contract():
+    p = _small(1)
+    b = sim.simulate_from_params(p)
+    for img in (b.hn, b.ln, b.clean):
+        assert img.shape == (200, 192) and img.dtype == np.float32 and 0 <= img.min() and img.max() <= 1
+    assert b.frames_n == {"hn": p.hn_frames, "ln": 4}
+    rows = np.stack([b.boundaries[n] for n in sim.BOUNDARY_NAMES])
+    assert (np.diff(rows, axis=0) >= -1e-4).all()
+    np.testing.assert_array_equal(sim.simulate_from_params(p).hn, b.hn)
+    assert b.metadata["geometry"] == p.geometry and b.metadata["um_per_px"] == p.um_per_px
+
+
+def test_ln_closer_to_clean_than_hn():
+    b = sim.simulate_from_params(replace(_small(2), hn_frames=1, ln_frames=30, art_blur_px=0.0))
+    err = [float(np.mean((x - b.clean) ** 2)) for x in (b.hn, b.ln)]
+    assert err[1] < 0.5 * err[0]
+
+
+def test_fold_mirrors_tissue_into_the_top():
+    p = _small(5)
+    flat = sim.simulate_from_params(replace(p, shift_px=0.0, hyaloid=0.0))
+    folded = sim.simulate_from_params(replace(p, shift_px=-0.55 * 200, fold_gain=1.0, hyaloid=0.0))
+    assert flat.boundaries["ILM"].min() > 0 and folded.boundaries["ILM"].min() < 0
+    assert folded.clean[:10].mean() > flat.clean[:10].mean() + 0.05
+
+
+def test_circle_scan_has_no_foveal_pit():
+    b = sim.simulate_from_params(_small(6, geometry="circle", pathology=None))
+    thick = b.boundaries["RPE"] - b.boundaries["ILM"]
+    rnfl = b.boundaries["RNFL_GCL"] - b.boundaries["ILM"]
+    assert thick.min() > 0.6 * np.median(thick)  # no pit
+    assert rnfl.max() > 2 * rnfl.min()  # the RNFL double hump
+
+
+def test_more_frames_less_speckle():
+    p = replace(_small(7), art_blur_px=0.0, psf=(0.8, 0.5), display_floor=0.3, display_peak=1.0,
+                shift_px=0.0, hyaloid=0.0)
+    noise = [bscan_stats(sim.simulate_from_params(replace(p, hn_frames=n)).hn)["vitreous_noise"] for n in (1, 40)]
+    assert noise[0] > 2.5 * noise[1]
