@@ -67,3 +67,28 @@ def test_viewer_open_sample(make_napari_viewer_proxy):
     viewer.open_sample(PLUGIN, "heidelberg_vol")
     assert viewer.layers["heidelberg_circle"].data.shape == (1, 496, 768)
     assert viewer.layers["heidelberg_circle_RPE"].ndim == 3
+
+
+def test_heidelberg_single_bscan_gets_um_and_nominal_spacing():
+    pytest.importorskip("eyepy")
+    layers = _sample_data.heidelberg_vol()
+    for data, kw, kind in layers:
+        assert tuple(kw["units"]) == ("um", "um", "um"), kw["name"]
+        assert kw["scale"][0] == _sample_data.BSCAN_SPACING_UM
+    assert "nominal" in layers[0][1]["metadata"]["bscan_spacing_um"]
+
+
+def test_both_samples_open_without_unit_warnings_and_with_a_short_slider(make_napari_viewer,
+                                                                          monkeypatch):
+    pytest.importorskip("eyepy")
+    import napari._vispy.canvas as vispy_canvas
+
+    warned = []
+    monkeypatch.setattr(vispy_canvas, "show_warning", warned.append)
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample(PLUGIN, "simulated_volume")
+    viewer.open_sample(PLUGIN, "heidelberg_vol")
+    viewer.screenshot(canvas_only=True, flash=False)  # a draw: napari checks units on drawing
+    assert viewer.layers.extent.units is not None  # None is what napari warns about
+    assert not [w for w in warned if "units" in str(w)]
+    assert viewer.dims.nsteps[0] == viewer.layers["simulated_HN"].data.shape[0]
