@@ -148,3 +148,23 @@ def test_finished_and_failed_runs(tmp_path):
     _wait(lambda: job.poll() != "running")
     assert job.state == "failed" and "exit status" in job.reason
     assert "no TIFF/PNG/JPEG images" in job.stderr_tail()
+
+
+def test_stderr_tail_leaves_out_progress_bars(tmp_path):
+    job = TrainingJob(JobSpec(out=str(tmp_path), name="x"))
+    (tmp_path / "stderr.log").write_text("start\n  1%|▏   | 1/90 [00:01<01:30, 1.0it/s]\r  2%|▎   | 2/90"
+                                         " [00:02<01:28, 1.0it/s]\nTraceback\nRuntimeError: boom\n")
+    assert job.stderr_tail() == "start\nTraceback\nRuntimeError: boom"
+
+
+def test_cli_trains_and_exports(tmp_path, user_dir, capsys):
+    from training.job import main
+
+    tifffile.imwrite(tmp_path / "hn.tif", _domain(0, 0.5))
+    (tmp_path / "ln").mkdir()
+    tifffile.imwrite(tmp_path / "ln" / "ln.tif", _domain(1, 0.15))
+    rc = main(["--hn", str(tmp_path / "hn.tif"), "--ln", str(tmp_path / "ln"), "--name", "cli", "--width", "4",
+               "--crop", "32", "--batch", "2", "--steps", "4", "--ckpt-every", "2", "--threads", "1",
+               "--device", "cpu", "--out", str(tmp_path / "run")])
+    assert rc == 0 and "exported" in capsys.readouterr().out
+    assert registry.user_models() == ["cli"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,8 @@ import numpy as np
 from .runlog import checkpoint_folder, checkpoint_step, truncate_log
 
 CONFIG_NAME = "job.json"
+#: A progress-bar line of training.fit (tqdm): left out of the crash report.
+_PROGRESS = re.compile(r"^\s*\d+%\|")
 STDERR_NAME = "stderr.log"
 #: Validation choices: none, or held-back simulated Spectralis-like pairs (PSNR/SSIM, "best").
 VALIDATIONS = ("none", "sim")
@@ -276,4 +279,56 @@ class TrainingJob:
         if not path.exists():
             return ""
         text = path.read_text(errors="replace").replace("\r", "\n")
-        return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
+        kept = [ln for ln in text.splitlines() if ln.strip() and not _PROGRESS.match(ln)]
+        return "\n".join(kept[-lines:])
+
+
+# ---- command line ---------------------------------------------------------------------------------
+
+
+def _images(paths: list[str]) -> list[np.ndarray]:
+    """Arrays of files and folders given on the command line."""
+    from napari_hdcyclegan.io import read_oct
+
+    out: list[np.ndarray] = []
+    for p in paths:
+        out += read_folder_images(p) if Path(p).is_dir() else [read_oct(p).data]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.job``: what the napari widget does, headless (run, then export)."""
+    import argparse
+
+    from napari_hdcyclegan.model.registry import user_runs_dir
+
+    from .publish import export_run
+
+    ap = argparse.ArgumentParser(prog="python -m training.job", description=main.__doc__)
+    ap.add_argument("--hn", nargs="+", required=True, help="high-noise files or folders")
+    ap.add_argument("--ln", nargs="+", required=True, help="low-noise files or folders (unpaired)")
+    ap.add_argument("--name", required=True, help="name of the exported user model")
+    ap.add_argument("--out", help="run folder (default: the user data directory's runs/NAME)")
+    ap.add_argument("--no-export", action="store_true")
+    spec_fields = {"init_from": str, "steps": int, "minutes": float, "device": str, "crop": int, "batch": int,
+                   "width": int, "validation": str, "ckpt_every": int, "val_every": int, "threads": int}
+    for key, kind in spec_fields.items():
+        ap.add_argument("--" + key.replace("_", "-"), type=kind, default=None)
+    a = ap.parse_args(argv)
+    given = {k: getattr(a, k) for k in spec_fields if getattr(a, k) is not None}
+    spec = JobSpec(out=a.out or str(user_runs_dir() / a.name), name=a.name, **given)
+    print(f"{sum(prepare_data(spec, _images(a.hn), _images(a.ln)))} b-scans written to {spec.out}/data")
+    job = TrainingJob(spec)
+    job.start()
+    while job.poll() == "running":
+        time.sleep(1.0)
+    if job.state != "finished":
+        print(f"training {job.state} ({job.reason}):\n{job.stderr_tail()}", file=sys.stderr)
+        return 1
+    if not a.no_export:
+        print(f"exported {export_run(spec.out, a.name)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
