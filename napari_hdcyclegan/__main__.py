@@ -1,14 +1,20 @@
 """Command line: ``python -m napari_hdcyclegan {demo,denoise,boundaries} ...``.
 
-User errors (missing or unreadable files, wrong dimensions, bad weights) print one ``error: ...``
-line and exit with status 2; tracebacks are left for bugs.
+User errors (missing or unreadable files, wrong dimensions, bad weights, an output that cannot
+hold the result, out of memory) are :class:`napari_hdcyclegan.errors.HDCycleGANError` (or
+MemoryError / OSError): they print one ``error: ...`` line and exit with status 2; any other
+exception is a bug and keeps its traceback. SIGTERM is handled like Ctrl-C, so that no partial
+output is left behind (exit status 143).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
+import signal
 import sys
+import threading
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,16 +22,23 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .errors import HDCycleGANError
+
 EXIT_USER_ERROR = 2
-#: Volumes larger than this are denoised into a temporary memory-mapped file, not into RAM.
-IN_MEMORY_LIMIT = 1 << 30
-PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg")
-TIFF_SUFFIXES = (".tif", ".tiff")
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 WIDGET = "Denoise OCT (HDcycleGAN)"
 
 
-class UserError(Exception):
+class UserError(HDCycleGANError):
     """A problem with the user's input: reported as one line, exit status 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that cleanup (temporary outputs) runs."""
+
+
+#: What the CLI reports as one line and exit status 2 (anything else is a bug: traceback).
+USER_ERRORS = (HDCycleGANError, MemoryError, OSError)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -44,52 +57,6 @@ def _positive_scale(image: Any) -> tuple[tuple[float, ...] | None, tuple[str, ..
     scale = getattr(image, "scale", None)
     units = getattr(image, "units", None)
     return (tuple(scale), tuple(units)) if scale is not None and units is not None else (None, None)
-
-
-def write_output(path: Path, data: np.ndarray, image: Any, provenance: dict) -> None:
-    """Write ``data`` to ``path``: TIFF (scale kept; dtype kept) or PNG/JPEG (2D only)."""
-    suffix = path.suffix.lower()
-    if suffix in PLAIN_SUFFIXES:
-        import imageio.v3 as iio
-
-        plane = data[0] if data.ndim == 3 and data.shape[0] == 1 else data
-        if plane.ndim != 2:
-            raise UserError(f"{path}: a {data.ndim}D volume cannot be written as {suffix}; use .tif")
-        if plane.dtype not in (np.uint8, np.uint16) or (suffix != ".png" and plane.dtype != np.uint8):
-            raise UserError(f"{path}: {suffix} cannot store dtype {plane.dtype}; use .tif")
-        iio.imwrite(path, plane)
-        return
-    if suffix not in TIFF_SUFFIXES:
-        raise UserError(f"{path}: unsupported output type {suffix or '(no suffix)'!r}; use .tif, .tiff or .png")
-    scale, units = _positive_scale(image)
-    if data.dtype in (np.uint8, np.uint16, np.float32):
-        from .io import write_tiff
-
-        write_tiff(path, data, scale=scale, units=units or "um",
-                   axis_labels=getattr(image, "axis_labels", None), metadata={"provenance": provenance})
-    else:
-        import tifffile
-
-        tifffile.imwrite(path, data)  # ImageJ TIFFs cannot hold this dtype: keep it, lose the scale
-
-
-@contextmanager
-def output_buffer(shape: tuple[int, ...], dtype: np.dtype, near: Path) -> Iterator[np.ndarray]:
-    """An array to denoise into: in memory when small, else a temporary memmap beside ``near``."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    if nbytes <= IN_MEMORY_LIMIT:
-        yield np.empty(shape, dtype)
-        return
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=near.parent, prefix=near.name, suffix=".npy.tmp")
-    os.close(fd)
-    try:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-        yield arr
-        del arr
-    finally:
-        os.unlink(tmp)
 
 
 def _tqdm_progress(desc: str, quiet: bool, total: int | None = None):
@@ -111,68 +78,26 @@ def _tqdm_progress(desc: str, quiet: bool, total: int | None = None):
 # denoise
 
 
-def _denoise_file(src: Path, dst: Path, denoiser: Any, quiet: bool) -> None:
-    """Read ``src``, denoise it batch by batch, write ``dst``."""
-    image = read_input(src)
-    data = image.data
-    shape, dtype = tuple(data.shape), np.dtype(data.dtype)
-    bar, progress = _tqdm_progress(src.name, quiet, shape[0] if len(shape) == 3 else 1)
-    try:
-        with output_buffer(shape, dtype, dst) as out:
-            denoiser.denoise(data, progress=progress, out=out)
-            bar.close()
-            write_output(dst, out, image, denoiser.provenance())
-    finally:
-        bar.close()
-
-
-def _output_name(src: Path) -> str:
-    """Same name for TIFF/PNG/JPEG inputs; vendor files become ``<stem>.tif``."""
-    return src.name if src.suffix.lower() in TIFF_SUFFIXES + PLAIN_SUFFIXES else src.stem + ".tif"
-
-
-def _folder_inputs(folder: Path) -> list[Path]:
-    """The readable image/vendor files of a folder, sorted by name."""
-    from .io import is_supported
-
-    files = sorted(p for p in folder.iterdir() if p.is_file() and is_supported(p))
-    if not files:
-        raise UserError(f"{folder}: no TIFF, PNG, JPEG or vendor OCT files in this folder")
-    return files
-
-
 def cmd_denoise(args: argparse.Namespace) -> int:
     """``denoise IN OUT``: a file to a file, or a folder to a folder of same-named files."""
+    from .denoise_files import denoise_file, plan_jobs
+
     src, dst = Path(args.input), Path(args.output)
-    if not src.exists():
-        raise UserError(f"{src}: no such file or folder")
-    jobs: list[tuple[Path, Path]]
-    if src.is_dir():
-        if dst.exists() and not dst.is_dir():
-            raise UserError(f"{dst}: IN is a folder, so OUT must be a folder (it is a file)")
-        files = _folder_inputs(src)
-        dst.mkdir(parents=True, exist_ok=True)
-        if dst.resolve() == src.resolve():
-            raise UserError(f"{dst}: OUT must differ from IN (the inputs would be overwritten)")
-        jobs = [(f, dst / _output_name(f)) for f in files]
-    else:
-        if dst.is_dir():
-            dst = dst / _output_name(src)
-        if dst.exists() and dst.resolve() == src.resolve():
-            raise UserError(f"{dst}: OUT must differ from IN")
-        if not dst.parent.is_dir():
-            raise UserError(f"{dst.parent}: output folder does not exist")
-        jobs = [(src, dst)]
+    jobs = plan_jobs(src, dst)  # every output checked before the model is loaded
     denoiser = _denoiser(args)
     failed = 0
     for f, out in jobs:
+        bar, progress = _tqdm_progress(f.name, args.quiet)
         try:
-            _denoise_file(f, out, denoiser, args.quiet)
-        except (UserError, ValueError, OSError) as exc:
+            denoise_file(f, out, denoiser, progress)
+        except USER_ERRORS as exc:
             if len(jobs) == 1:
                 raise
             failed += 1
-            print(f"error: {_message(exc)}", file=sys.stderr)
+            gc.collect()  # after an out-of-memory error, the next file starts clean
+            print(f"error: {_message(exc, f)}", file=sys.stderr)
+        finally:
+            bar.close()
     if failed:
         print(f"error: {failed} of {len(jobs)} files failed", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -218,11 +143,14 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
         lines = bnd.model_boundaries(np.asarray(image.data), denoiser, progress=progress)
     finally:
         bar.close()
-    if axial is None:
-        warnings.warn(f"{src} has no axial pixel size in µm: thickness_um left empty (pass --axial-um)")
-        _write_csv_without_thickness(dst, lines)
-    else:
-        bnd.write_boundaries_csv(dst, lines, axial)
+    from .io import atomic_output
+
+    with atomic_output(dst) as tmp:
+        if axial is None:
+            warnings.warn(f"{src} has no axial pixel size in µm: thickness_um left empty (pass --axial-um)")
+            _write_csv_without_thickness(tmp, lines)
+        else:
+            bnd.write_boundaries_csv(tmp, lines, axial)
     if not args.quiet:
         print(f"wrote {dst}")
     return 0
@@ -406,11 +334,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _message(exc: BaseException) -> str:
-    """One line for a user error."""
+def _message(exc: BaseException, path: Path | None = None) -> str:
+    """One line for a user error, naming ``path`` when the message does not already."""
     text = str(exc) or type(exc).__name__
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
         text = f"{exc.filename}: {text}"
+    if isinstance(exc, MemoryError):
+        text = f"out of memory: {text}" if str(exc) else "out of memory (try --batch-size 1 or a smaller volume)"
+    if path is not None and str(path) not in text and path.name not in text:
+        text = f"{path}: {text}"
     return " ".join(text.split())
 
 
@@ -427,15 +359,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     old_show = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
-        return int(args.func(args) or 0)
-    except (UserError, ValueError, OSError) as exc:  # CheckpointError, OctReadError are ValueErrors
+        with _sigterm_raises():
+            return int(args.func(args) or 0)
+    except USER_ERRORS as exc:  # CheckpointError, OctReadError, ... derive from HDCycleGANError
         print(f"error: {_message(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Terminated:
+        print("error: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except (KeyboardInterrupt, Cancelled):
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         warnings.showwarning = old_show
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the command runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 if __name__ == "__main__":

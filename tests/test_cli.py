@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +170,273 @@ def test_demo_headless_writes_tiff_and_png(tmp_path, weights, monkeypatch, capsy
     png = iio.imread(tmp_path / "demo" / "sample_side_by_side.png")
     assert png.shape[1] > 3 * png.shape[0]  # panels side by side
     assert "BM3D panel skipped" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- issue 10: data loss to end
+
+
+@pytest.fixture(scope="module")
+def identity_weights(tmp_path_factory):
+    """A residual generator starts as the identity: what goes in must come out, range and dtype kept."""
+    path = tmp_path_factory.mktemp("model") / "ident"
+    config = ModelConfig(generator_width=4, residual=True, name="ident", trained=True,
+                         normalisation={"method": "dtype"})
+    save_model(path, {"G_L": Generator(4, residual=True)}, config)
+    return path
+
+
+def _run(src, dst, weights, *extra):
+    return main(["denoise", str(src), str(dst), "-w", str(weights), "-d", "cpu", "-q", *extra])
+
+
+@pytest.mark.parametrize("n", [3, 4])
+@pytest.mark.parametrize("dtype", ["i1", "i2", "i4", "f2", "f8", ">i2", ">f4", "u2"])
+def test_outputs_of_any_dtype_read_back_as_the_volume(tmp_path, weights, n, dtype):
+    from napari_hdcyclegan.io import read_oct, write_tiff
+
+    data = (_vol((n, 24, 32), np.float64) / 10 - 30).astype(dtype)
+    write_tiff(tmp_path / "in.tif", data, scale=(120.0, 3.87, 11.45), exact_dtype=True)
+    assert _run(tmp_path / "in.tif", tmp_path / "out.tif", weights) == 0
+    img = read_oct(tmp_path / "out.tif")  # what the napari reader sees
+    assert img.data.shape == (n, 24, 32) and img.data.dtype == np.dtype(dtype).newbyteorder("=")
+    assert img.scale == (120.0, 3.87, 11.45) and img.metadata["provenance"]["model"] == "tiny"
+    assert tifffile.imread(tmp_path / "out.tif").shape == (n, 24, 32)
+
+
+def test_planar_rgb_input_volume_is_denoised_whole(tmp_path, weights, capsys):
+    import warnings
+
+    data = _vol((3, 24, 32), np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tifffile.imwrite(tmp_path / "in.tif", data)  # no photometric: one planar RGB page
+    assert _run(tmp_path / "in.tif", tmp_path / "out.tif", weights) == 0
+    assert tifffile.imread(tmp_path / "out.tif").shape == (3, 24, 32)
+    assert "stack of 3 b-scans" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dtype,lo,hi", [(np.uint16, 0, 4095), (np.int16, -300, 700), (np.int8, -100, 100),
+                                         (np.int32, 0, 255), (np.uint8, 0, 255)])
+def test_integer_ranges_survive_the_round_trip(tmp_path, identity_weights, dtype, lo, hi):
+    data = np.random.default_rng(0).integers(lo, hi + 1, (3, 24, 32)).astype(dtype)
+    tifffile.imwrite(tmp_path / "in.tif", data, photometric="minisblack")
+    assert _run(tmp_path / "in.tif", tmp_path / "out.tif", identity_weights) == 0
+    out = tifffile.imread(tmp_path / "out.tif")
+    assert out.dtype == data.dtype
+    np.testing.assert_array_equal(out, data)  # 12-bit stays 12-bit, negatives stay negative
+
+
+def test_all_tiff_series_are_denoised(tmp_path, weights):
+    data = _vol((7, 24, 32))
+    tifffile.imwrite(tmp_path / "in.tif", data[:3], photometric="minisblack")
+    tifffile.imwrite(tmp_path / "in.tif", data[3:], photometric="minisblack", append=True)
+    assert _run(tmp_path / "in.tif", tmp_path / "out.tif", weights) == 0
+    assert tifffile.imread(tmp_path / "out.tif").shape == (7, 24, 32)
+
+
+def test_vendor_and_tiff_of_one_stem_get_two_outputs(tmp_path, weights, capsys):
+    pytest.importorskip("eyepy")
+    import shutil
+
+    import napari_hdcyclegan
+
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "a.tif", _vol(), photometric="minisblack")
+    shutil.copy(Path(napari_hdcyclegan.__file__).parent / "data" / "heidelberg_circle.vol", src / "a.vol")
+    assert main(["denoise", str(src), str(tmp_path / "out"), "-w", str(weights), "-d", "cpu", "-q",
+                 "-b", "1"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.tif", "a.vol.tif"]
+    assert tifffile.imread(tmp_path / "out" / "a.tif").shape == (3, 24, 32)
+    from napari_hdcyclegan.io import read_oct
+
+    assert read_oct(tmp_path / "out" / "a.vol.tif").data.shape == (1, 496, 768)
+    assert "a.vol is written as a.vol.tif" in capsys.readouterr().err
+
+
+def _interrupting_pages(monkeypatch, action):
+    """Make the denoised page stream do ``action`` after its first batch."""
+    from napari_hdcyclegan import denoise_files
+
+    real = denoise_files._denoised_pages
+
+    def pages(*args):
+        stream = real(*args)
+        yield next(stream)
+        action()
+        yield from stream
+
+    monkeypatch.setattr(denoise_files, "_denoised_pages", pages)
+
+
+@pytest.mark.parametrize("how,rc", [("ctrl-c", 130), ("sigterm", 143), ("disk-full", 2)])
+def test_interrupted_or_failed_write_keeps_the_previous_output(tmp_path, weights, monkeypatch, capsys, how, rc):
+    import os
+    import signal
+
+    tifffile.imwrite(tmp_path / "in.tif", _vol((6, 24, 32)), photometric="minisblack")
+    old = np.full((2, 24, 32), 7, np.uint16)
+    tifffile.imwrite(tmp_path / "out.tif", old, photometric="minisblack")
+
+    def act():
+        if how == "ctrl-c":
+            raise KeyboardInterrupt
+        if how == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+        raise OSError(28, "No space left on device")
+
+    _interrupting_pages(monkeypatch, act)
+    assert _run(tmp_path / "in.tif", tmp_path / "out.tif", weights, "-b", "2") == rc
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "out.tif"]  # no temporary file left
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), old)
+    assert signal.getsignal(signal.SIGTERM) is not None
+    if how == "disk-full":
+        _one_line_error(capsys, rc, "No space left")
+
+
+def test_sigterm_in_a_subprocess_leaves_no_temporary_file(tmp_path, weights):
+    import signal
+    import time
+
+    tifffile.imwrite(tmp_path / "in.tif", _vol((400, 96, 96)), photometric="minisblack")
+    proc = subprocess.Popen([sys.executable, "-m", "napari_hdcyclegan", "denoise", str(tmp_path / "in.tif"),
+                             str(tmp_path / "out.tif"), "-w", str(weights), "-d", "cpu", "-q", "-b", "1"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while not list(tmp_path.glob(".out.*")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (143, 0), err  # 0 only if it finished before the signal
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == [] and "Traceback" not in err
+
+
+@pytest.mark.parametrize("link", ["hard", "symbolic"])
+def test_out_linked_to_in_is_refused(tmp_path, weights, capsys, link):
+    import os
+
+    data = _vol()
+    tifffile.imwrite(tmp_path / "in.tif", data, photometric="minisblack")
+    (os.link if link == "hard" else os.symlink)(tmp_path / "in.tif", tmp_path / "out.tif")
+    rc = _run(tmp_path / "in.tif", tmp_path / "out.tif", weights)
+    _one_line_error(capsys, rc, "OUT is the input file")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "in.tif"), data)
+
+
+def test_out_folder_linked_to_in_folder_is_refused(tmp_path, weights, capsys):
+    import os
+
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "a.tif", _vol(), photometric="minisblack")
+    os.symlink(tmp_path / "in", tmp_path / "out")
+    rc = _run(tmp_path / "in", tmp_path / "out", weights)
+    _one_line_error(capsys, rc, "OUT must differ from IN")
+
+
+def _no_compute(monkeypatch):
+    from napari_hdcyclegan.engine import Denoiser
+
+    def fail(*args, **kwargs):
+        raise AssertionError("computed before the output was checked")
+
+    monkeypatch.setattr(Denoiser, "iter_denoise", fail)
+
+
+@pytest.mark.parametrize("name,shape,dtype,match", [
+    ("out.xyz", (3, 24, 32), np.uint16, "unsupported output type"),
+    ("out.png", (3, 24, 32), np.uint8, "volume cannot be written"),
+    ("out.png", (24, 32), np.float32, "cannot store dtype float32"),
+    ("out.jpg", (24, 32), np.uint16, "cannot store dtype uint16"),
+    ("missing/out.tif", (24, 32), np.uint8, "output folder does not exist"),
+])
+def test_output_checked_before_compute(tmp_path, weights, monkeypatch, capsys, name, shape, dtype, match):
+    _no_compute(monkeypatch)
+    tifffile.imwrite(tmp_path / "in.tif", _vol(shape, dtype), photometric="minisblack")
+    rc = _run(tmp_path / "in.tif", tmp_path / name, weights)
+    _one_line_error(capsys, rc, match)
+
+
+def test_out_of_memory_fails_one_file_and_the_folder_goes_on(tmp_path, weights, monkeypatch, capsys):
+    from napari_hdcyclegan import denoise_files
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.tif", "b.tif"):
+        tifffile.imwrite(src / name, _vol(), photometric="minisblack")
+    real = denoise_files.denoise_file
+
+    def denoise_file(f, out, denoiser, progress=None):
+        if f.name == "a.tif":
+            raise MemoryError()
+        return real(f, out, denoiser, progress)
+
+    monkeypatch.setattr(denoise_files, "denoise_file", denoise_file)
+    rc = _run(src, tmp_path / "out", weights)
+    err = capsys.readouterr().err
+    assert rc == 2 and "a.tif: out of memory" in err and "1 of 2 files failed" in err and "Traceback" not in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["b.tif"]
+
+
+def test_folder_errors_name_the_file(tmp_path, weights, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "good.tif", _vol(), photometric="minisblack")
+    tifffile.imwrite(src / "small.tif", np.zeros((4, 4), np.uint8))
+    rc = _run(src, tmp_path / "out", weights)
+    err = capsys.readouterr().err
+    assert rc == 2 and any(line.startswith("error:") and "small.tif" in line and "at least" in line
+                           for line in err.splitlines())
+
+
+@pytest.mark.parametrize("key,value", [("generator_width", "16"), ("n_res", 10**9), ("format_version", "2")])
+def test_wrongly_typed_config_is_one_line(tmp_path, weights, capsys, key, value):
+    import json
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(weights, bad)
+    config = json.loads((bad / "config.json").read_text())
+    config[key] = value
+    (bad / "config.json").write_text(json.dumps(config))
+    tifffile.imwrite(tmp_path / "in.tif", _vol(), photometric="minisblack")
+    rc = _run(tmp_path / "in.tif", tmp_path / "out.tif", bad)
+    _one_line_error(capsys, rc, key)
+
+
+def test_nan_weights_are_one_line_and_nothing_written(tmp_path, capsys):
+    gen = Generator(4)
+    with torch.no_grad():
+        next(gen.parameters()).fill_(float("nan"))
+    save_model(tmp_path / "nan", {"G_L": gen}, ModelConfig(generator_width=4, name="nan", trained=True))
+    tifffile.imwrite(tmp_path / "in.tif", _vol(), photometric="minisblack")
+    rc = _run(tmp_path / "in.tif", tmp_path / "out.tif", tmp_path / "nan")
+    _one_line_error(capsys, rc, "NaN")
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_internal_value_errors_keep_their_traceback(tmp_path, weights, monkeypatch):
+    from napari_hdcyclegan import denoise_files
+
+    monkeypatch.setattr(denoise_files, "denoise_file", lambda *a: (_ for _ in ()).throw(ValueError("a bug")))
+    tifffile.imwrite(tmp_path / "in.tif", _vol(), photometric="minisblack")
+    with pytest.raises(ValueError, match="a bug"):
+        _run(tmp_path / "in.tif", tmp_path / "out.tif", weights)
+
+
+def test_output_is_streamed_not_held_in_memory(tmp_path, weights):
+    import tracemalloc
+
+    data = _vol((240, 96, 96))  # 4.4 MB of uint16; a batch of 2 is 37 kB
+    tifffile.imwrite(tmp_path / "in.tif", data, photometric="minisblack")
+    assert _run(tmp_path / "in.tif", tmp_path / "warm.tif", weights, "-b", "2") == 0
+    tracemalloc.start()
+    try:
+        assert _run(tmp_path / "in.tif", tmp_path / "out.tif", weights, "-b", "2") == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < data.nbytes / 4, peak  # neither the input nor the output is ever whole in memory
+    assert tifffile.imread(tmp_path / "out.tif").shape == data.shape

@@ -1,0 +1,173 @@
+"""Denoise files and folders into files: outputs checked before any compute, streamed, atomic.
+
+The CLI's ``denoise IN OUT`` in functions (napari-free): :func:`plan_jobs` turns IN/OUT into
+``(input, output)`` pairs and refuses what cannot work before a model is loaded (unknown output
+type, missing folder, OUT that is IN, a hard link or symlink to it, two inputs with one output name);
+:func:`denoise_file` reads one input, checks that its output can hold the result, and streams the
+denoised b-scans batch by batch into a temporary file in the output folder that replaces OUT only
+when complete (:func:`napari_hdcyclegan.io.atomic_output`). Peak memory does not grow with the
+volume's length: input pages are read (or memory-mapped and released) one batch at a time and output
+pages written as they come.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError, OutputError
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg")
+OUTPUT_SUFFIXES = TIFF_SUFFIXES + PLAIN_SUFFIXES
+
+Job = tuple[Path, Path]
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two existing paths are one file (same inode: hard links and symlinks included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def output_name(src: Path) -> str:
+    """Same name for TIFF/PNG/JPEG inputs; vendor files become ``<stem>.tif``."""
+    return src.name if src.suffix.lower() in OUTPUT_SUFFIXES else src.stem + ".tif"
+
+
+def check_output_path(dst: Path) -> None:
+    """Refuse an output type or folder that cannot work, before anything is read or computed."""
+    suffix = dst.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise OutputError(f"{dst}: unsupported output type {suffix or '(no suffix)'!r}; "
+                          "use .tif, .tiff or .png")
+    if not dst.parent.is_dir():
+        raise OutputError(f"{dst.parent}: output folder does not exist")
+    if not os.access(dst.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{dst.parent}: output folder is not writable")
+    if dst.is_dir():
+        raise OutputError(f"{dst}: is a folder")
+
+
+def check_output_fits(dst: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse, before the compute, a PNG/JPEG output for a volume or a dtype it cannot store."""
+    suffix = dst.suffix.lower()
+    if suffix not in PLAIN_SUFFIXES:
+        return
+    if len(shape) == 3 and shape[0] != 1:
+        raise OutputError(f"{dst}: a {len(shape)}D volume cannot be written as {suffix} (it has {shape[0]} "
+                          "b-scans); use .tif")
+    if dtype not in (np.uint8, np.uint16) or (suffix != ".png" and dtype != np.uint8):
+        raise OutputError(f"{dst}: {suffix} cannot store dtype {dtype}; use .tif")
+
+
+def plan_jobs(src: Path, dst: Path) -> list[Job]:
+    """The ``(input, output)`` pairs of ``denoise IN OUT``, every output path checked."""
+    if not src.exists():
+        raise InputError(f"{src}: no such file or folder")
+    jobs = _folder_jobs(src, dst) if src.is_dir() else [_file_job(src, dst)]
+    for f, out in jobs:
+        if out.exists() and same_file(f, out):
+            raise OutputError(f"{out}: OUT is the input file {f} (same file or a link to it); "
+                              "choose another output")
+    return jobs
+
+
+def _file_job(src: Path, dst: Path) -> Job:
+    """IN is a file: OUT is a file, or a folder that receives the same-named file."""
+    if dst.is_dir():
+        dst = dst / output_name(src)
+    check_output_path(dst)
+    return src, dst
+
+
+def _folder_jobs(src: Path, dst: Path) -> list[Job]:
+    """IN is a folder: OUT is a folder (created) of same-named files, none written twice."""
+    from .io import folder_files
+
+    if dst.exists() and not dst.is_dir():
+        raise OutputError(f"{dst}: IN is a folder, so OUT must be a folder (it is a file)")
+    if dst.exists() and same_file(src, dst):
+        raise OutputError(f"{dst}: OUT must differ from IN (the inputs would be overwritten)")
+    files = folder_files(src)
+    if not files:
+        raise OutputError(f"{src}: no TIFF, PNG, JPEG or vendor OCT files in this folder")
+    names = _unique_names(files)
+    dst.mkdir(parents=True, exist_ok=True)
+    jobs = [(f, dst / names[f]) for f in files]
+    for _, out in jobs:
+        check_output_path(out)
+    return jobs
+
+
+def _unique_names(files: list[Path]) -> dict[Path, str]:
+    """Output names; a vendor file whose ``<stem>.tif`` another input also gets is written as ``<name>.tif``."""
+    names = {f: output_name(f) for f in files}
+    taken = Counter(n.lower() for n in names.values())
+    for f in files:
+        if taken[names[f].lower()] > 1 and f.suffix.lower() not in OUTPUT_SUFFIXES:
+            warnings.warn(f"{f.name} is written as {f.name}.tif ({names[f]} is another input's output)",
+                          UserWarning, stacklevel=3)
+            names[f] = f.name + ".tif"
+    clash = [n for n, k in Counter(n.lower() for n in names.values()).items() if k > 1]
+    if clash:
+        both = [f.name for f in files if names[f].lower() == clash[0]]
+        raise OutputError(f"{' and '.join(both)} would both be written as {clash[0]}; rename one of them")
+    return names
+
+
+def read_input(path: Path) -> Any:
+    """An :class:`napari_hdcyclegan.io.OctImage` (memory-mapped where the TIFF allows)."""
+    from .io import read_oct
+
+    return read_oct(path)
+
+
+def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, int], None] | None = None) -> None:
+    """Read ``src``, check that ``dst`` can hold the result, denoise batch by batch into ``dst``."""
+    image = read_input(src)
+    data = image.data
+    shape, dtype = tuple(int(n) for n in data.shape), np.dtype(data.dtype)
+    check_output_fits(dst, shape, dtype)
+    pages = _denoised_pages(denoiser, data, progress)
+    write_output(dst, pages, shape, dtype, image, denoiser.provenance())
+
+
+def _denoised_pages(denoiser: Any, data: Any, progress: Callable[[int, int], None] | None
+                    ) -> Iterator[np.ndarray]:
+    """Denoised batches in order, reporting ``progress(done, total)`` after each."""
+    total = data.shape[0] if data.ndim == 3 else 1
+    if progress:
+        progress(0, total)
+    for _, stop, chunk in denoiser.iter_denoise(data):
+        yield chunk
+        if progress:
+            progress(stop, total)
+
+
+def write_output(dst: Path, pages: Iterator[np.ndarray], shape: tuple[int, ...], dtype: np.dtype,
+                 image: Any, provenance: dict) -> None:
+    """Write streamed pages atomically: TIFF (scale, metadata and dtype kept) or PNG/JPEG (one b-scan)."""
+    from .io import atomic_output, write_tiff_pages
+
+    if dst.suffix.lower() in PLAIN_SUFFIXES:
+        import imageio.v3 as iio
+
+        plane = np.concatenate(list(pages)).reshape(shape[-2:]).astype(dtype.newbyteorder("="))
+        with atomic_output(dst) as tmp:
+            iio.imwrite(tmp, plane)
+        return
+    metadata = {"provenance": provenance, "source": {"path": str(image.metadata.get("path", "")),
+                                                     "format": image.metadata.get("format")}}
+    if image.metadata.get("notes"):
+        metadata["source"]["notes"] = list(image.metadata["notes"])
+    write_tiff_pages(dst, pages, shape, dtype, scale=tuple(image.scale), units=tuple(image.units),
+                     axis_labels=tuple(image.axis_labels), metadata=metadata)
