@@ -1,0 +1,164 @@
+"""ILM and RPE (Bruch's membrane) per b-scan: the skeleton (stage one) refined by optimal paths.
+
+:func:`detect_boundaries` runs stage one (:mod:`.skeleton`, the paper's procedure) and, with
+``refine=True`` (default), stage two (:mod:`.paths`): optimal paths on the b-scan's own gradients,
+pulled weakly towards the skeleton lines and, in a volume, towards the previous b-scan's lines.
+The search is confined to the A-scans where the feature map x b-scan responds (the retina). Volume
+functions add ``doubtful`` (N, W) from :mod:`.checks`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..intensity import check_image
+from ..progress import CancelFn, ProgressFn, check_cancel, report
+from .channel import boundary_channel, calibrate_boundary_channel
+from .checks import doubtful_ascans
+from .paths import PathParams, refine_paths
+from .skeleton import prepare_bscan, skeleton_boundaries
+from .table import BOUNDARY_NAMES
+
+FeatureMaps = Callable[[int, np.ndarray], np.ndarray] | np.ndarray
+
+
+def support_columns(unit: np.ndarray, feature_map: np.ndarray, frac: float = 0.1) -> np.ndarray:
+    """A-scans where feature map x b-scan responds at all (column peak > ``frac`` x typical)."""
+    product = ndi.uniform_filter(unit * np.abs(np.nan_to_num(np.asarray(feature_map, np.float32))), 5)
+    peak = product.max(axis=0)
+    ref = float(np.percentile(peak, 90))
+    if ref <= 0:
+        return np.zeros(peak.shape, bool)
+    return ndi.binary_closing(peak > frac * ref, np.ones(9, bool), border_value=1) & (peak > 0)
+
+
+def combine_priors(*lines: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """Per boundary, the mean of the finite prior rows (NaN where none)."""
+    out = {}
+    for name in BOUNDARY_NAMES:
+        stack = [np.asarray(x[name], np.float64) for x in lines if x is not None and name in x]
+        if stack:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+                out[name] = np.nanmean(np.stack(stack), axis=0)
+    return out
+
+
+def detect_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size: int = 5,
+                      refine: bool = True, min_separation: float | None = None,
+                      tol: float | None = None, max_gap: int | None = None,
+                      prepared: dict[str, np.ndarray] | None = None,
+                      prior: Mapping[str, np.ndarray] | None = None,
+                      params: PathParams | None = None) -> dict[str, np.ndarray]:
+    """ILM and RPE rows (float32, (W,), 0 = top, NaN where missing) of one b-scan.
+
+    ``bscan``: (H, W) any dtype/range (display domain: log-transform linear vendor data first);
+    ``feature_map``: (H, W), e.g. ``Denoiser.feature_maps(bscan, stage, [channel])[0]``.
+    ``refine=False`` gives stage one alone (the paper's skeleton lines, cleaned);
+    ``min_separation``, ``tol``, ``max_gap`` tune stage one (:func:`skeleton_boundaries`);
+    ``prior``: lines of a neighbouring b-scan; ``params``: stage two's :class:`PathParams`.
+    """
+    bscan = check_image(bscan, (2,))
+    prep = prepare_bscan(bscan) if prepared is None else prepared
+    kw = dict(median_size=median_size, min_separation=min_separation, tol=tol, max_gap=max_gap, prepared=prep)
+    if not refine:
+        return skeleton_boundaries(bscan, feature_map, refine=False, **kw)
+    stage_one = skeleton_boundaries(bscan, feature_map, refine=True, **kw)
+    lines = refine_paths(prep["unit"], combine_priors(stage_one, prior), params)
+    keep = support_columns(prep["unit"], feature_map)
+    out = {}
+    for name in BOUNDARY_NAMES:
+        out[name] = np.where(keep, lines[name], np.nan).astype(np.float32)
+    return out
+
+
+def detect_checked(bscan: np.ndarray, feature_map: np.ndarray,
+                   previous: Mapping[str, np.ndarray] | None = None, **kwargs: Any) -> dict[str, np.ndarray]:
+    """:func:`detect_boundaries` with ``previous`` (a neighbour's lines) as prior, plus
+    ``doubtful`` (W,) from the plausibility check (:func:`~.checks.doubtful_ascans`)."""
+    bscan = check_image(bscan, (2,))
+    prep = prepare_bscan(bscan)
+    lines = detect_boundaries(bscan, feature_map, prepared=prep, prior=previous, **kwargs)
+    return {**lines, "doubtful": doubtful_ascans(prep["grad"], lines["ILM"].astype(np.float64),
+                                                 lines["RPE"].astype(np.float64))}
+
+
+def iter_detect(volume: np.ndarray, feature_map: FeatureMaps, **kwargs: Any
+                ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Yield ``(index, {"ILM", "RPE", "doubtful"})`` per b-scan of a (N, H, W) volume (or one
+    (H, W) b-scan), each b-scan using the previous one's lines as a prior.
+
+    ``feature_map`` is an (N, H, W) array, or a function ``(index, bscan) -> (H, W)`` so that maps
+    are computed lazily (e.g. by a denoiser) one b-scan at a time.
+    """
+    vol = check_image(volume)
+    vol = vol[None] if vol.ndim == 2 else vol
+    previous = None
+    for i, bscan in enumerate(vol):
+        fmap = feature_map(i, bscan) if callable(feature_map) else np.asarray(feature_map).reshape(vol.shape)[i]
+        previous = detect_checked(bscan, fmap, previous, **kwargs)
+        yield i, previous
+
+
+def _collect(items: Iterator[tuple[int, dict[str, np.ndarray]]], n: int, w: int,
+             progress: ProgressFn, cancel: CancelFn) -> dict[str, np.ndarray]:
+    """Stack per-b-scan results into ILM/RPE float32 (N, W) and doubtful bool (N, W)."""
+    out = {name: np.full((n, w), np.nan, np.float32) for name in BOUNDARY_NAMES}
+    out["doubtful"] = np.zeros((n, w), bool)
+    check_cancel(cancel)
+    for i, lines in items:
+        for name in (*BOUNDARY_NAMES, "doubtful"):
+            out[name][i] = lines[name]
+        report(progress, i + 1, n)
+        check_cancel(cancel)
+    return out
+
+
+def detect_volume(volume: np.ndarray, feature_map: FeatureMaps, *, progress: ProgressFn = None,
+                  cancel: CancelFn = None, **kwargs: Any) -> dict[str, np.ndarray]:
+    """ILM and RPE of every b-scan: float32 (N, W) (eyepy's layer-height layout) + ``doubtful``."""
+    vol = check_image(volume)
+    n = 1 if vol.ndim == 2 else vol.shape[0]
+    return _collect(iter_detect(vol, feature_map, **kwargs), n, vol.shape[-1], progress, cancel)
+
+
+def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: int, *,
+                          use_denoised: bool | None = None, **kwargs: Any
+                          ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Yield ``(index, {"ILM", "RPE", "doubtful"})`` per b-scan of ``data`` using ``denoiser``'s
+    feature map ``(stage, channel)``. The b-scan side of the product and of the gradients is the
+    denoised b-scan when ``use_denoised`` (default: when the model is trained), else the input."""
+    use_denoised = bool(denoiser.trained) if use_denoised is None else bool(use_denoised)
+    vol = check_image(data)
+    vol = vol[None] if vol.ndim == 2 else vol
+
+    previous = None
+    for i, raw in enumerate(vol):
+        fmap = np.asarray(denoiser.feature_maps(raw, stage, [int(channel)]), dtype=np.float32)[0]
+        bscan = np.asarray(denoiser.denoise(raw), dtype=np.float32) if use_denoised else raw
+        previous = detect_checked(bscan, fmap, previous, **kwargs)
+        yield i, previous
+
+
+def model_boundaries(data: np.ndarray, denoiser: Any, stage: str | None = None,
+                     channel: int | None = None, *, use_denoised: bool | None = None,
+                     progress: ProgressFn = None, cancel: CancelFn = None, **kwargs: Any
+                     ) -> dict[str, np.ndarray]:
+    """ILM/RPE (N, W) and ``doubtful`` for a b-scan or volume with a denoiser (what the CLI calls).
+
+    Without ``stage``/``channel`` the model config's ``boundary_channel`` is used, or calibrated on
+    simulated b-scans (in memory only) when the config has none.
+    """
+    if stage is None or channel is None:
+        chosen = boundary_channel(denoiser.config) or (
+            lambda c: (c["stage"], c["channel"]))(calibrate_boundary_channel(denoiser, cancel=cancel))
+        stage = chosen[0] if stage is None else stage
+        channel = chosen[1] if channel is None else channel
+    vol = check_image(data)
+    n = 1 if vol.ndim == 2 else vol.shape[0]
+    items = iter_model_boundaries(vol, denoiser, stage, channel, use_denoised=use_denoised, **kwargs)
+    return _collect(items, n, vol.shape[-1], progress, cancel)
