@@ -89,3 +89,22 @@ def test_gallery_and_export(qtbot, setup, tmp_path):
     back = tifffile.imread(path)
     assert back.shape == (64, 72)
     np.testing.assert_allclose(back, widget._cache["maps"][0], rtol=1e-6)
+
+
+def test_closed_dock_stops_adding_maps(make_napari_viewer, qtbot, tiny_model, cartoon_volume):
+    """Closing the dock (what its x button does) disconnects the explorer from the viewer."""
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-hdcyclegan", "Feature-map explorer")
+    widget.set_weights(tiny_model)
+    first = viewer.add_image(cartoon_volume(2, 32, 40, BANDS), name="first")
+    qtbot.waitUntil(lambda: "first_fmap" in viewer.layers and widget.worker is None,
+                    timeout=TIMEOUT_MS)  # open, it follows new layers
+    viewer.layers.remove(first)
+    viewer.layers.remove("first_fmap")
+    viewer.window.remove_dock_widget(dock)
+    viewer.add_image(cartoon_volume(2, 32, 40, BANDS), name="second")
+    viewer.dims.set_current_step(0, 1)
+    qtbot.wait(800)  # several debounce periods
+    assert widget.worker is None
+    assert not [lay.name for lay in viewer.layers if lay.name.endswith("_fmap")]
+    assert widget.closed
