@@ -12,7 +12,8 @@ from pathlib import Path
 class FitConfig:
     """Every knob of ``python -m training.fit``; the flag of a field is ``--field-name``."""
 
-    data: str = "sim"  # sim | duke | HN_DIR,LN_DIR
+    data: str = "sim"  # sim | duke | real | HN_DIR,LN_DIR
+    shared_data: str = ""  # data=real: the shared data folder (default: shared/data beside the repository)
     init_from: str = ""  # a model directory whose G_L / G_H / D weights start this run (fine-tuning)
     out: str = "runs/hdcyclegan"
     name: str = "hdcyclegan"
@@ -22,6 +23,7 @@ class FitConfig:
     pretrain_d_steps: int = 0  # discriminator as an HN-vs-LN domain classifier
     paired_weight: float = 0.0  # L1(G_L(h), target) kept during the adversarial phase (paired data only)
     paired_target: str = "clean"  # simulated data: clean | ln
+    n2n_weight: float = 0.0  # MSE between G_L(one column half) and the other half of real noisy scans
     identity_weight: float = 0.0
     pool_size: int = 0  # past fakes shown to the discriminator (0 = none, as the paper)
     lambda_gan: float = 1.0

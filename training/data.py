@@ -122,6 +122,7 @@ class CropSampler:
     ln: list[np.ndarray]
     crop: int
     targets: list[np.ndarray] | None = None
+    pair_inputs: list[np.ndarray] | None = None  # inputs of the pairs when they are not ``hn``
 
     def __post_init__(self) -> None:
         for name, images in (("HN", self.hn), ("LN", self.ln)):
@@ -130,8 +131,12 @@ class CropSampler:
             small = [im.shape for im in images if min(im.shape) < self.crop]
             if small:
                 raise DataError(f"{name} images {small[:3]} are smaller than the crop {self.crop}")
-        if self.targets is not None and len(self.targets) != len(self.hn):
-            raise DataError("paired data needs one target per HN image")
+        if self.targets is not None and len(self.targets) != len(self.paired_inputs):
+            raise DataError("paired data needs one target per input image")
+
+    @property
+    def paired_inputs(self) -> list[np.ndarray]:
+        return self.hn if self.pair_inputs is None else self.pair_inputs
 
     def _window(self, image: np.ndarray, rng: np.random.Generator) -> tuple[slice, slice]:
         y = int(rng.integers(0, image.shape[0] - self.crop + 1))
@@ -160,10 +165,11 @@ class CropSampler:
         if self.targets is None:
             raise DataError("these data are unpaired: supervised pre-training needs pairs")
         x, y = [], []
+        inputs = self.paired_inputs
         for _ in range(batch):
-            i = int(rng.integers(len(self.hn)))
-            win = self._window(self.hn[i], rng)
-            a, b = self._flip([self.hn[i][win], self.targets[i][win]], rng)
+            i = int(rng.integers(len(inputs)))
+            win = self._window(inputs[i], rng)
+            a, b = self._flip([inputs[i][win], self.targets[i][win]], rng)
             x.append(a)
             y.append(b)
         return _stack(x), _stack(y)

@@ -34,7 +34,7 @@ from .sources import TrainingData, load_training_data
 from .validate import Validator
 
 LOG_FIELDS = ("step", "phase", "loss_G", "loss_gan", "loss_cycle", "loss_identity", "loss_paired",
-              "loss_D", "loss_pretrain", "lr", "seconds")
+              "loss_n2n", "loss_D", "loss_pretrain", "d_real_h", "d_real_l", "d_fake", "lr", "seconds")
 
 
 class CycleGenerators(nn.Module):
@@ -170,6 +170,13 @@ class Trainer:
         self.step_no += 1
         return {"step": step + 1, "phase": phase, "lr": lr, **row}
 
+    def _n2n_loss(self) -> torch.Tensor:
+        """Column-split Noise2Noise term on real noisy scans (zero without such data or weight)."""
+        if self.data.split is None or self.cfg.n2n_weight <= 0:
+            return torch.zeros((), device=self.device)
+        x, y = (self._tensor(a) for a in self.data.split.batch(self.rng, self.cfg.batch))
+        return F.mse_loss(self.gens.G_L(x).float(), y)
+
     def _pretrain_g(self) -> dict[str, float]:
         s: CropSampler = self.data.sampler
         h, l = s.unpaired_batch(self.rng, self.cfg.batch)
@@ -184,10 +191,12 @@ class Trainer:
             loss = F.l1_loss(out["fake_l"], y)
             if self.cfg.pretrain_gh:
                 loss = loss + F.l1_loss(out["fake_h"], l)
+            loss_n2n = self._n2n_loss()
+            loss = loss + self.cfg.n2n_weight * loss_n2n
         self.opt_G.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_G.step()
-        return {"loss_pretrain": loss.item()}
+        return {"loss_pretrain": loss.item(), "loss_n2n": loss_n2n.item()}
 
     def _pretrain_d(self) -> dict[str, float]:
         h, l = (self._tensor(a) for a in self.data.sampler.unpaired_batch(self.rng, self.cfg.batch))
@@ -223,6 +232,8 @@ class Trainer:
             if y is not None:
                 loss_pair = F.l1_loss(out["fake_l"], y)
                 loss = loss + cfg.paired_weight * loss_pair
+            loss_n2n = self._n2n_loss()
+            loss = loss + cfg.n2n_weight * loss_n2n
         self.opt_G.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_G.step()
@@ -237,7 +248,8 @@ class Trainer:
         loss_d.backward()
         self.opt_D.step()
         return {"loss_G": loss.item(), "loss_gan": loss_gan.item(), "loss_cycle": loss_cyc.item(),
-                "loss_identity": loss_id.item(), "loss_paired": loss_pair.item(), "loss_D": loss_d.item()}
+                "loss_identity": loss_id.item(), "loss_paired": loss_pair.item(), "loss_n2n": loss_n2n.item(),
+                "loss_D": loss_d.item(), **losses.class_probabilities(logits.detach().float(), n, n)}
 
     # ---- checkpoints --------------------------------------------------------------------
     def model_config(self, metrics: dict | None = None) -> ModelConfig:

@@ -34,3 +34,12 @@ def discriminator_loss(logits: torch.Tensor, n_real_h: int, n_real_l: int) -> to
 def cycle_loss(h: torch.Tensor, rec_h: torch.Tensor, l: torch.Tensor, rec_l: torch.Tensor) -> torch.Tensor:
     """Eq. (4) with mean absolute error per image pair."""
     return F.l1_loss(rec_l, l) + F.l1_loss(rec_h, h)
+
+
+def class_probabilities(logits: torch.Tensor, n_real_h: int, n_real_l: int) -> dict[str, float]:
+    """Mean probability D gives the right class to real HN, real LN and fakes (paper Fig. A.1)."""
+    p = logits.softmax(dim=1)
+    n_fake = logits.shape[0] - n_real_h - n_real_l
+    real_h, real_l, fake = p.split([n_real_h, n_real_l, n_fake])
+    return {"d_real_h": real_h[:, CLASS_HN].mean().item(), "d_real_l": real_l[:, CLASS_LN].mean().item(),
+            "d_fake": fake[:, CLASS_FAKE].mean().item() if n_fake else float("nan")}

@@ -1,4 +1,4 @@
-"""Where training data come from: the simulator (default), folders per domain, the Duke pairs."""
+"""Where training data come from: the simulator (default), folders per domain, Duke pairs, all real data."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 
 from .config import FitConfig
 from .data import CropSampler, DataError, duke_pairs, read_folder, to_model_units
+from .real import SplitSampler, load_real
 
 
 @dataclass
@@ -25,6 +26,8 @@ class TrainingData:
     sampler: CropSampler
     description: dict
     val: list[ValItem] = field(default_factory=list)
+    split: SplitSampler | None = None  # column-split Noise2Noise pairs of real noisy scans
+    val_split: list[tuple[str, np.ndarray]] = field(default_factory=list)  # scored by split PSNR
 
 
 def _normalisation(cfg: FitConfig) -> dict:
@@ -89,10 +92,23 @@ def _folders(cfg: FitConfig) -> TrainingData:
     return TrainingData(CropSampler(hn, ln, cfg.crop), desc, simulated_val(cfg) if cfg.sim_val_n else [])
 
 
+def _real(cfg: FitConfig) -> TrainingData:
+    sets = load_real(cfg.shared_data or None, _normalisation(cfg), cfg.duke_extra_frames)
+    hn = [im for _, im in sets.noisy]
+    sampler = CropSampler(hn, sets.ln, cfg.crop, sets.pair_targets, pair_inputs=sets.pair_inputs)
+    val = [ValItem(n, x, a, x) for n, x, a in sets.val_pairs]
+    desc = {"source": "real", "noisy_bscans": len(hn), "noisy_sources": sorted({n.split("/")[0] for n, _ in sets.noisy}),
+            "duke_pairs": len(sets.pair_inputs), "ln_bscans": len(sets.ln), "val_pairs": [v.name for v in val],
+            "val_split": [n for n, _ in sets.val_split], "never_used": ["duke S06-S09", "tian subject 5 (val only)"]}
+    return TrainingData(sampler, desc, val, SplitSampler(hn, cfg.crop), sets.val_split)
+
+
 def load_training_data(cfg: FitConfig) -> TrainingData:
     """The sampler and validation pairs that ``cfg.data`` names."""
     if cfg.data == "sim":
         return _sim(cfg)
     if cfg.data == "duke":
         return _duke(cfg)
+    if cfg.data == "real":
+        return _real(cfg)
     return _folders(cfg)

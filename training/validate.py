@@ -12,10 +12,11 @@ from napari_hdcyclegan.model.networks import Generator, run_generator
 
 from .config import FitConfig
 from .csvlog import append_csv
+from .real import split_psnr
 from .sources import TrainingData, ValItem
 
 FIELDS = ("step", "score", "psnr", "ssim", "msr", "cnr", "bm3d_psnr", "bm3d_ssim", "bm3d_msr", "bm3d_cnr",
-          "raw_psnr", "raw_ssim")
+          "raw_psnr", "raw_ssim", "split_psnr", "raw_split_psnr")
 
 
 def _scores(image: np.ndarray, item: ValItem) -> dict[str, float]:
@@ -36,7 +37,11 @@ class Validator:
 
     def __init__(self, cfg: FitConfig, data: TrainingData, out: Path) -> None:
         self.cfg, self.items, self.out = cfg, data.val, out
+        self.split_items = data.val_split
         self.reference_scores = self._reference_scores() if self.items else {}
+        if self.split_items:
+            self.reference_scores["raw_split_psnr"] = float(np.mean(
+                [split_psnr(lambda a: a, im) for _, im in self.split_items]))
 
     def _reference_scores(self) -> dict[str, float]:
         raw = _mean([_scores(it.noisy, it) for it in self.items], "raw_")
@@ -72,6 +77,10 @@ class Validator:
         rows = [_scores(self.denoise(gen, it.noisy), it) for it in self.items]
         scores = {"step": step, **_mean(rows), **self.reference_scores}
         scores["score"] = scores["psnr"] + 10 * scores["ssim"]  # the checkpoint-selection criterion
+        if self.split_items:  # real scans without reference: split PSNR counts as much as paired PSNR
+            scores["split_psnr"] = float(np.mean(
+                [split_psnr(lambda a: self.denoise(gen, a), im) for _, im in self.split_items]))
+            scores["score"] += scores["split_psnr"]
         append_csv(self.out / "val.csv", scores, FIELDS)
         return scores
 
@@ -81,4 +90,7 @@ class Validator:
         if "bm3d_psnr" in s:
             line += (f" | BM3D PSNR {s['bm3d_psnr']:.2f} SSIM {s['bm3d_ssim']:.3f}"
                      f" MSR {s['bm3d_msr']:.2f} CNR {s['bm3d_cnr']:.2f}")
-        return line + f" | raw PSNR {s['raw_psnr']:.2f} SSIM {s['raw_ssim']:.3f}"
+        line += f" | raw PSNR {s['raw_psnr']:.2f} SSIM {s['raw_ssim']:.3f}"
+        if "split_psnr" in s:
+            line += f" | split PSNR {s['split_psnr']:.2f} (raw {s['raw_split_psnr']:.2f})"
+        return line

@@ -1,0 +1,149 @@
+"""Real scans for training: every noisy source in the shared data, Duke pairs, column-split pairs.
+
+``--data real`` mixes three signals, all on real OCT:
+
+- **Duke pairs** (Bioptigen noisy frame -> registered average): supervised L1, train split only.
+- **Column-split pairs** (Noise2Noise from one scan): neighbouring A-scans carry nearly independent
+  speckle, so the even- and odd-column halves of a noisy b-scan are two noisy views of almost the
+  same scene; G_L maps one half to the other under MSE, which estimates the clean scene.
+- **Unpaired domains** for the paper's objective: HN = every noisy real b-scan (Spectralis .vol and
+  Tian scans, Duke single frames, the single noisy scans of other scanners); LN = the Duke averages.
+
+Held back, never trained on: Tian subject 5 (scored by split PSNR, as ``real_scan_check.py`` does)
+and the Duke val/test subjects (val scored against its average; test used only by ``evaluate``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import DataError, duke_pairs, read_image_stack, to_model_units
+
+#: Tian 2015 subjects used for training; subject 5 is the held-back validation subject.
+TIAN_TRAIN = (1, 2, 3, 4)
+TIAN_VAL = (5,)
+
+
+def default_shared_data() -> Path:
+    """``shared/data`` beside the repository, or ``$HDCYCLEGAN_SHARED_DATA``."""
+    env = os.environ.get("HDCYCLEGAN_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def column_halves(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Even- and odd-column halves of a b-scan, cropped to the same width."""
+    w = image.shape[1] // 2
+    return image[:, 0:2 * w:2], image[:, 1:2 * w:2]
+
+
+def tian_scans(root: Path, subjects: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
+    """``(name, uint8 b-scan)`` of the Tian 2015 Spectralis subjects."""
+    folder = root / "layers" / "tian2015_octlayers"
+    out = []
+    for s in subjects:
+        files = sorted(folder.glob(f"Subject{s}_*.png"))
+        if not files:
+            raise DataError(f"{folder}: no b-scans of Tian subject {s}")
+        out += [(f"tian/{f.stem}", read_image_stack(f)[0]) for f in files]
+    return out
+
+
+def vendor_scans(root: Path) -> list[tuple[str, np.ndarray]]:
+    """Display-domain float b-scans of the shared Heidelberg .vol files."""
+    from napari_hdcyclegan.io import read_oct
+
+    out = []
+    for path in sorted((root / "vendor").glob("*/*.vol")):
+        vol = np.asarray(read_oct(path).data)
+        out += [(f"vol/{path.stem}/{i}", b) for i, b in enumerate(vol.reshape(-1, *vol.shape[-2:]))]
+    return out
+
+
+def single_noisy_scans(root: Path) -> list[tuple[str, np.ndarray]]:
+    """The single noisy b-scans from other scanners (no reference)."""
+    out = []
+    for path in sorted((root / "single_noisy").glob("*/*")):
+        if path.suffix.lower() in (".png", ".tif", ".tiff"):
+            out += [(f"single/{path.parent.name}/{path.stem}", read_image_stack(path)[0])]
+    return out
+
+
+@dataclass
+class RealSets:
+    """Model-unit images of every real source, split into what trains and what validates."""
+
+    noisy: list[tuple[str, np.ndarray]]  # every noisy training b-scan (HN domain, column-split source)
+    pair_inputs: list[np.ndarray]
+    pair_targets: list[np.ndarray]
+    ln: list[np.ndarray]  # low-noise real b-scans (Duke averages)
+    val_split: list[tuple[str, np.ndarray]]  # held-back noisy b-scans scored by split PSNR
+    val_pairs: list[tuple[str, np.ndarray, np.ndarray]]  # held-back (noisy, average) pairs
+
+
+def load_real(root: Path | None, normalisation: dict, duke_extra_frames: bool = True) -> RealSets:
+    """Every real source in the shared data folder, in model units."""
+    root = Path(root) if root else default_shared_data()
+    if not root.is_dir():
+        raise DataError(f"{root}: shared data folder not found (set HDCYCLEGAN_SHARED_DATA)")
+    unit = lambda im: to_model_units(im, normalisation)  # noqa: E731
+    duke_train = duke_pairs("train", root / "paired", extra_frames=duke_extra_frames)
+    noisy = [(n, unit(im)) for n, im in tian_scans(root, TIAN_TRAIN) + vendor_scans(root)
+             + single_noisy_scans(root)]
+    noisy += [(f"duke/{n}", unit(x)) for n, x, _ in duke_train]
+    pair_inputs = [unit(x) for _, x, _ in duke_train]
+    pair_targets = [to_model_units(a, normalisation, reference=x) for _, x, a in duke_train]
+    seen: dict[str, np.ndarray] = {}
+    for name, _, avg in duke_train:
+        seen.setdefault(name.split("/")[0], unit(avg))
+    val_split = [(n, unit(im)) for n, im in tian_scans(root, TIAN_VAL)]
+    val_pairs = [(n, unit(x), to_model_units(a, normalisation, reference=x))
+                 for n, x, a in duke_pairs("val", root / "paired")]
+    return RealSets(noisy, pair_inputs, pair_targets, list(seen.values()), val_split, val_pairs)
+
+
+@dataclass
+class SplitSampler:
+    """Noise2Noise crops from column halves: ``(input, target)`` = (even, odd) or (odd, even)."""
+
+    images: list[np.ndarray]
+    crop: int
+
+    def __post_init__(self) -> None:
+        self.halves = [column_halves(im) for im in self.images]
+        small = [h[0].shape for h in self.halves if min(h[0].shape) < self.crop]
+        if small:
+            raise DataError(f"column halves {small[:3]} are smaller than the crop {self.crop}")
+
+    def batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(input, target)`` float32 arrays of shape (batch, 1, crop, crop)."""
+        x, y = [], []
+        for _ in range(batch):
+            a, b = self.halves[int(rng.integers(len(self.halves)))]
+            if rng.random() < 0.5:
+                a, b = b, a
+            r = int(rng.integers(0, a.shape[0] - self.crop + 1))
+            c = int(rng.integers(0, a.shape[1] - self.crop + 1))
+            pa, pb = a[r:r + self.crop, c:c + self.crop], b[r:r + self.crop, c:c + self.crop]
+            if rng.random() < 0.5:
+                pa, pb = pa[:, ::-1], pb[:, ::-1]
+            x.append(pa)
+            y.append(pb)
+        stack = lambda c: np.ascontiguousarray(np.stack(c)[:, None], dtype=np.float32)  # noqa: E731
+        return stack(x), stack(y)
+
+
+def split_psnr(denoise, image: np.ndarray) -> float:
+    """PSNR of each denoised column half against the other raw half, mean offset removed (dB)."""
+    even, odd = column_halves(image)
+    scores = []
+    for a, b in ((even, odd), (odd, even)):
+        d = np.asarray(denoise(a), dtype=np.float64)
+        diff = d - b - float(np.mean(d - b))
+        scores.append(10 * np.log10(1.0 / max(float(np.mean(diff ** 2)), 1e-12)))
+    return float(np.mean(scores))
