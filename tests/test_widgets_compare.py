@@ -140,3 +140,40 @@ def test_cancel_keeps_existing_layers(qtbot, setup):
     assert "oct_nlmeans" not in viewer.layers
     np.testing.assert_array_equal(viewer.layers["oct_wavelet"].data, previous)
     assert worker.abort_requested
+
+
+def test_chosen_weights_and_device_used_tiles_titled_no_deprecated_grid(qtbot, setup, tiny_model):
+    import warnings
+
+    viewer, layer, other, widget = setup
+    assert widget.weights_combo.value == str(tiny_model) and widget.device_combo.value == "cpu"
+    widget.bm3d_check.value = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_and_wait(qtbot, widget, rows=3)
+        widget.grid_check.value = False
+        widget.grid_check.value = True
+    assert not [w for w in caught if "viewer.grid" in str(w.message)]
+    provenance = viewer.layers["oct_preview"].metadata["provenance"]
+    assert provenance["weights"] == str(tiny_model) and provenance["device"] == "cpu"
+    assert list(table(widget)) == ["raw", "tiny", "wavelet"]
+    shown = ["oct", "oct_preview", "oct_wavelet"]
+    assert all(viewer.layers[name].name_overlay.visible for name in shown)  # tile titles
+    assert viewer.canvas.grid.enabled
+    widget.grid_check.value = False
+    assert not any(viewer.layers[name].name_overlay.visible for name in shown)
+
+
+def test_another_models_denoised_layer_is_neither_reused_nor_replaced(qtbot, setup):
+    viewer, layer, other, widget = setup
+    theirs = viewer.add_image(layer.data.copy(), name="oct_denoised", scale=SCALE,
+                              translate=TRANSLATE, units="um",
+                              metadata={"provenance": {"model": "other", "weights": "other"}})
+    widget.bm3d_check.value = False
+    widget.scope_radio.value = "whole volume"
+    run_and_wait(qtbot, widget, rows=3)
+    assert list(table(widget)) == ["raw", "tiny", "wavelet"]
+    np.testing.assert_array_equal(theirs.data, layer.data)
+    assert theirs.metadata["provenance"]["model"] == "other"
+    ours = viewer.layers["oct_denoised_tiny"]
+    assert ours.data.shape == layer.data.shape and ours.metadata["provenance"]["model"] == "tiny"

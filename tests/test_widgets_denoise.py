@@ -193,3 +193,22 @@ def test_weights_choices_label_untrained_fallback():
     labels = {value: label for label, value in choices}
     if DEFAULT_MODEL not in shipped_models():
         assert "UNTRAINED" in labels[DEFAULT_MODEL]
+
+
+def test_residual_is_a_translucent_overlay_centred_on_zero(qtbot, setup):
+    viewer, layer, widget = setup
+    run_to_end(qtbot, widget)
+    residual = viewer.layers["oct_residual"]
+    assert residual.blending == "translucent" and residual.opacity < 1
+    lo, hi = residual.contrast_limits
+    assert lo == pytest.approx(-hi)
+    rgba = residual.colormap.map(np.array([0.0, 0.5, 1.0]))
+    assert rgba[1, 3] == pytest.approx(0.0)  # residual 0: fully clear, the b-scan shows through
+    assert rgba[0, 3] == pytest.approx(1.0) and rgba[2, 3] == pytest.approx(1.0)
+    assert rgba[0, 2] > rgba[0, 0] and rgba[2, 0] > rgba[2, 2]  # blue below 0, red above
+    # a layer beneath stays visible where the residual is small: the drawn alpha there is ~0
+    residual.visible = True
+    small = np.abs(residual.data) < 0.05 * hi
+    assert small.any()
+    alpha = residual.colormap.map((residual.data[small] - lo) / (hi - lo))[:, 3]
+    assert alpha.max() < 0.1
