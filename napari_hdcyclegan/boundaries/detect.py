@@ -67,7 +67,7 @@ def detect_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size
     kw = dict(median_size=median_size, min_separation=min_separation, tol=tol, max_gap=max_gap, prepared=prep)
     if not refine:
         return skeleton_boundaries(bscan, feature_map, refine=False, **kw)
-    stage_one = skeleton_boundaries(bscan, feature_map, refine=True, **kw)
+    stage_one = skeleton_boundaries(bscan, feature_map, refine=False, **kw)
     lines = refine_paths(prep["unit"], combine_priors(stage_one, prior), params)
     keep = support_columns(prep["unit"], feature_map)
     out = {}

@@ -131,17 +131,22 @@ def subpixel_peak(grad: np.ndarray, path: np.ndarray) -> np.ndarray:
 
 
 def band_path(unit: np.ndarray, border: int, prior: np.ndarray | float, p: PathParams) -> np.ndarray:
-    """Centre row of the RPE band per column: bright, smooth, no bright band far below."""
-    h = unit.shape[0]
-    sb = ndi.gaussian_filter(unit, p.band_sigma)
+    """Centre row of the RPE band per column: bright, smooth, no bright band far below (found on
+    the b-scan at half resolution in both axes, which keeps slopes in rows per column)."""
+    h, w = unit.shape
+    sb = ndi.gaussian_filter(unit, p.band_sigma)[::2, ::2]
     bright = (sb > p.bright_frac * sb.max(axis=0, keepdims=True)).astype(np.float32)
     below = np.cumsum(bright[::-1], axis=0)[::-1]
-    gap = max(int(p.band_gap * h), 1)
+    gap = max(int(p.band_gap * h / 2), 1)
     far = np.zeros_like(below)
     far[:-gap] = below[gap:]
     cost = -sb / max(float(np.percentile(sb, 99.5)), 1e-6) + p.low_weight * np.minimum(far / gap, 1.0)
-    cost[:border] = cost[h - border:] = OUTSIDE
-    return optimal_path((cost + prior).astype(np.float32), p.band_step, p.band_penalty)
+    if not np.isscalar(prior):
+        cost = cost + np.asarray(prior)[::2, ::2]
+    edge = max(border // 2, 1)
+    cost[:edge] = cost[cost.shape[0] - edge:] = OUTSIDE
+    half = optimal_path(cost.astype(np.float32), p.band_step, p.band_penalty)
+    return np.rint(2 * np.interp(np.arange(w) / 2.0, np.arange(half.size), half)).astype(np.int64)
 
 
 def refine_paths(unit: np.ndarray, priors: Mapping[str, np.ndarray | None] | None = None,

@@ -182,7 +182,7 @@ def prepare_bscan(bscan: np.ndarray) -> dict[str, np.ndarray]:
     bscan = check_image(bscan, (2,))
     unit = _unit(bscan)
     return {"unit": unit, "weight": ndi.gaussian_filter(unit, 1.5),
-            "grad": np.gradient(ndi.gaussian_filter(unit.astype(np.float64), SMOOTH_SIGMA), axis=0)}
+            "grad": np.gradient(ndi.gaussian_filter(unit.astype(np.float32), SMOOTH_SIGMA), axis=0)}
 
 
 def skeleton_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size: int = 5,
