@@ -39,6 +39,7 @@ from ._common import (
     geometry, image_layer_choices, set_image, show_info, slice_geometry,
 )
 from ._dock import ViewerLinks, scrollable
+from ._scores import made_with, model_label, score_bscans, score_worker, slice_of  # noqa: F401
 
 if TYPE_CHECKING:
     import napari
@@ -89,54 +90,6 @@ def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: 
             continue
         results[name] = out
     return {"results": results, "missing": missing, "provenance": provenance}
-
-
-def score_bscans(images: dict[str, np.ndarray], reference: np.ndarray | None
-                 ) -> dict[str, dict[str, float]]:
-    """CNR/MSR of every 2D image (masks from ``reference`` or the raw one) and PSNR/SSIM vs it."""
-    from napari_hdcyclegan.metrics import cnr, msr, score_methods, signal_background_masks
-
-    if reference is not None:
-        return score_methods(images, reference, align=True)
-    signal, background = signal_background_masks(images["raw"])
-    return {name: {"CNR": cnr(img, signal, background), "MSR": msr(img, signal)}
-            for name, img in images.items()}
-
-
-@thread_worker
-def score_worker(images: dict[str, np.ndarray], reference: np.ndarray | None
-                 ) -> tuple[dict[str, dict[str, float]], str]:
-    """Worker around :func:`score_bscans`; returns (scores, reason they are missing or "")."""
-    try:
-        return score_bscans(images, reference), ""
-    except ValueError as exc:  # e.g. no retina found in this b-scan: not worth a notification
-        return {}, str(exc)
-
-
-def model_label(metadata: dict[str, Any], fallback: str = "model") -> str:
-    """Table row of a model output: the model's name (``fallback`` when the layer records none);
-    an untrained fallback says so."""
-    provenance = metadata.get("provenance") or {}
-    name = str(provenance.get("model") or fallback)
-    return name if provenance.get("trained", True) else f"{name} (untrained)"
-
-
-def made_with(layer: "Image", weights: str) -> bool:
-    """Whether ``layer`` was made with ``weights`` (True when it records no model at all)."""
-    provenance = layer.metadata.get("provenance") or {}
-    return not provenance or str(provenance.get("weights")) == str(weights)
-
-
-def slice_of(layer: "Image", viewer: "napari.Viewer") -> np.ndarray | None:
-    """The 2D b-scan of ``layer`` under the dims slider, or None when the layer does not cover it."""
-    data = layer.data
-    if layer.ndim == 2:
-        return np.asarray(data)
-    point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim:]
-    index = int(np.round(layer.world_to_data(point)[0]))
-    if not 0 <= index < data.shape[0]:
-        return None
-    return np.asarray(data[index])
 
 
 class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
