@@ -170,3 +170,28 @@ def test_viewer_saves_layer_through_plugin(make_napari_viewer_proxy, tmp_path):
     back = viewer.open(str(out), plugin=PLUGIN)[0]
     np.testing.assert_allclose(back.scale, SCALE)
     assert _units(back) == ("micrometer",) * 3
+
+
+def test_planar_rgb_volume_opens_as_bscans_with_a_note(tmp_path):
+    """A 3-b-scan volume saved without photometric is one planar RGB page: it opens as 3 b-scans."""
+    import warnings
+
+    data = np.stack([np.full((20, 30), v, np.uint16) for v in (10, 200, 3000)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tifffile.imwrite(tmp_path / "v.tif", data)
+    with pytest.warns(UserWarning, match="stack of 3 b-scans"):
+        layers = napari_get_reader(str(tmp_path / "v.tif"))(str(tmp_path / "v.tif"))
+    arr, kwargs, kind = layers[0]
+    assert kind == "image" and np.array_equal(arr, data)
+    assert "planar RGB" in kwargs["metadata"]["notes"][0]
+
+
+def test_layer_writer_writes_grayscale_pages_atomically(tmp_path):
+    data = np.arange(4 * 12 * 16, dtype=np.uint8).reshape(4, 12, 16)
+    path = tmp_path / "out.tif"
+    layer_writer(str(path), data, {"scale": (1.0, 3.87, 11.45), "units": ("um",) * 3})
+    with tifffile.TiffFile(path) as tif:
+        assert len(tif.pages) == 4 and tif.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK
+    assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]
+    np.testing.assert_array_equal(read_oct(path).data, data)
