@@ -72,7 +72,7 @@ def test_overlay_matches_simulator_truth(qtbot, viewer_widget, sim, tmp_path):
     assert widget.result is not None, widget.status.value
     assert (widget.stage_combo.value, widget.channel_spin.value) == ("init", 0)
     for name, color in (("ILM", "#F668C2"), ("RPE", "#97A431")):
-        shapes = viewer.layers[f"oct_{name}"]
+        shapes = viewer.layers[f"oct {name} (detected)"]
         assert shapes.ndim == 3 and len(shapes.data) >= 2
         assert all(kind == "path" for kind in shapes.shape_type)
         np.testing.assert_allclose(shapes.scale, SCALE)
@@ -91,7 +91,7 @@ def test_overlay_matches_simulator_truth(qtbot, viewer_widget, sim, tmp_path):
         first = shapes.data[0]
         b, cols = int(first[0, 0]), first[:, 2].astype(int)
         np.testing.assert_allclose(first[:, 1], heights[b, cols])
-    ilm, rpe = (viewer.layers[f"oct_{n}"].metadata["heights"] for n in ("ILM", "RPE"))
+    ilm, rpe = (viewer.layers[f"oct {n} (detected)"].metadata["heights"] for n in ("ILM", "RPE"))
     assert np.all(ilm[np.isfinite(ilm) & np.isfinite(rpe)] < rpe[np.isfinite(ilm) & np.isfinite(rpe)])
     thick = viewer.layers["oct_thickness"]
     assert thick.data.shape == (2, 1, SHAPE[1])
@@ -110,7 +110,7 @@ def test_cancel_keeps_previous_result(qtbot, viewer_widget, sim, tmp_path):
     widget.set_weights(save_tiny(tmp_path / "tiny", {"stage": "init", "channel": 0, "how": "test"}))
     widget.layer_combo.value = small
     run_to_end(qtbot, widget)
-    before = viewer.layers["small_ILM"].metadata["heights"].copy()
+    before = viewer.layers["small ILM (detected)"].metadata["heights"].copy()
     big = np.repeat(sim.hn[:, ::2, ::2], 20, axis=0)  # 40 b-scans: cannot finish before cancel
     small.data = big
     worker = widget.run()
@@ -118,7 +118,7 @@ def test_cancel_keeps_previous_result(qtbot, viewer_widget, sim, tmp_path):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
     assert widget.progress_bar.value < big.shape[0]
     assert "Cancel" in widget.status.value
-    np.testing.assert_array_equal(viewer.layers["small_ILM"].metadata["heights"], before)
+    np.testing.assert_array_equal(viewer.layers["small ILM (detected)"].metadata["heights"], before)
     assert worker.abort_requested
 
 
@@ -133,11 +133,36 @@ def test_auto_channel_calibrates_on_single_bscan(qtbot, viewer_widget, sim, tmp_
     run_to_end(qtbot, widget)
     assert widget.result is not None, widget.status.value
     assert widget.result["stage"] in EARLY_STAGES and "calibrate" in widget.result["how"]
-    assert viewer.layers["b_ILM"].ndim == 2
-    assert viewer.layers["b_ILM"].metadata["heights"].shape == (SHAPE[1],)
+    assert viewer.layers["b ILM (detected)"].ndim == 2
+    assert viewer.layers["b ILM (detected)"].metadata["heights"].shape == (SHAPE[1],)
     assert viewer.layers["b_thickness"].data.shape == (1, SHAPE[1])
     # the user can override the automatic choice
     widget.set_channel("down1", 2)
     run_to_end(qtbot, widget)
     assert (widget.result["stage"], widget.result["channel"]) == ("down1", 2)
-    assert viewer.layers["b_RPE"].metadata["channel"] == 2
+    assert viewer.layers["b RPE (detected)"].metadata["channel"] == 2
+
+
+def test_vendor_lines_kept_and_compared(qtbot, viewer_widget, sim, tmp_path):
+    from napari_hdcyclegan._reader import boundary_layer
+
+    viewer, widget = viewer_widget
+    layer = viewer.add_image(sim.hn, name="scan", scale=SCALE, units="um")
+    vendor = {k: np.asarray(sim.boundaries[k], dtype=np.float64) + 1.0 for k in ("ILM", "RPE")}
+    for name, rows in vendor.items():  # the file's own lines, as the reader names them
+        data, kwargs, kind = boundary_layer(rows, f"scan_{name}", name, SCALE, ("um",) * 3,
+                                            ("b-scan", "depth", "lateral"), 3, "scan.vol")
+        viewer.add_shapes(data, **kwargs)
+    widget.set_weights(save_tiny(tmp_path / "tiny", {"stage": "init", "channel": 0, "how": "test"}))
+    widget.layer_combo.value = layer
+    run_to_end(qtbot, widget)
+    assert widget.result is not None, widget.status.value
+    for name in ("ILM", "RPE"):
+        np.testing.assert_allclose(viewer.layers[f"scan_{name}"].metadata["heights"], vendor[name], rtol=1e-6)
+        assert f"scan {name} (detected)" in viewer.layers
+        assert viewer.layers[f"scan {name} (detected)"].metadata["doubtful"].shape == (2, SHAPE[1])
+    assert "mean difference to the file's own lines: ILM" in widget.status.value
+    # stage one alone (the paper's skeleton) is a switch away
+    widget.skeleton_check.value = True
+    run_to_end(qtbot, widget)
+    assert widget.result["refine"] is False and "skeleton only" in widget.status.value

@@ -7,9 +7,13 @@ feature channel is the model's ``config.boundary_channel`` or, when the model ha
 :func:`~napari_hdcyclegan.boundaries.calibrate_boundary_channel` on simulated b-scans (kept in
 memory); untick "auto" to pick stage and channel yourself. Results:
 
-* ``<input>_ILM``, ``<input>_RPE``: Shapes paths in eyepy's colours, one path per run of detected
-  A-scans per b-scan, in the source's scale/translate/units/axis_labels. ``metadata["heights"]``
-  holds eyepy's layout: float rows (N, W), NaN where missing.
+* ``<input> ILM (detected)``, ``<input> RPE (detected)``: Shapes paths in eyepy's colours, one path
+  per run of detected A-scans per b-scan, in the source's scale/translate/units/axis_labels.
+  ``metadata["heights"]`` holds eyepy's layout: float rows (N, W), NaN where missing;
+  ``metadata["doubtful"]`` the A-scans the plausibility check flags. A file's own (vendor) lines,
+  ``<input>_ILM`` / ``<input>_RPE`` from the reader, are never replaced: the status line gives the
+  mean difference between vendor and detected lines.
+* "Paper's skeleton only" shows stage one (the skeleton lines) instead of the refined paths.
 * ``<input>_thickness``: RPE - ILM per b-scan and A-scan (µm when the source's axial unit is a
   length, else px). The layer has the source's dimensionality with the depth axis collapsed to one
   pixel spanning the whole depth ((N, 1, W) for a volume), so it lines up with the source: view the
@@ -32,7 +36,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_hdcyclegan.boundaries import (
     BOUNDARY_COLORS, BOUNDARY_NAMES, EARLY_STAGES, boundary_channel, calibrate_boundary_channel,
-    iter_model_boundaries, thickness_um, write_boundaries_csv,
+    iter_model_boundaries, mean_difference, summary, thickness_um, write_boundaries_csv,
 )
 from napari_hdcyclegan.progress import Cancelled
 
@@ -75,10 +79,24 @@ def boundary_paths(rows: np.ndarray, volume: bool) -> list[np.ndarray]:
     return paths
 
 
+def detected_name(source: str, boundary: str) -> str:
+    """Layer name of a detected line: never the name of the file's own (vendor) line layer."""
+    return f"{source} {boundary} (detected)"
+
+
+def vendor_heights(viewer: "napari.Viewer", source: str, boundary: str) -> np.ndarray | None:
+    """Heights (N, W) of the reader's ``<source>_<boundary>`` layer (the file's own line), or None."""
+    name = f"{source}_{boundary}"
+    if name not in viewer.layers:
+        return None
+    heights = viewer.layers[name].metadata.get("heights")
+    return None if heights is None else np.asarray(heights, dtype=np.float64)
+
+
 @thread_worker
 def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None,
                   channel: int | None, use_denoised: bool | None, calibration: dict[str, Any],
-                  cancel: threading.Event) -> Iterator[tuple[int, int, str]]:
+                  cancel: threading.Event, refine: bool = True) -> Iterator[tuple[int, int, str]]:
     """Worker: boundaries of every b-scan, yielding (done, total, message); returns a result dict
     (None when cancelled during calibration)."""
     from napari_hdcyclegan.engine import get_denoiser
@@ -100,11 +118,13 @@ def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None
             chosen, how = (choice["stage"], choice["channel"]), choice["how"]
         stage, channel = chosen
     out = {name: np.full((total, stack.shape[-1]), np.nan, np.float32) for name in BOUNDARY_NAMES}
-    for i, lines in iter_model_boundaries(stack, denoiser, stage, channel, use_denoised=use_denoised):
-        for name in BOUNDARY_NAMES:
+    out["doubtful"] = np.zeros((total, stack.shape[-1]), bool)
+    for i, lines in iter_model_boundaries(stack, denoiser, stage, channel, use_denoised=use_denoised,
+                                          refine=refine):
+        for name in (*BOUNDARY_NAMES, "doubtful"):
             out[name][i] = lines[name]
         yield i + 1, total, f"b-scan {i + 1}/{total}"
-    return {"boundaries": out, "stage": stage, "channel": int(channel), "how": how,
+    return {"boundaries": out, "stage": stage, "channel": int(channel), "how": how, "refine": refine,
             **model_info(denoiser)}
 
 
@@ -133,6 +153,8 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         self.denoised_check = CheckBox(text="Multiply with the denoised b-scan (trained model)",
                                        value=True, tooltip="an untrained model's output is noise: "
                                        "its input b-scan is used instead")
+        self.skeleton_check = CheckBox(text="Paper's skeleton only (no optimal-path refinement)",
+                                       value=False)
         self.run_button = PushButton(text="Detect")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress_bar = ProgressBar(label="Progress", value=0, max=1)
@@ -140,7 +162,7 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         self.status = Label(value="")
         self.controls = Container(widgets=[
             self.layer_combo, self.weights_combo, self.device_combo, self.auto_check,
-            self.stage_combo, self.channel_spin, self.denoised_check,
+            self.stage_combo, self.channel_spin, self.denoised_check, self.skeleton_check,
             Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
             self.progress_bar, self.export_button, self.status,
         ])
@@ -197,7 +219,7 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         self._cancel = threading.Event()
         worker = detect_worker(np.asarray(data), str(weights), str(self.device_combo.value), stage, channel,
                                None if self.denoised_check.value else False, dict(self.calibration),
-                               self._cancel)
+                               self._cancel, not self.skeleton_check.value)
         total = 1 if data.ndim == 2 else data.shape[0]
         return self._start_worker(worker, total, f"Boundaries of {layer.name}",
                                   partial(self._on_result, layer), self._on_error,
@@ -232,15 +254,16 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         lines = result["boundaries"]
         meta = {"source_layer": source.name, "stage": result["stage"], "channel": result["channel"],
                 "channel_how": result["how"], "provenance": result["provenance"]}
+        doubtful = lines["doubtful"] if volume else lines["doubtful"][0]
         for name in BOUNDARY_NAMES:
-            layer_name = f"{source.name}_{name}"
+            layer_name = detected_name(source.name, name)
             if layer_name in self.viewer.layers:
                 self.viewer.layers.remove(layer_name)
             paths = boundary_paths(lines[name], volume)
             rows = lines[name] if volume else lines[name][0]
             kwargs = dict(name=layer_name, edge_color=BOUNDARY_COLORS[name], edge_width=1.5,
-                          face_color="transparent", metadata={**meta, "boundary": name, "heights": rows},
-                          ndim=source.ndim, **geo)
+                          face_color="transparent", ndim=source.ndim, **geo,
+                          metadata={**meta, "boundary": name, "heights": rows, "doubtful": doubtful})
             if paths:
                 self.viewer.add_shapes(paths, shape_type="path", **kwargs)
             else:
@@ -252,11 +275,23 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
             self.stage_combo.value = result["stage"]
             self.channel_spin.value = result["channel"]
         self.export_button.enabled = True
-        covered = float(np.isfinite(thick).mean()) * 100
         untrained = "" if result["trained"] else " (UNTRAINED model)"
-        self.status.value = (f"{result['stage']} channel {result['channel']}{untrained}: "
-                             f"both lines on {covered:.0f}% of A-scans")
+        stage_one = "" if result.get("refine", True) else ", skeleton only"
+        self.status.value = (f"{result['stage']} channel {result['channel']}{untrained}{stage_one}: "
+                             f"{summary(lines)}{self.vendor_difference(source, lines)}")
         self.update_profile()
+
+    def vendor_difference(self, source: "Image", lines: dict[str, np.ndarray]) -> str:
+        """'; vs vendor: ILM 0.5 px, RPE 1.2 px' when the source's own lines are loaded, else ''."""
+        parts = []
+        for name in BOUNDARY_NAMES:
+            vendor = vendor_heights(self.viewer, source.name, name)
+            if vendor is None:
+                continue
+            diff, n = mean_difference(np.atleast_2d(lines[name]), np.atleast_2d(vendor))
+            if n:
+                parts.append(f"{name} {diff:.1f} px")
+        return f"; mean difference to the file's own lines: {', '.join(parts)}" if parts else ""
 
     def _add_thickness(self, source: "Image", thick: np.ndarray, unit: str, meta: dict) -> None:
         """``<input>_thickness``: (N, 1, W) for a volume ((1, W) for a b-scan), depth collapsed."""
@@ -308,4 +343,5 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
                          "Boundaries")
 
 
-__all__ = ["BoundaryWidget", "EARLY_STAGES", "boundary_paths", "detect_worker", "physical_um"]
+__all__ = ["BoundaryWidget", "EARLY_STAGES", "boundary_paths", "detect_worker", "detected_name",
+           "physical_um", "vendor_heights"]

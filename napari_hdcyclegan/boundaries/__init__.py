@@ -19,7 +19,7 @@ from .channel import (  # noqa: F401
     EARLY_STAGES, boundary_channel, boundary_errors, calibrate_boundary_channel, choose_channel,
     label_free_score, supervised_score, write_boundary_channel,
 )
-from .checks import doubtful_ascans, summary  # noqa: F401
+from .checks import doubtful_ascans, mean_difference, summary  # noqa: F401
 from .detect import (  # noqa: F401
     detect_boundaries, detect_checked, detect_volume, iter_detect, iter_model_boundaries,
     model_boundaries, support_columns,

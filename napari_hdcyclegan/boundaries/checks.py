@@ -53,3 +53,13 @@ def summary(lines: Mapping[str, np.ndarray]) -> str:
     if doubt.any():
         text += f"; {int(doubt.sum())} A-scans ({doubt.mean():.1%}) doubtful (thickness, jump or weak edge)"
     return text
+
+
+def mean_difference(found: np.ndarray, other: np.ndarray) -> tuple[float, int]:
+    """Mean |found - other| (px) over A-scans where both are finite, and how many there are."""
+    a = np.asarray(found, float)
+    b = np.asarray(other, float)
+    if a.shape != b.shape:
+        return float("nan"), 0
+    both = np.isfinite(a) & np.isfinite(b)
+    return (float(np.mean(np.abs(a[both] - b[both]))) if both.any() else float("nan")), int(both.sum())
