@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import mmap
 import os
 import threading
 import warnings
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 
 from . import __version__
 from .errors import InputError, ModelError
+from .memory import available_memory, drop_pages, is_out_of_memory, short_oom
 from .intensity import integer_range, inverse_log_display, log_display
 from .model.checkpoint import (
     WEIGHTS_FILE, CheckpointError, ModelConfig, load_model, resolve_model_dir, shipped_models,
@@ -315,7 +315,7 @@ class Denoiser:
             try:
                 out = self._denoise_batch(raw, fixed)
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
-                if not _out_of_memory(exc):
+                if not is_out_of_memory(exc):
                     raise
                 self._halve_batch(exc, shape[-2:])
                 continue
@@ -328,7 +328,7 @@ class Denoiser:
         """After an allocation failure: halve the batch, or explain that one b-scan does not fit."""
         if self.batch_size == 1:
             raise MemoryError(f"out of memory on {self.device} for one {hw[0]}x{hw[1]} b-scan "
-                              f"({_short_oom(exc)}); free memory or use a smaller image") from exc
+                              f"({short_oom(exc)}); free memory or use a smaller image") from exc
         self.batch_size = max(1, self.batch_size // 2)
         self.empty_cache()
         warnings.warn(f"out of memory on {self.device}: batch size halved to {self.batch_size}",
@@ -336,7 +336,7 @@ class Denoiser:
 
     def _cap_cpu_batch(self, hw: tuple[int, ...]) -> None:
         """On the CPU, lower ``batch_size`` to what the available memory holds (refuse if not one)."""
-        free = _available_memory()
+        free = available_memory()
         if self.device.type != "cpu" or free is None:
             return
         per_bscan = CPU_BYTES_PER_PIXEL * hw[0] * hw[1] * self.config.generator_width
@@ -467,50 +467,6 @@ class Denoiser:
     def __repr__(self) -> str:
         return (f"Denoiser(name={self.name!r}, trained={self.trained}, device={self.device}, "
                 f"batch_size={self.batch_size}, precision={self.precision!r})")
-
-
-def _out_of_memory(exc: BaseException) -> bool:
-    """Whether an exception is an allocation failure (CUDA OOM, CPU allocator, numpy)."""
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    text = str(exc)
-    return "can't allocate memory" in text or "not enough memory" in text
-
-
-def _short_oom(exc: BaseException) -> str:
-    """The allocator's message without its source location."""
-    text = " ".join(str(exc).split())
-    return text.split("] ")[-1][:160] or type(exc).__name__
-
-
-def _available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (psutil, a napari dependency), None if unknown."""
-    try:
-        import psutil
-    except ImportError:  # pragma: no cover - napari requires psutil
-        return None
-    return int(psutil.virtual_memory().available)
-
-
-def drop_pages(data: Any, start: int, stop: int) -> None:
-    """Let the OS drop b-scans ``start:stop`` of a read-only memory-mapped volume from this process.
-
-    They are done with; without this the mapped pages count to the resident memory until the whole
-    volume has been touched. Best effort: anything but a C-contiguous read-only ``np.memmap`` is left.
-    """
-    mm = getattr(data, "_mmap", None)
-    if mm is None or getattr(data, "mode", None) != "r" or not hasattr(mm, "madvise"):
-        return
-    if not getattr(data, "flags", None) or not data.flags.c_contiguous:
-        return
-    try:
-        base = np.frombuffer(mm, np.uint8).ctypes.data
-        chunk = data[start:stop]
-        first = chunk.ctypes.data - base
-        first -= first % mmap.PAGESIZE
-        mm.madvise(mmap.MADV_DONTNEED, first, chunk.ctypes.data - base + chunk.nbytes - first)
-    except (AttributeError, BufferError, OSError, ValueError):
-        pass
 
 
 def _untrained(device: str | torch.device) -> Denoiser:
