@@ -339,8 +339,8 @@ def _message(exc: BaseException, path: Path | None = None) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
         text = f"{exc.filename}: {text}"
-    if isinstance(exc, MemoryError):
-        text = f"out of memory: {text}" if str(exc) else "out of memory (try --batch-size 1 or a smaller volume)"
+    if isinstance(exc, MemoryError) and "memory" not in str(exc):
+        text = f"out of memory {str(exc)}".strip() + " (try --batch-size 1 or a smaller volume)"
     if path is not None and str(path) not in text and path.name not in text:
         text = f"{path}: {text}"
     return " ".join(text.split())
