@@ -12,7 +12,7 @@ npe2 = pytest.importorskip("npe2")
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = "napari-hdcyclegan"
 #: Extensions the builtins read too, which we claim on purpose (README: "Which reader opens what").
-SHARED_ON_PURPOSE = {"*.tif", "*.tiff", "*.img", "*.dcm"}
+SHARED_ON_PURPOSE = {"*.tif", "*.tiff", "*.png", "*.jpg", "*.jpeg", "*.img", "*.dcm"}
 
 
 def reader_patterns(manifest: dict) -> set[str]:
@@ -42,9 +42,10 @@ def test_vendor_files_open_without_a_choice(name):
     assert readers_for(name) == {PLUGIN}
 
 
-@pytest.mark.parametrize("name", ["bscan.png", "photo.jpg", "photo.jpeg"])
-def test_png_jpeg_left_to_the_builtins(name):
-    assert PLUGIN not in readers_for(name) and readers_for(name)
+@pytest.mark.parametrize("name", ["bscan.tif", "bscan.PNG", "kermany.jpeg"])
+def test_shared_formats_offer_both_readers(name):
+    # napari shows its reader choice (once, with "Remember this choice") only for these
+    assert readers_for(name) == {PLUGIN, "napari"}
 
 
 def test_shared_extensions_are_documented():
