@@ -53,7 +53,7 @@ class PathParams:
     prior_weight: float = 0.3                     # pull towards a prior line, capped at prior_cap
     prior_cap: float = 0.04
     offset: float = 0.5
-    fold_margin: float = 0.004                    # ILM this close to the top: the retina folds over
+    fold_margin: float = 0.012                    # ILM this close to the top: the retina folds over
 
 
 def optimal_path(cost: np.ndarray, max_step: int, penalty: float) -> np.ndarray:
@@ -166,37 +166,53 @@ def refine_paths(unit: np.ndarray, priors: Mapping[str, np.ndarray | None] | Non
     edge = p.fine_weight * positive_unit(grad) + (1 - p.fine_weight) * positive_unit(
         box_step(smooth, p.box))
     cost = -edge + prior_cost(priors.get("ILM"), h, p)
-    cost[(rows > band[None] - p.min_thickness * h) | (rows < border)] = OUTSIDE
+    first = first_image_row(unit)
+    cost[(rows > band[None] - p.min_thickness * h) | (rows <= first)] = OUTSIDE
     top = int(band.max() - p.min_thickness * h) + 1
-    ilm = subpixel_peak(grad, cropped_path(cost, border, top, p.ilm_step, p.ilm_penalty))
+    ilm_rows = cropped_path(cost, first + 1, top, p.ilm_step, p.ilm_penalty)
+    ilm = subpixel_peak(grad, ilm_rows)
     cost = -positive_unit(-grad) + prior_cost(priors.get("RPE"), h, p)
     cost[(rows < band[None] - 2) | (rows > band[None] + p.bm_depth * h) | (rows >= h - border)] = OUTSIDE
     bm = subpixel_peak(-grad, cropped_path(cost, band.min() - 2, band.max() + p.bm_depth * h + 1,
                                            p.bm_step, p.bm_penalty))
     ilm, bm = ilm + p.offset, bm + p.offset
-    folded = fold_mask(ilm, h, p.fold_margin)
+    folded = fold_mask(ilm_rows.astype(np.float64), first, h, p.fold_margin)
     ilm[folded] = bm[folded] = np.nan
     return {"ILM": ilm, "RPE": bm, "band": band.astype(np.float64), "grad": grad}
 
 
-def fold_mask(ilm: np.ndarray, h: int, margin: float = 0.004, side: float = 0.34,
-              drop: float = 0.1) -> np.ndarray:
-    """A-scans where the ILM reaches the top band (the retina runs over the top edge) and, when such
-    a run lies in the outer ``side`` of the width and the line falls by more than ``drop`` x height
-    from it towards the nearer image end, everything up to that end (a retina folding over the top
-    edge shows a mirrored copy there)."""
+def first_image_row(unit: np.ndarray, max_rows: int = 16) -> int:
+    """Index of the first row that is not blank among the top ``max_rows`` (row spread under a fifth
+    of the typical row's); vendor exports often start with an empty row."""
+    spread = unit[:max_rows].std(axis=1)
+    live = spread > 0.05 * float(np.median(spread))
+    return int(np.argmax(live)) if live.any() else 0
+
+
+def fold_mask(ilm: np.ndarray, first: int, h: int, margin: float = 0.012, reach: float = 0.05,
+              drop: float = 0.1, side: float = 0.34) -> np.ndarray:
+    """A-scans where the retina runs over the top edge: runs of the ILM within ``margin`` x height
+    of the first image row that the line leaves steeply (by more than ``drop`` x height within
+    ``reach`` x width; a retina merely close to the top leaves gently). When such a run lies in the
+    outer ``side`` of the width and the line beyond it falls away too, everything up to the nearer
+    image end is marked as well (a retina folding over the top shows a mirrored copy there)."""
     w = ilm.size
     with np.errstate(invalid="ignore"):
-        touch = ilm < max(3, h // 100) + margin * h
-    out = touch.copy()
-    labels, _ = ndi.label(touch)
+        near = ilm - first <= margin * h
+    out = np.zeros(w, bool)
+    labels, _ = ndi.label(near)
+    n = max(int(reach * w), 2)
     for run in ndi.find_objects(labels):
         a, b = run[0].start, run[0].stop
         level = float(np.nanmax(ilm[a:b]))
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            if a <= w - b and 0 < a < side * w and np.nanmedian(ilm[:a]) > level + drop * h:
-                out[:a] = True
-            elif w - b < a and 0 < w - b < side * w and np.nanmedian(ilm[b:]) > level + drop * h:
-                out[b:] = True
+        left = ilm[max(a - n, 0):a]
+        right = ilm[b:b + n]
+        steep = [x.size > 0 and np.nanmax(x) > level + drop * h for x in (left, right)]
+        if not any(steep):
+            continue
+        out[a:b] = True
+        if steep[0] and a <= w - b and a < side * w:
+            out[:a] = True
+        elif steep[1] and w - b < a and w - b < side * w:
+            out[b:] = True
     return out
