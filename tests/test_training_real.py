@@ -90,6 +90,8 @@ def test_load_real_keeps_validation_out_of_training(shared_tree: Path) -> None:
     assert len(sets.pair_inputs) == len(sets.pair_targets) == 9 and len(sets.ln) == 9
     assert [n for n, _, _ in sets.val_pairs] == ["S05/test", "T09/raw"]
     assert all(0.0 <= im.min() and im.max() <= 1.0 for _, im in sets.noisy)
+    # scans at least as clean as the threshold join the LN domain (here: every non-Duke scan)
+    assert len(load_real(shared_tree, {"method": "dtype"}, ln_min_split_psnr=0.0).ln) == 9 + 8 + 1
 
 
 def test_load_real_missing_folder_is_a_data_error(tmp_path: Path) -> None:

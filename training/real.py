@@ -7,7 +7,10 @@
   speckle, so the even- and odd-column halves of a noisy b-scan are two noisy views of almost the
   same scene; G_L maps one half to the other under MSE, which estimates the clean scene.
 - **Unpaired domains** for the paper's objective: HN = every noisy real b-scan (Spectralis .vol and
-  Tian scans, Duke single frames, the single noisy scans of other scanners); LN = the Duke averages.
+  Tian scans, Duke single frames, the single noisy scans of other scanners); LN = the Duke averages
+  plus every real scan as clean as they are (raw split PSNR >= ``ln_min_split_psnr``, 31 dB: the
+  Duke averages measure 31.0-31.3 dB, a heavily averaged Spectralis line scan 33 dB), so that the
+  discriminator sees low-noise scans of both scanner families, not "Bioptigen" as "low noise".
 
 Held back, never trained on: Tian subject 5 (scored by split PSNR, as ``real_scan_check.py`` does)
 and the Duke val/test subjects (val scored against its average; test used only by ``evaluate``).
@@ -86,7 +89,8 @@ class RealSets:
     val_pairs: list[tuple[str, np.ndarray, np.ndarray]]  # held-back (noisy, average) pairs
 
 
-def load_real(root: Path | None, normalisation: dict, duke_extra_frames: bool = True) -> RealSets:
+def load_real(root: Path | None, normalisation: dict, duke_extra_frames: bool = True,
+              ln_min_split_psnr: float = 31.0) -> RealSets:
     """Every real source in the shared data folder, in model units."""
     root = Path(root) if root else default_shared_data()
     if not root.is_dir():
@@ -101,10 +105,11 @@ def load_real(root: Path | None, normalisation: dict, duke_extra_frames: bool = 
     seen: dict[str, np.ndarray] = {}
     for name, _, avg in duke_train:
         seen.setdefault(name.split("/")[0], unit(avg))
+    clean = [im for n, im in noisy if not n.startswith("duke/") and split_psnr(lambda a: a, im) >= ln_min_split_psnr]
     val_split = [(n, unit(im)) for n, im in tian_scans(root, TIAN_VAL)]
     val_pairs = [(n, unit(x), to_model_units(a, normalisation, reference=x))
                  for n, x, a in duke_pairs("val", root / "paired")]
-    return RealSets(noisy, pair_inputs, pair_targets, list(seen.values()), val_split, val_pairs)
+    return RealSets(noisy, pair_inputs, pair_targets, list(seen.values()) + clean, val_split, val_pairs)
 
 
 @dataclass

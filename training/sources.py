@@ -93,7 +93,7 @@ def _folders(cfg: FitConfig) -> TrainingData:
 
 
 def _real(cfg: FitConfig) -> TrainingData:
-    sets = load_real(cfg.shared_data or None, _normalisation(cfg), cfg.duke_extra_frames)
+    sets = load_real(cfg.shared_data or None, _normalisation(cfg), cfg.duke_extra_frames, cfg.ln_min_split_psnr)
     hn = [im for _, im in sets.noisy]
     sampler = CropSampler(hn, sets.ln, cfg.crop, sets.pair_targets, pair_inputs=sets.pair_inputs)
     val = [ValItem(n, x, a, x) for n, x, a in sets.val_pairs]
