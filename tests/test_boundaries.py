@@ -149,3 +149,76 @@ def test_boundary_channel_roundtrip(tmp_path):
     cfg = json.loads((tmp_path / "config.json").read_text())
     assert bd.boundary_channel(cfg) == ("down1", 3)
     assert bd.boundary_channel({"boundary_channel": None}) is None
+
+
+# ------------------------------------------------------------------------------------------------
+# Stage two: optimal paths, fold-over, plausibility, priors
+
+
+def test_optimal_path_follows_cheapest_line_within_step_limit():
+    rng = np.random.default_rng(0)
+    h, w = 60, 80
+    truth = np.clip(np.rint(30 + 10 * np.sin(np.arange(w) / 9.0)), 0, h - 1).astype(int)
+    cost = rng.random((h, w)).astype(np.float32)
+    cost[truth, np.arange(w)] = -5.0
+    path = bd.optimal_path(cost, max_step=2, penalty=0.01)
+    np.testing.assert_array_equal(path, truth)
+    # a one-column spike far off the line is not worth the step limit
+    cost[5, 40] = -100.0
+    assert abs(bd.optimal_path(cost, 2, 0.01)[40] - truth[40]) <= 2
+
+
+def test_refined_paths_ignore_a_misleading_feature_map():
+    img, fmap, truth = synthetic()
+    shifted = np.roll(fmap, 6, axis=0)  # a model whose channel sits 6 rows too deep
+    found = bd.detect_boundaries(img, shifted)
+    err = bd.boundary_errors(found, truth)
+    assert err["ILM"] < 1.0 and err["RPE"] < 1.0, err
+
+
+def test_hyaloid_above_the_retina_is_not_the_ilm():
+    img, fmap, truth = synthetic(noise=0.02)
+    x = np.arange(W)
+    hyaloid = np.rint(truth["ILM"] - 12).astype(int)
+    img[hyaloid, x] += 0.5  # a thin bright membrane in the vitreous
+    found = bd.detect_boundaries(img, fmap)
+    assert bd.boundary_errors(found, truth)["ILM"] < 1.0
+
+
+def test_fold_over_top_edge_is_nan_not_wrong():
+    w, h = 200, 300
+    ilm = np.full(w, 80.0)
+    ilm[60:75] = np.linspace(2, 80, 15)  # the retina rises steeply to the top ...
+    ilm[:60] = 2.0  # ... and what lies beyond is a mirrored copy
+    folded = bd.fold_mask(ilm, 0, h)
+    assert folded[:60].all() and not folded[95:].any()
+    gentle = np.full(w, 20.0)
+    gentle[:80] = np.linspace(2, 20, 80)  # a retina merely close to the top edge
+    assert not bd.fold_mask(gentle, 0, h).any()
+
+
+def test_doubtful_flags_implausible_thickness_and_jumps():
+    h, w = 100, 50
+    grad = np.zeros((h, w), np.float32)
+    ilm = np.full(w, 30.0)
+    rpe = np.full(w, 60.0)
+    grad[29, :], grad[59, :] = 1.0, -1.0
+    assert not bd.doubtful_ascans(grad, ilm, rpe).any()
+    rpe[10] = 31.0  # 1 px thick and a jump
+    bad = bd.doubtful_ascans(grad, ilm, rpe)
+    assert bad[9:12].all() and bad.sum() <= 4
+    assert "doubtful" in bd.summary({"ILM": ilm, "RPE": rpe, "doubtful": bad})
+
+
+def test_volume_uses_previous_bscan_and_reports_doubtful():
+    vol, maps, truths = zip(*(synthetic(s, noise=0.05) for s in range(3)))
+    found = bd.detect_volume(np.stack(vol), np.stack(maps))
+    assert found["doubtful"].shape == (3, W) and found["doubtful"].dtype == bool
+    for i, t in enumerate(truths):
+        err = bd.boundary_errors({k: found[k][i] for k in ("ILM", "RPE")}, t)
+        assert err["ILM"] < 1.0 and err["RPE"] < 1.0
+
+
+def test_mean_difference_to_vendor_lines():
+    diff, n = bd.mean_difference(np.array([1.0, 2.0, np.nan]), np.array([2.0, 2.5, 3.0]))
+    assert n == 2 and diff == pytest.approx(0.75)
