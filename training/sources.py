@@ -100,7 +100,10 @@ def _real(cfg: FitConfig) -> TrainingData:
     desc = {"source": "real", "noisy_bscans": len(hn), "noisy_sources": sorted({n.split("/")[0] for n, _ in sets.noisy}),
             "duke_pairs": len(sets.pair_inputs), "ln_bscans": len(sets.ln), "val_pairs": [v.name for v in val],
             "val_split": [n for n, _ in sets.val_split], "never_used": ["duke S06-S09", "tian subject 5 (val only)"]}
-    return TrainingData(sampler, desc, val, SplitSampler(hn, cfg.crop), sets.val_split)
+    # Noise2Noise only where no reference exists: a Duke frame's mean is not its registered average
+    # (different display mapping), and the two targets would pull its output apart.
+    unpaired = [im for n, im in sets.noisy if not n.startswith("duke/")]
+    return TrainingData(sampler, desc, val, SplitSampler(unpaired, cfg.crop), sets.val_split)
 
 
 def load_training_data(cfg: FitConfig) -> TrainingData:
