@@ -1,7 +1,8 @@
-"""Image statistics that characterise an OCT b-scan's speckle, noise floor, layers and texture (numpy/scipy).
+"""Statistics of an OCT b-scan's speckle, noise floor, layers and texture (numpy, scipy, scikit-image).
 
 All functions take one display-domain (log) b-scan as float in [0, 1] (rows = depth from the top) and
-return plain numbers or arrays, so that real and simulated scans are measured the same way. Speckle autocorrelation is taken on the high-passed image inside
+return plain numbers or arrays, so that real and simulated scans are measured the same way.
+Speckle autocorrelation is taken on the high-passed image inside
 the homogeneous (low-gradient) part of retina and choroid, so that layer edges do not count. Regions
 are found without labels: the ILM is the first row of each column above an Otsu threshold of the
 smoothed image, the "brightest band" (usually RPE) is each column's maximum below it.

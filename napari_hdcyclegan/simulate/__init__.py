@@ -27,7 +27,8 @@ from .cache import (SAMPLE_PATH, SAMPLE_SETTINGS, _save_npz_atomic, _volume_from
 from .formation import DEFAULT_NOISE_FLOOR, DEFAULT_PSF, DEFAULT_RHO, intensity_psf, speckle_average
 from .randomized import GEOMETRIES, BscanParams, random_params, simulate_from_params, simulate_random
 
-__all__ = ["BOUNDARY_NAMES", "BscanParams", "GEOMETRIES", "random_params", "simulate_from_params", "simulate_random", "DEFAULT_NOISE_FLOOR", "DEFAULT_PSF", "DEFAULT_RHO", "FOV_UM", "PATHOLOGIES",
+__all__ = ["BOUNDARY_NAMES", "BscanParams", "GEOMETRIES", "random_params", "simulate_from_params",
+           "simulate_random", "DEFAULT_NOISE_FLOOR", "DEFAULT_PSF", "DEFAULT_RHO", "FOV_UM", "PATHOLOGIES",
            "SAMPLE_PATH", "SAMPLE_SETTINGS", "SIM_VERSION", "SPECTRALIS_UM_PER_PX", "SimulatedBscan",
            "SimulatedVolume", "cached_pairs", "default_cache_dir", "eye_seed", "intensity_psf", "load_sample_volume",
            "simulate_bscan", "simulate_pairs", "simulate_volume", "speckle_average"]

@@ -5,7 +5,8 @@
 macular / line / peripapillary circle geometry, retina folded over the top edge, posterior hyaloid,
 pathology, vessel shadows, textured layers and choroid); :func:`simulate_from_params` renders it with
 the same anatomy and speckle model as :func:`~napari_hdcyclegan.simulate.simulate_bscan`, whose
-defaults it leaves untouched. Ranges were set against ``scripts/calibrate_simulator.py``.
+defaults it leaves untouched. Ranges were set against
+``scripts/calibrate_simulator.py`` (README, "Simulator calibration").
 """
 
 from __future__ import annotations
@@ -73,12 +74,13 @@ def random_params(rng: np.random.Generator | int = 0) -> BscanParams:
     return BscanParams(
         seed=int(rng.integers(2**31)), shape=(h, w), depth_mm=float(rng.uniform(1.7, 2.4)), geometry=geometry,
         hn_frames=hn, ln_frames=int(min(60, max(4 * hn, 30))), rho=float(rng.uniform(0.0, 0.05)),
-        psf=(float(rng.uniform(0.3, 1.6)), float(rng.uniform(0.25, 1.1))),
-        art_blur_px=float(rng.uniform(0.0, 1.2)) if hn > 1 else 0.0,
+        psf=(float(rng.uniform(0.15, 1.5)), float(rng.uniform(0.15, 0.8))),
+        art_blur_px=float(rng.uniform(0.2, 1.0)) if hn > 1 and rng.random() < 0.5 else 0.0,
         noise_floor=_log_uniform(rng, 5e-5, 1.5e-3), display_floor=float(rng.uniform(-0.12, 0.3)),
-        display_peak=float(rng.uniform(0.75, 1.0)), rolloff_um=float(rng.uniform(1500, 6000)),
+        display_peak=float(rng.uniform(0.62, 0.95)), rolloff_um=float(rng.uniform(1500, 6000)),
         tilt_um=float(rng.uniform(-250, 250)), sag_um=float(rng.uniform(-40, 180)),
-        shift_px=float(rng.uniform(-0.6, -0.35) * h if rng.random() < 0.2 else rng.uniform(-0.3, 0.12) * h), fold_gain=float(rng.uniform(0.4, 1.0)),
+        shift_px=float(rng.uniform(-0.6, -0.35) * h if rng.random() < 0.2 else rng.uniform(-0.3, 0.12) * h),
+        fold_gain=float(rng.uniform(0.4, 1.0)),
         hyaloid=float(rng.uniform(0.08, 0.3)) if rng.random() < 0.4 else 0.0,
         pathology=[None, None, None, None, "drusen", "fluid", "detachment"][int(rng.integers(7))],
         n_vessels=int(rng.integers(0, 9)), layer_texture=float(rng.uniform(0.0, 0.08)),
@@ -104,7 +106,8 @@ def _tissue_levels(p: BscanParams, rng: np.random.Generator) -> tuple[np.ndarray
     scene = _draw_scene(rng, p.pathology)
     circle = _FOV_MM["circle"] if p.geometry == "circle" else None
     scene.level_offset["SCL"] = p.sclera_offset
-    scene = replace(scene, sag_um=0.0 if circle else p.sag_um * (5.86 / _FOV_MM[p.geometry]) ** 2, tilt_um=(p.tilt_um, 0.0), circle_mm=circle,
+    sag = 0.0 if circle else p.sag_um * (5.86 / _FOV_MM[p.geometry]) ** 2
+    scene = replace(scene, sag_um=sag, tilt_um=(p.tilt_um, 0.0), circle_mm=circle,
                     soft_shadows=True, vessels=scene.vessels[:p.n_vessels])
     fold = int(max(0.0, -p.shift_px) + 0.2 * h)
     scene.bm_depth_frac = 0.55 * h / (h + fold)  # Bruch's membrane at 55% of the image, then shifted
@@ -115,7 +118,7 @@ def _tissue_levels(p: BscanParams, rng: np.random.Generator) -> tuple[np.ndarray
     tex_rng = np.random.default_rng(rng.integers(2**31))
     retina = _band(rows, bounds["ILM"], bounds["RPE"])
     choroid = _band(rows, bounds["BM"], bounds["CSI"])
-    level += p.layer_texture * _texture(tex_rng, canvas, (0.7, 3.0)) * retina
+    level += p.layer_texture * _texture(tex_rng, canvas, (0.7, 1.5)) * retina
     level *= 1.0 + p.choroid_texture * _texture(tex_rng, canvas, (3.0, 6.0)) * choroid
     deep = np.clip((rows - bounds["BM"][None, :] - 3) / 20, 0, 0.7).astype(np.float32)  # soft lumens and CSI
     level = (1 - deep) * level + deep * ndimage.gaussian_filter(level, (5.0, 3.0))
@@ -142,7 +145,7 @@ def simulate_from_params(p: BscanParams) -> SimulatedBscan:
     lin = inverse_log_display(level).astype(np.float32) * np.exp(-np.clip(depth, 0, None) * p.um_per_px["axial"]
                                                                   / p.rolloff_um).astype(np.float32)
     img = lin[fold:].copy()
-    img[:fold] += p.fold_gain * (lin * tissue)[:fold][::-1][:h]  # the part above zero delay folds back as a mirror image
+    img[:fold] += p.fold_gain * (lin * tissue)[:fold][::-1][:h]  # above zero delay: folds back as a mirror
 
     def acquire(n: int) -> np.ndarray:
         """Average of ``n`` frames, smeared laterally by the residual misregistration of frame averaging."""
