@@ -116,3 +116,18 @@ def test_real_training_steps_log_n2n_and_discriminator_diagnostics(shared_tree: 
     header, last = val[0].split(","), val[-1].split(",")
     split = float(last[header.index("split_psnr")])
     assert np.isfinite(split) and float(last[header.index("raw_split_psnr")]) > 0
+
+
+def test_real_without_duke_trains_g_l_on_column_splits_only(shared_tree: Path, tmp_path: Path) -> None:
+    cfg = FitConfig(data="real", shared_data=str(shared_tree), out=str(tmp_path / "run"), width=4, d_width=4,
+                    crop=32, batch=2, pretrain_steps=3, steps=1, n2n_weight=1.0, real_duke=False,
+                    ln_min_split_psnr=0.0, val_bm3d=False, ckpt_every=2, val_every=2, threads=1)
+    data = load_training_data(cfg)
+    assert data.sampler.targets is None and not data.val and data.val_split
+    assert not any(n.startswith("duke") for n in data.description["noisy_sources"])
+    fit.run(cfg)
+    header, *rows = [r.split(",") for r in (tmp_path / "run" / "val.csv").read_text().splitlines()]
+    assert [r[header.index("step")] for r in rows] == ["2", "4"]
+    assert all(float(r[header.index("split_psnr")]) > 0 for r in rows)
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert log[1].split(",")[1] == "pretrain_G" and log[-1].split(",")[1] == "gan"

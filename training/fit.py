@@ -184,11 +184,13 @@ class Trainer:
             h, y = s.paired_batch(self.rng, self.cfg.batch)
         else:
             y = h  # no pairs: G_L learns to reproduce its input (autoencoder), as the paper proposes
+        # With column-split pairs and no reference pairs, G_L learns from those alone, not to copy its input.
+        g_l_term = s.targets is not None or self.data.split is None or self.cfg.n2n_weight <= 0
         h, y, l = self._tensor(h), self._tensor(y), self._tensor(l)
         with self._autocast():
             out = self.gens_ddp(h, l, cycle=False, with_h=self.cfg.pretrain_gh)
             # G_L: HN -> target (or autoencoder); G_H: autoencoder of LN images
-            loss = F.l1_loss(out["fake_l"], y)
+            loss = F.l1_loss(out["fake_l"], y) if g_l_term else out["fake_l"].sum() * 0.0
             if self.cfg.pretrain_gh:
                 loss = loss + F.l1_loss(out["fake_h"], l)
             loss_n2n = self._n2n_loss()
@@ -386,7 +388,7 @@ def run(cfg: FitConfig, resume: bool = False) -> Path:
         print(f"initialised {trainer.init_from(cfg.init_from)} from {cfg.init_from}", file=sys.stderr)
     if rank == 0:
         (out / "fit_config.json").write_text(json.dumps(cfg.to_json(), indent=2))
-    validator = Validator(cfg, data, out) if rank == 0 and data.val else None
+    validator = Validator(cfg, data, out) if rank == 0 and (data.val or data.val_split) else None
     from tqdm import tqdm
 
     bar = tqdm(total=trainer.total_steps, initial=trainer.step_no, disable=rank != 0, dynamic_ncols=True,

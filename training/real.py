@@ -90,13 +90,13 @@ class RealSets:
 
 
 def load_real(root: Path | None, normalisation: dict, duke_extra_frames: bool = True,
-              ln_min_split_psnr: float = 31.0) -> RealSets:
-    """Every real source in the shared data folder, in model units."""
+              ln_min_split_psnr: float = 31.0, duke: bool = True) -> RealSets:
+    """Every real source in the shared data folder, in model units (``duke=False``: no Duke scans)."""
     root = Path(root) if root else default_shared_data()
     if not root.is_dir():
         raise DataError(f"{root}: shared data folder not found (set HDCYCLEGAN_SHARED_DATA)")
     unit = lambda im: to_model_units(im, normalisation)  # noqa: E731
-    duke_train = duke_pairs("train", root / "paired", extra_frames=duke_extra_frames)
+    duke_train = duke_pairs("train", root / "paired", extra_frames=duke_extra_frames) if duke else []
     noisy = [(n, unit(im)) for n, im in tian_scans(root, TIAN_TRAIN) + vendor_scans(root)
              + single_noisy_scans(root)]
     noisy += [(f"duke/{n}", unit(x)) for n, x, _ in duke_train]
@@ -108,7 +108,7 @@ def load_real(root: Path | None, normalisation: dict, duke_extra_frames: bool = 
     clean = [im for n, im in noisy if not n.startswith("duke/") and split_psnr(lambda a: a, im) >= ln_min_split_psnr]
     val_split = [(n, unit(im)) for n, im in tian_scans(root, TIAN_VAL)]
     val_pairs = [(n, unit(x), to_model_units(a, normalisation, reference=x))
-                 for n, x, a in duke_pairs("val", root / "paired")]
+                 for n, x, a in (duke_pairs("val", root / "paired") if duke else [])]
     return RealSets(noisy, pair_inputs, pair_targets, list(seen.values()) + clean, val_split, val_pairs)
 
 

@@ -93,9 +93,11 @@ def _folders(cfg: FitConfig) -> TrainingData:
 
 
 def _real(cfg: FitConfig) -> TrainingData:
-    sets = load_real(cfg.shared_data or None, _normalisation(cfg), cfg.duke_extra_frames, cfg.ln_min_split_psnr)
+    sets = load_real(cfg.shared_data or None, _normalisation(cfg), cfg.duke_extra_frames, cfg.ln_min_split_psnr,
+                     cfg.real_duke)
     hn = [im for _, im in sets.noisy]
-    sampler = CropSampler(hn, sets.ln, cfg.crop, sets.pair_targets, pair_inputs=sets.pair_inputs)
+    pairs = dict(targets=sets.pair_targets, pair_inputs=sets.pair_inputs) if sets.pair_inputs else {}
+    sampler = CropSampler(hn, sets.ln, cfg.crop, **pairs)
     val = [ValItem(n, x, a, x) for n, x, a in sets.val_pairs]
     desc = {"source": "real", "noisy_bscans": len(hn), "noisy_sources": sorted({n.split("/")[0] for n, _ in sets.noisy}),
             "duke_pairs": len(sets.pair_inputs), "ln_bscans": len(sets.ln), "val_pairs": [v.name for v in val],

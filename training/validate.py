@@ -76,7 +76,8 @@ class Validator:
         """Mean scores of ``gen`` on the validation pairs; appended to ``OUT/val.csv``."""
         rows = [_scores(self.denoise(gen, it.noisy), it) for it in self.items]
         scores = {"step": step, **_mean(rows), **self.reference_scores}
-        scores["score"] = scores["psnr"] + 10 * scores["ssim"]  # the checkpoint-selection criterion
+        # the checkpoint-selection criterion
+        scores["score"] = scores["psnr"] + 10 * scores["ssim"] if rows else 0.0
         if self.split_items:  # real scans without reference: split PSNR counts as much as paired PSNR
             scores["split_psnr"] = float(np.mean(
                 [split_psnr(lambda a: self.denoise(gen, a), im) for _, im in self.split_items]))
@@ -86,6 +87,8 @@ class Validator:
 
     @staticmethod
     def format(s: dict[str, float]) -> str:
+        if "psnr" not in s:
+            return f"val step {s['step']}: split PSNR {s['split_psnr']:.2f} (raw {s['raw_split_psnr']:.2f})"
         line = f"val step {s['step']}: PSNR {s['psnr']:.2f} SSIM {s['ssim']:.3f} MSR {s['msr']:.2f} CNR {s['cnr']:.2f}"
         if "bm3d_psnr" in s:
             line += (f" | BM3D PSNR {s['bm3d_psnr']:.2f} SSIM {s['bm3d_ssim']:.3f}"
