@@ -1,0 +1,64 @@
+"""The automatic model choice: the shipped model that suits a scan, picked by its measured noise.
+
+Neighbouring A-scans carry nearly independent speckle, so the PSNR between the even- and the
+odd-column halves of a raw b-scan (mean difference removed) measures how noisy it is, on any
+scanner, without a reference. Single-frame scans (Bioptigen/Duke frames and similar: 15-16 dB on
+the shared data) need a model trained towards registered averages; averaged scans (Spectralis:
+20-34 dB) one that keeps their fine structure. The threshold sits between the two groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..intensity import to_unit, unit_range
+
+#: Pseudo weights name: choose per input with :func:`choose_model`.
+AUTO = "auto"
+#: Model for averaged, moderately noisy scans (Spectralis and alike).
+AVERAGED_MODEL = "spectralis-real"
+#: Model for single-frame, very noisy scans (Bioptigen and alike).
+SINGLE_FRAME_MODEL = "bioptigen-duke"
+#: Split PSNR (dB) below which a scan counts as single-frame noisy.
+SINGLE_FRAME_BELOW_DB = 18.0
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The chosen model name and why, in words a user can check."""
+
+    weights: str
+    split_psnr_db: float
+    reason: str
+
+
+def split_psnr(bscan: np.ndarray) -> float:
+    """PSNR (dB on the [0, 1] scale) between the even- and odd-column halves, offset removed."""
+    b = np.asarray(bscan)
+    unit = to_unit(b, *unit_range(b, {"method": "dtype"})).astype(np.float64)
+    w = unit.shape[1] // 2
+    if w < 1:
+        raise ValueError(f"a b-scan needs at least 2 columns, got shape {unit.shape}")
+    d = unit[:, 0:2 * w:2] - unit[:, 1:2 * w:2]
+    return float(10 * np.log10(1.0 / max(float(np.mean((d - d.mean()) ** 2)), 1e-12)))
+
+
+def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
+    """Pick a shipped model for a 2D b-scan or 3D volume by the median split PSNR of a few b-scans."""
+    shape = np.shape(data)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"expected a 2D b-scan or 3D volume, got shape {shape}")
+    if len(shape) == 2:
+        scores = [split_psnr(np.asarray(data))]
+    else:
+        picks = np.unique(np.linspace(0, shape[0] - 1, min(n_bscans, shape[0])).round().astype(int))
+        scores = [split_psnr(np.asarray(data[int(i)])) for i in picks]
+    db = float(np.median(scores))
+    if db < SINGLE_FRAME_BELOW_DB:
+        return ModelChoice(SINGLE_FRAME_MODEL, db, f"split PSNR {db:.1f} dB < {SINGLE_FRAME_BELOW_DB:g} dB: "
+                           "single-frame noise level")
+    return ModelChoice(AVERAGED_MODEL, db, f"split PSNR {db:.1f} dB >= {SINGLE_FRAME_BELOW_DB:g} dB: "
+                       "averaged-scan noise level")

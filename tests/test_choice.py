@@ -1,0 +1,51 @@
+"""model.choice: the automatic model choice follows the measured noise level."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_hdcyclegan.model import choice
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _scan(sigma: float, seed: int = 0, shape: tuple[int, int] = (64, 128)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rows = np.arange(shape[0])[:, None]
+    clean = np.where((rows > 20) & (rows < 40), 0.7, 0.2) + np.zeros(shape)
+    return (np.clip(clean + rng.normal(0, sigma, shape), 0, 1) * 255).astype(np.uint8)
+
+
+def test_split_psnr_falls_with_noise() -> None:
+    assert choice.split_psnr(_scan(0.02)) > choice.split_psnr(_scan(0.1)) + 10
+    # white noise of sigma s: the halves differ by sigma*sqrt(2) -> PSNR = -20 log10(s sqrt 2)
+    assert choice.split_psnr(_scan(0.05)) == pytest.approx(-20 * np.log10(0.05 * np.sqrt(2)), abs=0.3)
+
+
+def test_choice_by_noise_level_and_volume_median() -> None:
+    assert choice.choose_model(_scan(0.3)).weights == choice.SINGLE_FRAME_MODEL
+    quiet = choice.choose_model(_scan(0.03))
+    assert quiet.weights == choice.AVERAGED_MODEL and "dB" in quiet.reason
+    vol = np.stack([_scan(0.03, i) for i in range(4)] + [_scan(0.3, 9)])
+    assert choice.choose_model(vol).weights == choice.AVERAGED_MODEL  # one noisy b-scan does not decide
+
+
+def test_choice_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match="2D b-scan or 3D"):
+        choice.choose_model(np.zeros(5))
+    with pytest.raises(ValueError, match="2 columns"):
+        choice.split_psnr(np.zeros((4, 1), np.uint8))
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs the shared real data (../shared/data)")
+def test_choice_on_real_scans() -> None:
+    from napari_hdcyclegan.io import read_oct
+
+    single = [SHARED / f"paired/duke_fang2013_dt1/S0{i}/test.tif" for i in range(1, 10)]
+    averaged = sorted((SHARED / "vendor").glob("*/*.vol")) + sorted(
+        (SHARED / "layers/tian2015_octlayers").glob("Subject*_01.png"))
+    assert all(choice.choose_model(read_oct(p).data).weights == choice.SINGLE_FRAME_MODEL for p in single)
+    assert all(choice.choose_model(read_oct(p).data).weights == choice.AVERAGED_MODEL for p in averaged)
