@@ -341,7 +341,7 @@ def plot_curves(out: Path) -> None:
         return
     rows = list(csv.DictReader(log.open()))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for key in ("loss_pretrain", "loss_gan", "loss_cycle", "loss_D", "loss_paired"):
+    for key in ("loss_pretrain", "loss_gan", "loss_cycle", "loss_D", "loss_paired", "loss_n2n"):
         pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) not in ("", None)]
         if pts:
             xs, ys = zip(*pts)
@@ -352,7 +352,7 @@ def plot_curves(out: Path) -> None:
         vrows = list(csv.DictReader(val.open()))
         if vrows:
             xs = [int(r["step"]) for r in vrows]
-            for key in ("psnr", "bm3d_psnr"):
+            for key in ("psnr", "bm3d_psnr", "split_psnr", "raw_split_psnr"):
                 axes[1].plot(xs, [float(r[key]) if r.get(key) else np.nan for r in vrows], label=key)
             ax2 = axes[1].twinx()
             for key, style in (("ssim", "g-"), ("bm3d_ssim", "g--")):

@@ -19,7 +19,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
 from napari.qt.threading import thread_worker
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QWidget
 
 from ._common import (
     BROWSE, WeightsChooser, connect_layer_list, current_bscan, image_layer_choices, layer_array,
@@ -72,6 +72,7 @@ class TrainWidget(WeightsChooser, QWidget):
         super().__init__()
         from napari_hdcyclegan.engine import available_devices
 
+        from ._dock import scrollable
         from ._train_plots import TrainPlots
 
         self.viewer = napari_viewer
@@ -119,9 +120,7 @@ class TrainWidget(WeightsChooser, QWidget):
                       layout="horizontal", labels=False),
             self.status,
         ])
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.controls.native)
-        layout.addWidget(self.plots)
+        scrollable(self, self.controls.native, self.plots)  # docks beside the others on a laptop screen
 
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
