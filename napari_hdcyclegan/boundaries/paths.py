@@ -42,6 +42,8 @@ class PathParams:
     bright_frac: float = 0.85                     # "bright" = above this fraction of the column max
     band_gap: float = 0.03                        # bright rows this far below the band count against it
     low_weight: float = 0.7
+    below_gap: float = 0.06                       # a band this far below, at least below_ratio as
+    below_ratio: float = 0.7                      # bright, also counts against (relative to the row)
     band_step: int = 4
     band_penalty: float = 0.1
     ilm_step: int = 5
@@ -141,6 +143,12 @@ def band_path(unit: np.ndarray, border: int, prior: np.ndarray | float, p: PathP
     far = np.zeros_like(below)
     far[:-gap] = below[gap:]
     cost = -sb / max(float(np.percentile(sb, 99.5)), 1e-6) + p.low_weight * np.minimum(far / gap, 1.0)
+    # relative: a band below (``below_gap`` on) nearly as bright as this row means this is not the RPE
+    lower = max(int(p.below_gap * h / 2), 1)
+    peak_below = np.zeros_like(sb)
+    peak_below[:-lower] = np.maximum.accumulate(sb[::-1], axis=0)[::-1][lower:]
+    ratio = peak_below / np.maximum(sb, 1e-6)
+    cost = cost + p.low_weight * np.clip((ratio - p.below_ratio) / 0.2, 0.0, 1.0)
     if not np.isscalar(prior):
         cost = cost + np.asarray(prior)[::2, ::2]
     edge = max(border // 2, 1)
