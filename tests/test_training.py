@@ -168,3 +168,17 @@ def test_config_file_and_flags(tmp_path: Path) -> None:
     conf.write_text('{"stepz": 1}')
     with pytest.raises(SystemExit, match="unknown keys"):
         parse_args(["--config", str(conf)])
+
+
+def test_folder_run_with_paired_validation(domains: str, tmp_path: Path) -> None:
+    noisy = _write_domain(tmp_path / "val_noisy", 2, 0.5, 5, size=64)
+    ref = _write_domain(tmp_path / "val_ref", 2, 0.05, 5, size=64)
+    cfg = _cfg(domains, tmp_path / "run", steps=2, val_every=2, val_pairs=f"{noisy},{ref}")
+    data = load_training_data(cfg)
+    assert [v.name for v in data.val] == ["val0", "val1"]
+    fit.run(cfg)
+    header, row = [r.split(",") for r in (tmp_path / "run" / "val.csv").read_text().splitlines()]
+    assert float(row[header.index("psnr")]) > float(row[header.index("raw_psnr")]) - 20
+    with pytest.raises(DataError, match="1 reference"):
+        _write_domain(tmp_path / "one", 1, 0.05, 5, size=64)
+        load_training_data(_cfg(domains, tmp_path / "r2", val_pairs=f"{noisy},{tmp_path / 'one'}"))

@@ -89,7 +89,22 @@ def _folders(cfg: FitConfig) -> TrainingData:
     hn = [to_model_units(x, norm) for x in read_folder(parts[0])]
     ln = [to_model_units(x, norm) for x in read_folder(parts[1])]
     desc = {"source": "folders", "hn": parts[0], "ln": parts[1], "n_hn": len(hn), "n_ln": len(ln)}
-    return TrainingData(CropSampler(hn, ln, cfg.crop), desc, simulated_val(cfg) if cfg.sim_val_n else [])
+    val = folder_val(cfg.val_pairs, norm) if cfg.val_pairs else simulated_val(cfg) if cfg.sim_val_n else []
+    return TrainingData(CropSampler(hn, ln, cfg.crop), desc, val)
+
+
+def folder_val(spec: str, norm: dict) -> list[ValItem]:
+    """Paired validation b-scans from ``NOISY_DIR,REFERENCE_DIR``: same count and shapes, name order."""
+    parts = spec.split(",")
+    if len(parts) != 2:
+        raise DataError(f"--val-pairs must be NOISY_DIR,REFERENCE_DIR; got {spec!r}")
+    noisy, ref = read_folder(parts[0]), read_folder(parts[1])
+    if len(noisy) != len(ref):
+        raise DataError(f"--val-pairs: {len(noisy)} noisy but {len(ref)} reference b-scans")
+    if noisy[0].shape != ref[0].shape:
+        raise DataError(f"--val-pairs: noisy b-scans are {noisy[0].shape}, references {ref[0].shape}")
+    return [ValItem(f"val{i}", to_model_units(x, norm), to_model_units(r, norm, reference=x), x)
+            for i, (x, r) in enumerate(zip(noisy, ref))]
 
 
 def _real(cfg: FitConfig) -> TrainingData:
