@@ -84,7 +84,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
     src, dst = Path(args.input), Path(args.output)
     jobs = plan_jobs(src, dst)  # every output checked before the model is loaded
-    denoiser = _denoiser(args)
+    denoiser = _chooser(args)
     failed = 0
     for f, out in jobs:
         bar, progress = _tqdm_progress(f.name, args.quiet)
@@ -102,18 +102,31 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         print(f"error: {failed} of {len(jobs)} files failed", file=sys.stderr)
         return EXIT_USER_ERROR
     if not args.quiet:
-        print(f"wrote {len(jobs)} file(s) to {dst if src.is_dir() else jobs[0][1]} with {denoiser.name}")
+        name = getattr(denoiser, "name", "the model chosen per file")
+        print(f"wrote {len(jobs)} file(s) to {dst if src.is_dir() else jobs[0][1]} with {name}")
     return 0
 
 
-def _denoiser(args: argparse.Namespace) -> Any:
-    """The resident denoiser for ``--weights`` / ``--device`` / ``--batch-size``."""
+def _denoiser(args: argparse.Namespace, data: Any = None) -> Any:
+    """The resident denoiser for ``--weights`` / ``--device`` / ``--batch-size`` (and ``data``)."""
     from .engine import DEFAULT_MODEL, get_denoiser
 
-    denoiser = get_denoiser(args.weights or DEFAULT_MODEL, args.device)
+    denoiser = get_denoiser(args.weights or DEFAULT_MODEL, args.device, data=data)
     if getattr(args, "batch_size", None):
         denoiser.batch_size = args.batch_size
+    if denoiser.choice is not None and not getattr(args, "quiet", False):
+        print(f"model: {denoiser.name} (auto: {denoiser.choice.reason}; --weights overrides)", file=sys.stderr)
     return denoiser
+
+
+def _chooser(args: argparse.Namespace) -> Any:
+    """A denoiser, or for ``--weights auto`` (the default) a function choosing one per input."""
+    from .engine import DEFAULT_MODEL
+    from .model.choice import AUTO
+
+    if str(args.weights or DEFAULT_MODEL) != AUTO:
+        return _denoiser(args)
+    return lambda data: _denoiser(args, data)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -136,7 +149,7 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
     scale, units = _positive_scale(image)
     if axial is None and scale is not None and len(scale) >= 2 and units[-2] == "um":
         axial = float(scale[-2])
-    denoiser = _denoiser(args)
+    denoiser = _denoiser(args, image.data)
     n = image.data.shape[0] if image.data.ndim == 3 else 1
     bar, progress = _tqdm_progress(f"{src.name} boundaries", args.quiet, n)
     try:
@@ -227,7 +240,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     vol = load_sample_volume()
-    denoiser = get_denoiser(args.weights or DEFAULT_MODEL, args.device)
+    denoiser = get_denoiser(args.weights or DEFAULT_MODEL, args.device, data=vol.hn)
     bar, progress = _tqdm_progress("sample volume", args.quiet, vol.hn.shape[0])
     try:
         denoised = denoiser.denoise(vol.hn, progress=progress)

@@ -132,11 +132,16 @@ def read_input(path: Path) -> Any:
 
 
 def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, int], None] | None = None) -> None:
-    """Read ``src``, check that ``dst`` can hold the result, denoise batch by batch into ``dst``."""
+    """Read ``src``, check that ``dst`` can hold the result, denoise batch by batch into ``dst``.
+
+    ``denoiser`` is a Denoiser, or a function of the input data returning one (``--weights auto``).
+    """
     image = read_input(src)
     data = image.data
     shape, dtype = tuple(int(n) for n in data.shape), np.dtype(data.dtype)
     check_output_fits(dst, shape, dtype)
+    if not hasattr(denoiser, "iter_denoise"):
+        denoiser = denoiser(data)
     pages = _denoised_pages(denoiser, data, progress)
     write_output(dst, pages, shape, dtype, image, denoiser.provenance())
 

@@ -38,6 +38,7 @@ from .intensity import integer_range, inverse_log_display, log_display
 from .model.checkpoint import (
     WEIGHTS_FILE, CheckpointError, ModelConfig, load_model, resolve_model_dir, shipped_models,
 )
+from .model.choice import AUTO, AVERAGED_MODEL, ModelChoice, choose_model
 from .model.networks import GENERATOR_STAGES, Generator, pad_to_multiple, run_generator
 from .progress import Cancelled, CancelFn, ProgressFn, check_cancel, report
 
@@ -46,7 +47,8 @@ __all__ = [
     "available_devices", "get_denoiser", "release", "resolve_device",
 ]
 
-DEFAULT_MODEL = "spectralis-sim"
+#: The default weights: "auto" picks a shipped model per input by its noise level (model/choice.py).
+DEFAULT_MODEL = AUTO
 UNTRAINED_NAME = "untrained (random weights)"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: Default b-scans per batch. CPU throughput is flat in the batch size (bench_inference.py), so a
@@ -178,6 +180,7 @@ class Denoiser:
         self.device = resolve_device(device)
         self.config = config
         self.name = name or config.name
+        self.choice: ModelChoice | None = None  # set by get_denoiser("auto", data=...)
         self.trained = bool(config.trained if trained is None else trained)
         self.source = source
         self.weights_sha256 = weights_sha256
@@ -457,6 +460,7 @@ class Denoiser:
             "autocast_dtype": str(self.autocast_dtype).replace("torch.", "") if self.autocast_dtype else "float32",
             "napari_hdcyclegan": __version__,
             "torch": torch.__version__,
+            **({"auto_choice": self.choice.reason} if self.choice is not None else {}),
         }
 
     def empty_cache(self) -> None:
@@ -492,7 +496,7 @@ def _load(weights: str | os.PathLike, device: str | torch.device) -> Denoiser:
 
 def _cache_key(weights: str | os.PathLike, device: torch.device) -> tuple:
     """Identity of a model on a device; includes the weights file's mtime so retraining reloads."""
-    if str(weights) == DEFAULT_MODEL and DEFAULT_MODEL not in shipped_models():
+    if str(weights) == AVERAGED_MODEL and AVERAGED_MODEL not in shipped_models():
         return (UNTRAINED_NAME, str(device))
     model_dir = resolve_model_dir(weights).resolve()
     stat = (model_dir / WEIGHTS_FILE).stat() if (model_dir / WEIGHTS_FILE).exists() else None
@@ -513,15 +517,29 @@ def release() -> None:
                 torch.cuda.empty_cache()
 
 
-def get_denoiser(weights: str | os.PathLike = DEFAULT_MODEL, device: str = "auto") -> Denoiser:
+def get_denoiser(weights: str | os.PathLike = DEFAULT_MODEL, device: str = "auto", data: Any = None
+                 ) -> Denoiser:
     """The resident :class:`Denoiser` for ``weights`` (shipped name or model directory) on ``device``.
 
-    Cached: the same object comes back while weights and device stay the same; another model
-    frees the previous one first. While no trained weights for :data:`DEFAULT_MODEL` are shipped,
-    it falls back to a randomly initialised generator (``trained=False``, name
+    ``weights="auto"`` (the default) picks the shipped model that suits ``data`` (a b-scan or volume)
+    by its measured noise level (:func:`napari_hdcyclegan.model.choice.choose_model`); the choice
+    and its reason are in ``denoiser.choice`` and its provenance. Without ``data`` it takes the
+    averaged-scan model. Cached: the same object comes back while weights and device stay the same;
+    another model frees the previous one first. While no trained weights for the default are
+    shipped, it falls back to a randomly initialised generator (``trained=False``, name
     :data:`UNTRAINED_NAME`) and warns. An explicit bad path raises :class:`CheckpointError`.
     """
-    dev = resolve_device(device)
+    choice = None
+    if str(weights) == AUTO:
+        choice = choose_model(data) if data is not None else None
+        weights = choice.weights if choice is not None else AVERAGED_MODEL
+    denoiser = _resident(weights, resolve_device(device))
+    denoiser.choice = choice
+    return denoiser
+
+
+def _resident(weights: str | os.PathLike, dev: torch.device) -> Denoiser:
+    """The cached denoiser for ``weights`` on ``dev``, loading (and freeing the old one) on a change."""
     key = _cache_key(weights, dev)
     with _LOCK:
         if _RESIDENT["key"] == key and _RESIDENT["denoiser"] is not None:
@@ -534,7 +552,7 @@ def get_denoiser(weights: str | os.PathLike = DEFAULT_MODEL, device: str = "auto
                 denoiser = _load(weights, dev)
             _RESIDENT["key"], _RESIDENT["denoiser"] = key, denoiser
     if not denoiser.trained and key[0] == UNTRAINED_NAME:
-        warnings.warn(f"no trained weights for {DEFAULT_MODEL!r} are shipped yet: using an "
+        warnings.warn(f"no trained weights for {AVERAGED_MODEL!r} are shipped yet: using an "
                       f"{UNTRAINED_NAME} model whose output is NOT a meaningful denoising",
                       UserWarning, stacklevel=2)
     return denoiser

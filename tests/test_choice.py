@@ -49,3 +49,21 @@ def test_choice_on_real_scans() -> None:
         (SHARED / "layers/tian2015_octlayers").glob("Subject*_01.png"))
     assert all(choice.choose_model(read_oct(p).data).weights == choice.SINGLE_FRAME_MODEL for p in single)
     assert all(choice.choose_model(read_oct(p).data).weights == choice.AVERAGED_MODEL for p in averaged)
+
+
+def test_cli_default_chooses_per_file_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import tifffile
+
+    from napari_hdcyclegan.__main__ import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "noisy.tif", _scan(0.3, shape=(64, 96)))
+    tifffile.imwrite(src / "quiet.tif", _scan(0.03, shape=(64, 96)))
+    assert main(["denoise", str(src), str(tmp_path / "out"), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert f"model: {choice.SINGLE_FRAME_MODEL} (auto: split PSNR" in err
+    assert f"model: {choice.AVERAGED_MODEL} (auto: split PSNR" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["noisy.tif", "quiet.tif"]
+    out = tifffile.TiffFile(tmp_path / "out" / "noisy.tif")
+    assert choice.SINGLE_FRAME_MODEL in str(out.pages[0].description) + str(out.imagej_metadata)

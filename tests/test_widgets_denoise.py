@@ -182,7 +182,7 @@ def test_2d_layer_and_bad_weights(qtbot, make_napari_viewer, tmp_path, tiny_mode
     assert "bscan_denoised" not in viewer.layers
 
 
-def test_weights_choices_label_untrained_fallback():
+def test_weights_choices_offer_auto_first():
     from napari_hdcyclegan._widgets._common import BROWSE, weights_choices
     from napari_hdcyclegan.engine import DEFAULT_MODEL
     from napari_hdcyclegan.model.checkpoint import shipped_models
@@ -191,8 +191,18 @@ def test_weights_choices_label_untrained_fallback():
     assert choices[-1][1] == BROWSE
     assert ("dir (/some/dir)", "/some/dir") in choices
     labels = {value: label for label, value in choices}
-    if DEFAULT_MODEL not in shipped_models():
-        assert "UNTRAINED" in labels[DEFAULT_MODEL]
+    assert choices[0][1] == DEFAULT_MODEL == "auto"  # the default comes first
+    assert all(name in labels for name in shipped_models())
+    assert "noise level" in labels[DEFAULT_MODEL]
+
+
+def test_weights_choices_label_untrained_fallback_when_nothing_ships(monkeypatch):
+    from napari_hdcyclegan._widgets._common import weights_choices
+    from napari_hdcyclegan.model import checkpoint
+
+    monkeypatch.setattr(checkpoint, "shipped_models", lambda: [])
+    label, value = weights_choices()[0]
+    assert value == "auto" and "UNTRAINED" in label
 
 
 def test_residual_is_a_translucent_overlay_centred_on_zero(qtbot, setup):

@@ -119,10 +119,21 @@ def model_method(weights: str | os.PathLike | None, device: str = "auto"
     """(label, denoise function, provenance) for the HDcycleGAN model; label says if untrained."""
     from napari_hdcyclegan import engine
 
-    den = engine.get_denoiser(weights if weights is not None else engine.DEFAULT_MODEL, device)
+    w = weights if weights is not None else engine.DEFAULT_MODEL
+    den = engine.get_denoiser(w, device)
     label = "HDcycleGAN" if den.trained else "HDcycleGAN (untrained)"
     info = {"name": den.name, "trained": bool(den.trained), "device": str(den.device)}
-    return label, den.denoise, info
+    if str(w) != "auto":
+        return label, den.denoise, info
+    chosen: set[str] = set()
+
+    def denoise(x: np.ndarray) -> np.ndarray:  # "auto": the model is chosen per b-scan, as the CLI does
+        d = engine.get_denoiser(w, device, data=x)
+        chosen.add(d.name)
+        info["name"] = "auto: " + ", ".join(sorted(chosen))
+        return d.denoise(x)
+
+    return label, denoise, info
 
 
 def run_methods(pairs: Sequence[Pair], methods: dict[str, Callable[[np.ndarray], np.ndarray]],

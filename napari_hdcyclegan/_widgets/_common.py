@@ -119,22 +119,24 @@ def set_image(viewer: "napari.Viewer", name: str, data: np.ndarray, **kwargs: An
 def weights_choices(extra: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """(label, value) for the weights combo: shipped models, user models, folders browsed, Browse...
 
-    When no trained model is shipped the engine falls back to random weights; the label says so.
+    The first entry, the default, picks a shipped model per input by its noise level; when no
+    trained model is shipped the engine falls back to random weights, and the label says so.
     """
-    from napari_hdcyclegan.engine import DEFAULT_MODEL
     from napari_hdcyclegan.model.checkpoint import read_config, resolve_model_dir, shipped_models
+    from napari_hdcyclegan.model.choice import AUTO, AVERAGED_MODEL, SINGLE_FRAME_MODEL
     from napari_hdcyclegan.model.registry import list_models
 
-    choices: list[tuple[str, str]] = []
-    shipped = sorted(shipped_models(), key=lambda n: n != DEFAULT_MODEL)  # the default first
+    shipped = shipped_models()
+    auto = f"auto: by noise level ({AVERAGED_MODEL} or {SINGLE_FRAME_MODEL})"
+    if AVERAGED_MODEL not in shipped:
+        auto = f"auto: {AVERAGED_MODEL} (UNTRAINED fallback, random weights)"
+    choices: list[tuple[str, str]] = [(auto, AUTO)]  # the default first
     for name in shipped:
         try:
             trained = read_config(resolve_model_dir(name)).trained
         except ValueError:  # a broken shipped config is reported when it is loaded
             trained = True
         choices.append((name if trained else f"{name} (UNTRAINED, random weights)", name))
-    if DEFAULT_MODEL not in shipped:
-        choices.insert(0, (f"{DEFAULT_MODEL} (UNTRAINED fallback, random weights)", DEFAULT_MODEL))
     choices += [(f"{e.name} (yours)", e.name) for e in list_models() if e.origin == "user"]
     for path in extra:
         choices.append((f"{Path(path).name} ({path})", str(path)))
@@ -171,8 +173,9 @@ def save_with_dialog(widget: Any, caption: str, default: str, file_filter: str,
 
 def model_info(denoiser: Any) -> dict[str, Any]:
     """provenance, trained and name of a Denoiser, for a worker's result dict."""
-    return {"provenance": denoiser.provenance(), "trained": bool(denoiser.trained),
-            "name": denoiser.name}
+    choice = getattr(denoiser, "choice", None)
+    name = f"{denoiser.name} (auto: {choice.reason})" if choice is not None else denoiser.name
+    return {"provenance": denoiser.provenance(), "trained": bool(denoiser.trained), "name": name}
 
 
 def debounce_timer(parent: "QObject", delay_ms: int, slot: Callable[[], Any]) -> "QTimer":

@@ -104,7 +104,7 @@ def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None
     stack = data[None] if data.ndim == 2 else data
     total = stack.shape[0]
     yield 0, total, "loading the model"
-    denoiser = get_denoiser(weights, device)
+    denoiser = get_denoiser(weights, device, data=stack)
     how = "chosen by the user"
     if stage is None or channel is None:
         chosen = boundary_channel(denoiser.config)

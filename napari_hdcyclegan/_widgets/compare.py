@@ -70,7 +70,7 @@ def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: 
     if need_model:
         from napari_hdcyclegan.engine import get_denoiser
 
-        denoiser = get_denoiser(weights, device)
+        denoiser = get_denoiser(weights, device, data=stack)
         out = np.empty_like(stack)
         for start, stop, chunk in denoiser.iter_denoise(stack):
             out[start:stop] = chunk

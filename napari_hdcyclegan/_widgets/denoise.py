@@ -65,7 +65,7 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     stack = data[None] if data.ndim == 2 else data
     total = stack.shape[0]
     yield 0, total  # lets a Cancel during model loading stop the run before any compute
-    denoiser = get_denoiser(weights, device)
+    denoiser = get_denoiser(weights, device, data=stack)
     denoiser.batch_size = batch_size
     out = np.empty_like(stack)
     for start, stop, chunk in denoiser.iter_denoise(stack):
@@ -85,7 +85,7 @@ def denoise_bscan(bscan: np.ndarray, weights: str, device: str) -> dict[str, Any
     """Worker: denoise one b-scan (live preview); returns a result dict."""
     from napari_hdcyclegan.engine import get_denoiser
 
-    denoiser = get_denoiser(weights, device)
+    denoiser = get_denoiser(weights, device, data=bscan)
     return {"denoised": denoiser.denoise(bscan), **model_info(denoiser)}
 
 

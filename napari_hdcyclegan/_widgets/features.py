@@ -51,7 +51,7 @@ def compute_maps(bscan: np.ndarray, weights: str, stage: str) -> dict[str, Any]:
     """Worker: all channels of ``stage`` for one b-scan, with the model's provenance."""
     from napari_hdcyclegan.engine import get_denoiser
 
-    denoiser = get_denoiser(weights)
+    denoiser = get_denoiser(weights, data=bscan)
     maps = np.asarray(denoiser.feature_maps(bscan, stage), dtype=np.float32)
     return {"maps": maps, **model_info(denoiser)}
 
