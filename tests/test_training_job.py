@@ -58,6 +58,16 @@ def test_fit_config_scratch_and_finetune(tmp_path, tiny_model):
         fit_config(JobSpec(out=str(tmp_path), name="a", validation="paired"))
 
 
+def test_fit_config_paired_validation_folders(tmp_path):
+    noisy, ref = tmp_path / "vn", tmp_path / "vr"
+    noisy.mkdir(), ref.mkdir()
+    cfg = fit_config(JobSpec(out=str(tmp_path), name="a", validation="pairs", val_noisy=str(noisy),
+                             val_reference=str(ref)))
+    assert cfg["val_pairs"] == f"{noisy.resolve()},{ref.resolve()}" and cfg["sim_val_n"] == 0
+    with pytest.raises(JobError, match="folder of noisy b-scans and a folder of their references"):
+        fit_config(JobSpec(out=str(tmp_path), name="a", validation="pairs", val_noisy=str(noisy)))
+
+
 @pytest.mark.parametrize("hn, ln, message", [
     ([np.zeros((40, 40), np.uint8)], [], "no LN"),
     ([], [np.zeros((40, 40), np.uint8)], "no HN"),

@@ -126,3 +126,15 @@ def test_bad_name_and_crashed_run(qtbot, setup):
     assert "Training failed (exit status" in widget.status.value
     assert "Error" in widget.status.value  # the last lines of its output: the exception
     assert widget.start_button.enabled and not widget.resume_button.enabled
+
+
+def test_paired_validation_folders_reach_the_run(setup, tmp_path):
+    viewer, widget = setup[:2]
+    noisy, ref = tmp_path / "val_noisy", tmp_path / "val_ref"
+    noisy.mkdir(), ref.mkdir()
+    widget.validation.value = "pairs"
+    widget.val_noisy.value, widget.val_reference.value = str(noisy), str(ref)
+    spec = widget.spec(str(tmp_path / "run"))
+    assert (spec.validation, spec.val_noisy, spec.val_reference) == ("pairs", str(noisy), str(ref))
+    widget.val_reference.value = ""
+    assert widget.spec(str(tmp_path / "run")).val_reference == ""

@@ -34,7 +34,7 @@ CONFIG_NAME = "job.json"
 _PROGRESS = re.compile(r"^\s*\d+%\|")
 STDERR_NAME = "stderr.log"
 #: Validation choices: none, or held-back simulated Spectralis-like pairs (PSNR/SSIM, "best").
-VALIDATIONS = ("none", "sim")
+VALIDATIONS = ("none", "sim", "pairs")
 
 
 class JobError(ValueError):
@@ -55,7 +55,9 @@ class JobSpec:
     batch: int = 2
     width: int = 16  # from scratch only; fine-tuning takes the base model's architecture
     n_res: int = 6
-    validation: str = "none"  # none | sim (simulated Spectralis-like pairs scored by PSNR/SSIM)
+    validation: str = "none"  # none | sim (simulated pairs) | pairs (val_noisy vs val_reference folders)
+    val_noisy: str = ""  # validation="pairs": folder of noisy b-scans
+    val_reference: str = ""  # validation="pairs": folder of their low-noise references, same names order
     ckpt_every: int = 25  # also how often the preview can refresh
     val_every: int = 100
     seed: int = 0
@@ -101,6 +103,11 @@ def fit_config(spec: JobSpec) -> dict:
            "seed": int(spec.seed), "threads": int(spec.threads), "sim_val_n": 4 if spec.validation == "sim" else 0,
            "val_bm3d": False, "width": spec.width, "n_res": spec.n_res, "d_width": spec.width,
            "residual": True, "normalisation": "dtype"}
+    if spec.validation == "pairs":
+        folders = [Path(f) for f in (spec.val_noisy, spec.val_reference)]
+        if not all(str(f) not in ("", ".") and f.is_dir() for f in folders):
+            raise JobError("paired validation needs a folder of noisy b-scans and a folder of their references")
+        cfg["val_pairs"] = ",".join(str(f.resolve()) for f in folders)
     if spec.init_from:
         from napari_hdcyclegan.model.checkpoint import resolve_model_dir
 
@@ -311,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="run folder (default: the user data directory's runs/NAME)")
     ap.add_argument("--no-export", action="store_true")
     spec_fields = {"init_from": str, "steps": int, "minutes": float, "device": str, "crop": int, "batch": int,
-                   "width": int, "validation": str, "ckpt_every": int, "val_every": int, "threads": int}
+                   "width": int, "validation": str, "val_noisy": str, "val_reference": str,
+                   "ckpt_every": int, "val_every": int, "threads": int}
     for key, kind in spec_fields.items():
         ap.add_argument("--" + key.replace("_", "-"), type=kind, default=None)
     a = ap.parse_args(argv)

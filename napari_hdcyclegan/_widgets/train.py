@@ -22,8 +22,17 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QWidget
 
 from ._common import (
-    BROWSE, WeightsChooser, connect_layer_list, current_bscan, image_layer_choices, layer_array,
-    place_bscan, refresh_weights_choosers, set_image, show_error, weights_choices,
+    BROWSE,
+    WeightsChooser,
+    connect_layer_list,
+    current_bscan,
+    image_layer_choices,
+    layer_array,
+    place_bscan,
+    refresh_weights_choosers,
+    set_image,
+    show_error,
+    weights_choices,
 )
 
 if TYPE_CHECKING:
@@ -68,7 +77,7 @@ def preview_worker(model_dir: str, bscan: np.ndarray, step: int) -> dict[str, An
 class TrainWidget(WeightsChooser, QWidget):
     """Dock widget: train or fine-tune HDcycleGAN from layers or folders, watch it, export the model."""
 
-    def __init__(self, napari_viewer: "napari.Viewer") -> None:
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         from napari_hdcyclegan.engine import available_devices
 
@@ -91,7 +100,12 @@ class TrainWidget(WeightsChooser, QWidget):
                                  tooltip="low-noise scans (e.g. 60-frame averages), unpaired")
         self.ln_folder = FileEdit(label="or LN folder", mode="d", value="")
         self.validation = ComboBox(label="Validation", choices=[
-            ("none (export the last checkpoint)", "none"), ("simulated pairs (PSNR/SSIM, best)", "sim")])
+            ("none (export the last checkpoint)", "none"), ("simulated pairs (PSNR/SSIM, best)", "sim"),
+            ("your pairs (folders below; PSNR/SSIM, best)", "pairs")])
+        self.val_noisy = FileEdit(label="Validation noisy", mode="d", value="",
+                                  tooltip="folder of noisy b-scans held back from training")
+        self.val_reference = FileEdit(label="Validation reference", mode="d", value="",
+                                      tooltip="folder of their low-noise references (same order by name)")
         self.weights_combo = ComboBox(label="Start from", choices=self._weights_choices)
         self.steps_spin = SpinBox(label="Steps", value=300, min=1, max=1_000_000)
         self.minutes_spin = FloatSpinBox(label="Minutes (0: no limit)", value=0.0, min=0.0, max=10_000.0)
@@ -114,6 +128,7 @@ class TrainWidget(WeightsChooser, QWidget):
 
         self.controls = Container(widgets=[
             self.hn_layer, self.hn_folder, self.ln_layer, self.ln_folder, self.validation,
+            self.val_noisy, self.val_reference,
             self.weights_combo, self.steps_spin, self.minutes_spin, self.device_combo, self.crop_spin,
             self.batch_spin, self.width_spin, self.preview_layer, self.every_spin, self.name_edit,
             Container(widgets=[self.start_button, self.stop_button, self.resume_button, self.export_button],
@@ -134,7 +149,7 @@ class TrainWidget(WeightsChooser, QWidget):
         self.export_button.changed.connect(self.export)
 
     # -- choices -------------------------------------------------------------------------------
-    def _layer_choices(self, widget: Any = None) -> list[tuple[str, "Image"]]:
+    def _layer_choices(self, widget: Any = None) -> list[tuple[str, Image]]:
         return image_layer_choices(self.viewer, exclude=("_train_preview",))
 
     def _weights_choices(self, widget: Any = None) -> list[tuple[str, str]]:
@@ -148,7 +163,7 @@ class TrainWidget(WeightsChooser, QWidget):
         self.crop_spin.value, self.batch_spin.value = sizes["crop"], sizes["batch"]
 
     # -- start ---------------------------------------------------------------------------------
-    def _source(self, layer: "Image | None", folder: Any) -> Any:
+    def _source(self, layer: Image | None, folder: Any) -> Any:
         """A folder path (str) when one is set, else the layer's array, else an empty list."""
         text = str(folder or "").strip()
         if text and text != ".":
@@ -164,6 +179,7 @@ class TrainWidget(WeightsChooser, QWidget):
                        minutes=float(self.minutes_spin.value), device=self.device_combo.value,
                        crop=int(self.crop_spin.value), batch=int(self.batch_spin.value),
                        width=int(self.width_spin.value), validation=self.validation.value,
+                       val_noisy=_folder(self.val_noisy.value), val_reference=_folder(self.val_reference.value),
                        init_from="" if start in (SCRATCH, BROWSE) else str(start),
                        ckpt_every=int(self.every_spin.value))
 
@@ -251,7 +267,7 @@ class TrainWidget(WeightsChooser, QWidget):
     def _preview_done(self) -> None:
         self.preview = None
 
-    def _show_preview(self, layer: "Image", index: int, result: dict[str, Any] | None) -> None:
+    def _show_preview(self, layer: Image, index: int, result: dict[str, Any] | None) -> None:
         if result is None:
             self._preview_step = None  # try again at the next tick
             return
@@ -336,3 +352,9 @@ class TrainWidget(WeightsChooser, QWidget):
         """Closing the widget stops a running training process."""
         self.stop()
         super().closeEvent(event)
+
+
+def _folder(value: Any) -> str:
+    """A FileEdit's folder as a string; "" when none was chosen."""
+    text = str(value or "")
+    return "" if text in ("", ".") else text
