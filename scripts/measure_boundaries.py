@@ -177,6 +177,10 @@ def save_figure(path: Path, shown: list[tuple]) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=70)
+    plt.close(fig)
+    from PIL import Image
+
+    Image.open(path).convert("RGB").quantize(colors=128).save(path, optimize=True)  # keep the repo small
     print(f"wrote {path}")
 
 

@@ -197,8 +197,8 @@ def first_image_row(unit: np.ndarray, max_rows: int = 16) -> int:
     return int(np.argmax(live)) if live.any() else 0
 
 
-def fold_mask(ilm: np.ndarray, first: int, h: int, margin: float = 0.012, reach: float = 0.05,
-              drop: float = 0.1, side: float = 0.34) -> np.ndarray:
+def fold_mask(ilm: np.ndarray, first: int, h: int, margin: float = 0.012, reach: float = 0.08,
+              drop: float = 0.06, side: float = 0.34) -> np.ndarray:
     """A-scans where the retina runs over the top edge: runs of the ILM within ``margin`` x height
     of the first image row that the line leaves steeply (by more than ``drop`` x height within
     ``reach`` x width; a retina merely close to the top leaves gently). When such a run lies in the
