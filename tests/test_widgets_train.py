@@ -132,9 +132,11 @@ def test_paired_validation_folders_reach_the_run(setup, tmp_path):
     viewer, widget = setup[:2]
     noisy, ref = tmp_path / "val_noisy", tmp_path / "val_ref"
     noisy.mkdir(), ref.mkdir()
+    untouched = widget.spec(str(tmp_path / "run"))
+    assert (untouched.val_noisy, untouched.val_reference) == ("", "")  # not the working folder
     widget.validation.value = "pairs"
     widget.val_noisy.value, widget.val_reference.value = str(noisy), str(ref)
     spec = widget.spec(str(tmp_path / "run"))
     assert (spec.validation, spec.val_noisy, spec.val_reference) == ("pairs", str(noisy), str(ref))
-    widget.val_reference.value = ""
+    widget.val_reference.line_edit.value = ""  # the user clears the field
     assert widget.spec(str(tmp_path / "run")).val_reference == ""

@@ -179,7 +179,7 @@ class TrainWidget(WeightsChooser, QWidget):
                        minutes=float(self.minutes_spin.value), device=self.device_combo.value,
                        crop=int(self.crop_spin.value), batch=int(self.batch_spin.value),
                        width=int(self.width_spin.value), validation=self.validation.value,
-                       val_noisy=_folder(self.val_noisy.value), val_reference=_folder(self.val_reference.value),
+                       val_noisy=_folder(self.val_noisy), val_reference=_folder(self.val_reference),
                        init_from="" if start in (SCRATCH, BROWSE) else str(start),
                        ckpt_every=int(self.every_spin.value))
 
@@ -354,7 +354,7 @@ class TrainWidget(WeightsChooser, QWidget):
         super().closeEvent(event)
 
 
-def _folder(value: Any) -> str:
-    """A FileEdit's folder as a string; "" when none was chosen."""
-    text = str(value or "")
+def _folder(edit: Any) -> str:
+    """A FileEdit's folder as typed; "" when none was chosen (its value would be the working folder)."""
+    text = str(edit.line_edit.value or "").strip()
     return "" if text in ("", ".") else text
