@@ -180,7 +180,7 @@ def save_figure(path: Path, shown: list[tuple]) -> None:
     plt.close(fig)
     from PIL import Image
 
-    Image.open(path).convert("RGB").quantize(colors=128).save(path, optimize=True)  # keep the repo small
+    Image.open(path).convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
     print(f"wrote {path}")
 
 
