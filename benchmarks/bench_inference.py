@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         diffs["cuda"] = _child(["--row", "diff,cuda", *w])
     print(file=sys.stderr)
 
-    print(f"\n| device | precision | batch | b-scans | b-scans/s | s/b-scan | peak MiB |")
+    print("\n| device | precision | batch | b-scans | b-scans/s | s/b-scan | peak MiB |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         if "error" in r:

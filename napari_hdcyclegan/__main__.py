@@ -16,9 +16,10 @@ import signal
 import sys
 import threading
 import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -147,7 +148,7 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
     image = read_input(src)
     axial = args.axial_um
     scale, units = _positive_scale(image)
-    if axial is None and scale is not None and len(scale) >= 2 and units[-2] == "um":
+    if axial is None and scale is not None and units is not None and len(scale) >= 2 and units[-2] == "um":
         axial = float(scale[-2])
     denoiser = _denoiser(args, image.data)
     n = image.data.shape[0] if image.data.ndim == 3 else 1
@@ -158,30 +159,14 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
         bar.close()
     from .io import atomic_output
 
+    if axial is None:
+        warnings.warn(f"{src} has no axial pixel size in µm: thickness_um left empty (pass --axial-um)",
+                      stacklevel=2)
     with atomic_output(dst) as tmp:
-        if axial is None:
-            warnings.warn(f"{src} has no axial pixel size in µm: thickness_um left empty (pass --axial-um)")
-            _write_csv_without_thickness(tmp, lines)
-        else:
-            bnd.write_boundaries_csv(tmp, lines, axial)
+        bnd.write_boundaries_csv(tmp, lines, axial)
     if not args.quiet:
         print(f"wrote {dst}")
     return 0
-
-
-def _write_csv_without_thickness(path: Path, lines: dict) -> None:
-    """The boundary CSV with an empty thickness column (axial spacing unknown)."""
-    import csv
-
-    from .boundaries import CSV_HEADER, boundary_table
-
-    table = boundary_table(lines, None)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(CSV_HEADER)
-        for row in table:
-            cells = [f"{row[k]:.3f}".rstrip("0").rstrip(".") if np.isfinite(row[k]) else "" for k in ("ILM", "RPE")]
-            writer.writerow([int(row["bscan"]), int(row["ascan"]), *cells, ""])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -197,12 +182,8 @@ def _has_display() -> bool:
 
 def _baseline_panels(bscan: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """Wavelet (always) and BM3D (when the extra is installed) on one b-scan."""
-    try:
-        from .baselines import BASELINES, MissingExtraError
-    except ImportError:  # baselines module absent: scikit-image's wavelet shrinkage directly
-        from skimage.restoration import denoise_wavelet
+    from .baselines import BASELINES, MissingExtraError
 
-        return [("wavelet (BayesShrink)", denoise_wavelet(bscan, method="BayesShrink", rescale_sigma=True))]
     panels = [("wavelet", BASELINES["wavelet"](bscan))]
     try:
         panels.append(("BM3D", BASELINES["bm3d"](bscan)))
@@ -230,13 +211,10 @@ def side_by_side_png(path: Path, panels: Sequence[tuple[str, np.ndarray]], title
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Denoise the bundled simulated volume; write TIFFs and a side-by-side PNG; open napari."""
+    from ._sample_data import BSCAN_SPACING_UM
     from .engine import DEFAULT_MODEL, get_denoiser
+    from .simulate import SPECTRALIS_UM_PER_PX, load_sample_volume
 
-    try:
-        from ._sample_data import BSCAN_SPACING_UM
-        from .simulate import SPECTRALIS_UM_PER_PX, load_sample_volume
-    except ImportError as exc:
-        raise UserError(f"the simulated sample volume is not available in this installation ({exc})") from exc
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     vol = load_sample_volume()

@@ -17,14 +17,14 @@ override.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from .intensity import check_image, from_unit, robust_range, to_unit
 from .progress import CancelFn, ProgressFn, check_cancel, report
 
-#: BM3D ``sigma_psd = BM3D_SIGMA_SCALE x estimate_sigma``. OCT_NOTES.md measured k = 1 / 1.5 / 2 / 3
+#: BM3D ``sigma_psd = BM3D_SIGMA_SCALE x estimate_sigma``. docs/oct_notes.md: k = 1 / 1.5 / 2 / 3
 #: on S01, S03, S05 (train/val pairs; PSNR 25.98 / 26.70 / 26.83 / 26.93 dB, SSIM 0.593 / 0.683 /
 #: 0.688 / 0.690): flat from 2 to 3, so 2.5. Re-check with ``python -m training.tune_baselines
 #: --methods bm3d`` (about 15 s per b-scan per value on one core).

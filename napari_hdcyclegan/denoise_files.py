@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, OutputError
+from .io.formats import IMAGE_SUFFIXES, PLAIN_SUFFIXES
 
-TIFF_SUFFIXES = (".tif", ".tiff")
-PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg")
-OUTPUT_SUFFIXES = TIFF_SUFFIXES + PLAIN_SUFFIXES
+#: Formats a denoised image is written in (the same as the input's where it is one of them).
+OUTPUT_SUFFIXES = IMAGE_SUFFIXES
 
 Job = tuple[Path, Path]
 

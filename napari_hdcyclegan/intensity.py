@@ -6,6 +6,8 @@ import numpy as np
 
 #: eyepy's HEYEX display transform: D = clip((ln(I + EPS) + OFFSET) / SPAN, 0, 1); ~36 dB of log.
 LOG_EPS, LOG_OFFSET, LOG_SPAN = 2.44e-4, 8.3, 8.285
+#: A model config's ``normalisation`` when it names none: robust 0.5 / 99.5 percentiles per b-scan.
+DEFAULT_NORMALISATION: dict = {"method": "percentile", "low": 0.5, "high": 99.5}
 
 
 def check_image(data: np.ndarray, ndims: tuple[int, ...] = (2, 3)) -> np.ndarray:
@@ -95,7 +97,7 @@ def unit_range(data: np.ndarray, normalisation: dict | None = None) -> tuple[flo
     depth of their actual values (:func:`integer_range`), floats already in [0, 1] are used as they
     are and other floats fall back to their min/max.
     """
-    norm = normalisation or {"method": "percentile"}
+    norm = normalisation or DEFAULT_NORMALISATION
     method = norm.get("method", "percentile")
     arr = np.asarray(data)
     if method == "percentile":

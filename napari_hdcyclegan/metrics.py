@@ -18,7 +18,7 @@ Settings (stated because papers differ):
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
-ProgressFn = Optional[Callable[[int, int], None]]
-CancelFn = Optional[Callable[[], bool]]
+ProgressFn = Callable[[int, int], None] | None
+CancelFn = Callable[[], bool] | None
 
 
 class Cancelled(Exception):

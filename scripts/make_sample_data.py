@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_hdcyclegan.simulate import SAMPLE_PATH, SAMPLE_SETTINGS, _save_npz_atomic, simulate_volume
+from napari_hdcyclegan.simulate import SAMPLE_PATH, SAMPLE_SETTINGS, simulate_volume
+from napari_hdcyclegan.simulate.cache import _save_npz_atomic
 
 KEEP_BOUNDARIES = ("ILM", "RPE", "BM")
 

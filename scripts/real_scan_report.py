@@ -124,7 +124,9 @@ def main() -> None:
     panels: dict[str, list] = {name: [("raw", img)] for name, img in items}
     for w in a.weights:
         den = get_denoiser(w, "cpu")
-        fn = lambda x: den.denoise(x.astype(np.float32))  # noqa: E731
+        def fn(x, den=den):
+            return den.denoise(x.astype(np.float32))
+
         for name, img in items:
             o = fn(img)
             results[w].append(split_psnr(fn, img))

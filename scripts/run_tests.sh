@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the test suite needs on a fresh Debian/Ubuntu machine, then run the whole suite.
+# Install what the test suite needs on a fresh Debian/Ubuntu machine, run ruff and mypy, then the whole suite.
 # Usage (from anywhere): bash scripts/run_tests.sh [extra pytest arguments]
 # The pytest exit status is passed through (5 = no tests collected counts as a failure).
 set -euo pipefail
@@ -23,6 +23,10 @@ fi
 PYTHON="${PYTHON:-python3}"
 # torch pinned to the CPU build this project is tested with (a local +cpu wheel where one exists).
 "$PYTHON" -m pip install torch==2.13.0 -e ".[test]"
+
+# Lint and types first (configured in pyproject.toml): cheap, and a failure says where.
+"$PYTHON" -m ruff check .
+"$PYTHON" -m mypy
 
 # One BLAS/OpenMP thread per process: CI machines have few cores, often shared.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"

@@ -55,7 +55,9 @@ def test_bm3d_contract(dtype):
     out = denoise_bm3d(img)
     assert out.shape == img.shape and out.dtype == img.dtype
     assert out.min() >= img.min() and out.max() <= img.max()
-    err = lambda a: np.mean((a.astype(np.float64) - as_dtype(clean, dtype).astype(np.float64)) ** 2)
+    def err(a):
+        return np.mean((a.astype(np.float64) - as_dtype(clean, dtype).astype(np.float64)) ** 2)
+
     assert err(out[0]) < 0.7 * err(img[0])
 
 
@@ -63,7 +65,9 @@ def test_bm3d_contract(dtype):
 def test_denoising_lowers_error(method):
     noisy, clean = layered((96, 128), seed=1)  # bands thicker than the default median footprint
     out = BASELINES[method](noisy)
-    mse = lambda a: float(np.mean((a - clean) ** 2))
+    def mse(a):
+        return float(np.mean((a - clean) ** 2))
+
     assert mse(out) < 0.75 * mse(noisy), method
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -222,3 +224,21 @@ def test_volume_uses_previous_bscan_and_reports_doubtful():
 def test_mean_difference_to_vendor_lines():
     diff, n = bd.mean_difference(np.array([1.0, 2.0, np.nan]), np.array([2.0, 2.5, 3.0]))
     assert n == 2 and diff == pytest.approx(0.75)
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TIAN = SHARED / "layers" / "tian2015_octlayers"
+
+
+@pytest.mark.skipif(not TIAN.is_dir(), reason="shared reference data (Tian et al. 2015) not present")
+@pytest.mark.parametrize("subject", [1, 4])
+def test_real_spectralis_scans_against_manual_labels(subject):
+    imageio = pytest.importorskip("imageio.v3")
+    labels = [np.loadtxt(TIAN / f"Subject{subject}_{k}.txt", delimiter=",") for k in (1, 8)]
+    for n in (1, 5):
+        img = imageio.imread(TIAN / f"Subject{subject}_{n:02d}.png")
+        img = img[..., 0] if img.ndim == 3 else img
+        # a stand-in boundary channel: the blurred b-scan (the lines come from the gradients)
+        found = bd.detect_boundaries(img, ndi.gaussian_filter(img.astype(np.float32), 3))
+        err = bd.boundary_errors(found, {"ILM": labels[0][:, n - 1], "RPE": labels[1][:, n - 1]})
+        assert err["ILM"] < 1.0 and err["RPE"] < 1.5 and err["ILM_coverage"] > 0.99, err

@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from napari_hdcyclegan.model.checkpoint import (
-    CONFIG_FILE, WEIGHTS_FILE, CheckpointError, ModelConfig, load_model, read_config,
-    resolve_model_dir, save_model,
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    CheckpointError,
+    ModelConfig,
+    load_model,
+    read_config,
+    resolve_model_dir,
+    save_model,
 )
 
 

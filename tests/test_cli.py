@@ -126,7 +126,6 @@ def test_subprocess_exit_code_and_no_traceback(tmp_path):
 
 
 def test_boundaries_csv(tmp_path, weights, capsys):
-    pytest.importorskip("napari_hdcyclegan.boundaries", reason="boundaries module not there yet")
     from napari_hdcyclegan.boundaries import write_boundary_channel
     from napari_hdcyclegan.io import write_tiff
     from napari_hdcyclegan.simulate import simulate_volume

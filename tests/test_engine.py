@@ -297,7 +297,8 @@ def test_get_denoiser_caches_and_switches(tmp_path):
         assert get_denoiser(str(tmp_path / "a"), "cpu") is a
         b = get_denoiser(tmp_path / "b", "cpu")
     assert b is not a and b.name == "tiny-b" and b.trained
-    assert engine._RESIDENT["denoiser"] is b  # only one model resident
+    assert engine.RESIDENT.models() == [a, b]  # both stay loaded: callers no longer evict each other
+    assert get_denoiser(tmp_path / "a", "cpu") is a
     prov = b.provenance()
     import hashlib
     assert prov["weights_sha256"] == hashlib.sha256((tmp_path / "b" / "model.safetensors").read_bytes()).hexdigest()

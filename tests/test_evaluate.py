@@ -17,7 +17,6 @@ def _table(path: Path) -> dict[str, dict]:
 
 
 def test_evaluate_sim_end_to_end(tmp_path, tiny_model, capsys):
-    pytest.importorskip("napari_hdcyclegan.simulate")
     out = tmp_path / "out"
     rc = evaluate.main(["--data", "sim", "--n", "2", "--shape", "160", "128", "--weights",
                         str(tiny_model), "--methods", "model", "median", "wavelet",

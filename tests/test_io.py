@@ -271,7 +271,7 @@ def test_vendor_boundary_names():
     rows = np.full((n, w), 10.0, np.float32)
     out = io._vendor_boundaries({"ILM": rows, "BM": rows + 50, "GCL": np.full((n, w), 3.4028235e38),
                                  "RNFL": rows + 5}, (n, 100, w))
-    assert list(out) == ["ILM", "RPE", "RNFL"]  # BM -> RPE (CONVENTIONS), invalid-only layer dropped
+    assert list(out) == ["ILM", "RPE", "RNFL"]  # BM -> RPE (docs/conventions.md), invalid-only layer dropped
     np.testing.assert_array_equal(out["RPE"], rows + 50)
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import npe2
 import pytest
 import yaml
-
-npe2 = pytest.importorskip("npe2")
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = "napari-hdcyclegan"
@@ -35,6 +34,13 @@ def test_only_deliberate_overlap_with_builtins():
         (Path(napari_builtins.__file__).parent / "builtins.yaml").read_text()))
     assert ours & builtins == SHARED_ON_PURPOSE
     assert all(p == p.lower() for p in ours)  # npe2 lower-cases extensions: upper-case is dead
+
+
+def test_reader_patterns_are_the_format_registry():
+    from napari_hdcyclegan.io.formats import READER_PATTERNS
+
+    manifest = yaml.safe_load((ROOT / "napari.yaml").read_text())
+    assert reader_patterns(manifest) == set(READER_PATTERNS)
 
 
 @pytest.mark.parametrize("name", ["scan.vol", "SCAN.E2E", "export.xml", "a.fds", "a.fda", "b.OCT"])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.ndimage import gaussian_filter, shift as nd_shift
+from scipy.ndimage import gaussian_filter
+from scipy.ndimage import shift as nd_shift
 
 from napari_hdcyclegan import metrics
 
@@ -132,7 +133,8 @@ def test_masks_land_on_the_right_layers():
 
 
 def test_masks_on_simulated_bscan():
-    simulate = pytest.importorskip("napari_hdcyclegan.simulate")
+    from napari_hdcyclegan import simulate
+
     s = simulate.simulate_bscan(seed=3, shape=(192, 128))
     signal, background = metrics.signal_background_masks(s.ln)
     rows = np.arange(192)[:, None]

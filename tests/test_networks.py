@@ -4,7 +4,11 @@ import pytest
 import torch
 
 from napari_hdcyclegan.model.networks import (
-    GENERATOR_STAGES, Discriminator, Generator, pad_to_multiple, run_generator,
+    GENERATOR_STAGES,
+    Discriminator,
+    Generator,
+    pad_to_multiple,
+    run_generator,
 )
 
 #: Table A.1 for a 1x1x512x512 input at width 16: (channels, height = width) after each stage.
@@ -28,7 +32,7 @@ def test_generator_stage_shapes_match_table_a1():
 
 def test_generator_parameter_count_is_paper_size():
     n = sum(p.numel() for p in Generator(width=16).parameters())
-    assert 2.90e6 < n < 3.00e6, n  # OCT_NOTES.md: ~2.95 M
+    assert 2.90e6 < n < 3.00e6, n  # docs/oct_notes.md: ~2.95 M
 
 
 def test_final_conv_has_no_norm_or_activation():

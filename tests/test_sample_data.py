@@ -31,7 +31,7 @@ def _check_simulated(layers, shape):
         assert kw["scale"] == pytest.approx(scale)
         assert kw["units"] == ("um", "um", "um") and kw["axis_labels"] == ("b-scan", "depth", "lateral")
     assert set(shapes) == {"simulated_ILM", "simulated_RPE"}
-    for name, (paths, kw) in shapes.items():
+    for paths, kw in shapes.values():
         assert kw["scale"] == pytest.approx(scale) and kw["metadata"]["heights"].shape == (shape[0], shape[2])
         assert {int(p[0, 0]) for p in paths} == set(range(shape[0]))  # one line per b-scan
     ilm = shapes["simulated_ILM"][1]["metadata"]["heights"]
@@ -45,8 +45,6 @@ def test_simulated_volume_layers(monkeypatch):
 
 
 def test_simulated_volume_shipped_sample():
-    if not hasattr(simulate, "load_sample_volume"):
-        pytest.skip("simulate.load_sample_volume is not on main yet")
     vol = simulate.load_sample_volume()
     _check_simulated(_sample_data.simulated_volume(), vol.hn.shape)
 
@@ -72,7 +70,7 @@ def test_viewer_open_sample(make_napari_viewer_proxy):
 def test_heidelberg_single_bscan_gets_um_and_nominal_spacing():
     pytest.importorskip("eyepy")
     layers = _sample_data.heidelberg_vol()
-    for data, kw, kind in layers:
+    for _data, kw, _kind in layers:
         assert tuple(kw["units"]) == ("um", "um", "um"), kw["name"]
         assert kw["scale"][0] == _sample_data.BSCAN_SPACING_UM
     assert "nominal" in layers[0][1]["metadata"]["bscan_spacing_um"]

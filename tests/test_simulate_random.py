@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+
 from napari_hdcyclegan import simulate as sim
 from napari_hdcyclegan.speckle_stats import bscan_stats
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("napari")
-pytest.importorskip("torch")
-
 SCALE = (120.0, 3.87, 17.89)  # a Heidelberg .vol: 1:4.6 pixels
 AXES = ("b-scan", "depth", "lateral")
 

@@ -161,7 +161,7 @@ def test_vendor_lines_kept_and_compared(qtbot, viewer_widget, sim, tmp_path):
         np.testing.assert_allclose(viewer.layers[f"scan_{name}"].metadata["heights"], vendor[name], rtol=1e-6)
         assert f"scan {name} (detected)" in viewer.layers
         assert viewer.layers[f"scan {name} (detected)"].metadata["doubtful"].shape == (2, SHAPE[1])
-    assert "mean difference to the file's own lines: ILM" in widget.status.value
+    assert "mean diff. to the file's lines: ILM" in widget.status.value
     # stage one alone (the paper's skeleton) is a switch away
     widget.skeleton_check.value = True
     run_to_end(qtbot, widget)

@@ -7,9 +7,6 @@ import threading
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("napari")
-
 SCALE = (60.0, 3.87, 11.45)
 TRANSLATE = (120.0, 5.0, 10.0)
 TIMEOUT_MS = 60_000

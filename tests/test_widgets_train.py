@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("napari")
-
-from napari_hdcyclegan.model import registry  # noqa: E402
-from training.runlog import checkpoint_folder, checkpoint_step  # noqa: E402
+from napari_hdcyclegan.model import registry
+from training.runlog import checkpoint_folder, checkpoint_step
 
 TIMEOUT_MS = 60_000
 #: Tiny settings: width 4, one residual block, 32-pixel crops, checkpoint (and preview) every 4 steps.

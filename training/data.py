@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from napari_hdcyclegan.intensity import to_unit, unit_range
+from napari_hdcyclegan.io.formats import IMAGE_SUFFIXES, TIFF_SUFFIXES
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 #: Duke / Fang 2013 pairs: test is never trained on nor used for choosing checkpoints.
 DUKE_SPLITS: dict[str, tuple[str, ...]] = {
     "train": ("dt1/S01", "dt1/S02", "dt1/S03", "dt1/S04", "train/T02", "train/T03", "train/T04",
@@ -42,7 +42,7 @@ def read_image_stack(path: str | os.PathLike) -> list[np.ndarray]:
     """A TIFF (b-scan or volume) or PNG/JPEG b-scan as a list of 2D gray arrays."""
     path = Path(path)
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
+        if path.suffix.lower() in TIFF_SUFFIXES:
             import tifffile
 
             arr = tifffile.imread(path)

@@ -16,30 +16,18 @@ import csv
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from napari_hdcyclegan import metrics
 from napari_hdcyclegan.baselines import BASELINES, MissingExtraError
+from napari_hdcyclegan.io.formats import IMAGE_SUFFIXES
 
 Pair = tuple[str, np.ndarray, np.ndarray]
 #: Metrics of the table, in the paper's column order.
 TABLE_METRICS = ("CNR", "CNR_dB", "MSR", "PSNR", "SSIM")
-DUKE_SPLITS = {
-    "train": ("dt1/S01", "dt1/S02", "dt1/S03", "dt1/S04", "train/T02", "train/T03", "train/T04",
-              "train/T06", "train/T07"),
-    "val": ("dt1/S05", "train/T09"),
-    "test": ("dt1/S06", "dt1/S07", "dt1/S08", "dt1/S09"),
-}
-
-
-def default_duke_root() -> Path:
-    """``shared/data/paired`` two levels above this repository."""
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "paired"
-
-
 def _read_2d(path: Path) -> np.ndarray:
     """A single 2D grey image from TIFF/PNG/JPEG (first page/channel)."""
     from skimage.io import imread
@@ -58,26 +46,10 @@ def _read_2d(path: Path) -> np.ndarray:
 
 
 def load_duke(split: str, root: str | os.PathLike | None = None) -> list[Pair]:
-    """(name, noisy uint8, average uint8) pairs of a Duke split (training.data when available)."""
-    try:
-        from training.data import duke_pairs
-    except ImportError:
-        duke_pairs = None
-    if duke_pairs is not None:
-        return duke_pairs(split, root)
-    if split not in DUKE_SPLITS:
-        raise ValueError(f"unknown Duke split {split!r}; choose from {sorted(DUKE_SPLITS)}")
-    base = Path(root) if root is not None else default_duke_root()
-    dirs = {"dt1": "duke_fang2013_dt1", "train": "duke_fang2013_train"}
-    pairs = []
-    for key in DUKE_SPLITS[split]:
-        group, subject = key.split("/")
-        folder = base / dirs[group] / subject
-        noisy = folder / ("test.tif" if group == "dt1" else "raw.tif")
-        if not noisy.is_file() or not (folder / "average.tif").is_file():
-            raise ValueError(f"{folder}: Duke pair not found (set --duke-root)")
-        pairs.append((subject, _read_2d(noisy), _read_2d(folder / "average.tif")))
-    return pairs
+    """(name, noisy uint8, average uint8) pairs of a Duke split (:func:`training.data.duke_pairs`)."""
+    from training.data import duke_pairs
+
+    return duke_pairs(split, root)
 
 
 def load_folders(hn_dir: str | os.PathLike, ln_dir: str | os.PathLike) -> list[Pair]:
@@ -86,8 +58,7 @@ def load_folders(hn_dir: str | os.PathLike, ln_dir: str | os.PathLike) -> list[P
     for d in (hn, ln):
         if not d.is_dir():
             raise ValueError(f"{d}: not a folder")
-    suffixes = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
-    names = sorted(p.name for p in hn.iterdir() if p.suffix.lower() in suffixes)
+    names = sorted(p.name for p in hn.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     pairs = []
     for name in names:
         if not (ln / name).is_file():

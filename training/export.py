@@ -20,7 +20,8 @@ def export(checkpoint: str | Path, out: str | Path, name: str | None = None, hal
     config.name = name or config.name
     config.description = description or config.description
     config.trained = True
-    config.provenance = {**config.provenance, "exported_from": Path(checkpoint).name, "storage": "float16" if half else "float32"}
+    config.provenance = {**config.provenance, "exported_from": Path(checkpoint).name,
+                         "storage": "float16" if half else "float32"}
     target = save_model(out, nets, config, half=half)
     digest = hashlib.sha256((target / WEIGHTS_FILE).read_bytes()).hexdigest()
     config.provenance["weights_sha256"] = digest

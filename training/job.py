@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -217,7 +218,7 @@ class TrainingJob:
         self.state = "idle"  # idle | running | finished | stopped | failed
         self.reason = ""
         self.started = 0.0
-        self._stderr = None
+        self._stderr: IO[str] | None = None
 
     @property
     def elapsed(self) -> float:

@@ -50,6 +50,7 @@ def model_card(name: str, out: Path, checkpoint: Path, description: str) -> str:
     scored = (f"validation PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f} (simulated pairs)"
               if "psnr" in metrics else "no validation data: the last checkpoint")
     base = cfg.get("init_from") or "none (trained from scratch)"
+    total_steps = cfg.get("pretrain_steps", 0) + cfg.get("pretrain_d_steps", 0) + cfg.get("steps", 0)
     return "\n".join([
         f"# {name}", "", description or "HDcycleGAN G_L trained in napari (Train / fine-tune widget).", "",
         "## Data",
@@ -58,7 +59,7 @@ def model_card(name: str, out: Path, checkpoint: Path, description: str) -> str:
         f"- base model: {Path(base).name if cfg.get('init_from') else base}",
         f"- generator width {cfg.get('width')}, {cfg.get('n_res')} residual blocks, residual output "
         f"{cfg.get('residual')}; normalisation `{cfg.get('normalisation')}`",
-        f"- steps run: {run.last_step} of {cfg.get('pretrain_steps', 0) + cfg.get('pretrain_d_steps', 0) + cfg.get('steps', 0)}; "
+        f"- steps run: {run.last_step} of {total_steps}; "
         f"crop {cfg.get('crop')}, batch {cfg.get('batch')}, lr {cfg.get('lr')}, device {cfg.get('device')}",
         f"- wall time: {wall_seconds(run):.0f} s",
         f"- exported checkpoint: `{checkpoint.name}` at step {checkpoint_step(checkpoint)}; {scored}", "",

@@ -12,6 +12,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def truncate_log(path: Path, step: int) -> int:
         lines = lines[:-1]
     if not lines:
         return 0
-    header, rows = lines[0], [ln for ln in lines[1:] if _row_step(ln) is not None and _row_step(ln) <= step]
+    header, rows = lines[0], [ln for ln in lines[1:] if (s := _row_step(ln)) is not None and s <= step]
     path.write_text(header + "".join(rows))
     return len(rows)
 
@@ -144,6 +145,7 @@ def preview_bscan(model_dir: str | os.PathLike, bscan: np.ndarray, device: str =
     """G_L of a (training) checkpoint applied to one b-scan with the model's intensity pipeline."""
     from napari_hdcyclegan.engine import Denoiser
     from napari_hdcyclegan.model.checkpoint import load_model
+    from napari_hdcyclegan.model.networks import Generator
 
     nets, config = load_model(model_dir, parts=("G_L",))
-    return Denoiser(nets["G_L"], config, device, trained=True).denoise(bscan)
+    return Denoiser(cast(Generator, nets["G_L"]), config, device, trained=True).denoise(bscan)

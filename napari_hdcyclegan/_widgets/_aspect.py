@@ -24,10 +24,10 @@ PHYSICAL, PIXEL = "1:1 µm (physical)", "1:1 pixel"
 #: Display aspects offered in the widgets; "axial ×k" stretches depth k times the physical scale.
 ASPECTS = (PHYSICAL, PIXEL, "axial ×2", "axial ×3", "axial ×4")
 #: One controller per viewer (weakly held, so a closed viewer is not kept alive).
-_CONTROLLERS: "weakref.WeakKeyDictionary[Any, DisplayAspect]" = weakref.WeakKeyDictionary()
+_CONTROLLERS: weakref.WeakKeyDictionary[Any, DisplayAspect] = weakref.WeakKeyDictionary()
 
 
-def depth_axis(layer: "Layer") -> int | None:
+def depth_axis(layer: Layer) -> int | None:
     """Axis of ``layer`` that is depth: the one labelled "depth", else the row axis (ndim - 2)."""
     labels = [str(label) for label in layer.axis_labels]
     if "depth" in labels:
@@ -35,13 +35,13 @@ def depth_axis(layer: "Layer") -> int | None:
     return layer.ndim - 2 if layer.ndim >= 2 else None
 
 
-def stretch_for(mode: str, reference: "Layer | None") -> float:
+def stretch_for(mode: str, reference: Layer | None) -> float:
     """Depth stretch of ``mode``; "1:1 pixel" squares the pixels of ``reference`` (lateral/axial)."""
     if mode == PHYSICAL:
         return 1.0
     if mode == PIXEL:
         axis = depth_axis(reference) if reference is not None else None
-        if axis is None or axis == reference.ndim - 1:
+        if reference is None or axis is None or axis == reference.ndim - 1:
             return 1.0
         axial, lateral = float(reference.scale[axis]), float(reference.scale[-1])
         return lateral / axial if axial > 0 and lateral > 0 else 1.0
@@ -50,7 +50,7 @@ def stretch_for(mode: str, reference: "Layer | None") -> float:
     raise ValueError(f"unknown display aspect {mode!r}; choose one of {', '.join(ASPECTS)}")
 
 
-def depth_stretch(layer: "Layer") -> float:
+def depth_stretch(layer: Layer) -> float:
     """Depth stretch currently in ``layer.affine`` (1.0 when none was applied)."""
     axis = depth_axis(layer)
     if axis is None:
@@ -63,14 +63,14 @@ class DisplayAspect:
 
     changed = Signal(str)
 
-    def __init__(self, viewer: "napari.Viewer") -> None:
+    def __init__(self, viewer: napari.Viewer) -> None:
         self._viewer = weakref.ref(viewer)
         self.mode = PHYSICAL
         self.stretch = 1.0
-        self._applied: "weakref.WeakKeyDictionary[Layer, float]" = weakref.WeakKeyDictionary()
+        self._applied: weakref.WeakKeyDictionary[Layer, float] = weakref.WeakKeyDictionary()
         viewer.layers.events.inserted.connect(self._on_inserted)
 
-    def set_mode(self, mode: str, reference: "Layer | None" = None) -> float:
+    def set_mode(self, mode: str, reference: Layer | None = None) -> float:
         """Apply ``mode`` to every layer (``reference`` defines "1:1 pixel"); returns the stretch."""
         viewer = self._viewer()
         if reference is None and viewer is not None:
@@ -87,7 +87,7 @@ class DisplayAspect:
             self.changed.emit(mode)
         return self.stretch
 
-    def apply(self, layer: "Layer") -> None:
+    def apply(self, layer: Layer) -> None:
         """Give ``layer`` the viewer's depth stretch (composed with any affine it already has)."""
         axis = depth_axis(layer)
         if axis is None:
@@ -104,7 +104,7 @@ class DisplayAspect:
         self.apply(event.value)
 
 
-def display_aspect(viewer: "napari.Viewer") -> DisplayAspect:
+def display_aspect(viewer: napari.Viewer) -> DisplayAspect:
     """The :class:`DisplayAspect` of ``viewer`` (created on first use)."""
     viewer = getattr(viewer, "__wrapped__", viewer)  # napari hands widgets a proxy per widget
     if viewer not in _CONTROLLERS:
@@ -112,7 +112,7 @@ def display_aspect(viewer: "napari.Viewer") -> DisplayAspect:
     return _CONTROLLERS[viewer]
 
 
-def aspect_combo(viewer: "napari.Viewer", reference: Any = None) -> Any:
+def aspect_combo(viewer: napari.Viewer, reference: Any = None) -> Any:
     """A magicgui ComboBox bound to the viewer's aspect; ``reference()`` gives the layer whose
     pixels "1:1 pixel" squares. All combos of one viewer show the same value."""
     from magicgui.widgets import ComboBox

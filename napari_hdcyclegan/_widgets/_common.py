@@ -6,8 +6,9 @@ Everything here runs on the Qt main thread (it reads viewer state); compute live
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,11 +20,11 @@ if TYPE_CHECKING:
 #: Value of the weights combo item that opens a folder dialog.
 BROWSE = "__browse__"
 #: Every widget whose weights combo was filled (weakly held), for refresh_weights_choosers().
-_CHOOSERS: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_CHOOSERS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def image_layer_choices(viewer: "napari.Viewer", exclude: tuple[str, ...] = ()
-                        ) -> list[tuple[str, "Image"]]:
+def image_layer_choices(viewer: napari.Viewer, exclude: tuple[str, ...] = ()
+                        ) -> list[tuple[str, Image]]:
     """(name, layer) of every grayscale, single-scale 2D/3D image layer whose name does not end
     with one of ``exclude``, for a magicgui ComboBox."""
     from napari.layers import Image
@@ -33,7 +34,7 @@ def image_layer_choices(viewer: "napari.Viewer", exclude: tuple[str, ...] = ()
             and layer.ndim in (2, 3) and not layer.name.endswith(exclude)]
 
 
-def connect_layer_list(viewer: "napari.Viewer", *combos: Any, owner: Any = None
+def connect_layer_list(viewer: napari.Viewer, *combos: Any, owner: Any = None
                        ) -> Callable[..., None]:
     """Refresh magicgui combos whenever layers are added, removed or reordered; returns the
     callback. With an ``owner`` (a ``_dock.ViewerLinks`` widget) closing its dock disconnects it."""
@@ -50,7 +51,7 @@ def connect_layer_list(viewer: "napari.Viewer", *combos: Any, owner: Any = None
     return refresh
 
 
-def layer_array(layer: "Image") -> np.ndarray:
+def layer_array(layer: Image) -> np.ndarray:
     """The layer's data as a numpy array (read on the main thread), or a clear ValueError."""
     if layer.multiscale or layer.rgb:
         raise ValueError(f"layer {layer.name!r}: multiscale and RGB images are not supported")
@@ -63,7 +64,7 @@ def layer_array(layer: "Image") -> np.ndarray:
     return data
 
 
-def checked_array(layer: "Image", what: str) -> np.ndarray | None:
+def checked_array(layer: Image, what: str) -> np.ndarray | None:
     """:func:`layer_array`, or None after an error notification prefixed with ``what``."""
     try:
         return layer_array(layer)
@@ -72,13 +73,13 @@ def checked_array(layer: "Image", what: str) -> np.ndarray | None:
         return None
 
 
-def geometry(source: "Image") -> dict[str, Any]:
+def geometry(source: Image) -> dict[str, Any]:
     """scale, translate, units and axis_labels of ``source``, to copy onto a derived layer."""
     return {"scale": tuple(source.scale), "translate": tuple(source.translate),
             "units": tuple(source.units), "axis_labels": tuple(source.axis_labels)}
 
 
-def slice_geometry(source: "Image", index: int) -> dict[str, Any]:
+def slice_geometry(source: Image, index: int) -> dict[str, Any]:
     """Geometry of a (1, H, W) layer showing b-scan ``index`` of a 3D ``source`` at its place."""
     geo = geometry(source)
     translate = list(geo["translate"])
@@ -87,14 +88,14 @@ def slice_geometry(source: "Image", index: int) -> dict[str, Any]:
     return geo
 
 
-def place_bscan(source: "Image", index: int, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+def place_bscan(source: Image, index: int, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """(data, geometry) of a 2D result drawn at b-scan ``index`` of ``source`` (as is for 2D)."""
     if source.ndim == 3:
         return image[None], slice_geometry(source, index)
     return image, geometry(source)
 
 
-def current_bscan(viewer: "napari.Viewer", layer: "Image") -> int:
+def current_bscan(viewer: napari.Viewer, layer: Image) -> int:
     """Index on axis 0 of the b-scan of a 3D ``layer`` under the dims slider (0 for a 2D layer)."""
     if layer.ndim != 3:
         return 0
@@ -103,7 +104,7 @@ def current_bscan(viewer: "napari.Viewer", layer: "Image") -> int:
     return int(np.clip(index, 0, layer.data.shape[0] - 1))
 
 
-def set_image(viewer: "napari.Viewer", name: str, data: np.ndarray, **kwargs: Any) -> "Image":
+def set_image(viewer: napari.Viewer, name: str, data: np.ndarray, **kwargs: Any) -> Image:
     """Replace the data and properties of image layer ``name``, or add it when it does not exist."""
     from napari.layers import Image
 
@@ -178,7 +179,7 @@ def model_info(denoiser: Any) -> dict[str, Any]:
     return {"provenance": denoiser.provenance(), "trained": bool(denoiser.trained), "name": name}
 
 
-def debounce_timer(parent: "QObject", delay_ms: int, slot: Callable[[], Any]) -> "QTimer":
+def debounce_timer(parent: QObject, delay_ms: int, slot: Callable[[], Any]) -> QTimer:
     """A single-shot timer calling ``slot``; each ``start()`` restarts it (debouncing)."""
     from qtpy.QtCore import QTimer
 
@@ -221,7 +222,8 @@ class WeightsChooser:
         from qtpy.QtWidgets import QFileDialog
 
         folder = QFileDialog.getExistingDirectory(
-            self, "Model directory (config.json + model.safetensors)")
+            self,  # type: ignore[arg-type]  # the mixin is always used on a QWidget
+            "Model directory (config.json + model.safetensors)")
         if folder:
             self.set_weights(folder)
         return bool(folder)

@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
@@ -21,8 +22,8 @@ MIN_DOCK_HEIGHT = 140
 SCROLL_NAME = "hdcycleganScroll"
 
 
-def scrollable(owner: "QWidget", *children: "QWidget", min_height: int = MIN_DOCK_HEIGHT
-               ) -> "QVBoxLayout":
+def scrollable(owner: QWidget, *children: QWidget, min_height: int = MIN_DOCK_HEIGHT
+               ) -> QVBoxLayout:
     """Lay ``children`` out top to bottom in a scroll area filling ``owner``; returns their layout."""
     from qtpy.QtWidgets import QVBoxLayout, QWidget
 
@@ -35,9 +36,9 @@ def scrollable(owner: "QWidget", *children: "QWidget", min_height: int = MIN_DOC
     return inner
 
 
-def make_scrollable(widget: "QWidget", min_height: int = MIN_DOCK_HEIGHT) -> None:
+def make_scrollable(widget: QWidget, min_height: int = MIN_DOCK_HEIGHT) -> None:
     """Move the rows of an already built ``widget`` into a scroll area (no-op when it has one)."""
-    from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
+    from qtpy.QtWidgets import QBoxLayout, QScrollArea, QVBoxLayout, QWidget
 
     old = widget.layout()
     if old is None or widget.findChild(QScrollArea, SCROLL_NAME) is not None:
@@ -45,13 +46,14 @@ def make_scrollable(widget: "QWidget", min_height: int = MIN_DOCK_HEIGHT) -> Non
     content = QWidget()
     new = QVBoxLayout(content)
     new.setSpacing(old.spacing())
-    stretches = [old.stretch(i) for i in range(old.count())]
+    stretches = [old.stretch(i) if isinstance(old, QBoxLayout) else 0 for i in range(old.count())]
     for stretch in stretches:
         item = old.takeAt(0)
+        if item is None:
+            continue
         if item.widget() is not None:
             new.addWidget(item.widget(), stretch)
-        elif item.layout() is not None:
-            sub = item.layout()
+        elif (sub := item.layout()) is not None:
             sub.setParent(None)
             new.addLayout(sub)
         else:
@@ -60,7 +62,7 @@ def make_scrollable(widget: "QWidget", min_height: int = MIN_DOCK_HEIGHT) -> Non
     _install(widget, content, min_height)
 
 
-def _install(owner: "QWidget", content: "QWidget", min_height: int) -> "QScrollArea":
+def _install(owner: QWidget, content: QWidget, min_height: int) -> QScrollArea:
     """Give ``owner`` a margin-less layout holding a vertical scroll area around ``content``."""
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout
@@ -79,11 +81,12 @@ def _install(owner: "QWidget", content: "QWidget", min_height: int) -> "QScrollA
     return area
 
 
-def fit_width(area: "QScrollArea") -> None:
+def fit_width(area: QScrollArea) -> None:
     """Make ``area`` at least as wide as its content plus a vertical scroll bar (no side scroll)."""
-    content = area.widget()
-    bar = area.verticalScrollBar().sizeHint().width()
-    area.setMinimumWidth(content.minimumSizeHint().width() + bar + 2)
+    content, scroll = area.widget(), area.verticalScrollBar()
+    if content is None or scroll is None:
+        return
+    area.setMinimumWidth(content.minimumSizeHint().width() + scroll.sizeHint().width() + 2)
 
 
 def disconnect_all(links: list[tuple[Any, Callable]]) -> None:

@@ -42,13 +42,13 @@ def model_label(metadata: dict[str, Any], fallback: str = "model") -> str:
     return name if provenance.get("trained", True) else f"{name} (untrained)"
 
 
-def made_with(layer: "Image", weights: str) -> bool:
+def made_with(layer: Image, weights: str) -> bool:
     """Whether ``layer`` was made with ``weights`` (True when it records no model at all)."""
     provenance = layer.metadata.get("provenance") or {}
     return not provenance or str(provenance.get("weights")) == str(weights)
 
 
-def slice_of(layer: "Image", viewer: "napari.Viewer") -> np.ndarray | None:
+def slice_of(layer: Image, viewer: napari.Viewer) -> np.ndarray | None:
     """The 2D b-scan of ``layer`` under the dims slider, or None when the layer does not cover it."""
     data = layer.data
     if layer.ndim == 2:

@@ -84,13 +84,19 @@ def detected_name(source: str, boundary: str) -> str:
     return f"{source} {boundary} (detected)"
 
 
-def vendor_heights(viewer: "napari.Viewer", source: str, boundary: str) -> np.ndarray | None:
-    """Heights (N, W) of the reader's ``<source>_<boundary>`` layer (the file's own line), or None."""
-    name = f"{source}_{boundary}"
-    if name not in viewer.layers:
+def vendor_heights(viewer: "napari.Viewer", source: str, boundary: str,
+                   shape: tuple[int, ...] | None = None) -> np.ndarray | None:
+    """Heights (N, W) of the file's own ``boundary`` line: the reader's ``<source>_<boundary>`` layer,
+    else the one layer (not a detection) with that boundary and heights of ``shape``; or None."""
+    named = f"{source}_{boundary}"
+    candidates = [viewer.layers[named]] if named in viewer.layers else [
+        layer for layer in viewer.layers
+        if layer.metadata.get("boundary") == boundary and "heights" in layer.metadata
+        and "stage" not in layer.metadata
+        and (shape is None or np.atleast_2d(layer.metadata["heights"]).shape == tuple(shape))]
+    if len(candidates) != 1 or candidates[0].metadata.get("heights") is None:
         return None
-    heights = viewer.layers[name].metadata.get("heights")
-    return None if heights is None else np.asarray(heights, dtype=np.float64)
+    return np.atleast_2d(np.asarray(candidates[0].metadata["heights"], dtype=np.float64))
 
 
 @thread_worker
@@ -160,6 +166,8 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         self.progress_bar = ProgressBar(label="Progress", value=0, max=1)
         self.export_button = PushButton(text="Export CSV...", enabled=False)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)  # coverage, doubtful A-scans and vendor difference
+        self.status.native.setMinimumHeight(4 * self.status.native.fontMetrics().height())
         self.controls = Container(widgets=[
             self.layer_combo, self.weights_combo, self.device_combo, self.auto_check,
             self.stage_combo, self.channel_spin, self.denoised_check, self.skeleton_check,
@@ -282,16 +290,16 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         self.update_profile()
 
     def vendor_difference(self, source: "Image", lines: dict[str, np.ndarray]) -> str:
-        """'; vs vendor: ILM 0.5 px, RPE 1.2 px' when the source's own lines are loaded, else ''."""
+        """'; mean diff. to the file's lines: ILM 0.5 px, ...' when they are loaded, else ''."""
         parts = []
         for name in BOUNDARY_NAMES:
-            vendor = vendor_heights(self.viewer, source.name, name)
+            vendor = vendor_heights(self.viewer, source.name, name, np.atleast_2d(lines[name]).shape)
             if vendor is None:
                 continue
             diff, n = mean_difference(np.atleast_2d(lines[name]), np.atleast_2d(vendor))
             if n:
                 parts.append(f"{name} {diff:.1f} px")
-        return f"; mean difference to the file's own lines: {', '.join(parts)}" if parts else ""
+        return f"; mean diff. to the file's lines: {', '.join(parts)}" if parts else ""
 
     def _add_thickness(self, source: "Image", thick: np.ndarray, unit: str, meta: dict) -> None:
         """``<input>_thickness``: (N, 1, W) for a volume ((1, W) for a b-scan), depth collapsed."""

@@ -19,6 +19,6 @@ if TYPE_CHECKING:
 class ScrollingBoundaryWidget(BoundaryWidget):
     """:class:`BoundaryWidget` whose content scrolls, so that the dock can be short."""
 
-    def __init__(self, napari_viewer: "napari.Viewer") -> None:
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__(napari_viewer)
         make_scrollable(self)

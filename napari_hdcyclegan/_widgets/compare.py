@@ -23,20 +23,36 @@ debounced, latest request wins, as the slider moves.
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
 from functools import partial
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import (
-    CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, RadioButtons,
+    CheckBox,
+    ComboBox,
+    Container,
+    Label,
+    ProgressBar,
+    PushButton,
+    RadioButtons,
 )
 from napari.qt.threading import thread_worker
 from qtpy.QtWidgets import QAbstractScrollArea, QTableWidget, QTableWidgetItem, QWidget
 
 from ._aspect import aspect_combo
 from ._common import (
-    WeightsChooser, WorkerRunner, checked_array, connect_layer_list, current_bscan, debounce_timer,
-    geometry, image_layer_choices, set_image, show_info, slice_geometry,
+    WeightsChooser,
+    WorkerRunner,
+    checked_array,
+    connect_layer_list,
+    current_bscan,
+    debounce_timer,
+    geometry,
+    image_layer_choices,
+    set_image,
+    show_info,
+    slice_geometry,
 )
 from ._dock import ViewerLinks, scrollable
 from ._scores import made_with, model_label, score_bscans, score_worker, slice_of  # noqa: F401
@@ -56,7 +72,7 @@ GRID_SPACING = 0.03
 
 @thread_worker
 def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: bool,
-                       weights: str, device: str) -> Iterator[tuple[int, int]]:
+                       weights: str, device: str) -> Generator[tuple[int, int], None, dict[str, Any]]:
     """Worker: model (if needed) and baselines of every b-scan of ``stack``; yields (done, total)."""
     from napari_hdcyclegan.baselines import BASELINES, MissingExtraError
 
@@ -97,7 +113,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
 
     aborted_message = "Cancelled; existing layers unchanged"
 
-    def __init__(self, napari_viewer: "napari.Viewer") -> None:
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.worker = None
@@ -121,7 +137,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.bm3d_check = CheckBox(text="BM3D", value=True)
         self.wavelet_check = CheckBox(text="Wavelet", value=True)
         self.nlmeans_check = CheckBox(text="NL-means", value=False)
-        self.scope_radio = RadioButtons(choices=[CURRENT, VOLUME], value=CURRENT,
+        self.scope_radio = RadioButtons(choices=[CURRENT, VOLUME], value=CURRENT,  # type: ignore[call-arg]
                                         orientation="horizontal")
         self.run_button = PushButton(text="Compare")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -231,8 +247,8 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
     def _on_error(self, exc: BaseException) -> None:
         self.status.value = f"Compare failed: {exc}"  # napari notifies with the traceback
 
-    def _on_results(self, source: "Image", volume_mode: bool, index: int,
-                    denoised: "Image | None", output: dict[str, Any]) -> None:
+    def _on_results(self, source: Image, volume_mode: bool, index: int,
+                    denoised: Image | None, output: dict[str, Any]) -> None:
         if source not in self.viewer.layers:
             return
         for name, message in output["missing"].items():
@@ -270,7 +286,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.status.value = "Shown: " + ", ".join(shown)
         self.update_table()
 
-    def _model_layer_name(self, source: "Image", volume_mode: bool, provenance: dict) -> str:
+    def _model_layer_name(self, source: Image, volume_mode: bool, provenance: dict) -> str:
         """``<input>_preview`` / ``<input>_denoised``, unless that holds another model's result."""
         if not volume_mode:
             return f"{source.name}_preview"

@@ -21,21 +21,40 @@ layers:
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from functools import partial
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import (
-    CheckBox, ComboBox, Container, FloatSlider, Label, ProgressBar, PushButton, SpinBox,
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSlider,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
 )
 from napari.qt.threading import thread_worker
 from qtpy.QtWidgets import QWidget
 
-from ._common import (
-    BROWSE, WeightsChooser, WorkerRunner, checked_array, connect_layer_list, current_bscan,
-    debounce_timer, geometry, image_layer_choices, model_info, place_bscan, set_image, show_info,
-)
 from ._aspect import aspect_combo
+from ._common import (
+    BROWSE,
+    WeightsChooser,
+    WorkerRunner,
+    checked_array,
+    connect_layer_list,
+    current_bscan,
+    debounce_timer,
+    geometry,
+    image_layer_choices,
+    model_info,
+    place_bscan,
+    set_image,
+    show_info,
+)
 from ._dock import ViewerLinks, scrollable
 
 if TYPE_CHECKING:
@@ -58,7 +77,7 @@ def residual_colormap() -> Any:
 
 @thread_worker
 def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
-                   residual: bool) -> Iterator[tuple[int, int]]:
+                   residual: bool) -> Generator[tuple[int, int], None, dict[str, Any]]:
     """Worker: denoise ``data`` batch by batch, yielding (done, total); returns a result dict."""
     from napari_hdcyclegan.engine import get_denoiser
 
@@ -92,7 +111,7 @@ def denoise_bscan(bscan: np.ndarray, weights: str, device: str) -> dict[str, Any
 class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
     """Dock widget: HDcycleGAN denoising of an image layer (2D b-scan or 3D volume)."""
 
-    def __init__(self, napari_viewer: "napari.Viewer") -> None:
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         from napari_hdcyclegan.engine import available_devices
 
@@ -150,7 +169,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self._preview_pending = False
 
     # -- choices -------------------------------------------------------------------------------
-    def _layer_choices(self, widget: Any = None) -> list[tuple[str, "Image"]]:
+    def _layer_choices(self, widget: Any = None) -> list[tuple[str, Image]]:
         return image_layer_choices(self.viewer)
 
     def _on_weights_changed(self, value: str) -> None:
@@ -186,7 +205,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
             self.worker.quit()
             self.status.value = "Cancelling after the current batch ..."
 
-    def _on_denoised(self, source: "Image", result: dict[str, Any]) -> None:
+    def _on_denoised(self, source: Image, result: dict[str, Any]) -> None:
         if source not in self.viewer.layers:
             show_info(f"Denoise: layer {source.name!r} was removed; result dropped")
             return
@@ -261,7 +280,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         worker.start()
         return worker
 
-    def _on_preview(self, request: int, source: "Image", index: int,
+    def _on_preview(self, request: int, source: Image, index: int,
                     result: dict[str, Any]) -> None:
         if request != self._preview_request or source not in self.viewer.layers:
             return  # stale: the slider moved (or preview was switched off) meanwhile

@@ -27,20 +27,31 @@ from magicgui.widgets import ComboBox, Container, FloatSlider, Label, PushButton
 from napari.qt.threading import thread_worker
 from qtpy.QtWidgets import QWidget
 
-from ._common import (
-    BROWSE, WeightsChooser, checked_array, connect_layer_list, current_bscan, debounce_timer,
-    image_layer_choices, model_info, place_bscan, save_with_dialog, set_image, show_info,
-)
+from ..stages import GENERATOR_STAGES
 from ._aspect import aspect_combo
+from ._common import (
+    BROWSE,
+    WeightsChooser,
+    checked_array,
+    connect_layer_list,
+    current_bscan,
+    debounce_timer,
+    image_layer_choices,
+    model_info,
+    place_bscan,
+    save_with_dialog,
+    set_image,
+    show_info,
+)
 from ._dock import ViewerLinks, scrollable
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Image
 
-#: Generator stages (CONVENTIONS.md); the early ones stay spatially faithful to the input.
-STAGES = ("init", "down1", "down2", "down3", "res1", "res2", "res3", "res4", "res5", "res6",
-          "up1", "up2", "up3", "final")
+#: Stages of the paper-size generator (the list follows the loaded model's n_res once it is known);
+#: the early ones stay spatially faithful to the input.
+STAGES = GENERATOR_STAGES
 COLORMAPS = ("magma", "inferno", "viridis", "turbo", "twilight", "gray")
 #: Debounce of recomputation after the dims slider, stage or layer changed.
 DELAY_MS = 150
@@ -53,7 +64,7 @@ def compute_maps(bscan: np.ndarray, weights: str, stage: str) -> dict[str, Any]:
 
     denoiser = get_denoiser(weights, data=bscan)
     maps = np.asarray(denoiser.feature_maps(bscan, stage), dtype=np.float32)
-    return {"maps": maps, **model_info(denoiser)}
+    return {"maps": maps, "stages": tuple(denoiser.stage_channels()), **model_info(denoiser)}
 
 
 def gallery(maps: np.ndarray) -> np.ndarray:
@@ -72,7 +83,7 @@ def gallery(maps: np.ndarray) -> np.ndarray:
 class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
     """Dock widget: pick a generator stage and channel and see its map over the b-scan."""
 
-    def __init__(self, napari_viewer: "napari.Viewer") -> None:
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.worker = None
@@ -118,7 +129,7 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
         self._schedule()
 
     # -- choices -------------------------------------------------------------------------------
-    def _layer_choices(self, widget: Any = None) -> list[tuple[str, "Image"]]:
+    def _layer_choices(self, widget: Any = None) -> list[tuple[str, Image]]:
         return image_layer_choices(self.viewer, exclude=("_fmap", "_fmap_gallery"))
 
     # -- computing -----------------------------------------------------------------------------
@@ -164,12 +175,14 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
         worker.start()
         return worker
 
-    def _on_maps(self, key: tuple, layer: "Image", index: int, stage: str, result: dict[str, Any]) -> None:
+    def _on_maps(self, key: tuple, layer: Image, index: int, stage: str, result: dict[str, Any]) -> None:
         now = self._request()
         if now is None or key != (id(now[0]), *now[1:]):
             self._pending = True  # stale: the view changed meanwhile; recompute when finished
             return
         self._cache = {"key": key, "layer": layer, "index": index, "stage": stage, **result}
+        if tuple(self.stage_combo.choices) != result["stages"]:  # this model's n_res
+            self.stage_combo.choices = result["stages"]
         n = result["maps"].shape[0]
         self.channel_slider.max = n - 1
         if self.channel_slider.value > n - 1:
@@ -188,6 +201,7 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
     # -- layers --------------------------------------------------------------------------------
     def _metadata(self, channel: int | None) -> dict[str, Any]:
         c = self._cache
+        assert c is not None, "no feature maps computed yet"
         return {"source_layer": c["layer"].name, "stage": c["stage"], "channel": channel,
                 "bscan": c["index"], "model": c["name"], "trained": c["trained"],
                 "provenance": c["provenance"]}
@@ -212,7 +226,7 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
 
     def step(self, delta: int, value: Any = None) -> None:
         """Move the channel slider by ``delta`` (wrapping around)."""
-        n = self.channel_slider.max + 1
+        n = int(self.channel_slider.max) + 1
         self.channel_slider.value = (int(self.channel_slider.value) + delta) % n
 
     def _apply_style(self, value: Any = None) -> None:
@@ -247,13 +261,8 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
         scale = tuple(source.scale)[-2:]
         units = tuple(str(u) for u in source.units)[-2:]
         labels = tuple(source.axis_labels)[-2:]
-        try:
-            from napari_hdcyclegan.io import write_tiff
-        except ImportError:  # pragma: no cover - io.py ships with the package
-            import tifffile
+        from napari_hdcyclegan.io import write_tiff
 
-            tifffile.imwrite(str(path), c["maps"][channel])
-            return str(path)
         return write_tiff(path, c["maps"][channel], scale=scale, units=units, axis_labels=labels,
                           metadata=self._metadata(channel))
 

@@ -95,16 +95,16 @@ class TrainWidget(WeightsChooser, QWidget):
 
         self.hn_layer = ComboBox(label="HN layer", choices=self._layer_choices, nullable=True,
                                  tooltip="high-noise scans (e.g. 12-frame averages)")
-        self.hn_folder = FileEdit(label="or HN folder", mode="d", value="")
+        self.hn_folder = FileEdit(label="or HN folder", mode="d", value="")  # type: ignore[arg-type]
         self.ln_layer = ComboBox(label="LN layer", choices=self._layer_choices, nullable=True,
                                  tooltip="low-noise scans (e.g. 60-frame averages), unpaired")
-        self.ln_folder = FileEdit(label="or LN folder", mode="d", value="")
+        self.ln_folder = FileEdit(label="or LN folder", mode="d", value="")  # type: ignore[arg-type]
         self.validation = ComboBox(label="Validation", choices=[
             ("none (export the last checkpoint)", "none"), ("simulated pairs (PSNR/SSIM, best)", "sim"),
             ("your pairs (folders below; PSNR/SSIM, best)", "pairs")])
-        self.val_noisy = FileEdit(label="Validation noisy", mode="d", value="",
+        self.val_noisy = FileEdit(label="Validation noisy", mode="d", value="",  # type: ignore[arg-type]
                                   tooltip="folder of noisy b-scans held back from training")
-        self.val_reference = FileEdit(label="Validation reference", mode="d", value="",
+        self.val_reference = FileEdit(label="Validation reference", mode="d", value="",  # type: ignore[arg-type]
                                       tooltip="folder of their low-noise references (same order by name)")
         self.weights_combo = ComboBox(label="Start from", choices=self._weights_choices)
         self.steps_spin = SpinBox(label="Steps", value=300, min=1, max=1_000_000)

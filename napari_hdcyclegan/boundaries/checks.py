@@ -51,7 +51,7 @@ def summary(lines: Mapping[str, np.ndarray]) -> str:
     doubt = np.asarray(lines.get("doubtful", np.zeros(ilm.shape, bool)), bool)
     text = f"both lines on {both.mean():.0%} of A-scans"
     if doubt.any():
-        text += f"; {int(doubt.sum())} A-scans ({doubt.mean():.1%}) doubtful (thickness, jump or weak edge)"
+        text += f"; {int(doubt.sum())} A-scans doubtful (thickness, jump or weak edge)"
     return text
 
 

@@ -8,7 +8,7 @@ Conventions: data is ``(N, H, W)`` (b-scans on axis 0) or ``(H, W)``; rows are d
 ``scale`` is µm per pixel per axis (``units`` says ``"um"``, or ``"pixel"`` where the file does not
 tell); linear-intensity vendor data (.vol, .e2e) is log-display transformed by default (see
 :func:`napari_hdcyclegan.intensity.log_display`); boundaries are heights (float rows) per A-scan,
-``(N, W)``, NaN where missing, named ``ILM`` / ``RPE`` (the vendor's BM) as in CONVENTIONS.md.
+``(N, W)``, NaN where missing, named ``ILM`` / ``RPE`` (the vendor's BM) as in docs/conventions.md.
 
 Modules: ``tiff`` (TIFF in and out), ``plain`` (PNG/JPEG, folders), ``vendor`` (.vol, .e2e, XML,
 .fds/.fda/.img/.oct, DICOM), ``atomic`` (outputs written under a temporary name, then renamed).
@@ -22,16 +22,38 @@ import os
 from pathlib import Path
 
 from ._common import (  # noqa: F401  (re-exported: the package's public and test-facing names)
-    _FORMAT_NAMES, _PROPERTY_KEY, _UNIT_TO_UM, AXES_2D, AXES_3D, IMAGE_SUFFIXES, PIXEL, PLAIN_SUFFIXES,
-    SUPPORTED_SUFFIXES, TIFF_SUFFIXES, UM, VENDOR_SUFFIXES, OctImage, OctReadError, _jsonable, _short,
-    _validated, visible_files,
+    _FORMAT_NAMES,
+    _PROPERTY_KEY,
+    _UNIT_TO_UM,
+    AXES_2D,
+    AXES_3D,
+    IMAGE_SUFFIXES,
+    PIXEL,
+    PLAIN_SUFFIXES,
+    SUPPORTED_SUFFIXES,
+    TIFF_SUFFIXES,
+    UM,
+    VENDOR_SUFFIXES,
+    OctImage,
+    OctReadError,
+    _jsonable,
+    _short,
+    _validated,
+    visible_files,
 )
 from .atomic import atomic_output  # noqa: F401
 from .plain import _is_image_file, _read_folder, _read_plain
 from .tiff import _read_tiff, write_tiff, write_tiff_pages  # noqa: F401
 from .vendor import (  # noqa: F401
-    _dicom_spacing, _from_eyevolume, _looks_like_heyex_xml, _read_dicom, _read_eyepy, _read_octconverter,
-    _read_vol, _vendor_boundaries, _vendor_image,
+    _dicom_spacing,
+    _from_eyevolume,
+    _looks_like_heyex_xml,
+    _read_dicom,
+    _read_eyepy,
+    _read_octconverter,
+    _read_vol,
+    _vendor_boundaries,
+    _vendor_image,
 )
 
 # --------------------------------------------------------------------------------------------------

@@ -12,12 +12,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import HDCycleGANError
-
-TIFF_SUFFIXES = (".tif", ".tiff")
-PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg")
-IMAGE_SUFFIXES = TIFF_SUFFIXES + PLAIN_SUFFIXES
-VENDOR_SUFFIXES = (".vol", ".e2e", ".xml", ".fds", ".fda", ".img", ".oct", ".dcm")
-SUPPORTED_SUFFIXES = IMAGE_SUFFIXES + VENDOR_SUFFIXES
+from .formats import (  # noqa: F401 - re-exported
+    FORMAT_NAMES,
+    IMAGE_SUFFIXES,
+    PLAIN_SUFFIXES,
+    SUPPORTED_SUFFIXES,
+    TIFF_SUFFIXES,
+    VENDOR_SUFFIXES,
+)
 
 AXES_3D = ("b-scan", "depth", "lateral")
 AXES_2D = ("depth", "lateral")
@@ -28,12 +30,7 @@ _PROPERTY_KEY = "napari_hdcyclegan"
 _VENDOR_INVALID = 3.0e38
 _VENDOR_EXTRA = "pip install 'napari-hdcyclegan[vendor]'"
 
-_FORMAT_NAMES = {
-    ".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
-    ".vol": "Heidelberg .vol", ".e2e": "Heidelberg .e2e", ".xml": "Heidelberg HEYEX XML",
-    ".fds": "Topcon .fds", ".fda": "Topcon .fda", ".img": "Zeiss .img", ".oct": "Bioptigen/Optovue .oct",
-    ".dcm": "DICOM",
-}
+_FORMAT_NAMES = FORMAT_NAMES
 _UNIT_TO_UM = {
     "um": 1.0, "µm": 1.0, "μm": 1.0, "\\u00b5m": 1.0, "micron": 1.0, "microns": 1.0,
     "micrometer": 1.0, "micrometre": 1.0, "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3,
@@ -153,7 +150,7 @@ def _short(exc: BaseException) -> str:
 
 
 def _default_labels(ndim: int) -> tuple[str, ...]:
-    """CONVENTIONS axis labels for a b-scan or a stack."""
+    """Axis labels (docs/conventions.md) for a b-scan or a stack."""
     return AXES_3D if ndim == 3 else AXES_2D
 
 

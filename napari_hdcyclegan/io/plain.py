@@ -8,8 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from ._common import (
-    AXES_3D, IMAGE_SUFFIXES, PIXEL, OctImage, OctReadError, _default_labels, _short, _squeeze_axes,
-    _to_gray, note, visible_files,
+    AXES_3D,
+    IMAGE_SUFFIXES,
+    PIXEL,
+    OctImage,
+    OctReadError,
+    _default_labels,
+    _short,
+    _squeeze_axes,
+    _to_gray,
+    note,
+    visible_files,
 )
 
 

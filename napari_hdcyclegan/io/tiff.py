@@ -19,8 +19,22 @@ from typing import Any
 import numpy as np
 
 from ._common import (
-    _PROPERTY_KEY, _UNIT_TO_UM, AXES_2D, AXES_3D, PIXEL, UM, OctImage, OctReadError, _default_labels,
-    _jsonable, _LogErrors, _per_axis, _short, _squeeze_axes, _to_gray, note,
+    _PROPERTY_KEY,
+    _UNIT_TO_UM,
+    AXES_2D,
+    AXES_3D,
+    PIXEL,
+    UM,
+    OctImage,
+    OctReadError,
+    _default_labels,
+    _jsonable,
+    _LogErrors,
+    _per_axis,
+    _short,
+    _squeeze_axes,
+    _to_gray,
+    note,
 )
 from .atomic import atomic_output
 
@@ -78,7 +92,7 @@ def write_tiff_pages(
     if ndim not in (2, 3) or 0 in shape:
         raise ValueError(f"write_tiff expects a non-empty 2D b-scan or 3D stack, got shape {shape}")
     dtype = np.dtype(dtype)
-    out_dtype = np.dtype(np.uint8) if dtype == bool else dtype.newbyteorder("=")
+    out_dtype = np.dtype(np.uint8) if dtype.kind == "b" else dtype.newbyteorder("=")
     scale_um, out_units, labels = _calibration(scale, units, axis_labels, ndim)
     extra = {"axis_labels": list(labels), "units": list(out_units), "scale": list(scale_um),
              "metadata": _jsonable(metadata or {})}
@@ -319,12 +333,14 @@ def _ome_scale(xml: str | None) -> tuple[tuple[float] | None, ...]:
     image = ome.get("Image")
     image = image[0] if isinstance(image, list) else image
     pixels = (image or {}).get("Pixels", {})
-    out = []
+    out: list[tuple[float] | None] = []
     for ax in "ZYX":
         size = pixels.get(f"PhysicalSize{ax}")
         factor = _UNIT_TO_UM.get(str(pixels.get(f"PhysicalSize{ax}Unit", "µm")).lower())
-        ok = size is not None and factor is not None and float(size) > 0
-        out.append((float(size) * factor,) if ok else None)
+        if size is not None and factor is not None and float(size) > 0:
+            out.append((float(size) * factor,))
+        else:
+            out.append(None)
     return tuple(out)
 
 

@@ -10,7 +10,16 @@ import numpy as np
 
 from ..intensity import log_display
 from ._common import (
-    _UNIT_TO_UM, _VENDOR_EXTRA, _VENDOR_INVALID, AXES_3D, PIXEL, UM, OctImage, OctReadError, _jsonable, _short,
+    _UNIT_TO_UM,
+    _VENDOR_EXTRA,
+    _VENDOR_INVALID,
+    AXES_3D,
+    PIXEL,
+    UM,
+    OctImage,
+    OctReadError,
+    _jsonable,
+    _short,
 )
 
 
@@ -177,7 +186,7 @@ def _vendor_image(
 
 
 def _vendor_boundaries(vendor: dict[str, np.ndarray], shape: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """Rename vendor layers to CONVENTIONS names (BM -> RPE), drop empty ones, ILM and RPE first."""
+    """Rename vendor layers to the names of docs/conventions.md (BM -> RPE), drop empty ones, ILM and RPE first."""
     n, h, w = shape
     layers = {}
     for name, rows in vendor.items():
@@ -188,7 +197,7 @@ def _vendor_boundaries(vendor: dict[str, np.ndarray], shape: tuple[int, ...]) ->
     out: dict[str, np.ndarray] = {}
     if "ILM" in layers:
         out["ILM"] = layers.pop("ILM")
-    # CONVENTIONS: RPE is the outer retinal boundary, what Heidelberg/Topcon label BM
+    # docs/conventions.md: RPE is the outer retinal boundary, what Heidelberg/Topcon label BM
     outer = layers.pop("BM", None)
     vendor_rpe = layers.pop("RPE", None)
     if outer is not None:

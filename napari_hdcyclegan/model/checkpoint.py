@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ import torch
 from torch import nn
 
 from ..errors import HDCycleGANError
+from ..intensity import DEFAULT_NORMALISATION
+from ..io.atomic import atomic_output
 from .networks import Discriminator, Generator
 
 CONFIG_FILE = "config.json"
@@ -55,7 +56,7 @@ class ModelConfig:
     #: Robust percentiles mapping each b-scan to [0, 1]; ``log_input`` applies the OCT display
     #: transform first (linear-intensity vendor data).
     normalisation: dict[str, Any] = field(
-        default_factory=lambda: {"method": "percentile", "low": 0.5, "high": 99.5}
+        default_factory=lambda: dict(DEFAULT_NORMALISATION)
     )
     boundary_channel: dict[str, Any] | None = None
     name: str = "untrained"
@@ -67,7 +68,7 @@ class ModelConfig:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], path: str | os.PathLike = CONFIG_FILE) -> "ModelConfig":
+    def from_json(cls, data: dict[str, Any], path: str | os.PathLike = CONFIG_FILE) -> ModelConfig:
         if data.get("format") != FORMAT:
             raise CheckpointError(path, f"not a {FORMAT} config (format={data.get('format')!r})")
         version = data.get("format_version", 0)
@@ -219,19 +220,6 @@ def load_model(weights: str | os.PathLike, parts: tuple[str, ...] = ("G_L",)
     return {p: load_part(config, tensors, p, path) for p in parts}, config
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: never half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; models are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_model(model_dir: str | os.PathLike, nets: dict[str, nn.Module], config: ModelConfig,
                half: bool = False) -> Path:
     """Write ``config.json`` and ``model.safetensors`` atomically; ``half`` stores float16."""
@@ -249,7 +237,9 @@ def save_model(model_dir: str | os.PathLike, nets: dict[str, nn.Module], config:
             if half and value.is_floating_point():
                 value = value.half()
             tensors[f"{part}.{key}"] = value
-    _atomic_write(out / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+    with atomic_output(out / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp))
     text = json.dumps(config.to_json(), indent=2, sort_keys=True)
-    _atomic_write(out / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    with atomic_output(out / CONFIG_FILE) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return out

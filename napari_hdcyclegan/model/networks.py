@@ -6,11 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-GENERATOR_STAGES: tuple[str, ...] = (
-    "init", "down1", "down2", "down3",
-    "res1", "res2", "res3", "res4", "res5", "res6",
-    "up1", "up2", "up3", "final",
-)
+from ..stages import GENERATOR_STAGES, generator_stages  # noqa: F401 - re-exported
+
 #: Discriminator class indices: real high-noise, real low-noise, fake.
 CLASS_HN, CLASS_LN, CLASS_FAKE = 0, 1, 2
 
@@ -78,6 +75,7 @@ class Generator(nn.Module):
         self.final = nn.Conv2d(2 * w, 1, 3, padding=1)
         if residual:  # start as the identity mapping
             nn.init.zeros_(self.final.weight)
+            assert self.final.bias is not None
             nn.init.zeros_(self.final.bias)
 
     def stages(self, x: torch.Tensor):
@@ -105,7 +103,7 @@ class Generator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x
-        for _, out in self.stages(x):
+        for _name, out in self.stages(x):  # noqa: B007 - the last stage's output is the result
             pass
         return out
 

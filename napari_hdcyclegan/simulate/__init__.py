@@ -7,11 +7,11 @@ a circular complex Gaussian field (partially correlated between frames) through 
 PSF plus a complex noise floor; ``N`` intensity frames are averaged and shown with
 :func:`~napari_hdcyclegan.intensity.log_display`. HN (12 frames) and LN (60 frames) come from the
 same scene; ``clean`` is the display transform of the noise-free reflectivity blurred by the
-intensity PSF, so that hn, ln and clean are directly comparable. See OCT_NOTES.md.
+intensity PSF, so that hn, ln and clean are directly comparable. See docs/oct_notes.md.
 
 Boundaries are float rows (0 = top pixel centre) per A-scan, named ``UPPER_LOWER`` after the layers
 they separate, plus ``ILM`` (vitreous/RNFL), ``RPE`` (outer edge of the RPE band, the retina's outer
-boundary per CONVENTIONS.md), ``BM`` (Bruch's membrane; equals ``RPE`` unless drusen lift the RPE)
+boundary per docs/conventions.md), ``BM`` (Bruch's membrane; equals ``RPE`` unless drusen lift the RPE)
 and ``CSI`` (choroid/sclera).
 
 Modules: :mod:`.formation` (speckle image formation), :mod:`.anatomy` (the layered scene),
@@ -22,8 +22,7 @@ Modules: :mod:`.formation` (speckle image formation), :mod:`.anatomy` (the layer
 
 from .anatomy import BOUNDARY_NAMES, FOV_UM, PATHOLOGIES, SPECTRALIS_UM_PER_PX
 from .api import SIM_VERSION, SimulatedBscan, SimulatedVolume, eye_seed, simulate_bscan, simulate_pairs, simulate_volume
-from .cache import (SAMPLE_PATH, SAMPLE_SETTINGS, _save_npz_atomic, _volume_from_npz, _volume_to_arrays, cached_pairs,
-                    default_cache_dir, load_sample_volume)
+from .cache import SAMPLE_PATH, SAMPLE_SETTINGS, cached_pairs, default_cache_dir, load_sample_volume
 from .formation import DEFAULT_NOISE_FLOOR, DEFAULT_PSF, DEFAULT_RHO, intensity_psf, speckle_average
 from .randomized import GEOMETRIES, BscanParams, random_params, simulate_from_params, simulate_random
 

@@ -13,7 +13,7 @@ FOV_UM = (496 * SPECTRALIS_UM_PER_PX["axial"], 512 * SPECTRALIS_UM_PER_PX["later
 PATHOLOGIES = (None, "drusen", "fluid", "detachment", "random")
 
 # Layers from the vitreous down: (name, thickness µm away from the fovea, display level).
-# Thicknesses and levels follow OCT_NOTES.md; SRF and DRU are zero-thick unless a pathology fills them.
+# Thicknesses and levels follow docs/oct_notes.md; SRF and DRU are zero-thick unless a pathology fills them.
 _LAYERS = [
     ("VIT", 0.0, 0.05),
     ("RNFL", 35.0, 0.75),
@@ -207,7 +207,7 @@ def _boundaries_um(thick: dict[str, np.ndarray], bm: np.ndarray) -> list[np.ndar
     """Interface depths (µm) top to bottom: built upward from Bruch's membrane, downward to the CSI."""
     names = _NAMES
     i_bm = names.index("CHO")  # BM is the top of the choroid
-    tops = [None] * len(names)
+    tops: list[np.ndarray] = [bm] * len(names)  # every entry is overwritten below but index 0
     tops[i_bm] = bm
     for i in range(i_bm - 1, 0, -1):
         tops[i] = tops[i + 1] - thick[names[i]]
@@ -240,7 +240,7 @@ def _render(scene: _Scene, y_mm: float, shape: tuple[int, int], um_per_px: tuple
     for i, (name, _, lvl) in enumerate(_LAYERS):
         upper = cover[i - 1] if i > 0 else 1.0
         lower = cover[i] if i < len(cover) else 0.0
-        frac = upper - lower
+        frac = np.asarray(upper - lower)
         base = lvl + scene.level_offset[name]
         if name == "CHO":  # the vessel texture is costly: compute it on the choroid's rows only
             val = np.zeros(shape, np.float32)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from ..intensity import inverse_log_display, log_display
-from .anatomy import BOUNDARY_NAMES, FOV_UM, _render, _Scene, _draw_scene
+from .anatomy import BOUNDARY_NAMES, FOV_UM, _draw_scene, _render, _Scene
 from .formation import DEFAULT_NOISE_FLOOR, DEFAULT_PSF, DEFAULT_RHO, intensity_psf, speckle_average
 
 #: Bump when the simulated output changes, so that cached pairs are regenerated.
@@ -26,7 +26,7 @@ class _Simulated:
     metadata: dict = field(default_factory=dict)
 
     @property
-    def frames_n(self) -> dict[str, int]:
+    def frames_n(self) -> dict[str, int | None]:
         """Frames averaged per domain, e.g. ``{"hn": 12, "ln": 60}``."""
         return {"hn": self.metadata.get("hn_frames"), "ln": self.metadata.get("ln_frames")}
 
@@ -91,7 +91,8 @@ def _mismatch_params(rng: np.random.Generator, w: int, strength: float) -> dict:
 
 def _simulate_slice(scene: _Scene, y_mm: float, shape: tuple[int, int], hn_frames: int, ln_frames: int,
                     rng: np.random.Generator, mismatch: float, rho: float, noise_floor: float,
-                    psf: tuple[float, float] | None, um: tuple[float, float]) -> tuple[np.ndarray, ...]:
+                    psf: tuple[float, float] | None, um: tuple[float, float]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """hn, ln, clean (display) and boundaries of one slice."""
     level, bounds = _render(scene, y_mm, shape, um)
     lin = inverse_log_display(level).astype(np.float32)

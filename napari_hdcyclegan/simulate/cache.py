@@ -5,38 +5,35 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..io.atomic import atomic_output
 from .api import SIM_VERSION, SimulatedVolume, simulate_pairs, simulate_volume
+
 
 def default_cache_dir() -> Path:
     """Simulation cache: ``$NAPARI_HDCYCLEGAN_CACHE/sim``, else the user cache dir's ``sim`` folder."""
     root = os.environ.get("NAPARI_HDCYCLEGAN_CACHE")
     if not root:
-        try:
-            from platformdirs import user_cache_dir
+        from platformdirs import user_cache_dir
 
-            root = user_cache_dir("napari-hdcyclegan", appauthor=False)
-        except ImportError:  # platformdirs comes with napari, but the core must not need it
-            root = str(Path.home() / ".cache" / "napari-hdcyclegan")
+        root = user_cache_dir("napari-hdcyclegan", appauthor=False)
     return Path(root) / "sim"
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray], compressed: bool = False) -> None:
-    """Write an .npz next to ``path`` and rename it into place, so readers never see half a file."""
+    """Write an .npz through a temporary file renamed into place, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            (np.savez_compressed if compressed else np.savez)(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    named: dict[str, Any] = dict(arrays)  # keyword names are the archive's member names
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        if compressed:
+            np.savez_compressed(fh, **named)
+        else:
+            np.savez(fh, **named)
 
 
 def _volume_to_arrays(vol: SimulatedVolume) -> dict[str, np.ndarray]:
@@ -86,7 +83,7 @@ def cached_pairs(n: int = 8, seed: int = 0, shape: tuple[int, int] = (496, 512),
 
 SAMPLE_PATH = Path(__file__).resolve().parent.parent / "data" / "sim_sample.npz"
 #: Settings of the shipped sample volume (scripts/make_sample_data.py).
-SAMPLE_SETTINGS = {"n_bscans": 5, "seed": 2019, "shape": (496, 512), "hn_frames": 12, "ln_frames": 60,
+SAMPLE_SETTINGS: dict[str, Any] = {"n_bscans": 5, "seed": 2019, "shape": (496, 512), "hn_frames": 12, "ln_frames": 60,
                    "spacing_um": 120.0}
 
 

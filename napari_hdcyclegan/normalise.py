@@ -1,0 +1,148 @@
+"""Model input from raw images: checks, device tensors and the per-b-scan intensity mapping.
+
+:func:`check_input` validates an image without reading it, :func:`to_device` moves a batch to the
+model's device exactly, :func:`volume_range` finds a volume's integer range in one streamed pass.
+
+:func:`napari_hdcyclegan.intensity.unit_range` defines the mapping of a b-scan to the model's
+[0, 1] input for one numpy image; :func:`unit_ranges` computes the same ``(lo, hi)`` for a whole
+batch at once on the device the batch is already on (tests/test_engine.py checks that they agree),
+and :func:`to_unit` applies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .intensity import DEFAULT_NORMALISATION, integer_range
+from .memory import drop_pages
+
+__all__ = ["MIN_SIZE", "check_input", "to_device", "to_unit", "unit_ranges", "volume_range"]
+
+#: Smallest b-scan height/width the generator accepts.
+MIN_SIZE = 9
+
+
+def unit_ranges(x: torch.Tensor, normalisation: Mapping[str, Any] | None, dtype: np.dtype,
+                fixed: tuple[float, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per b-scan ``(lo, hi)``, each of shape (B,), as :func:`intensity.unit_range` gives them.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        A (B, H, W) float batch of raw (or log-display) values.
+    normalisation : mapping or None
+        The model config's ``normalisation`` (None: :data:`intensity.DEFAULT_NORMALISATION`).
+    dtype : numpy.dtype
+        The values' dtype before the float conversion (integer ranges depend on it).
+    fixed : (float, float), optional
+        The whole volume's integer range under ``"dtype"`` (else this batch's values decide).
+    """
+    norm = normalisation or DEFAULT_NORMALISATION
+    method = norm.get("method", "percentile")
+    flat = x.reshape(x.shape[0], -1)
+    finite = torch.isfinite(flat)
+    if method == "percentile":
+        q = torch.tensor([float(norm.get("low", 0.5)), float(norm.get("high", 99.5))],
+                         dtype=flat.dtype, device=flat.device) / 100
+        lohi = torch.nanquantile(flat.masked_fill(~finite, float("nan")), q, dim=1)
+        lohi = torch.nan_to_num(lohi, nan=0.0)  # all-NaN b-scan: (0, 0) as robust_range
+        return lohi[0], lohi[1]
+    if method == "dtype":
+        n = x.shape[0]
+        if dtype.kind in "uib":
+            ilo, ihi = fixed or integer_range(flat.min().item(), flat.max().item(), dtype)
+            return flat.new_full((n,), ilo), flat.new_full((n,), ihi)
+        lo = flat.masked_fill(~finite, float("inf")).amin(dim=1)
+        hi = flat.masked_fill(~finite, float("-inf")).amax(dim=1)
+        none = ~finite.any(dim=1)
+        lo, hi = lo.masked_fill(none, 0.0), hi.masked_fill(none, 0.0)
+        in_unit = (lo >= -1e-3) & (hi <= 1 + 1e-3)
+        return torch.where(in_unit, 0.0, lo), torch.where(in_unit, 1.0, hi)
+    raise ValueError(f"unknown normalisation method {method!r} in the model config")
+
+
+def to_unit(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Map a (B, H, W) batch to float32 [0, 1] with per-b-scan ``lo``/``hi`` of shape (B,).
+
+    Returns
+    -------
+    unit : torch.Tensor
+        Float32 (B, H, W) in [0, 1]; a flat b-scan (``hi == lo``) maps to 0, NaN to 0, +inf to 1.
+    lo3, span : torch.Tensor
+        ``lo`` and ``hi - lo`` shaped (B, 1, 1), in ``x``'s dtype, to map the output back.
+    """
+    lo3, span = lo[:, None, None], (hi - lo)[:, None, None]
+    safe = torch.where(span > 0, span, torch.ones_like(span))
+    unit = torch.where(span > 0, (x - lo3) / safe, torch.zeros_like(x))
+    unit = torch.nan_to_num(unit, nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0).float()
+    return unit, lo3, span
+
+
+def check_input(data: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of an array-like without reading it (memmaps and lazy page readers).
+
+    Raises
+    ------
+    InputError
+        Unless ``data`` is a numeric, non-empty 2D b-scan or 3D volume (b-scans on axis 0) with
+        b-scans of at least :data:`MIN_SIZE` pixels each way.
+    """
+    if not (hasattr(data, "shape") and hasattr(data, "dtype") and hasattr(data, "__getitem__")):
+        data = np.asarray(data)
+    shape, dtype = tuple(int(s) for s in data.shape), np.dtype(data.dtype)
+    if dtype.kind not in "biuf":
+        raise InputError(f"expected a numeric image, got dtype {dtype}")
+    if len(shape) not in (2, 3):
+        raise InputError(f"expected a 2D b-scan or a 3D volume (b-scans on axis 0), got shape {shape}")
+    if 0 in shape:
+        raise InputError(f"empty image of shape {shape}")
+    if min(shape[-2:]) < MIN_SIZE:
+        # InstanceNorm needs more than one pixel at the 1/8 scale of the bottleneck.
+        raise InputError(f"b-scans must be at least {MIN_SIZE}x{MIN_SIZE} pixels, got shape {shape}")
+    return shape, dtype
+
+
+def _exact_in_float32(dtype: np.dtype) -> bool:
+    """Whether every value of ``dtype`` survives a float32 round trip (else compute in float64)."""
+    return dtype.kind == "b" or dtype.itemsize <= 2 or dtype == np.float32
+
+
+def to_device(raw: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A batch (B, H, W) of raw values as a float tensor on ``device`` (float64 where float32 is not exact)."""
+    arr = np.ascontiguousarray(raw)
+    if arr.dtype.byteorder not in ("=", "|"):
+        arr = arr.astype(arr.dtype.newbyteorder("="))  # e.g. big-endian TIFF memmaps
+    if arr.dtype.kind == "b":
+        arr = arr.view(np.uint8)
+    if not arr.flags.writeable:
+        arr = arr.copy()  # read-only memmaps: torch wants writable memory
+    t = torch.from_numpy(arr)
+    if device.type == "cuda":
+        t = t.pin_memory().to(device, non_blocking=True)
+    else:
+        t = t.to(device)
+    return t.to(torch.float32 if _exact_in_float32(raw.dtype) else torch.float64)
+
+
+def volume_range(data: Any, shape: tuple[int, ...], dtype: np.dtype, normalisation: Mapping[str, Any]
+                 ) -> tuple[float, float] | None:
+    """The whole volume's :func:`integer_range` under ``"dtype"`` (one streamed min/max pass), else None."""
+    norm = normalisation
+    if norm.get("method") != "dtype" or norm.get("log_input") or dtype.kind not in "uib":
+        return None
+    if dtype == np.uint8 or dtype.kind == "b":
+        return integer_range(0, 1, dtype)
+    if len(shape) == 2:
+        arr = np.asarray(data)
+        return integer_range(arr.min(), arr.max(), dtype)
+    lo, hi, step = np.inf, -np.inf, 16
+    for start in range(0, shape[0], step):
+        chunk = np.asarray(data[start:start + step])
+        lo, hi = min(lo, chunk.min()), max(hi, chunk.max())
+        drop_pages(data, start, start + step)
+    return integer_range(lo, hi, dtype)

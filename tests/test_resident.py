@@ -1,0 +1,44 @@
+"""The keyed LRU of resident models: hits, eviction order, freeing, clear."""
+
+from __future__ import annotations
+
+import pytest
+
+from napari_hdcyclegan.resident import ResidentModels
+
+
+def test_hit_returns_the_same_model_without_loading():
+    cache: ResidentModels[str] = ResidentModels(capacity=2, free=lambda m: None)
+    loads = []
+    assert cache.get("a", lambda: loads.append("a") or "A") == "A"
+    assert cache.get("a", lambda: loads.append("a") or "other") == "A"
+    assert loads == ["a"]
+
+
+def test_least_recently_used_is_freed_before_a_new_load():
+    freed: list[str] = []
+    cache: ResidentModels[str] = ResidentModels(capacity=2, free=freed.append)
+    cache.get("a", lambda: "A")
+    cache.get("b", lambda: "B")
+    cache.get("a", lambda: "A")  # a is now the most recent
+
+    def load_c() -> str:
+        assert freed == ["B"], "the old model is freed before the new one loads"
+        return "C"
+
+    assert cache.get("c", load_c) == "C"
+    assert cache.models() == ["A", "C"] and len(cache) == 2
+
+
+def test_clear_frees_everything():
+    freed: list[str] = []
+    cache: ResidentModels[str] = ResidentModels(capacity=3, free=freed.append)
+    for key in "abc":
+        cache.get(key, lambda k=key: k.upper())
+    cache.clear()
+    assert sorted(freed) == ["A", "B", "C"] and cache.models() == []
+
+
+def test_capacity_must_be_positive():
+    with pytest.raises(ValueError):
+        ResidentModels(capacity=0)
