@@ -165,7 +165,7 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
     with atomic_output(dst) as tmp:
         bnd.write_boundaries_csv(tmp, lines, axial)
     if not args.quiet:
-        print(f"wrote {dst}")
+        print(f"wrote {dst}: {bnd.summary(lines)}")
     return 0
 
 
