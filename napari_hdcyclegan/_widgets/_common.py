@@ -95,13 +95,17 @@ def place_bscan(source: Image, index: int, image: np.ndarray) -> tuple[np.ndarra
     return image, geometry(source)
 
 
+def bscan_under_slider(viewer: napari.Viewer, layer: Image) -> int:
+    """Index on axis 0 of ``layer`` under the dims slider, unclipped (may lie outside the layer)."""
+    point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim:]
+    return int(np.round(layer.world_to_data(point)[0]))
+
+
 def current_bscan(viewer: napari.Viewer, layer: Image) -> int:
     """Index on axis 0 of the b-scan of a 3D ``layer`` under the dims slider (0 for a 2D layer)."""
     if layer.ndim != 3:
         return 0
-    point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim:]
-    index = int(np.round(layer.world_to_data(point)[0]))
-    return int(np.clip(index, 0, layer.data.shape[0] - 1))
+    return int(np.clip(bscan_under_slider(viewer, layer), 0, layer.data.shape[0] - 1))
 
 
 def set_image(viewer: napari.Viewer, name: str, data: np.ndarray, **kwargs: Any) -> Image:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.qt.threading import thread_worker
 
+from ._common import bscan_under_slider
+
 if TYPE_CHECKING:
     import napari
     from napari.layers import Image
@@ -53,8 +55,7 @@ def slice_of(layer: Image, viewer: napari.Viewer) -> np.ndarray | None:
     data = layer.data
     if layer.ndim == 2:
         return np.asarray(data)
-    point = np.asarray(viewer.dims.point, dtype=float)[-layer.ndim:]
-    index = int(np.round(layer.world_to_data(point)[0]))
+    index = bscan_under_slider(viewer, layer)
     if not 0 <= index < data.shape[0]:
         return None
     return np.asarray(data[index])
