@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .intensity import check_image, from_unit, robust_range, to_unit
-from .progress import CancelFn, ProgressFn, check_cancel, report
+from .progress import CancelFn, ProgressFn, Steps, drive
 
 #: BM3D ``sigma_psd = BM3D_SIGMA_SCALE x estimate_sigma``. docs/oct_notes.md: k = 1 / 1.5 / 2 / 3
 #: on S01, S03, S05 (train/val pairs; PSNR 25.98 / 26.70 / 26.83 / 26.93 dB, SSIM 0.593 / 0.683 /
@@ -63,22 +63,30 @@ def _noise_sigma(unit: np.ndarray, sigma: float | None, scale: float) -> float:
     return max(scale * _estimate_sigma(unit), 1e-6)
 
 
-def apply_per_slice(image: np.ndarray, denoise2d: Callable[[np.ndarray], np.ndarray],
-                    progress: ProgressFn = None, cancel: CancelFn = None) -> np.ndarray:
-    """Map ``image`` to [0, 1], run ``denoise2d`` on each b-scan, map back to dtype and range."""
+def iter_per_slice(image: np.ndarray, denoise2d: Callable[[np.ndarray], np.ndarray]) -> Steps[np.ndarray]:
+    """Map ``image`` to [0, 1], run ``denoise2d`` on each b-scan, map back to dtype and range.
+
+    Yields ``(done, total)`` b-scans (first ``(0, total)``) and returns the result, so a napari
+    worker can run it directly; :func:`apply_per_slice` is its callback form.
+    """
     arr = check_image(image)
     lo, hi = robust_range(arr, 0.0, 100.0)
     stack = arr[None] if arr.ndim == 2 else arr
     out = np.empty(stack.shape, dtype=np.float32)
     total = stack.shape[0]
-    report(progress, 0, total)
+    yield 0, total
     for i in range(total):
-        check_cancel(cancel)
         unit = to_unit(stack[i], lo, hi)
         out[i] = np.clip(denoise2d(unit), 0.0, 1.0)
-        report(progress, i + 1, total)
+        yield i + 1, total
     result = from_unit(out, lo, hi, arr.dtype)
     return result[0] if arr.ndim == 2 else result
+
+
+def apply_per_slice(image: np.ndarray, denoise2d: Callable[[np.ndarray], np.ndarray],
+                    progress: ProgressFn = None, cancel: CancelFn = None) -> np.ndarray:
+    """:func:`iter_per_slice` with ``progress(done, total)`` and ``cancel()`` checked between b-scans."""
+    return drive(iter_per_slice(image, denoise2d), progress, cancel)
 
 
 def denoise_bm3d(image: np.ndarray, *, progress: ProgressFn = None, cancel: CancelFn = None,

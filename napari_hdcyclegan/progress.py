@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from typing import TypeVar
 
 ProgressFn = Callable[[int, int], None] | None
 CancelFn = Callable[[], bool] | None
+#: A long computation as a generator: yields ``(done, total)``, returns its result.
+T = TypeVar("T")
+Steps = Generator[tuple[int, int], None, T]
 
 
 class Cancelled(Exception):
@@ -22,3 +26,31 @@ def report(progress: ProgressFn, done: int, total: int) -> None:
     """Call ``progress(done, total)`` when a callback is given."""
     if progress is not None:
         progress(int(done), int(total))
+
+
+def drive(steps: Steps[T], progress: ProgressFn = None, cancel: CancelFn = None) -> T:
+    """Run a generator of ``(done, total)`` steps to its result: the callback form of an ``iter_*``.
+
+    Parameters
+    ----------
+    steps : generator
+        Yields ``(done, total)`` (first ``(0, total)``, then after each unit of work) and returns
+        the result. A napari ``thread_worker`` can run the same generator directly.
+    progress : callable, optional
+        ``progress(done, total)``, called at every step.
+    cancel : callable, optional
+        Checked between steps (not after the last); True raises :class:`Cancelled`.
+
+    Returns
+    -------
+    The generator's return value.
+    """
+    try:
+        while True:
+            done, total = next(steps)
+            report(progress, done, total)
+            if done < total:
+                check_cancel(cancel)
+    except StopIteration as stop:
+        return stop.value
+
