@@ -21,12 +21,10 @@ resident models: :mod:`.resident`; feature maps: :mod:`.feature_maps`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +34,7 @@ from .devices import PRECISIONS, available_devices, cpu_has_native_bf16, resolve
 from .errors import InputError, ModelError
 from .feature_maps import probe_stage_channels, stage_feature_maps
 from .intensity import DEFAULT_NORMALISATION, inverse_log_display, log_display
+from .loading import UNTRAINED_NAME, UNTRAINED_SEED, cache_key, load_generator, untrained_generator  # noqa: F401 - UNTRAINED_*: re-exported
 from .memory import (  # noqa: F401 - CPU_*: re-exported
     CPU_BYTES_PER_PIXEL,
     CPU_MEMORY_SHARE,
@@ -46,11 +45,8 @@ from .memory import (  # noqa: F401 - CPU_*: re-exported
     short_oom,
 )
 from .model.checkpoint import (
-    WEIGHTS_FILE,
     CheckpointError,
     ModelConfig,
-    load_model,
-    resolve_model_dir,
     shipped_models,
 )
 from .model.choice import AUTO, AVERAGED_MODEL, ModelChoice, choose_model
@@ -67,24 +63,12 @@ __all__ = [
 
 #: The default weights: "auto" picks a shipped model per input by its noise level (model/choice.py).
 DEFAULT_MODEL = AUTO
-UNTRAINED_NAME = "untrained (random weights)"
 #: Default b-scans per batch. CPU throughput is flat in the batch size (bench_inference.py), so a
 #: small batch keeps memory low; on a GPU larger batches fill the device.
 CPU_BATCH, CUDA_BATCH = 4, 32
-#: Seed of the untrained fallback, so that its (meaningless) output is at least reproducible.
-UNTRAINED_SEED = 0
 
 #: The models that stay loaded between calls (widgets, CLI and evaluation share it).
 RESIDENT: ResidentModels[Denoiser] = ResidentModels()
-
-
-def _file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file (weights provenance)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Denoiser:
@@ -370,32 +354,14 @@ class Denoiser:
 
 def _untrained(device: str | torch.device) -> Denoiser:
     """The clearly labelled fallback: a seeded, randomly initialised paper-size generator."""
-    config = ModelConfig(name=UNTRAINED_NAME, trained=False,
-                         description="randomly initialised generator: no trained weights are shipped yet",
-                         provenance={"init": f"torch default init, seed {UNTRAINED_SEED}"})
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(UNTRAINED_SEED)
-        gen = Generator(config.generator_width, config.n_res)
-    return Denoiser(gen, config, device, name=UNTRAINED_NAME, trained=False,
-                    source=f"random init (seed {UNTRAINED_SEED})")
+    gen, config, labels = untrained_generator()
+    return Denoiser(gen, config, device, **labels)
 
 
 def _load(weights: str | os.PathLike, device: str | torch.device) -> Denoiser:
     """Load a shipped model or model directory onto ``device``."""
-    model_dir = resolve_model_dir(weights)
-    nets, config = load_model(model_dir, parts=("G_L",))
-    name = config.name if config.name and config.name != "untrained" else model_dir.name
-    return Denoiser(cast(Generator, nets["G_L"]), config, device, name=name, source=str(weights),
-                    weights_sha256=_file_sha256(model_dir / WEIGHTS_FILE))
-
-
-def _cache_key(weights: str | os.PathLike, device: torch.device) -> tuple:
-    """Identity of a model on a device; includes the weights file's mtime so retraining reloads."""
-    if str(weights) == AVERAGED_MODEL and AVERAGED_MODEL not in shipped_models():
-        return (UNTRAINED_NAME, str(device))
-    model_dir = resolve_model_dir(weights).resolve()
-    stat = (model_dir / WEIGHTS_FILE).stat() if (model_dir / WEIGHTS_FILE).exists() else None
-    return (str(model_dir), stat and (stat.st_mtime_ns, stat.st_size), str(device))
+    gen, config, labels = load_generator(weights)
+    return Denoiser(gen, config, device, **labels)
 
 
 def release() -> None:
@@ -444,7 +410,7 @@ def get_denoiser(weights: str | os.PathLike = DEFAULT_MODEL, device: str = "auto
         choice = choose_model(data) if data is not None else None
         weights = choice.weights if choice is not None else AVERAGED_MODEL
     dev = resolve_device(device)
-    key = _cache_key(weights, dev)
+    key = cache_key(weights, dev, shipped_models())
     untrained = key[0] == UNTRAINED_NAME
     denoiser = RESIDENT.get(key, lambda: _untrained(dev) if untrained else _load(weights, dev))
     if untrained:
