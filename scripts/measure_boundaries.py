@@ -75,17 +75,17 @@ def line(label: str, r: dict, note: str = "") -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=None, help="model name or directory (default: engine default)")
+    parser.add_argument("--weights", default="spectralis-sim", help="model name or directory")
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     parser.add_argument("--figure", type=Path, default=None, help="write a picture of real scans here")
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: shared data not found (pass --data)")
-    from napari_hdcyclegan.engine import DEFAULT_MODEL, get_denoiser
+    from napari_hdcyclegan.engine import get_denoiser
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        denoiser = get_denoiser(args.weights or DEFAULT_MODEL, "cpu")
+        denoiser = get_denoiser(args.weights, "cpu")
     stage, channel = bd.boundary_channel(denoiser.config) or ("init", 0)
     print(f"model: {denoiser.name} (trained={denoiser.trained}), boundary channel {stage}/{channel}")
     t0 = time.time()

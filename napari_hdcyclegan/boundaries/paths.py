@@ -50,7 +50,7 @@ class PathParams:
     ilm_penalty: float = 0.03
     bm_step: int = 4
     bm_penalty: float = 0.04
-    min_thickness: float = 0.05
+    min_thickness: float = 0.08
     bm_depth: float = 0.05
     prior_weight: float = 0.3                     # pull towards a prior line, capped at prior_cap
     prior_cap: float = 0.04
