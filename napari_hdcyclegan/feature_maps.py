@@ -7,7 +7,7 @@ forward pass, upscaled bilinearly to the padded size and cropped back to the b-s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -16,8 +16,16 @@ import torch.nn.functional as F
 from .model.networks import Generator, pad_to_multiple
 from .normalise import check_input
 
-if TYPE_CHECKING:
-    from .engine import Denoiser
+
+class _Model(Protocol):
+    """What the feature maps need of a :class:`~napari_hdcyclegan.engine.Denoiser`."""
+
+    generator: Generator
+
+    def stage_channels(self) -> dict[str, int]: ...
+
+    def _unit_batch(self, raw: np.ndarray, fixed: tuple[float, float] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]: ...
 
 __all__ = ["probe_stage_channels", "stage_feature_maps"]
 
@@ -41,7 +49,7 @@ def _channel_index(stage: str, n_channels: int, channels: int | Sequence[int] | 
     return index
 
 
-def stage_feature_maps(denoiser: Denoiser, bscan: Any, stage: str,
+def stage_feature_maps(denoiser: _Model, bscan: Any, stage: str,
                        channels: int | Sequence[int] | None = None) -> np.ndarray:
     """float32 (C, H, W) activation of ``stage`` for one b-scan (see :meth:`Denoiser.feature_maps`)."""
     available = denoiser.stage_channels()  # this network's stages (res1 .. resN for its n_res)
