@@ -53,13 +53,6 @@ def read_input(path: Path) -> Any:
     return read_oct(path)
 
 
-def _positive_scale(image: Any) -> tuple[tuple[float, ...] | None, tuple[str, ...] | None]:
-    """The image's scale and units if it carries them."""
-    scale = getattr(image, "scale", None)
-    units = getattr(image, "units", None)
-    return (tuple(scale), tuple(units)) if scale is not None and units is not None else (None, None)
-
-
 def _tqdm_progress(desc: str, quiet: bool, total: int | None = None):
     """A tqdm bar and a ``progress(done, total)`` callback that drives it."""
     from tqdm import tqdm
@@ -137,6 +130,7 @@ def _chooser(args: argparse.Namespace) -> Any:
 def cmd_boundaries(args: argparse.Namespace) -> int:
     """``boundaries IN OUT.csv``: ILM/RPE per A-scan from the model's feature maps."""
     from . import boundaries as bnd
+    from .io import um_per_pixel
 
     src, dst = Path(args.input), Path(args.output)
     if not src.exists():
@@ -147,9 +141,8 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
         raise UserError(f"{dst.parent}: output folder does not exist")
     image = read_input(src)
     axial = args.axial_um
-    scale, units = _positive_scale(image)
-    if axial is None and scale is not None and units is not None and len(scale) >= 2 and units[-2] == "um":
-        axial = float(scale[-2])
+    if axial is None:
+        axial = um_per_pixel(getattr(image, "scale", None), getattr(image, "units", None), -2)
     denoiser = _denoiser(args, image.data)
     n = image.data.shape[0] if image.data.ndim == 3 else 1
     bar, progress = _tqdm_progress(f"{src.name} boundaries", args.quiet, n)

@@ -39,6 +39,7 @@ from ._common import (  # noqa: F401  (re-exported: the package's public and tes
     _jsonable,
     _short,
     _validated,
+    um_per_pixel,
     visible_files,
 )
 from .atomic import atomic_output  # noqa: F401

@@ -38,6 +38,23 @@ _UNIT_TO_UM = {
 }
 
 
+def um_per_pixel(scale: Any, units: Any, axis: int) -> float | None:
+    """µm per pixel along ``axis`` from a ``scale`` and its ``units`` (None when the unit is not a length).
+
+    Parameters
+    ----------
+    scale, units : sequence or None
+        Per-axis pixel size and unit names (``"um"``, ``"µm"``, ``"mm"``, ... or ``"pixel"``).
+    axis : int
+        The axis (negative counts from the end: -2 is depth).
+    """
+    if scale is None or units is None or not -len(scale) <= axis < len(scale) or len(units) != len(scale):
+        return None
+    factor = _UNIT_TO_UM.get(str(units[axis]).strip().lower())
+    size = float(scale[axis])
+    return size * factor if factor is not None and size > 0 else None
+
+
 class OctReadError(HDCycleGANError, ValueError):
     """A file that cannot be read as an OCT image: missing, empty, corrupt, wrong content, unsupported."""
 
