@@ -53,14 +53,17 @@ def detect_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size
                       tol: float | None = None, max_gap: int | None = None,
                       prepared: dict[str, np.ndarray] | None = None,
                       prior: Mapping[str, np.ndarray] | None = None,
-                      params: PathParams | None = None) -> dict[str, np.ndarray]:
+                      params: PathParams | None = None,
+                      edges: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """ILM and RPE rows (float32, (W,), 0 = top, NaN where missing) of one b-scan.
 
     ``bscan``: (H, W) any dtype/range (display domain: log-transform linear vendor data first);
     ``feature_map``: (H, W), e.g. ``Denoiser.feature_maps(bscan, stage, [channel])[0]``.
     ``refine=False`` gives stage one alone (the paper's skeleton lines, cleaned);
     ``min_separation``, ``tol``, ``max_gap`` tune stage one (:func:`skeleton_boundaries`);
-    ``prior``: lines of a neighbouring b-scan; ``params``: stage two's :class:`PathParams`.
+    ``prior``: lines of a neighbouring b-scan; ``params``: stage two's :class:`PathParams`;
+    ``edges``: the b-scan whose gradients stage two follows (default ``bscan``; the model's input
+    rather than its denoised output keeps the lines independent of the model).
     """
     bscan = check_image(bscan, (2,))
     prep = prepare_bscan(bscan) if prepared is None else prepared
@@ -68,7 +71,8 @@ def detect_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size
     if not refine:
         return skeleton_boundaries(bscan, feature_map, refine=False, **kw)
     stage_one = skeleton_boundaries(bscan, feature_map, refine=False, **kw)
-    lines = refine_paths(prep["unit"], combine_priors(stage_one, prior), params)
+    unit = prep["unit"] if edges is None else prepare_bscan(edges)["unit"]
+    lines = refine_paths(unit, combine_priors(stage_one, prior), params)
     keep = support_columns(prep["unit"], feature_map)
     out = {}
     for name in BOUNDARY_NAMES:
@@ -77,13 +81,15 @@ def detect_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size
 
 
 def detect_checked(bscan: np.ndarray, feature_map: np.ndarray,
-                   previous: Mapping[str, np.ndarray] | None = None, **kwargs: Any) -> dict[str, np.ndarray]:
+                   previous: Mapping[str, np.ndarray] | None = None, *, edges: np.ndarray | None = None,
+                   **kwargs: Any) -> dict[str, np.ndarray]:
     """:func:`detect_boundaries` with ``previous`` (a neighbour's lines) as prior, plus
     ``doubtful`` (W,) from the plausibility check (:func:`~.checks.doubtful_ascans`)."""
     bscan = check_image(bscan, (2,))
     prep = prepare_bscan(bscan)
-    lines = detect_boundaries(bscan, feature_map, prepared=prep, prior=previous, **kwargs)
-    return {**lines, "doubtful": doubtful_ascans(prep["grad"], lines["ILM"].astype(np.float64),
+    lines = detect_boundaries(bscan, feature_map, prepared=prep, prior=previous, edges=edges, **kwargs)
+    grad = prep["grad"] if edges is None else prepare_bscan(edges)["grad"]
+    return {**lines, "doubtful": doubtful_ascans(grad, lines["ILM"].astype(np.float64),
                                                  lines["RPE"].astype(np.float64))}
 
 
@@ -130,8 +136,9 @@ def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: 
                           use_denoised: bool | None = None, **kwargs: Any
                           ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Yield ``(index, {"ILM", "RPE", "doubtful"})`` per b-scan of ``data`` using ``denoiser``'s
-    feature map ``(stage, channel)``. The b-scan side of the product and of the gradients is the
-    denoised b-scan when ``use_denoised`` (default: when the model is trained), else the input."""
+    feature map ``(stage, channel)``. The b-scan side of the product (stage one) is the denoised
+    b-scan when ``use_denoised`` (default: when the model is trained), else the input; stage two
+    follows the input's own gradients, so another model changes the lines little."""
     use_denoised = bool(denoiser.trained) if use_denoised is None else bool(use_denoised)
     vol = check_image(data)
     vol = vol[None] if vol.ndim == 2 else vol
@@ -140,7 +147,7 @@ def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: 
     for i, raw in enumerate(vol):
         fmap = np.asarray(denoiser.feature_maps(raw, stage, [int(channel)]), dtype=np.float32)[0]
         bscan = np.asarray(denoiser.denoise(raw), dtype=np.float32) if use_denoised else raw
-        previous = detect_checked(bscan, fmap, previous, **kwargs)
+        previous = detect_checked(bscan, fmap, previous, edges=raw, **kwargs)
         yield i, previous
 
 
