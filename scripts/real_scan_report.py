@@ -108,7 +108,7 @@ def sheet(rows: list[tuple[str, list[tuple[str, np.ndarray]]]], path: Path) -> N
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", nargs="+", default=["spectralis-sim"])
+    ap.add_argument("--weights", nargs="+", default=["auto", "spectralis-real", "bioptigen-duke"])
     ap.add_argument("--data", default=str(HERE.parent / "shared" / "data"))
     ap.add_argument("--out", default="runs/real_scan_report")
     ap.add_argument("--no-bm3d", action="store_true")
@@ -123,9 +123,9 @@ def main() -> None:
     results = {name: [] for name in ["raw", *a.weights] + ([] if a.no_bm3d else ["bm3d x5"])}
     panels: dict[str, list] = {name: [("raw", img)] for name, img in items}
     for w in a.weights:
-        den = get_denoiser(w, "cpu")
-        def fn(x, den=den):
-            return den.denoise(x.astype(np.float32))
+        def fn(x: np.ndarray, w: str = w) -> np.ndarray:  # "auto" chooses per b-scan, as the CLI does
+            x = x.astype(np.float32)
+            return get_denoiser(w, "cpu", data=x).denoise(x)
 
         for name, img in items:
             o = fn(img)

@@ -19,7 +19,7 @@ from ..intensity import to_unit, unit_range
 #: Pseudo weights name: choose per input with :func:`choose_model`.
 AUTO = "auto"
 #: Model for averaged, moderately noisy scans (Spectralis and alike).
-AVERAGED_MODEL = "spectralis-sim"
+AVERAGED_MODEL = "spectralis-real"
 #: Model for single-frame, very noisy scans (Bioptigen and alike).
 SINGLE_FRAME_MODEL = "bioptigen-duke"
 #: Split PSNR (dB) below which a scan counts as single-frame noisy.
