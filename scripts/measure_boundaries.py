@@ -95,7 +95,7 @@ def main() -> None:
         fmap = np.asarray(denoiser.feature_maps(bscan, stage, [channel]), np.float32)[0]
         den = np.asarray(denoiser.denoise(bscan), np.float32) if denoiser.trained else bscan
         cache[name] = (bscan, den, fmap)
-        return {k: np.asarray(v, float) for k, v in bd.detect_checked(den, fmap, edges=bscan).items()}
+        return {k: np.asarray(v, float) for k, v in bd.detect_checked(den, fmap).items()}
 
     table = ["| dataset                            | ILM   | BM    | cov % | A-scans | note |",
              "|------------------------------------|-------|-------|-------|---------|------|"]
@@ -147,7 +147,7 @@ def main() -> None:
         if bscan.shape == (496, 768):
             for _ in range(3):
                 t = time.process_time()  # CPU time of this process: unaffected by other jobs' load
-                bd.detect_checked(den, fmap, edges=bscan)
+                bd.detect_checked(den, fmap)
                 times.append(time.process_time() - t)
     print("\n".join(table))
     print(f"CPU time of the boundary step per 496x768 b-scan: median {np.median(times):.3f} s, "

@@ -136,9 +136,8 @@ def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: 
                           use_denoised: bool | None = None, **kwargs: Any
                           ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Yield ``(index, {"ILM", "RPE", "doubtful"})`` per b-scan of ``data`` using ``denoiser``'s
-    feature map ``(stage, channel)``. The b-scan side of the product (stage one) is the denoised
-    b-scan when ``use_denoised`` (default: when the model is trained), else the input; stage two
-    follows the input's own gradients, so another model changes the lines little."""
+    feature map ``(stage, channel)``. The b-scan side of the product and of the gradients is the
+    denoised b-scan when ``use_denoised`` (default: when the model is trained), else the input."""
     use_denoised = bool(denoiser.trained) if use_denoised is None else bool(use_denoised)
     vol = check_image(data)
     vol = vol[None] if vol.ndim == 2 else vol
@@ -147,7 +146,7 @@ def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: 
     for i, raw in enumerate(vol):
         fmap = np.asarray(denoiser.feature_maps(raw, stage, [int(channel)]), dtype=np.float32)[0]
         bscan = np.asarray(denoiser.denoise(raw), dtype=np.float32) if use_denoised else raw
-        previous = detect_checked(bscan, fmap, previous, edges=raw, **kwargs)
+        previous = detect_checked(bscan, fmap, previous, **kwargs)
         yield i, previous
 
 

@@ -171,10 +171,10 @@ def refine_paths(unit: np.ndarray, priors: Mapping[str, np.ndarray | None] | Non
     grad = np.gradient(smooth, axis=0)
     rows = np.arange(h)[:, None]
     band = band_path(unit, border, prior_cost(priors.get("RPE"), h, p), p)
+    first = first_image_row(unit)
     edge = p.fine_weight * positive_unit(grad) + (1 - p.fine_weight) * positive_unit(
         box_step(smooth, p.box))
     cost = -edge + prior_cost(priors.get("ILM"), h, p)
-    first = first_image_row(unit)
     cost[(rows > band[None] - p.min_thickness * h) | (rows <= first)] = OUTSIDE
     top = int(band.max() - p.min_thickness * h) + 1
     ilm_rows = cropped_path(cost, first + 1, top, p.ilm_step, p.ilm_penalty)
