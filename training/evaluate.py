@@ -277,13 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     align = {"yes": True, "no": False}.get(args.register, not simulated_clean)
 
     methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
-    notes = []
+    notes: list[str] = []
+    model_info: dict = {}
     for m in args.methods:
         if m == "model":
-            name, fn, info = model_method(args.weights, args.device)
+            name, fn, model_info = model_method(args.weights, args.device)
             methods[name] = fn
-            notes.append(f"model {info['name']} on {info['device']}" + (
-                "" if info["trained"] else ": UNTRAINED fallback (random weights, no trained model yet)"))
         elif m == "bm3d":
             try:
                 import bm3d  # noqa: F401 - only checks the optional extra is present
@@ -298,6 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for note in notes:
         print("note:", note)
     rows, sec, outputs = run_methods(pairs, methods, align)
+    if "model" in args.methods:  # after the run: with "auto" the model is chosen per b-scan
+        notes.insert(0, f"model {model_info['name']} on {model_info['device']}" + (
+            "" if model_info["trained"] else ": UNTRAINED fallback (random weights, no trained model yet)"))
+        print("note:", notes[0])
     table = summarise(rows, sec)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
