@@ -143,6 +143,10 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
     axial = args.axial_um
     if axial is None:
         axial = um_per_pixel(getattr(image, "scale", None), getattr(image, "units", None), -2)
+    from .engine import DEFAULT_MODEL
+    from .model.choice import boundary_weights
+
+    args.weights = boundary_weights(args.weights or DEFAULT_MODEL)
     denoiser = _denoiser(args, image.data)
     n = image.data.shape[0] if image.data.ndim == 3 else 1
     bar, progress = _tqdm_progress(f"{src.name} boundaries", args.quiet, n)

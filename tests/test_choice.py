@@ -67,3 +67,30 @@ def test_cli_default_chooses_per_file_and_says_so(tmp_path: Path, capsys: pytest
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["noisy.tif", "quiet.tif"]
     out = tifffile.TiffFile(tmp_path / "out" / "noisy.tif")
     assert choice.SINGLE_FRAME_MODEL in str(out.pages[0].description) + str(out.imagej_metadata)
+
+
+def test_boundaries_under_auto_use_the_boundary_model() -> None:
+    assert choice.boundary_weights("auto") == choice.BOUNDARY_MODEL
+    assert choice.boundary_weights("bioptigen-duke") == "bioptigen-duke"
+    from napari_hdcyclegan.model.checkpoint import shipped_models
+
+    assert choice.BOUNDARY_MODEL in shipped_models()
+
+
+def test_cli_boundaries_default_uses_the_boundary_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tifffile
+
+    from napari_hdcyclegan import engine
+    from napari_hdcyclegan.__main__ import main
+
+    asked: list[str] = []
+    real = engine.get_denoiser
+
+    def spy(weights, *args, **kwargs):
+        asked.append(str(weights))
+        return real(weights, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "get_denoiser", spy)
+    tifffile.imwrite(tmp_path / "b.tif", _scan(0.03, shape=(64, 96)))
+    assert main(["boundaries", str(tmp_path / "b.tif"), str(tmp_path / "b.csv"), "--device", "cpu"]) == 0
+    assert (tmp_path / "b.csv").is_file() and asked == [choice.BOUNDARY_MODEL]

@@ -110,7 +110,9 @@ def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None
     stack = data[None] if data.ndim == 2 else data
     total = stack.shape[0]
     yield 0, total, "loading the model"
-    denoiser = get_denoiser(weights, device, data=stack)
+    from napari_hdcyclegan.model.choice import boundary_weights
+
+    denoiser = get_denoiser(boundary_weights(weights), device, data=stack)
     how = "chosen by the user"
     if stage is None or channel is None:
         chosen = boundary_channel(denoiser.config)
