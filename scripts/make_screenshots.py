@@ -3,7 +3,12 @@
 Opens a real napari window (run it under a virtual X display on a headless machine)::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/make_screenshots.py [--out docs/screenshots]
-        [--only denoise compare ...] [--weights NAME_OR_DIR]
+        [--only denoise compare ... train] [--weights NAME_OR_DIR] [--sample heidelberg_vol]
+
+``--sample heidelberg_vol`` uses the real Spectralis circle scan the plugin ships instead of the
+simulated volume (compare needs the simulated LN reference and always uses the simulated sample).
+``train`` fine-tunes ``spectralis-real`` for a few steps with the real scan as HN and a heavily
+averaged real Spectralis line scan from the shared data as LN (``--ln-scan``).
 
 Each widget is docked through the plugin's npe2 manifest (as a user would from the Plugins menu),
 started, waited for, and the whole window (canvas + docks) is saved to ``<out>/<widget>.png``,
@@ -49,16 +54,19 @@ def idle(widget: Any, *attributes: str) -> Callable[[], bool]:
     return lambda: all(getattr(widget, a, None) is None for a in attributes)
 
 
-def open_viewer() -> Any:
-    """A shown napari viewer with the plugin's simulated sample volume, HN layer selected."""
+def open_viewer(sample: str = SAMPLE) -> Any:
+    """A shown napari viewer with one of the plugin's samples, its (HN) image layer selected."""
     import napari
+    from napari.layers import Image
 
     viewer = napari.Viewer(title="napari-hdcyclegan", show=True)
     viewer.window._qt_window.resize(*WINDOW)
-    viewer.open_sample(PLUGIN, SAMPLE)
-    hn = next(layer for layer in viewer.layers if layer.name.endswith("_HN"))
+    viewer.open_sample(PLUGIN, sample)
+    images = [layer for layer in viewer.layers if isinstance(layer, Image)]
+    hn = next((layer for layer in images if layer.name.endswith("_HN")), images[0])
     viewer.layers.selection.active = hn
-    viewer.dims.set_current_step(0, hn.data.shape[0] // 2)
+    if hn.data.ndim == 3:
+        viewer.dims.set_current_step(0, hn.data.shape[0] // 2)
     return viewer
 
 
@@ -115,11 +123,33 @@ def shot_boundaries(viewer: Any, weights: str | None) -> None:
     process_until(idle(widget, "worker"))
 
 
+LN_SCAN = Path(__file__).resolve().parents[2] / "shared/data/vendor/spectralis_raw_data/Willis_B_716_0.vol"
+
+
+def shot_train(viewer: Any, weights: str | None, ln_scan: Path = LN_SCAN, steps: int = 40) -> None:
+    """Fine-tune on the open real scan (HN) against a heavily averaged real scan (LN), a few steps."""
+    hn = viewer.layers.selection.active
+    ln = viewer.open(str(ln_scan), plugin=PLUGIN)[0]
+    ln.name = "LN (averaged line scan)"
+    viewer.layers.selection.active = hn
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Train / fine-tune HDcycleGAN")
+    widget.hn_layer.value, widget.ln_layer.value, widget.preview_layer.value = hn, ln, hn
+    widget.weights_combo.value = weights or "spectralis-real"
+    widget.device_combo.value = "cpu"
+    widget.steps_spin.value, widget.every_spin.value = steps, 10
+    widget.crop_spin.value, widget.batch_spin.value = 128, 2
+    widget.name_edit.value = "screenshot-finetune"
+    widget.start()
+    process_until(lambda: widget.job is not None and widget.job.state != "running", timeout=1200)
+    settle(3.0)
+
+
 SHOTS: dict[str, Callable[[Any, str | None], None]] = {
     "denoise": shot_denoise,
     "compare": shot_compare,
     "features": shot_features,
     "boundaries": shot_boundaries,
+    "train": shot_train,
 }
 
 
@@ -139,10 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
     parser.add_argument("--only", nargs="*", choices=list(SHOTS), default=list(SHOTS))
     parser.add_argument("--weights", default=None, help="shipped model name or model directory")
+    parser.add_argument("--sample", default=SAMPLE, help="sample key: simulated_volume or heidelberg_vol")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.only:
-        viewer = open_viewer()
+        viewer = open_viewer(SAMPLE if name == "compare" else args.sample)
         try:
             started = time.monotonic()
             SHOTS[name](viewer, args.weights)
