@@ -49,9 +49,9 @@ class PathParams:
     ilm_step: int = 5
     ilm_penalty: float = 0.03
     bm_step: int = 4
-    bm_penalty: float = 0.04
+    bm_penalty: float = 0.12                      # stiff: the BM is smooth; noise and vessels are not
     min_thickness: float = 0.08
-    bm_depth: float = 0.05
+    bm_depth: float = 0.03                        # deeper reaches the lower edge of a thick RPE/choroid complex
     prior_weight: float = 0.3                     # pull towards a prior line, capped at prior_cap
     prior_cap: float = 0.04
     offset: float = 0.5
