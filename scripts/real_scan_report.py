@@ -25,6 +25,7 @@ import numpy as np
 
 from napari_hdcyclegan.engine import get_denoiser, release
 from napari_hdcyclegan.intensity import to_unit, unit_range
+from napari_hdcyclegan.metrics import split_psnr
 
 HERE = Path(__file__).resolve().parents[1]
 BM3D_SCALE = 5.0
@@ -49,21 +50,6 @@ def scans(root: Path) -> list[tuple[str, np.ndarray]]:
             b = data.reshape(-1, *data.shape[-2:])[0]
             out.append((name, to_unit(b, *unit_range(b, {"method": "dtype"}))))
     return out
-
-
-def halves(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    w = img.shape[1] // 2
-    return np.ascontiguousarray(img[:, 0:2 * w:2]), np.ascontiguousarray(img[:, 1:2 * w:2])
-
-
-def split_psnr(denoise, img: np.ndarray) -> float:
-    """Mean PSNR of each denoised half against the other raw half, offset removed (dB on [0, 1])."""
-    even, odd = halves(img)
-    vals = []
-    for a, b in ((even, odd), (odd, even)):
-        d = denoise(a).astype(np.float64) - b
-        vals.append(10 * np.log10(1.0 / max(np.mean((d - d.mean()) ** 2), 1e-12)))
-    return float(np.mean(vals))
 
 
 def bm3d(img: np.ndarray, cache: dict, key: str) -> np.ndarray:
@@ -129,16 +115,16 @@ def main() -> None:
 
         for name, img in items:
             o = fn(img)
-            results[w].append(split_psnr(fn, img))
+            results[w].append(split_psnr(img, fn))
             panels[name].append((w, o))
         release()
     for name, img in items:
-        results["raw"].append(split_psnr(lambda x: x, img))
+        results["raw"].append(split_psnr(img, lambda x: x))
         if not a.no_bm3d:
             key = name.replace(" ", "_")
             fn = lambda x, k=key: bm3d(x, cache, f"{k}/{x.shape[1]}/{float(x[0].sum()):.3f}")  # noqa: E731
             o = bm3d(img, cache, key)
-            results["bm3d x5"].append(split_psnr(fn, img))
+            results["bm3d x5"].append(split_psnr(img, fn))
             panels[name].append(("BM3D x5", o))
         panels[name].append((f"residual {a.weights[0]} - raw", panels[name][1][1] - img))
     np.savez_compressed(cache_file, **cache)

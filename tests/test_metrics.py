@@ -165,3 +165,15 @@ def test_fourier_translate_keeps_noise():
     back = metrics.fourier_translate(metrics.fourier_translate(noise, np.array([3.0, 2.0])),
                                      np.array([-3.0, -2.0]))
     assert np.allclose(back[8:-8, 8:-8], noise[8:-8, 8:-8], atol=1e-6)
+
+
+def test_split_psnr_of_white_noise_and_of_a_perfect_denoiser():
+    rng = np.random.default_rng(3)
+    scene = np.tile(np.linspace(0.2, 0.8, 64)[:, None], (1, 256))  # constant along the A-scans
+    noisy = scene + rng.normal(0, 0.05, scene.shape)
+    # halves differ by noise of sigma*sqrt(2): PSNR = -20 log10(0.05 sqrt 2) = 23.0 dB
+    assert metrics.split_psnr(noisy) == pytest.approx(23.0, abs=0.3)
+    # a perfect denoiser leaves only one half's noise: 3 dB better
+    assert metrics.split_psnr(noisy, lambda half: scene[:, : half.shape[1]]) == pytest.approx(26.0, abs=0.3)
+    with pytest.raises(ValueError, match="2 columns"):
+        metrics.split_psnr(np.zeros((4, 1)))

@@ -19,10 +19,14 @@ and the Duke val/test subjects (val scored against its average; test used only b
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from napari_hdcyclegan import metrics
+from napari_hdcyclegan.metrics import column_halves
 
 from .data import DataError, duke_pairs, read_image_stack, to_model_units
 
@@ -37,12 +41,6 @@ def default_shared_data() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def column_halves(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Even- and odd-column halves of a b-scan, cropped to the same width."""
-    w = image.shape[1] // 2
-    return image[:, 0:2 * w:2], image[:, 1:2 * w:2]
 
 
 def tian_scans(root: Path, subjects: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
@@ -105,7 +103,7 @@ def load_real(root: Path | None, normalisation: dict, duke_extra_frames: bool = 
     seen: dict[str, np.ndarray] = {}
     for name, _, avg in duke_train:
         seen.setdefault(name.split("/")[0], unit(avg))
-    clean = [im for n, im in noisy if not n.startswith("duke/") and split_psnr(lambda a: a, im) >= ln_min_split_psnr]
+    clean = [im for n, im in noisy if not n.startswith("duke/") and metrics.split_psnr(im) >= ln_min_split_psnr]
     val_split = [(n, unit(im)) for n, im in tian_scans(root, TIAN_VAL)]
     val_pairs = [(n, unit(x), to_model_units(a, normalisation, reference=x))
                  for n, x, a in (duke_pairs("val", root / "paired") if duke else [])]
@@ -143,12 +141,6 @@ class SplitSampler:
         return stack(x), stack(y)
 
 
-def split_psnr(denoise, image: np.ndarray) -> float:
-    """PSNR of each denoised column half against the other raw half, mean offset removed (dB)."""
-    even, odd = column_halves(image)
-    scores = []
-    for a, b in ((even, odd), (odd, even)):
-        d = np.asarray(denoise(a), dtype=np.float64)
-        diff = d - b - float(np.mean(d - b))
-        scores.append(10 * np.log10(1.0 / max(float(np.mean(diff ** 2)), 1e-12)))
-    return float(np.mean(scores))
+def split_psnr(denoise: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> float:
+    """Split PSNR (dB, [0, 1] images) of ``denoise`` on one noisy b-scan: see ``metrics.split_psnr``."""
+    return metrics.split_psnr(image, denoise)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import metrics
 from ..intensity import to_unit, unit_range
 
 #: Pseudo weights name: choose per input with :func:`choose_model`.
@@ -40,14 +41,9 @@ class ModelChoice:
 
 
 def split_psnr(bscan: np.ndarray) -> float:
-    """PSNR (dB on the [0, 1] scale) between the even- and odd-column halves, offset removed."""
+    """PSNR (dB on the [0, 1] scale) between the even- and odd-column halves of a raw b-scan."""
     b = np.asarray(bscan)
-    unit = to_unit(b, *unit_range(b, {"method": "dtype"})).astype(np.float64)
-    w = unit.shape[1] // 2
-    if w < 1:
-        raise ValueError(f"a b-scan needs at least 2 columns, got shape {unit.shape}")
-    d = unit[:, 0:2 * w:2] - unit[:, 1:2 * w:2]
-    return float(10 * np.log10(1.0 / max(float(np.mean((d - d.mean()) ** 2)), 1e-12)))
+    return metrics.split_psnr(to_unit(b, *unit_range(b, {"method": "dtype"})))
 
 
 def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
