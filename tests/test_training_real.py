@@ -131,3 +131,10 @@ def test_real_without_duke_trains_g_l_on_column_splits_only(shared_tree: Path, t
     assert all(float(r[header.index("split_psnr")]) > 0 for r in rows)
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert log[1].split(",")[1] == "pretrain_G" and log[-1].split(",")[1] == "gan"
+
+
+def test_column_split_term_refuses_several_processes(shared_tree: Path, tmp_path: Path) -> None:
+    cfg = FitConfig(data="real", shared_data=str(shared_tree), out=str(tmp_path / "run"), width=4, d_width=4,
+                    crop=32, batch=2, n2n_weight=1.0, val_bm3d=False, threads=1)
+    with pytest.raises(SystemExit, match="several processes"):
+        fit.Trainer(cfg, load_training_data(cfg), rank=0, world=2)

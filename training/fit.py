@@ -115,6 +115,9 @@ class Trainer:
         self.pool_h, self.pool_l = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
         self.step_no = 0
         self.best_score = -np.inf
+        if world > 1 and cfg.n2n_weight > 0:
+            # the column-split term runs G_L outside the DDP wrapper: its gradients would not be synced
+            raise SystemExit("error: --n2n-weight is not supported with several processes yet")
         self.gens_ddp: nn.Module = self.gens
         self.D_ddp: nn.Module = self.D
         if world > 1:
@@ -188,11 +191,13 @@ class Trainer:
         g_l_term = s.targets is not None or self.data.split is None or self.cfg.n2n_weight <= 0
         h, y, l = self._tensor(h), self._tensor(y), self._tensor(l)
         with self._autocast():
-            out = self.gens_ddp(h, l, cycle=False, with_h=self.cfg.pretrain_gh)
-            # G_L: HN -> target (or autoencoder); G_H: autoencoder of LN images
-            loss = F.l1_loss(out["fake_l"], y) if g_l_term else out["fake_l"].sum() * 0.0
-            if self.cfg.pretrain_gh:
-                loss = loss + F.l1_loss(out["fake_h"], l)
+            loss = torch.zeros((), device=self.device)
+            if g_l_term:
+                out = self.gens_ddp(h, l, cycle=False, with_h=self.cfg.pretrain_gh)
+                # G_L: HN -> target (or autoencoder); G_H: autoencoder of LN images
+                loss = F.l1_loss(out["fake_l"], y) + (F.l1_loss(out["fake_h"], l) if self.cfg.pretrain_gh else 0.0)
+            elif self.cfg.pretrain_gh:  # G_L learns from the column splits only: no G_L pass here
+                loss = F.l1_loss(self.gens.G_H(l), l)
             loss_n2n = self._n2n_loss()
             loss = loss + self.cfg.n2n_weight * loss_n2n
         self.opt_G.zero_grad(set_to_none=True)
