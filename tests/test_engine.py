@@ -283,7 +283,8 @@ def test_untrained_fallback_warns_and_is_labelled(monkeypatch):
     assert den.trained is False and den.name == engine.UNTRAINED_NAME
     assert den.provenance()["trained"] is False
     with pytest.warns(UserWarning, match="untrained"):
-        assert get_denoiser() is den  # cached, and warns every time
+        # default weights; device named, since "auto" is a GPU where one exists
+        assert get_denoiser(device="cpu") is den  # cached, and warns every time
 
 
 def test_get_denoiser_caches_and_switches(tmp_path):
