@@ -15,8 +15,8 @@ class FitConfig:
     data: str = "sim"  # sim | duke | real | HN_DIR,LN_DIR
     shared_data: str = ""  # data=real: the shared data folder (default: shared/data beside the repository)
     real_duke: bool = True  # data=real: include the Duke frames and pairs (False: scans without reference only)
-    ln_min_split_psnr: float = 31.0
-    val_pairs: str = ""  # NOISY_DIR,REFERENCE_DIR: paired validation b-scans for folder runs (matched in name order)  # data=real: real scans at least this clean (raw split PSNR, dB) join LN
+    ln_min_split_psnr: float = 31.0  # data=real: real scans at least this clean (raw split PSNR, dB) join LN
+    val_pairs: str = ""  # NOISY_DIR,REFERENCE_DIR: paired validation b-scans for folder runs (matched in name order)
     init_from: str = ""  # a model directory whose G_L / G_H / D weights start this run (fine-tuning)
     out: str = "runs/hdcyclegan"
     name: str = "hdcyclegan"

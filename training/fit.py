@@ -161,7 +161,7 @@ class Trainer:
         return torch.from_numpy(arr).to(self.device)
 
     # ---- one step -----------------------------------------------------------------------
-    def step(self) -> dict[str, float]:
+    def step(self) -> dict[str, float | str]:
         """Advance one global step of the current phase; returns its losses."""
         step = self.step_no
         lr = self.lr_at(step)
@@ -182,14 +182,14 @@ class Trainer:
 
     def _pretrain_g(self) -> dict[str, float]:
         s: CropSampler = self.data.sampler
-        h, l = s.unpaired_batch(self.rng, self.cfg.batch)
+        h_np, l_np = s.unpaired_batch(self.rng, self.cfg.batch)
         if s.targets is not None:
-            h, y = s.paired_batch(self.rng, self.cfg.batch)
+            h_np, y_np = s.paired_batch(self.rng, self.cfg.batch)
         else:
-            y = h  # no pairs: G_L learns to reproduce its input (autoencoder), as the paper proposes
+            y_np = h_np  # no pairs: G_L learns to reproduce its input (autoencoder), as the paper proposes
         # With column-split pairs and no reference pairs, G_L learns from those alone, not to copy its input.
         g_l_term = s.targets is not None or self.data.split is None or self.cfg.n2n_weight <= 0
-        h, y, l = self._tensor(h), self._tensor(y), self._tensor(l)
+        h, y, l = self._tensor(h_np), self._tensor(y_np), self._tensor(l_np)
         with self._autocast():
             loss = torch.zeros((), device=self.device)
             if g_l_term:
@@ -356,12 +356,12 @@ def plot_curves(out: Path) -> None:
     if val.exists():
         vrows = list(csv.DictReader(val.open()))
         if vrows:
-            xs = [int(r["step"]) for r in vrows]
+            val_steps = [int(r["step"]) for r in vrows]
             for key in ("psnr", "bm3d_psnr", "split_psnr", "raw_split_psnr"):
-                axes[1].plot(xs, [float(r[key]) if r.get(key) else np.nan for r in vrows], label=key)
+                axes[1].plot(val_steps, [float(r[key]) if r.get(key) else np.nan for r in vrows], label=key)
             ax2 = axes[1].twinx()
             for key, style in (("ssim", "g-"), ("bm3d_ssim", "g--")):
-                ax2.plot(xs, [float(r[key]) if r.get(key) else np.nan for r in vrows], style, label=key)
+                ax2.plot(val_steps, [float(r[key]) if r.get(key) else np.nan for r in vrows], style, label=key)
             axes[1].legend(loc="lower left"), ax2.legend(loc="lower right")
             axes[1].set_title("validation (PSNR left, SSIM right)"), axes[1].set_xlabel("step")
     fig.tight_layout()

@@ -87,7 +87,7 @@ class RealSets:
     val_pairs: list[tuple[str, np.ndarray, np.ndarray]]  # held-back (noisy, average) pairs
 
 
-def load_real(root: Path | None, normalisation: dict, duke_extra_frames: bool = True,
+def load_real(root: str | Path | None, normalisation: dict, duke_extra_frames: bool = True,
               ln_min_split_psnr: float = 31.0, duke: bool = True) -> RealSets:
     """Every real source in the shared data folder, in model units (``duke=False``: no Duke scans)."""
     root = Path(root) if root else default_shared_data()

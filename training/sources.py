@@ -114,7 +114,8 @@ def _real(cfg: FitConfig) -> TrainingData:
     pairs = dict(targets=sets.pair_targets, pair_inputs=sets.pair_inputs) if sets.pair_inputs else {}
     sampler = CropSampler(hn, sets.ln, cfg.crop, **pairs)
     val = [ValItem(n, x, a, x) for n, x, a in sets.val_pairs]
-    desc = {"source": "real", "noisy_bscans": len(hn), "noisy_sources": sorted({n.split("/")[0] for n, _ in sets.noisy}),
+    desc = {"source": "real", "noisy_bscans": len(hn),
+            "noisy_sources": sorted({n.split("/")[0] for n, _ in sets.noisy}),
             "duke_pairs": len(sets.pair_inputs), "ln_bscans": len(sets.ln), "val_pairs": [v.name for v in val],
             "val_split": [n for n, _ in sets.val_split], "never_used": ["duke S06-S09", "tian subject 5 (val only)"]}
     # Noise2Noise only where no reference exists: a Duke frame's mean is not its registered average
