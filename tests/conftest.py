@@ -1,4 +1,5 @@
-"""Fixtures shared by the widget and evaluation tests: a tiny model directory and cartoon volumes."""
+"""Fixtures shared by the widget, evaluation and training tests: a tiny model directory, cartoon
+volumes and the speckled domains of the training tests."""
 
 from __future__ import annotations
 
@@ -39,3 +40,12 @@ def cartoon_retina(n: int, h: int, w: int, bands: tuple[tuple[int, int, float], 
 def cartoon_volume() -> Callable[..., np.ndarray]:
     """:func:`cartoon_retina`, for tests that build small synthetic volumes."""
     return cartoon_retina
+
+
+def speckled_domain(seed: int, noise: float, n: int = 3, size: int = 40) -> np.ndarray:
+    """(n, size, size) uint8 banded b-scans with gamma speckle of strength ``noise``: one training
+    domain (HN with strong, LN with weak speckle). Imported by the training job and Train widget tests."""
+    rng = np.random.default_rng(seed)
+    rows = np.arange(size)[:, None]
+    clean = np.where((rows > 12) & (rows < 28), 180.0, 40.0) * np.ones((n, size, size))
+    return np.clip(clean * rng.gamma(1 / noise**2, noise**2, clean.shape), 0, 255).astype(np.uint8)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from conftest import speckled_domain as _domain
 
 from napari_hdcyclegan.model import registry
 from napari_hdcyclegan.model.checkpoint import load_model, resolve_model_dir
@@ -17,14 +18,6 @@ from training.publish import ExportError, export_run
 from training.runlog import CsvTail, RunLog, checkpoint_folder, checkpoint_step, smooth, truncate_log
 
 TINY = dict(width=4, n_res=1, crop=32, batch=2, threads=1, ckpt_every=4, val_every=1000)
-
-
-def _domain(seed: int, noise: float, n: int = 3, size: int = 40) -> np.ndarray:
-    """(n, size, size) uint8 banded b-scans with gamma speckle of strength ``noise``."""
-    rng = np.random.default_rng(seed)
-    rows = np.arange(size)[:, None]
-    clean = np.where((rows > 12) & (rows < 28), 180.0, 40.0) * np.ones((n, size, size))
-    return np.clip(clean * rng.gamma(1 / noise**2, noise**2, clean.shape), 0, 255).astype(np.uint8)
 
 
 @pytest.fixture

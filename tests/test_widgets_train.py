@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import speckled_domain as _domain
 
 from napari_hdcyclegan.model import registry
 from training.runlog import checkpoint_folder, checkpoint_step
@@ -11,13 +12,6 @@ from training.runlog import checkpoint_folder, checkpoint_step
 TIMEOUT_MS = 60_000
 #: Tiny settings: width 4, one residual block, 32-pixel crops, checkpoint (and preview) every 4 steps.
 TINY_EXTRA = {"n_res": 1, "d_width": 4, "threads": 1}
-
-
-def _domain(seed: int, noise: float, n: int = 3, size: int = 40) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    rows = np.arange(size)[:, None]
-    clean = np.where((rows > 12) & (rows < 28), 180.0, 40.0) * np.ones((n, size, size))
-    return np.clip(clean * rng.gamma(1 / noise**2, noise**2, clean.shape), 0, 255).astype(np.uint8)
 
 
 @pytest.fixture
