@@ -101,26 +101,33 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     return 0
 
 
-def _denoiser(args: argparse.Namespace, data: Any = None) -> Any:
-    """The resident denoiser for ``--weights`` / ``--device`` / ``--batch-size`` (and ``data``)."""
-    from .engine import DEFAULT_MODEL, get_denoiser
+def _chosen(args: argparse.Namespace, data: Any = None) -> tuple[Any, Any]:
+    """The resident denoiser for ``--weights`` / ``--device`` / ``--batch-size`` (and ``data``), and
+    why ``auto`` chose it (None otherwise), which is printed."""
+    from .engine import DEFAULT_MODEL, choose_denoiser
 
-    denoiser = get_denoiser(args.weights or DEFAULT_MODEL, args.device, data=data)
+    denoiser, choice = choose_denoiser(args.weights or DEFAULT_MODEL, args.device, data=data)
     if getattr(args, "batch_size", None):
         denoiser.batch_size = args.batch_size
-    if denoiser.choice is not None and not getattr(args, "quiet", False):
-        print(f"model: {denoiser.name} (auto: {denoiser.choice.reason}; --weights overrides)", file=sys.stderr)
-    return denoiser
+    if choice is not None and not getattr(args, "quiet", False):
+        print(f"model: {denoiser.name} (auto: {choice.reason}; --weights overrides)", file=sys.stderr)
+    return denoiser, choice
+
+
+def _denoiser(args: argparse.Namespace, data: Any = None) -> Any:
+    """:func:`_chosen` without the choice."""
+    return _chosen(args, data)[0]
 
 
 def _chooser(args: argparse.Namespace) -> Any:
-    """A denoiser, or for ``--weights auto`` (the default) a function choosing one per input."""
+    """A denoiser, or for ``--weights auto`` (the default) a function of the input returning
+    ``(denoiser, choice)``."""
     from .engine import DEFAULT_MODEL
     from .model.choice import AUTO
 
     if str(args.weights or DEFAULT_MODEL) != AUTO:
         return _denoiser(args)
-    return lambda data: _denoiser(args, data)
+    return lambda data: _chosen(args, data)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -209,13 +216,13 @@ def side_by_side_png(path: Path, panels: Sequence[tuple[str, np.ndarray]], title
 def cmd_demo(args: argparse.Namespace) -> int:
     """Denoise the bundled simulated volume; write TIFFs and a side-by-side PNG; open napari."""
     from ._sample_data import BSCAN_SPACING_UM
-    from .engine import DEFAULT_MODEL, get_denoiser
+    from .engine import DEFAULT_MODEL, choose_denoiser
     from .simulate import SPECTRALIS_UM_PER_PX, load_sample_volume
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     vol = load_sample_volume()
-    denoiser = get_denoiser(args.weights or DEFAULT_MODEL, args.device, data=vol.hn)
+    denoiser, choice = choose_denoiser(args.weights or DEFAULT_MODEL, args.device, data=vol.hn)
     bar, progress = _tqdm_progress("sample volume", args.quiet, vol.hn.shape[0])
     try:
         denoised = denoiser.denoise(vol.hn, progress=progress)
@@ -226,7 +233,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     scale = (BSCAN_SPACING_UM, SPECTRALIS_UM_PER_PX["axial"], SPECTRALIS_UM_PER_PX["lateral"])
     write_tiff(out_dir / "sample_raw.tif", vol.hn, scale=scale, metadata={"source": "simulated HN, 12 frames"})
     write_tiff(out_dir / "sample_denoised.tif", denoised, scale=scale,
-               metadata={"provenance": denoiser.provenance()})
+               metadata={"provenance": denoiser.provenance(choice)})
     mid = vol.hn.shape[0] // 2
     label = denoiser.name if denoiser.trained else f"{denoiser.name}: NOT a denoiser yet"
     panels = [("raw (12-frame HN)", vol.hn[mid]), (f"HDcycleGAN\n{label}", denoised[mid])]

@@ -134,16 +134,19 @@ def read_input(path: Path) -> Any:
 def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, int], None] | None = None) -> None:
     """Read ``src``, check that ``dst`` can hold the result, denoise batch by batch into ``dst``.
 
-    ``denoiser`` is a Denoiser, or a function of the input data returning one (``--weights auto``).
+    ``denoiser`` is a Denoiser, or a function of the input data returning ``(denoiser, choice)``
+    (``--weights auto``: :func:`napari_hdcyclegan.engine.choose_denoiser`), the choice being
+    recorded in this file's provenance.
     """
     image = read_input(src)
     data = image.data
     shape, dtype = tuple(int(n) for n in data.shape), np.dtype(data.dtype)
     check_output_fits(dst, shape, dtype)
+    choice = None
     if not hasattr(denoiser, "iter_denoise"):
-        denoiser = denoiser(data)
+        denoiser, choice = denoiser(data)
     pages = _denoised_pages(denoiser, data, progress)
-    write_output(dst, pages, shape, dtype, image, denoiser.provenance())
+    write_output(dst, pages, shape, dtype, image, denoiser.provenance(choice))
 
 
 def _denoised_pages(denoiser: Any, data: Any, progress: Callable[[int, int], None] | None

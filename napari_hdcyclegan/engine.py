@@ -49,7 +49,7 @@ from .model.checkpoint import (
     ModelConfig,
     shipped_models,
 )
-from .model.choice import AUTO, AVERAGED_MODEL, ModelChoice, choose_model
+from .model.choice import AUTO, AVERAGED_MODEL, ModelChoice, resolve_auto
 from .model.networks import Generator, run_generator
 from .normalise import MIN_SIZE, check_input, to_device, to_unit, unit_ranges, volume_range
 from .progress import CancelFn, Cancelled, ProgressFn, check_cancel, report
@@ -57,7 +57,8 @@ from .resident import ResidentModels
 
 __all__ = [
     "DEFAULT_MODEL", "UNTRAINED_NAME", "PRECISIONS", "Cancelled", "CheckpointError", "Denoiser",
-    "available_devices", "cpu_has_native_bf16", "get_denoiser", "release", "resolve_device", "resolve_precision",
+    "available_devices", "choose_denoiser", "cpu_has_native_bf16", "get_denoiser", "release", "resolve_device",
+    "resolve_precision",
     "RESIDENT", "MIN_SIZE",
 ]
 
@@ -97,8 +98,12 @@ class Denoiser:
     ----------
     channels_last : bool
         Run in channels-last memory format (default on CUDA only: 4x slower on the project's CPU).
-    choice : ModelChoice or None
-        Why ``get_denoiser("auto", data=...)`` picked this model.
+
+    Notes
+    -----
+    The object is shared by every caller of :func:`get_denoiser` (widgets, CLI, evaluation), so it
+    holds nothing about one request: why ``"auto"`` chose it comes back from
+    :func:`choose_denoiser` with each call and is passed to :meth:`provenance`.
     """
 
     def __init__(self, generator: Generator, config: ModelConfig, device: str | torch.device = "auto",
@@ -108,7 +113,6 @@ class Denoiser:
         self.device = resolve_device(device)
         self.config = config
         self.name = name or config.name
-        self.choice: ModelChoice | None = None  # set by get_denoiser("auto", data=...)
         self.trained = bool(config.trained if trained is None else trained)
         self.source = source
         self.weights_sha256 = weights_sha256
@@ -326,8 +330,9 @@ class Denoiser:
             self._stage_channels = probe_stage_channels(self.generator, self.device)
         return dict(self._stage_channels)
 
-    def provenance(self) -> dict[str, Any]:
-        """What produced a result: model, weights hash, config, device, precision, versions."""
+    def provenance(self, choice: ModelChoice | None = None) -> dict[str, Any]:
+        """What produced a result: model, weights hash, config, device, precision, versions, and
+        (``choice``, from :func:`choose_denoiser`) why ``"auto"`` chose this model."""
         return {
             "model": self.name,
             "trained": self.trained,
@@ -339,7 +344,7 @@ class Denoiser:
             "autocast_dtype": str(self.autocast_dtype).replace("torch.", "") if self.autocast_dtype else "float32",
             "napari_hdcyclegan": __version__,
             "torch": torch.__version__,
-            **({"auto_choice": self.choice.reason} if self.choice is not None else {}),
+            **({"auto_choice": choice.reason} if choice is not None else {}),
         }
 
     def empty_cache(self) -> None:
@@ -392,8 +397,9 @@ def get_denoiser(weights: str | os.PathLike = DEFAULT_MODEL, device: str = "auto
     Denoiser
         Cached: the same object comes back while weights (and their file) and device stay the
         same. The :data:`RESIDENT` cache keeps the :data:`~napari_hdcyclegan.resident.DEFAULT_CAPACITY`
-        most recently used models loaded and frees the oldest before loading another. With
-        ``"auto"``, ``denoiser.choice`` holds the choice and its reason (also in its provenance).
+        most recently used models loaded and frees the oldest before loading another. It is
+        shared by every caller, so it does not say why ``"auto"`` chose it: :func:`choose_denoiser`
+        returns that with each call.
 
     Raises
     ------
@@ -405,10 +411,7 @@ def get_denoiser(weights: str | os.PathLike = DEFAULT_MODEL, device: str = "auto
     While no trained weights for the averaged-scan model are shipped, it falls back to a randomly
     initialised generator (``trained=False``, name :data:`UNTRAINED_NAME`) and warns.
     """
-    choice = None
-    if str(weights) == AUTO:
-        choice = choose_model(data) if data is not None else None
-        weights = choice.weights if choice is not None else AVERAGED_MODEL
+    weights, _ = resolve_auto(weights, data)
     dev = resolve_device(device)
     key = cache_key(weights, dev, shipped_models())
     untrained = key[0] == UNTRAINED_NAME
@@ -417,5 +420,21 @@ def get_denoiser(weights: str | os.PathLike = DEFAULT_MODEL, device: str = "auto
         warnings.warn(f"no trained weights for {AVERAGED_MODEL!r} are shipped yet: using an "
                       f"{UNTRAINED_NAME} model whose output is NOT a meaningful denoising",
                       UserWarning, stacklevel=2)
-    denoiser.choice = choice
     return denoiser
+
+
+def choose_denoiser(weights: str | os.PathLike = DEFAULT_MODEL, device: str = "auto", data: Any = None
+                    ) -> tuple[Denoiser, ModelChoice | None]:
+    """:func:`get_denoiser` (same parameters), and why ``"auto"`` chose that model for ``data``.
+
+    Returns
+    -------
+    denoiser : Denoiser
+        The shared resident denoiser.
+    choice : ModelChoice or None
+        With ``"auto"`` and ``data``: the choice and its reason, for this call only (never stored
+        on the shared denoiser, which another caller may be using with another choice); pass it
+        on with the result, e.g. ``denoiser.provenance(choice)``.
+    """
+    weights, choice = resolve_auto(weights, data)
+    return get_denoiser(weights, device), choice

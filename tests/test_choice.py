@@ -94,3 +94,31 @@ def test_cli_boundaries_default_uses_the_boundary_model(tmp_path: Path, monkeypa
     tifffile.imwrite(tmp_path / "b.tif", _scan(0.03, shape=(64, 96)))
     assert main(["boundaries", str(tmp_path / "b.tif"), str(tmp_path / "b.csv"), "--device", "cpu"]) == 0
     assert (tmp_path / "b.csv").is_file() and asked == [choice.BOUNDARY_MODEL]
+
+
+def test_the_choice_travels_with_each_request_not_on_the_shared_model(
+        monkeypatch: pytest.MonkeyPatch, tiny_model: Path) -> None:
+    """Two "auto" requests one after another that land on the same cached model each keep their own
+    reason (a widget and the CLI, or two widgets, share that model object)."""
+    from napari_hdcyclegan import engine
+    from napari_hdcyclegan._widgets._common import model_info
+
+    def fake_choice(data):  # both inputs go to the same model, for different reasons
+        db = choice.split_psnr(np.asarray(data))
+        return choice.ModelChoice(str(tiny_model), db, f"request at {db:.1f} dB")
+
+    monkeypatch.setattr(choice, "choose_model", fake_choice)
+    noisy, quiet = _scan(0.3), _scan(0.03)
+    first, first_choice = engine.choose_denoiser("auto", "cpu", data=noisy)
+    first_info = model_info(first, first_choice)
+    second, second_choice = engine.choose_denoiser("auto", "cpu", data=quiet)
+    assert second is first  # one resident model
+    assert first_choice is not None and second_choice is not None
+    assert first_choice.reason != second_choice.reason
+    # the first request's result still names its own reason after the second choice was made
+    assert first.provenance(first_choice)["auto_choice"] == first_choice.reason
+    assert model_info(first, first_choice) == first_info
+    assert first_choice.reason in first_info["name"] and second_choice.reason not in first_info["name"]
+    assert second.provenance(second_choice)["auto_choice"] == second_choice.reason
+    assert not hasattr(first, "choice")  # nothing per request is stored on the shared model
+    assert "auto_choice" not in engine.get_denoiser("auto", "cpu", data=quiet).provenance()

@@ -84,15 +84,15 @@ def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: 
     provenance = None
     yield done, total
     if need_model:
-        from napari_hdcyclegan.engine import get_denoiser
+        from napari_hdcyclegan.engine import choose_denoiser
 
-        denoiser = get_denoiser(weights, device, data=stack)
+        denoiser, choice = choose_denoiser(weights, device, data=stack)
         out = np.empty_like(stack)
         for start, stop, chunk in denoiser.iter_denoise(stack):
             out[start:stop] = chunk
             done += stop - start
             yield done, total
-        results["model"], provenance = out, denoiser.provenance()
+        results["model"], provenance = out, denoiser.provenance(choice)
     for name in methods:
         out = np.empty_like(stack)
         try:

@@ -79,19 +79,19 @@ def residual_colormap() -> Any:
 def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
                    residual: bool) -> Generator[tuple[int, int], None, dict[str, Any]]:
     """Worker: denoise ``data`` batch by batch, yielding (done, total); returns a result dict."""
-    from napari_hdcyclegan.engine import get_denoiser
+    from napari_hdcyclegan.engine import choose_denoiser
 
     stack = data[None] if data.ndim == 2 else data
     total = stack.shape[0]
     yield 0, total  # lets a Cancel during model loading stop the run before any compute
-    denoiser = get_denoiser(weights, device, data=stack)
+    denoiser, choice = choose_denoiser(weights, device, data=stack)
     denoiser.batch_size = batch_size
     out = np.empty_like(stack)
     for start, stop, chunk in denoiser.iter_denoise(stack):
         out[start:stop] = chunk
         yield stop, total
     out = out[0] if data.ndim == 2 else out
-    result: dict[str, Any] = {"denoised": out, **model_info(denoiser)}
+    result: dict[str, Any] = {"denoised": out, **model_info(denoiser, choice)}
     if residual:
         res = data.astype(np.float32) - out.astype(np.float32)
         limit = float(np.percentile(np.abs(res), 99.5)) or 1.0
@@ -102,10 +102,10 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
 @thread_worker
 def denoise_bscan(bscan: np.ndarray, weights: str, device: str) -> dict[str, Any]:
     """Worker: denoise one b-scan (live preview); returns a result dict."""
-    from napari_hdcyclegan.engine import get_denoiser
+    from napari_hdcyclegan.engine import choose_denoiser
 
-    denoiser = get_denoiser(weights, device, data=bscan)
-    return {"denoised": denoiser.denoise(bscan), **model_info(denoiser)}
+    denoiser, choice = choose_denoiser(weights, device, data=bscan)
+    return {"denoised": denoiser.denoise(bscan), **model_info(denoiser, choice)}
 
 
 class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):

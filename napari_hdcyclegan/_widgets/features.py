@@ -60,11 +60,11 @@ DELAY_MS = 150
 @thread_worker
 def compute_maps(bscan: np.ndarray, weights: str, stage: str) -> dict[str, Any]:
     """Worker: all channels of ``stage`` for one b-scan, with the model's provenance."""
-    from napari_hdcyclegan.engine import get_denoiser
+    from napari_hdcyclegan.engine import choose_denoiser
 
-    denoiser = get_denoiser(weights, data=bscan)
+    denoiser, choice = choose_denoiser(weights, data=bscan)
     maps = np.asarray(denoiser.feature_maps(bscan, stage), dtype=np.float32)
-    return {"maps": maps, "stages": tuple(denoiser.stage_channels()), **model_info(denoiser)}
+    return {"maps": maps, "stages": tuple(denoiser.stage_channels()), **model_info(denoiser, choice)}
 
 
 def gallery(maps: np.ndarray) -> np.ndarray:

@@ -64,6 +64,17 @@ def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
                        "averaged-scan noise level")
 
 
+def resolve_auto(weights: Any, data: Any = None) -> tuple[Any, ModelChoice | None]:
+    """``(weights, None)``, or for :data:`AUTO` the model chosen for ``data`` and the choice
+    (:data:`AVERAGED_MODEL` and None without ``data``)."""
+    if str(weights) != AUTO:
+        return weights, None
+    if data is None:
+        return AVERAGED_MODEL, None
+    choice = choose_model(data)
+    return choice.weights, choice
+
+
 def boundary_weights(weights: str) -> str:
     """The weights the boundary detection uses: :data:`BOUNDARY_MODEL` for "auto", else ``weights``."""
     return BOUNDARY_MODEL if str(weights) == AUTO else weights
