@@ -92,3 +92,21 @@ def test_duke_split_excludes_test_from_tuning():
     assert len(names) == 11 and not any(n.startswith(("S06", "S07", "S08", "S09")) for n in names)
     test = [n for n, _, _ in evaluate.load_duke("test", root)]
     assert [n.split("/")[0] for n in test] == ["S06", "S07", "S08", "S09"]
+
+
+def test_auto_model_loads_only_the_models_it_uses(tmp_path, tiny_model, monkeypatch):
+    """Under "auto" the label comes from the model chosen for the first b-scan: the averaged-scan
+    model is not loaded just to name the method."""
+    from napari_hdcyclegan import engine
+    from napari_hdcyclegan.model import choice
+
+    monkeypatch.setattr(choice, "choose_model", lambda data: choice.ModelChoice(str(tiny_model), 15.0, "test"))
+    engine.release()
+    loaded: list[str] = []
+    real_load = engine._load
+    monkeypatch.setattr(engine, "_load", lambda w, d: loaded.append(str(w)) or real_load(w, d))
+    x = np.random.default_rng(0).random((32, 48), dtype=np.float32)
+    label, fn, info = evaluate.model_method("auto", "cpu", x)
+    assert fn(x).shape == x.shape
+    assert loaded == [str(tiny_model)]
+    assert label == "HDcycleGAN" and info["name"] == "auto: tiny" and info["trained"] and info["device"] == "cpu"

@@ -85,13 +85,18 @@ def load_sim(n: int, shape: tuple[int, int] = (496, 512), seed: int = 1000,
     return pairs
 
 
-def model_method(weights: str | os.PathLike | None, device: str = "auto"
+def model_method(weights: str | os.PathLike | None, device: str = "auto", sample: np.ndarray | None = None
                  ) -> tuple[str, Callable[[np.ndarray], np.ndarray], dict]:
-    """(label, denoise function, provenance) for the HDcycleGAN model; label says if untrained."""
+    """(label, denoise function, provenance) for the HDcycleGAN model; label says if untrained.
+
+    With ``"auto"`` the model is chosen per b-scan; the label and provenance come from the model
+    chosen for ``sample`` (the first b-scan evaluated: loaded anyway), so no model is loaded only
+    for them.
+    """
     from napari_hdcyclegan import engine
 
     w = weights if weights is not None else engine.DEFAULT_MODEL
-    den = engine.get_denoiser(w, device)
+    den = engine.get_denoiser(w, device, data=sample if str(w) == "auto" else None)
     label = "HDcycleGAN" if den.trained else "HDcycleGAN (untrained)"
     info = {"name": den.name, "trained": bool(den.trained), "device": str(den.device)}
     if str(w) != "auto":
@@ -281,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_info: dict = {}
     for m in args.methods:
         if m == "model":
-            name, fn, model_info = model_method(args.weights, args.device)
+            name, fn, model_info = model_method(args.weights, args.device, pairs[0][1] if pairs else None)
             methods[name] = fn
         elif m == "bm3d":
             try:
