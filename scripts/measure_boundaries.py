@@ -99,7 +99,7 @@ def main() -> None:
 
     table = ["| dataset                            | ILM   | BM    | cov % | A-scans | note |",
              "|------------------------------------|-------|-------|-------|---------|------|"]
-    shown = {}
+    shown: dict[str, tuple] = {}
     tian = args.data / "layers" / "tian2015_octlayers"
     groups: dict[str, list] = {"tuned on (1-3)": [], "checked on (4-5)": []}
     for s in range(1, 6):
@@ -134,7 +134,8 @@ def main() -> None:
         covs = []
         for folder in sorted(glob.glob(str(args.data / "paired" / "duke_fang2013_*" / "*"))):
             f = Path(folder)
-            src = f / ("average.tif" if kind == "averaged" else ("test.tif" if (f / "test.tif").exists() else "raw.tif"))
+            noisy = "test.tif" if (f / "test.tif").exists() else "raw.tif"
+            src = f / ("average.tif" if kind == "averaged" else noisy)
             found = run(f"{f.name}-{kind}", iio.imread(src))
             covs.append(float(np.mean(np.isfinite(found["ILM"]) & np.isfinite(found["RPE"]))))
             if kind == "noisy":
@@ -143,7 +144,7 @@ def main() -> None:
                      f"{'':7s} | both lines; lowest b-scan {100 * min(covs):.1f} % |")
 
     times = []
-    for name, (bscan, den, fmap) in cache.items():
+    for bscan, den, fmap in cache.values():
         if bscan.shape == (496, 768):
             for _ in range(3):
                 t = time.process_time()  # CPU time of this process: unaffected by other jobs' load

@@ -242,3 +242,72 @@ def test_real_spectralis_scans_against_manual_labels(subject):
         found = bd.detect_boundaries(img, ndi.gaussian_filter(img.astype(np.float32), 3))
         err = bd.boundary_errors(found, {"ILM": labels[0][:, n - 1], "RPE": labels[1][:, n - 1]})
         assert err["ILM"] < 1.0 and err["RPE"] < 1.5 and err["ILM_coverage"] > 0.99, err
+
+
+class FakeDenoiser:
+    """Just what the boundary generators use of a Denoiser: untrained, channel 0 of stage "init"
+    is the planted feature map of each synthetic b-scan, channel 1 is noise."""
+
+    trained = False
+
+    def __init__(self, boundary_channel=None):
+        self.config = type("Config", (), {"boundary_channel": boundary_channel})()
+        self.maps: dict[bytes, np.ndarray] = {}
+        self.calls = 0
+
+    def stage_channels(self):
+        return {"init": 2}
+
+    def feature_maps(self, raw, stage, channels=None):
+        self.calls += 1
+        raw = np.asarray(raw, np.float32)
+        planted = self.maps.get(raw.tobytes(), ndi.gaussian_filter(raw, 2.0))
+        maps = np.stack([planted, np.random.default_rng(0).random(raw.shape, np.float32)])
+        return maps if channels is None else maps[list(channels)]
+
+    def denoise(self, raw):
+        return raw
+
+
+def test_iter_boundaries_steps_match_the_callback_form():
+    vol, maps, _ = zip(*(synthetic(s) for s in range(3)))
+    den = FakeDenoiser({"stage": "init", "channel": 0, "how": "test"})
+    den.maps = {v.tobytes(): m for v, m in zip(vol, maps)}
+    steps = bd.iter_boundaries(np.stack(vol), den)
+    seen = []
+    try:
+        while True:
+            seen.append(next(steps))
+    except StopIteration as stop:
+        result = stop.value
+    assert seen == [(i, 3, f"b-scan {i}/3") for i in range(4)]
+    assert (result["stage"], result["channel"], result["how"], result["refine"]) == ("init", 0, "test", True)
+    progress: list[tuple[int, int]] = []
+    found = bd.model_boundaries(np.stack(vol), den, progress=lambda d, t: progress.append((d, t)))
+    assert progress == [(i, 3) for i in range(4)]
+    for name in ("ILM", "RPE", "doubtful"):
+        np.testing.assert_array_equal(found[name], result["boundaries"][name])
+    np.testing.assert_array_equal(found["ILM"], bd.detect_volume(np.stack(vol), np.stack(maps))["ILM"])
+    # stopping the generator stops the work: no feature map after the b-scan in progress
+    den.calls = 0
+    steps = bd.iter_boundaries(np.stack(vol), den)
+    next(steps), next(steps)
+    steps.close()
+    assert den.calls == 1
+
+
+def test_iter_calibrate_boundary_channel_steps_and_cancel():
+    den = FakeDenoiser()
+    steps = list(bd.iter_calibrate_boundary_channel(den, n=1, shape=(128, 128)))
+    total = 1 * (1 + 1) + 1
+    assert steps == [(0, total), (1, total), (2, total), (total, total)]
+    assert den.config.boundary_channel["stage"] == "init"
+    den = FakeDenoiser()
+    with pytest.raises(bd.Cancelled):
+        bd.calibrate_boundary_channel(den, n=1, shape=(128, 128), cancel=lambda: True)
+    assert den.calls == 0 and den.config.boundary_channel is None
+    # a model without a recorded channel is calibrated inside iter_boundaries
+    img, _, _ = synthetic()
+    den = FakeDenoiser()
+    result = bd.model_boundaries(img, den, calibration={"n": 1, "shape": (128, 128)})
+    assert result["ILM"].shape == (1, W) and "calibrate" in den.config.boundary_channel["how"]

@@ -1,8 +1,8 @@
 """ILM / RPE boundaries and retinal thickness from a generator feature map (paper Fig. A.11).
 
-The widget reads the image layer on the main thread and runs
-:func:`napari_hdcyclegan.boundaries.iter_model_boundaries` over every b-scan in a generator worker
-(progress per b-scan, Cancel stops after the current one and keeps the previous result). The
+The widget reads the image layer on the main thread and runs the core generator
+:func:`napari_hdcyclegan.boundaries.iter_boundaries` in a napari worker (progress per b-scan; Cancel
+quits the worker after the current b-scan or calibration step and keeps the previous result). The
 feature channel is the model's ``config.boundary_channel`` or, when the model has none, chosen by
 :func:`~napari_hdcyclegan.boundaries.calibrate_boundary_channel` on simulated b-scans (kept in
 memory); untick "auto" to pick stage and channel yourself. Results:
@@ -24,10 +24,10 @@ memory); untick "auto" to pick stage and channel yourself. Results:
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Generator
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
@@ -35,14 +35,30 @@ from napari.qt.threading import thread_worker
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_hdcyclegan.boundaries import (
-    BOUNDARY_COLORS, BOUNDARY_NAMES, EARLY_STAGES, boundary_channel, calibrate_boundary_channel,
-    iter_model_boundaries, mean_difference, summary, thickness_um, write_boundaries_csv,
+    BOUNDARY_COLORS,
+    BOUNDARY_NAMES,
+    EARLY_STAGES,
+    iter_boundaries,
+    mean_difference,
+    summary,
+    thickness_um,
+    write_boundaries_csv,
 )
-from napari_hdcyclegan.progress import Cancelled
+from napari_hdcyclegan.boundaries.detect import Step
 
 from ._common import (
-    BROWSE, WeightsChooser, WorkerRunner, checked_array, connect_layer_list, current_bscan,
-    geometry, image_layer_choices, model_info, save_with_dialog, set_image, show_info,
+    BROWSE,
+    WeightsChooser,
+    WorkerRunner,
+    checked_array,
+    connect_layer_list,
+    current_bscan,
+    geometry,
+    image_layer_choices,
+    model_info,
+    save_with_dialog,
+    set_image,
+    show_info,
 )
 from .features import STAGES
 
@@ -51,7 +67,7 @@ if TYPE_CHECKING:
     from napari.layers import Image
 
 
-def physical_um(layer: "Image", axis: int) -> float | None:
+def physical_um(layer: Image, axis: int) -> float | None:
     """µm per pixel of ``layer`` along ``axis`` when its unit is a length, else None (pixels)."""
     unit = layer.units[axis]
     try:
@@ -84,7 +100,7 @@ def detected_name(source: str, boundary: str) -> str:
     return f"{source} {boundary} (detected)"
 
 
-def vendor_heights(viewer: "napari.Viewer", source: str, boundary: str,
+def vendor_heights(viewer: napari.Viewer, source: str, boundary: str,
                    shape: tuple[int, ...] | None = None) -> np.ndarray | None:
     """Heights (N, W) of the file's own ``boundary`` line: the reader's ``<source>_<boundary>`` layer,
     else the one layer (not a detection) with that boundary and heights of ``shape``; or None."""
@@ -102,50 +118,30 @@ def vendor_heights(viewer: "napari.Viewer", source: str, boundary: str,
 @thread_worker
 def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None,
                   channel: int | None, use_denoised: bool | None, calibration: dict[str, Any],
-                  cancel: threading.Event, refine: bool = True) -> Iterator[tuple[int, int, str]]:
-    """Worker: boundaries of every b-scan, yielding (done, total, message); returns a result dict
-    (None when cancelled during calibration)."""
+                  refine: bool = True) -> Generator[Step, None, dict[str, Any]]:
+    """Worker: load the model, then run :func:`~napari_hdcyclegan.boundaries.iter_boundaries`,
+    yielding its (done, total, message) steps; returns its result dict plus the model's info."""
     from napari_hdcyclegan.engine import get_denoiser
 
     stack = data[None] if data.ndim == 2 else data
-    total = stack.shape[0]
-    yield 0, total, "loading the model"
+    yield 0, stack.shape[0], "loading the model"
     from napari_hdcyclegan.model.choice import boundary_weights
 
     denoiser = get_denoiser(boundary_weights(weights), device, data=stack)
-    how = "chosen by the user"
-    if stage is None or channel is None:
-        chosen = boundary_channel(denoiser.config)
-        how = (denoiser.config.boundary_channel or {}).get("how", "model config")
-        if chosen is None:
-            yield 0, total, "calibrating the boundary channel on simulated b-scans"
-            try:
-                choice = calibrate_boundary_channel(denoiser, cancel=cancel.is_set, **calibration)
-            except Cancelled:
-                return None
-            chosen, how = (choice["stage"], choice["channel"]), choice["how"]
-        stage, channel = chosen
-    out = {name: np.full((total, stack.shape[-1]), np.nan, np.float32) for name in BOUNDARY_NAMES}
-    out["doubtful"] = np.zeros((total, stack.shape[-1]), bool)
-    for i, lines in iter_model_boundaries(stack, denoiser, stage, channel, use_denoised=use_denoised,
-                                          refine=refine):
-        for name in (*BOUNDARY_NAMES, "doubtful"):
-            out[name][i] = lines[name]
-        yield i + 1, total, f"b-scan {i + 1}/{total}"
-    return {"boundaries": out, "stage": stage, "channel": int(channel), "how": how, "refine": refine,
-            **model_info(denoiser)}
+    result = yield from iter_boundaries(stack, denoiser, stage, channel, use_denoised=use_denoised,
+                                        calibration=calibration, refine=refine)
+    return {**result, **model_info(denoiser)}
 
 
 class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
     """Dock widget: ILM/RPE overlays, thickness map and profile, CSV export."""
 
-    def __init__(self, napari_viewer: "napari.Viewer") -> None:
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         from napari_hdcyclegan.engine import available_devices
 
         self.viewer = napari_viewer
         self.worker = None
-        self._cancel = threading.Event()
         self._progress = None
         self._extra_weights: list[str] = []
         self.result: dict[str, Any] | None = None  # last finished run (kept when a run is cancelled)
@@ -197,7 +193,7 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         self.viewer.dims.events.current_step.connect(self.update_profile)
 
     # -- choices -------------------------------------------------------------------------------
-    def _layer_choices(self, widget: Any = None) -> list[tuple[str, "Image"]]:
+    def _layer_choices(self, widget: Any = None) -> list[tuple[str, Image]]:
         return image_layer_choices(self.viewer, exclude=("_thickness", "_fmap", "_fmap_gallery"))
 
     def _on_auto(self, auto: bool) -> None:
@@ -226,10 +222,9 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
             return None
         stage = None if self.auto_check.value else str(self.stage_combo.value)
         channel = None if self.auto_check.value else int(self.channel_spin.value)
-        self._cancel = threading.Event()
         worker = detect_worker(np.asarray(data), str(weights), str(self.device_combo.value), stage, channel,
                                None if self.denoised_check.value else False, dict(self.calibration),
-                               self._cancel, not self.skeleton_check.value)
+                               not self.skeleton_check.value)
         total = 1 if data.ndim == 2 else data.shape[0]
         return self._start_worker(worker, total, f"Boundaries of {layer.name}",
                                   partial(self._on_result, layer), self._on_error,
@@ -238,7 +233,6 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
     def cancel(self, value: Any = None) -> None:
         """Stop after the current b-scan (or calibration step); the previous result is kept."""
         if self.worker is not None:
-            self._cancel.set()
             self.worker.quit()
             self.status.value = "Cancelling ..."
 
@@ -250,10 +244,8 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         self.status.value = f"Boundaries failed: {exc}"
 
     # -- results -------------------------------------------------------------------------------
-    def _on_result(self, source: "Image", result: dict[str, Any] | None) -> None:
-        if result is None:
-            self._on_aborted()
-            return
+    def _on_result(self, source: Image, result: dict[str, Any]) -> None:
+        """Add the overlays and the thickness layer of a finished run, show its summary."""
         if source not in self.viewer.layers:
             show_info(f"Boundaries: layer {source.name!r} was removed; result dropped")
             return
@@ -291,7 +283,7 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
                              f"{summary(lines)}{self.vendor_difference(source, lines)}")
         self.update_profile()
 
-    def vendor_difference(self, source: "Image", lines: dict[str, np.ndarray]) -> str:
+    def vendor_difference(self, source: Image, lines: dict[str, np.ndarray]) -> str:
         """'; mean diff. to the file's lines: ILM 0.5 px, ...' when they are loaded, else ''."""
         parts = []
         for name in BOUNDARY_NAMES:
@@ -303,7 +295,7 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
                 parts.append(f"{name} {diff:.1f} px")
         return f"; mean diff. to the file's lines: {', '.join(parts)}" if parts else ""
 
-    def _add_thickness(self, source: "Image", thick: np.ndarray, unit: str, meta: dict) -> None:
+    def _add_thickness(self, source: Image, thick: np.ndarray, unit: str, meta: dict) -> None:
         """``<input>_thickness``: (N, 1, W) for a volume ((1, W) for a b-scan), depth collapsed."""
         h = source.data.shape[-2]
         scale, translate = list(source.scale), list(source.translate)

@@ -14,22 +14,60 @@ numpy, scipy and scikit-image only; torch is reached only through a denoiser pas
 
 from __future__ import annotations
 
-from ..progress import Cancelled  # noqa: F401 - re-exported
-from .channel import (  # noqa: F401
-    EARLY_STAGES, boundary_channel, boundary_errors, calibrate_boundary_channel, choose_channel,
-    label_free_score, supervised_score, write_boundary_channel,
+from ..progress import Cancelled
+from .channel import (
+    EARLY_STAGES,
+    boundary_channel,
+    boundary_errors,
+    calibrate_boundary_channel,
+    choose_channel,
+    iter_calibrate_boundary_channel,
+    label_free_score,
+    supervised_score,
+    write_boundary_channel,
 )
-from .checks import doubtful_ascans, mean_difference, summary  # noqa: F401
-from .detect import (  # noqa: F401
-    detect_boundaries, detect_checked, detect_volume, iter_detect, iter_model_boundaries,
-    model_boundaries, support_columns,
+from .checks import doubtful_ascans, mean_difference, summary
+from .detect import (
+    detect_boundaries,
+    detect_checked,
+    detect_volume,
+    iter_boundaries,
+    iter_detect,
+    iter_model_boundaries,
+    model_boundaries,
+    support_columns,
 )
-from .paths import PathParams, fold_mask, optimal_path, refine_paths  # noqa: F401
-from .skeleton import (  # noqa: F401
-    SMOOTH_SIGMA, axial_gradient, clean_line, fill_gaps, prepare_bscan, refine_to_edges,
-    running_nanmedian, skeleton_boundaries, skeleton_lines, skeleton_mask,
+from .paths import PathParams, fold_mask, optimal_path, refine_paths
+from .skeleton import (
+    SMOOTH_SIGMA,
+    axial_gradient,
+    clean_line,
+    fill_gaps,
+    prepare_bscan,
+    refine_to_edges,
+    running_nanmedian,
+    skeleton_boundaries,
+    skeleton_lines,
+    skeleton_mask,
 )
-from .table import (  # noqa: F401
-    BOUNDARY_COLORS, BOUNDARY_NAMES, CSV_HEADER, boundary_table, read_boundaries_csv, thickness_um,
+from .table import (
+    BOUNDARY_COLORS,
+    BOUNDARY_NAMES,
+    CSV_HEADER,
+    boundary_table,
+    read_boundaries_csv,
+    thickness_um,
     write_boundaries_csv,
 )
+
+__all__ = [
+    "BOUNDARY_COLORS", "BOUNDARY_NAMES", "CSV_HEADER", "EARLY_STAGES", "SMOOTH_SIGMA", "Cancelled",
+    "PathParams", "axial_gradient", "boundary_channel", "boundary_errors", "boundary_table",
+    "calibrate_boundary_channel", "choose_channel", "clean_line", "detect_boundaries", "detect_checked",
+    "detect_volume", "doubtful_ascans", "fill_gaps", "fold_mask", "iter_boundaries",
+    "iter_calibrate_boundary_channel", "iter_detect", "iter_model_boundaries", "label_free_score",
+    "mean_difference", "model_boundaries", "optimal_path", "prepare_bscan", "read_boundaries_csv",
+    "refine_paths", "refine_to_edges", "running_nanmedian", "skeleton_boundaries", "skeleton_lines",
+    "skeleton_mask", "summary", "support_columns", "supervised_score", "thickness_um",
+    "write_boundaries_csv", "write_boundary_channel",
+]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..intensity import check_image
-from ..progress import CancelFn, ProgressFn, check_cancel, report
+from ..progress import CancelFn, ProgressFn, Steps, drive
 from .skeleton import axial_gradient, prepare_bscan, skeleton_boundaries
 from .table import BOUNDARY_NAMES
 
@@ -138,11 +139,10 @@ def choose_channel(feature_maps: Mapping[str, np.ndarray], bscan: np.ndarray,
             "ranking": [(s, int(c), float(v)) for v, s, c in final]}
 
 
-def calibrate_boundary_channel(denoiser: Any, n: int = 4, seed: int = 0, *,
-                               stages: Sequence[str] = EARLY_STAGES,
-                               shape: tuple[int, int] = (496, 512),
-                               model_dir: str | os.PathLike | None = None,
-                               progress: ProgressFn = None, cancel: CancelFn = None) -> dict[str, Any]:
+def iter_calibrate_boundary_channel(denoiser: Any, n: int = 4, seed: int = 0, *,
+                                    stages: Sequence[str] = EARLY_STAGES,
+                                    shape: tuple[int, int] = (496, 512),
+                                    model_dir: str | os.PathLike | None = None) -> Steps[dict[str, Any]]:
     """Choose the boundary channel of ``denoiser`` on ``n`` simulated b-scans with known ILM/RPE.
 
     Each simulated HN b-scan is denoised when the model is trained (the b-scan side of the product;
@@ -150,6 +150,10 @@ def calibrate_boundary_channel(denoiser: Any, n: int = 4, seed: int = 0, *,
     ``stages`` are scored against the simulator's truth by :func:`choose_channel`. The choice is set
     on ``denoiser.config.boundary_channel``; with ``model_dir`` it is also written into that model's
     ``config.json`` (never do that for a shipped, read-only model).
+
+    Yields ``(done, total)`` (first ``(0, total)``, then after each denoised b-scan and each feature
+    map) and returns ``{"stage", "channel", "how", "score_px"}``; stop iterating to cancel.
+    :func:`calibrate_boundary_channel` is its callback form.
     """
     from ..simulate import simulate_bscan
 
@@ -157,26 +161,39 @@ def calibrate_boundary_channel(denoiser: Any, n: int = 4, seed: int = 0, *,
     stages = [s for s in stages if s in available]
     if not stages:
         raise ValueError(f"none of the stages {list(EARLY_STAGES)} exist in this model ({list(available)})")
-    bscans, maps, refs = [], {s: [] for s in stages}, []
+    bscans: list[np.ndarray] = []
+    maps: dict[str, list[np.ndarray]] = {s: [] for s in stages}
+    refs: list[dict[str, np.ndarray]] = []
     total = n * (len(stages) + 1) + 1
+    yield 0, total
     for i in range(n):
         sim = simulate_bscan(seed=seed + i, shape=shape)
-        check_cancel(cancel)
         bscans.append(np.asarray(denoiser.denoise(sim.hn) if denoiser.trained else sim.hn, dtype=np.float32))
         refs.append({k: np.asarray(sim.boundaries[k], dtype=np.float64) for k in BOUNDARY_NAMES})
+        yield i * (len(stages) + 1) + 1, total
         for j, stage in enumerate(stages):
-            check_cancel(cancel)
             maps[stage].append(np.asarray(denoiser.feature_maps(sim.hn, stage), dtype=np.float32))
-            report(progress, i * (len(stages) + 1) + j + 2, total)
-    choice = choose_channel({s: np.stack(m) for s, m in maps.items()}, np.stack(bscans), refs)
-    choice = {"stage": choice["stage"], "channel": choice["channel"],
-              "how": f"calibrate_boundary_channel(n={n}, seed={seed}, shape={list(shape)}): {choice['how']}",
-              "score_px": round(choice["score"], 3)}
+            yield i * (len(stages) + 1) + j + 2, total
+    found = choose_channel({s: np.stack(m) for s, m in maps.items()}, np.stack(bscans), refs)
+    choice = {"stage": found["stage"], "channel": found["channel"],
+              "how": f"calibrate_boundary_channel(n={n}, seed={seed}, shape={list(shape)}): {found['how']}",
+              "score_px": round(found["score"], 3)}
     denoiser.config.boundary_channel = choice
     if model_dir is not None:
         write_boundary_channel(model_dir, choice)
-    report(progress, total, total)
+    yield total, total
     return choice
+
+
+def calibrate_boundary_channel(denoiser: Any, n: int = 4, seed: int = 0, *,
+                               stages: Sequence[str] = EARLY_STAGES,
+                               shape: tuple[int, int] = (496, 512),
+                               model_dir: str | os.PathLike | None = None,
+                               progress: ProgressFn = None, cancel: CancelFn = None) -> dict[str, Any]:
+    """:func:`iter_calibrate_boundary_channel` with ``progress(done, total)`` and ``cancel()``
+    checked between steps (True raises :class:`~napari_hdcyclegan.progress.Cancelled`)."""
+    steps = iter_calibrate_boundary_channel(denoiser, n, seed, stages=stages, shape=shape, model_dir=model_dir)
+    return drive(steps, progress, cancel)
 
 
 def write_boundary_channel(model_dir: str | os.PathLike, choice: Mapping[str, Any]) -> Path:
@@ -195,7 +212,7 @@ def write_boundary_channel(model_dir: str | os.PathLike, choice: Mapping[str, An
 
 def boundary_channel(config: Any) -> tuple[str, int] | None:
     """``(stage, channel)`` recorded in a model config (``ModelConfig`` or dict), or None."""
-    bc = getattr(config, "boundary_channel", None) if not isinstance(config, Mapping) else config.get("boundary_channel")
+    bc = config.get("boundary_channel") if isinstance(config, Mapping) else getattr(config, "boundary_channel", None)
     if not bc or "stage" not in bc or "channel" not in bc:
         return None
     return str(bc["stage"]), int(bc["channel"])

@@ -6,7 +6,7 @@ a boolean ``doubtful`` (N, W) array and :func:`summary` says in words how many t
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -10,20 +10,26 @@ functions add ``doubtful`` (N, W) from :mod:`.checks`.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..intensity import check_image
-from ..progress import CancelFn, ProgressFn, check_cancel, report
-from .channel import boundary_channel, calibrate_boundary_channel
+from ..progress import CancelFn, ProgressFn, Steps, drive
+from .channel import boundary_channel, iter_calibrate_boundary_channel
 from .checks import doubtful_ascans
 from .paths import PathParams, refine_paths
 from .skeleton import prepare_bscan, skeleton_boundaries
 from .table import BOUNDARY_NAMES
 
 FeatureMaps = Callable[[int, np.ndarray], np.ndarray] | np.ndarray
+#: One step of :func:`iter_boundaries`: ``(done, total, message)``.
+Step = tuple[int, int, str]
+T = TypeVar("T")
+Y = TypeVar("Y")
+Z = TypeVar("Z")
 
 
 def support_columns(unit: np.ndarray, feature_map: np.ndarray, frac: float = 0.1) -> np.ndarray:
@@ -67,7 +73,8 @@ def detect_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size
     """
     bscan = check_image(bscan, (2,))
     prep = prepare_bscan(bscan) if prepared is None else prepared
-    kw = dict(median_size=median_size, min_separation=min_separation, tol=tol, max_gap=max_gap, prepared=prep)
+    kw: dict[str, Any] = dict(median_size=median_size, min_separation=min_separation, tol=tol,
+                              max_gap=max_gap, prepared=prep)
     if not refine:
         return skeleton_boundaries(bscan, feature_map, refine=False, **kw)
     stage_one = skeleton_boundaries(bscan, feature_map, refine=False, **kw)
@@ -110,18 +117,28 @@ def iter_detect(volume: np.ndarray, feature_map: FeatureMaps, **kwargs: Any
         yield i, previous
 
 
-def _collect(items: Iterator[tuple[int, dict[str, np.ndarray]]], n: int, w: int,
-             progress: ProgressFn, cancel: CancelFn) -> dict[str, np.ndarray]:
-    """Stack per-b-scan results into ILM/RPE float32 (N, W) and doubtful bool (N, W)."""
+def iter_stacked(items: Iterator[tuple[int, dict[str, np.ndarray]]], n: int, w: int
+                 ) -> Steps[dict[str, np.ndarray]]:
+    """Stack per-b-scan results into ILM/RPE float32 (N, W) and doubtful bool (N, W), yielding
+    ``(done, n)`` (first ``(0, n)``, then per b-scan) and returning the stacked dict."""
     out = {name: np.full((n, w), np.nan, np.float32) for name in BOUNDARY_NAMES}
     out["doubtful"] = np.zeros((n, w), bool)
-    check_cancel(cancel)
+    yield 0, n
     for i, lines in items:
         for name in (*BOUNDARY_NAMES, "doubtful"):
             out[name][i] = lines[name]
-        report(progress, i + 1, n)
-        check_cancel(cancel)
+        yield i + 1, n
     return out
+
+
+def map_steps(steps: Generator[Y, None, T], step: Callable[[Y], Z]) -> Generator[Z, None, T]:
+    """Run ``steps`` to its result, yielding ``step(value)`` for each value it yields."""
+    while True:
+        try:
+            value = next(steps)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+        yield step(value)
 
 
 def detect_volume(volume: np.ndarray, feature_map: FeatureMaps, *, progress: ProgressFn = None,
@@ -129,7 +146,7 @@ def detect_volume(volume: np.ndarray, feature_map: FeatureMaps, *, progress: Pro
     """ILM and RPE of every b-scan: float32 (N, W) (eyepy's layer-height layout) + ``doubtful``."""
     vol = check_image(volume)
     n = 1 if vol.ndim == 2 else vol.shape[0]
-    return _collect(iter_detect(vol, feature_map, **kwargs), n, vol.shape[-1], progress, cancel)
+    return drive(iter_stacked(iter_detect(vol, feature_map, **kwargs), n, vol.shape[-1]), progress, cancel)
 
 
 def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: int, *,
@@ -150,21 +167,40 @@ def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: 
         yield i, previous
 
 
+def iter_boundaries(data: np.ndarray, denoiser: Any, stage: str | None = None, channel: int | None = None, *,
+                    use_denoised: bool | None = None, calibration: Mapping[str, Any] | None = None,
+                    refine: bool = True, **kwargs: Any) -> Generator[Step, None, dict[str, Any]]:
+    """Boundaries of a b-scan or volume with a denoiser, step by step (what the widget runs).
+
+    Without ``stage``/``channel`` the model config's ``boundary_channel`` is used, or calibrated on
+    simulated b-scans (``calibration``: keyword arguments of :func:`iter_calibrate_boundary_channel`;
+    in memory only) when the config has none. Yields ``(done, total, message)``: ``(0, N, ...)`` per
+    calibration step, then ``(0, N)`` and one step per b-scan; stop iterating to cancel. Returns
+    ``{"boundaries": {"ILM", "RPE", "doubtful"} (N, W), "stage", "channel", "how", "refine"}``.
+    """
+    vol = check_image(data)
+    n = 1 if vol.ndim == 2 else vol.shape[0]
+    how = "chosen by the user"
+    if stage is None or channel is None:
+        chosen = boundary_channel(denoiser.config)
+        how = (getattr(denoiser.config, "boundary_channel", None) or {}).get("how", "model config")
+        if chosen is None:
+            message = "calibrating the boundary channel on simulated b-scans"
+            choice = yield from map_steps(iter_calibrate_boundary_channel(denoiser, **(calibration or {})),
+                                          lambda _: (0, n, message))
+            chosen, how = (choice["stage"], choice["channel"]), choice["how"]
+        stage = chosen[0] if stage is None else stage
+        channel = chosen[1] if channel is None else channel
+    items = iter_model_boundaries(vol, denoiser, stage, channel, use_denoised=use_denoised, refine=refine, **kwargs)
+    lines = yield from map_steps(iter_stacked(items, n, vol.shape[-1]), lambda s: (s[0], s[1], f"b-scan {s[0]}/{s[1]}"))
+    return {"boundaries": lines, "stage": stage, "channel": int(channel), "how": how, "refine": refine}
+
+
 def model_boundaries(data: np.ndarray, denoiser: Any, stage: str | None = None,
                      channel: int | None = None, *, use_denoised: bool | None = None,
                      progress: ProgressFn = None, cancel: CancelFn = None, **kwargs: Any
                      ) -> dict[str, np.ndarray]:
-    """ILM/RPE (N, W) and ``doubtful`` for a b-scan or volume with a denoiser (what the CLI calls).
-
-    Without ``stage``/``channel`` the model config's ``boundary_channel`` is used, or calibrated on
-    simulated b-scans (in memory only) when the config has none.
-    """
-    if stage is None or channel is None:
-        chosen = boundary_channel(denoiser.config) or (
-            lambda c: (c["stage"], c["channel"]))(calibrate_boundary_channel(denoiser, cancel=cancel))
-        stage = chosen[0] if stage is None else stage
-        channel = chosen[1] if channel is None else channel
-    vol = check_image(data)
-    n = 1 if vol.ndim == 2 else vol.shape[0]
-    items = iter_model_boundaries(vol, denoiser, stage, channel, use_denoised=use_denoised, **kwargs)
-    return _collect(items, n, vol.shape[-1], progress, cancel)
+    """ILM/RPE (N, W) and ``doubtful`` for a b-scan or volume with a denoiser (what the CLI calls):
+    :func:`iter_boundaries` with ``progress(done, total)`` and ``cancel()`` checked between steps."""
+    steps = iter_boundaries(data, denoiser, stage, channel, use_denoised=use_denoised, **kwargs)
+    return drive(map_steps(steps, lambda s: (s[0], s[1])), progress, cancel)["boundaries"]

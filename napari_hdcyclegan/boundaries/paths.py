@@ -20,9 +20,8 @@ capped pull towards their lines, so a different model's feature maps change litt
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 from scipy import ndimage as ndi

@@ -11,8 +11,6 @@ the steepest edge of their band (:func:`refine_to_edges`). :mod:`.paths` refines
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import skeletonize
