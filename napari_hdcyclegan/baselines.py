@@ -18,11 +18,12 @@ override.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from .intensity import check_image, from_unit, robust_range, to_unit
-from .progress import CancelFn, ProgressFn, Steps, drive
+from .progress import CancelFn, ProgressFn, Steps, drive, offset
 
 #: BM3D ``sigma_psd = BM3D_SIGMA_SCALE x estimate_sigma``. docs/oct_notes.md: k = 1 / 1.5 / 2 / 3
 #: on S01, S03, S05 (train/val pairs; PSNR 25.98 / 26.70 / 26.83 / 26.93 dB, SSIM 0.593 / 0.683 /
@@ -169,3 +170,44 @@ BASELINES: dict[str, Callable[..., np.ndarray]] = {
     "nlmeans": denoise_nlmeans,
     "bm3d": denoise_bm3d,
 }
+
+
+def iter_each_bscan(method: Callable[..., np.ndarray], stack: np.ndarray) -> Steps[np.ndarray]:
+    """A baseline on every b-scan of a (N, H, W) ``stack`` on its own (each in its own intensity
+    range), so that a b-scan's result does not depend on the others; yields ``(done, total)``."""
+    out = np.empty_like(stack)
+    total = stack.shape[0]
+    yield 0, total
+    for i in range(total):
+        out[i] = method(stack[i])
+        yield i + 1, total
+    return out
+
+
+def iter_comparison(stack: np.ndarray, methods: tuple[str, ...], denoiser: Any = None
+                    ) -> Steps[dict[str, Any]]:
+    """The model (``denoiser``, optional) and the baselines ``methods`` on every b-scan of a
+    (N, H, W) ``stack``, each b-scan on its own (:func:`iter_each_bscan`).
+
+    Yields ``(done, total)`` b-scans over all methods (stop iterating to cancel between b-scans)
+    and returns ``{"results": {"model" / method: array}, "missing": {method: why}}``: a baseline
+    whose optional extra is not installed is reported in "missing", not raised.
+    """
+    from .engine import iter_denoised
+
+    n = stack.shape[0]
+    total = n * (len(methods) + int(denoiser is not None))
+    done = 0
+    results: dict[str, np.ndarray] = {}
+    missing: dict[str, str] = {}
+    yield done, total
+    if denoiser is not None:
+        results["model"] = yield from offset(iter_denoised(denoiser, stack), done, total)
+        done += n
+    for name in methods:
+        try:
+            results[name] = yield from offset(iter_each_bscan(BASELINES[name], stack), done, total)
+        except MissingExtraError as exc:
+            missing[name] = str(exc)
+        done += n
+    return {"results": results, "missing": missing}

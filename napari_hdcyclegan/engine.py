@@ -52,13 +52,13 @@ from .model.checkpoint import (
 from .model.choice import AUTO, AVERAGED_MODEL, ModelChoice, resolve_auto
 from .model.networks import Generator, run_generator
 from .normalise import MIN_SIZE, check_input, to_device, to_unit, unit_ranges, volume_range
-from .progress import CancelFn, Cancelled, ProgressFn, check_cancel, report
+from .progress import CancelFn, Cancelled, ProgressFn, Steps, drive
 from .resident import ResidentModels
 
 __all__ = [
     "DEFAULT_MODEL", "UNTRAINED_NAME", "PRECISIONS", "Cancelled", "CheckpointError", "Denoiser",
-    "available_devices", "choose_denoiser", "cpu_has_native_bf16", "get_denoiser", "release", "resolve_device",
-    "resolve_precision",
+    "available_devices", "choose_denoiser", "cpu_has_native_bf16", "get_denoiser", "iter_denoised", "release",
+    "resolve_device", "resolve_precision",
     "RESIDENT", "MIN_SIZE",
 ]
 
@@ -282,22 +282,12 @@ class Denoiser:
             ``out`` that does not match.
         Cancelled
             When ``cancel()`` returned True.
+
+        Notes
+        -----
+        The callback form of :func:`iter_denoised`.
         """
-        shape, dtype = check_input(data)
-        if out is None:
-            out = np.empty(shape, dtype)
-        elif tuple(out.shape) != shape or np.dtype(out.dtype) != dtype:
-            raise InputError(f"out has shape {out.shape} / {out.dtype}, expected {shape} / {dtype}")
-        view = out[None] if len(shape) == 2 else out
-        total = view.shape[0]
-        report(progress, 0, total)
-        check_cancel(cancel)
-        for start, stop, chunk in self.iter_denoise(data):
-            view[start:stop] = chunk
-            report(progress, stop, total)
-            if stop < total:
-                check_cancel(cancel)
-        return out
+        return drive(iter_denoised(self, data, out), progress, cancel)
 
     def feature_maps(self, bscan: Any, stage: str,
                      channels: int | Sequence[int] | None = None) -> np.ndarray:
@@ -355,6 +345,28 @@ class Denoiser:
     def __repr__(self) -> str:
         return (f"Denoiser(name={self.name!r}, trained={self.trained}, device={self.device}, "
                 f"batch_size={self.batch_size}, precision={self.precision!r})")
+
+
+def iter_denoised(denoiser: Any, data: Any, out: np.ndarray | None = None) -> Steps[np.ndarray]:
+    """Denoise ``data`` into ``out`` batch by batch: the generator form of :meth:`Denoiser.denoise`.
+
+    Yields ``(done, total)`` b-scans (first ``(0, total)``, then after each batch; stop iterating
+    to cancel between batches) and returns ``out`` (or a new array), so a napari worker can run
+    it directly. ``denoiser`` is anything with :meth:`Denoiser.iter_denoise`; parameters and
+    errors as in :meth:`Denoiser.denoise`.
+    """
+    shape, dtype = check_input(data)
+    if out is None:
+        out = np.empty(shape, dtype)
+    elif tuple(out.shape) != shape or np.dtype(out.dtype) != dtype:
+        raise InputError(f"out has shape {out.shape} / {out.dtype}, expected {shape} / {dtype}")
+    view = out[None] if len(shape) == 2 else out
+    total = view.shape[0]
+    yield 0, total
+    for start, stop, chunk in denoiser.iter_denoise(data):
+        view[start:stop] = chunk
+        yield stop, total
+    return out
 
 
 def _untrained(device: str | torch.device) -> Denoiser:

@@ -28,6 +28,17 @@ def report(progress: ProgressFn, done: int, total: int) -> None:
         progress(int(done), int(total))
 
 
+def offset(steps: Steps[T], before: int, total: int) -> Steps[T]:
+    """``steps`` as one part of a larger computation: yields ``(before + done, total)``, returns its
+    result (``results = yield from offset(part, done_so_far, total)``)."""
+    try:
+        while True:
+            done, _ = next(steps)
+            yield before + done, total
+    except StopIteration as stop:
+        return stop.value
+
+
 def drive(steps: Steps[T], progress: ProgressFn = None, cancel: CancelFn = None) -> T:
     """Run a generator of ``(done, total)`` steps to its result: the callback form of an ``iter_*``.
 

@@ -127,3 +127,30 @@ def test_constant_image_is_kept():
     img = np.full((16, 16), 7, np.uint8)
     for key in FAST:
         assert np.array_equal(BASELINES[key](img), img), key
+
+
+def test_comparison_steps_model_and_baselines_per_bscan(monkeypatch):
+    """iter_comparison: each b-scan on its own (the current-b-scan result equals that b-scan of the
+    volume's), progress over every method, a missing extra reported rather than raised."""
+    from napari_hdcyclegan.progress import drive
+
+    class Halving:  # a stand-in model: anything with iter_denoise
+        def iter_denoise(self, data):
+            for start in range(0, data.shape[0], 2):
+                yield start, min(start + 2, data.shape[0]), data[start:start + 2] // 2
+
+    def missing(image):
+        raise MissingExtraError("pip install it")
+
+    monkeypatch.setitem(BASELINES, "bm3d", missing)
+    rng = np.random.default_rng(0)
+    stack = (rng.random((3, 32, 40)) * 200).astype(np.uint8)
+    seen: list = []
+    out = drive(baselines.iter_comparison(stack, ("bm3d", "median"), Halving()),
+                progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (0, 9) and seen[-1] == (9, 9) and all(t == 9 for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    np.testing.assert_array_equal(out["results"]["model"], stack // 2)
+    assert set(out["results"]) == {"model", "median"} and "pip install it" in out["missing"]["bm3d"]
+    one = drive(baselines.iter_comparison(stack[1:2], ("median",)))["results"]["median"]
+    np.testing.assert_array_equal(one[0], out["results"]["median"][1])

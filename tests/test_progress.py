@@ -38,3 +38,16 @@ def test_iter_per_slice_is_what_apply_per_slice_returns():
     assert next(steps) == (0, 3)
     out = drive(steps)
     assert out.dtype == np.uint8 and np.array_equal(out, apply_per_slice(vol, lambda u: u * 0.5))
+
+
+def test_offset_reports_a_part_of_a_larger_computation():
+    from napari_hdcyclegan.progress import offset
+
+    def whole():
+        first = yield from offset(_steps(2, []), 0, 5)
+        second = yield from offset(_steps(3, []), 2, 5)
+        return first + second
+
+    seen: list = []
+    assert drive(whole(), progress=lambda d, t: seen.append((d, t))) == "resultresult"
+    assert seen == [(0, 5), (1, 5), (2, 5), (2, 5), (3, 5), (4, 5), (5, 5)]

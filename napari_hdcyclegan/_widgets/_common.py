@@ -1,4 +1,7 @@
-"""Helpers shared by the dock widgets: layer choices, derived-layer geometry, weights choices.
+"""Helpers shared by the dock widgets: layer choices, derived-layer geometry, weights choices, and
+how long work runs: :func:`start_worker` (every worker of every widget), :class:`WorkerRunner`
+(one long run with progress and Cancel) and :class:`LatestRequest` (live previews: debounced,
+one at a time, latest request wins).
 
 Everything here runs on the Qt main thread (it reads viewer state); compute lives in the core.
 """
@@ -194,6 +197,91 @@ def debounce_timer(parent: QObject, delay_ms: int, slot: Callable[[], Any]) -> Q
     return timer
 
 
+def start_worker(job: Any, *args: Any, yielded: Callable | None = None, returned: Callable | None = None,
+                 errored: Callable | None = None, aborted: Callable | None = None,
+                 finished: Callable | None = None, **kwargs: Any) -> Any:
+    """Run ``job`` in a napari thread worker, connected to the given slots, and start it.
+
+    ``job`` is a function or generator function called with ``args`` and ``kwargs`` in the worker
+    thread (a generator, e.g. a core ``iter_*`` yielding ``(done, total)``, reaches ``yielded`` at
+    each step and ``quit()`` stops it between steps), or a worker already made (``@thread_worker``).
+    Returns the started worker; its signals reach the slots on the main thread.
+    """
+    from napari.qt.threading import WorkerBase, create_worker
+
+    worker = job if isinstance(job, WorkerBase) else create_worker(job, *args, _start_thread=False, **kwargs)
+    for signal, slot in (("yielded", yielded), ("returned", returned), ("errored", errored),
+                         ("aborted", aborted), ("finished", finished)):
+        if slot is not None:
+            getattr(worker, signal).connect(slot)
+    worker.start()
+    return worker
+
+
+class LatestRequest:
+    """"Latest request wins, debounced" for a live preview that follows a slider.
+
+    :meth:`schedule` (on every slider move) calls ``run`` once the requests have rested
+    ``delay_ms``. ``run`` asks :meth:`next` for a ticket: None while a worker is running (the
+    request is then kept and ``run`` is called again when that worker finishes, so only the latest
+    of the requests made meanwhile runs); else it starts its worker with :meth:`launch` and its
+    result handler drops the result unless :meth:`is_latest` says no newer request was made since.
+
+    Attributes
+    ----------
+    worker : napari worker or None
+        The running worker.
+    pending : bool
+        Whether a request waits for the running worker to finish.
+    timer : QTimer
+        The debounce timer.
+    """
+
+    def __init__(self, parent: QObject, delay_ms: int, run: Callable[[], Any]) -> None:
+        self.timer = debounce_timer(parent, delay_ms, run)
+        self._run = run
+        self.worker: Any = None
+        self.pending = False
+        self._ticket = 0
+
+    def schedule(self) -> None:
+        """(Re)start the debounce timer."""
+        self.timer.start()
+
+    def next(self) -> int | None:
+        """A ticket for a new request, or None when it must wait for the running worker."""
+        self._ticket += 1
+        if self.worker is not None:
+            self.pending = True
+            return None
+        return self._ticket
+
+    def launch(self, job: Any, *args: Any, **slots: Any) -> Any:
+        """:func:`start_worker` for the request holding the latest ticket; returns the worker."""
+        self.worker = start_worker(job, *args, finished=self._finished, **slots)
+        return self.worker
+
+    def is_latest(self, ticket: int) -> bool:
+        """Whether no request was made after the one holding ``ticket``."""
+        return ticket == self._ticket
+
+    def mark_pending(self) -> None:
+        """Run again once the running worker finishes (e.g. its result came back stale)."""
+        self.pending = True
+
+    def drop(self) -> None:
+        """No scheduled or waiting request any more; results still in flight are stale."""
+        self.timer.stop()
+        self._ticket += 1
+        self.pending = False
+
+    def _finished(self) -> None:
+        self.worker = None
+        if self.pending:
+            self.pending = False
+            self._run()
+
+
 def refresh_weights_choosers() -> None:
     """Re-read the model lists of every open weights chooser (e.g. after a model was exported)."""
     for chooser in list(_CHOOSERS):
@@ -250,26 +338,37 @@ class WorkerRunner:
     _progress: Any
     #: Status line after a cancelled run.
     aborted_message = "Cancelled; the previous result is unchanged"
+    #: Status line while a cancelled run finishes its current step.
+    cancelling_message = "Cancelling after the current batch ..."
 
-    def _start_worker(self, worker: Any, total: int, description: str, returned: Callable,
-                      errored: Callable, status: str) -> Any:
-        """Wire ``worker`` (yielding (done, total, ...)) to the progress and buttons; start it."""
+    def _busy(self, message: str) -> bool:
+        """The run guard: True (and ``message`` as a notification) while a run is in progress."""
+        if self.worker is None:
+            return False
+        show_info(message)
+        return True
+
+    def cancel(self) -> None:
+        """Stop the running worker after its current step; the previous result is kept."""
+        if self.worker is not None:
+            self.worker.quit()
+            self.status.value = self.cancelling_message
+
+    def _start_worker(self, job: Any, total: int, description: str, returned: Callable,
+                      errored: Callable, status: str, *args: Any) -> Any:
+        """Run ``job`` (a generator function yielding (done, total, ...), called with ``args``, or
+        such a worker) with :func:`start_worker`, wired to the progress and buttons."""
         from napari.utils import progress
 
         self.progress_bar.max = max(total, 1)
         self.progress_bar.value = 0
         self._progress = progress(total=max(total, 1), desc=description)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(returned)
-        worker.errored.connect(errored)
-        worker.aborted.connect(self._on_aborted)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = status
-        worker.start()
-        return worker
+        self.worker = start_worker(job, *args, yielded=self._on_progress, returned=returned, errored=errored,
+                                   aborted=self._on_aborted, finished=self._on_finished)
+        return self.worker
 
     def _on_progress(self, value: tuple) -> None:
         done, total = value[0], value[1]

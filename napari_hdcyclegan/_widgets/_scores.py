@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from napari.qt.threading import thread_worker
 
 from ._common import bscan_under_slider
 
@@ -26,10 +25,9 @@ def score_bscans(images: dict[str, np.ndarray], reference: np.ndarray | None
             for name, img in images.items()}
 
 
-@thread_worker
-def score_worker(images: dict[str, np.ndarray], reference: np.ndarray | None
-                 ) -> tuple[dict[str, dict[str, float]], str]:
-    """Worker around :func:`score_bscans`; returns (scores, reason they are missing or "")."""
+def score_or_reason(images: dict[str, np.ndarray], reference: np.ndarray | None
+                    ) -> tuple[dict[str, dict[str, float]], str]:
+    """:func:`score_bscans` for a worker; returns (scores, reason they are missing or "")."""
     try:
         return score_bscans(images, reference), ""
     except ValueError as exc:  # e.g. no retina found in this b-scan: not worth a notification

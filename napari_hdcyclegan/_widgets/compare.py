@@ -1,7 +1,8 @@
 """Compare dock widget: HDcycleGAN next to BM3D / wavelet (/ NL-means) in napari's grid mode.
 
 One action computes the baselines of :mod:`napari_hdcyclegan.baselines` for the current b-scan or
-the whole volume in a generator worker (cancel between b-scans), takes the model output from an
+the whole volume in a generator worker (:func:`napari_hdcyclegan.baselines.iter_comparison`; cancel
+between b-scans), takes the model output from an
 existing ``<input>_denoised`` layer of the input's shape (or computes it), and lays raw / model /
 baselines out in grid mode: every result copies the input's scale, translate, units and
 axis_labels (so one dims slider drives all of them) and its contrast limits are linked to the raw
@@ -37,17 +38,16 @@ from magicgui.widgets import (
     PushButton,
     RadioButtons,
 )
-from napari.qt.threading import thread_worker
 from qtpy.QtWidgets import QAbstractScrollArea, QTableWidget, QTableWidgetItem, QWidget
 
 from ._aspect import aspect_combo
 from ._common import (
+    LatestRequest,
     WeightsChooser,
     WorkerRunner,
     checked_array,
     connect_layer_list,
     current_bscan,
-    debounce_timer,
     geometry,
     image_layer_choices,
     set_image,
@@ -55,7 +55,7 @@ from ._common import (
     slice_geometry,
 )
 from ._dock import ViewerLinks, scrollable
-from ._scores import made_with, model_label, score_bscans, score_worker, slice_of  # noqa: F401
+from ._scores import made_with, model_label, score_bscans, score_or_reason, slice_of  # noqa: F401
 
 if TYPE_CHECKING:
     import napari
@@ -70,56 +70,32 @@ TABLE_DELAY_MS = 150
 GRID_SPACING = 0.03
 
 
-@thread_worker
 def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: bool,
                        weights: str, device: str) -> Generator[tuple[int, int], None, dict[str, Any]]:
     """Worker: model (if needed) and baselines of every b-scan of ``stack``; yields (done, total)."""
-    from napari_hdcyclegan.baselines import BASELINES, MissingExtraError
+    from napari_hdcyclegan.baselines import iter_comparison
 
-    n = stack.shape[0]
-    total = n * (len(methods) + int(need_model))
-    done = 0
-    results: dict[str, np.ndarray] = {}
-    missing: dict[str, str] = {}
-    provenance = None
-    yield done, total
+    yield 0, stack.shape[0] * (len(methods) + int(need_model))  # Cancel works while the model loads
+    denoiser = choice = None
     if need_model:
         from napari_hdcyclegan.engine import choose_denoiser
 
         denoiser, choice = choose_denoiser(weights, device, data=stack)
-        out = np.empty_like(stack)
-        for start, stop, chunk in denoiser.iter_denoise(stack):
-            out[start:stop] = chunk
-            done += stop - start
-            yield done, total
-        results["model"], provenance = out, denoiser.provenance(choice)
-    for name in methods:
-        out = np.empty_like(stack)
-        try:
-            for i in range(n):  # per b-scan, so that Cancel stops between b-scans
-                out[i] = BASELINES[name](stack[i])
-                done += 1
-                yield done, total
-        except MissingExtraError as exc:
-            missing[name] = str(exc)
-            done = min(total, done + n)
-            continue
-        results[name] = out
-    return {"results": results, "missing": missing, "provenance": provenance}
+    output = yield from iter_comparison(stack, methods, denoiser)
+    output["provenance"] = denoiser.provenance(choice) if denoiser is not None else None
+    return output
 
 
 class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
     """Dock widget: raw / model / BM3D / wavelet / NL-means side by side, with a metrics table."""
 
     aborted_message = "Cancelled; existing layers unchanged"
+    cancelling_message = "Cancelling after the current b-scan ..."
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.worker = None
-        self.score_worker = None
-        self._score_request = 0
-        self._score_pending = False
         self._progress = None
         self._shown: dict[str, str] = {}  # row label -> layer name of the last comparison
         self._hidden_by_grid: list[Any] = []
@@ -163,7 +139,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
         scrollable(self, self.controls.native, self.table)
 
-        self._score_timer = debounce_timer(self, TABLE_DELAY_MS, self.update_table)
+        self._scores = LatestRequest(self, TABLE_DELAY_MS, self.update_table)
 
         connect_layer_list(self.viewer, self.layer_combo, self.reference_combo, owner=self)
         self.weights_combo.changed.connect(self._on_weights_changed)
@@ -172,6 +148,11 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.grid_check.changed.connect(self._on_grid_toggled)
         self.reference_combo.changed.connect(self._schedule_table)
         self.link(self.viewer.dims.events.current_step, self._schedule_table)
+
+    @property
+    def score_worker(self) -> Any:
+        """The running metrics-table worker (None when none runs)."""
+        return self._scores.worker
 
     @property
     def weights(self) -> str:
@@ -197,7 +178,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
 
     def on_links_closed(self) -> None:
         """Dock closed: the table stops following the slider."""
-        self._score_timer.stop()
+        self._scores.timer.stop()
 
     def _layer_choices(self, widget: Any = None) -> list[tuple[str, Any]]:
         return image_layer_choices(self.viewer)
@@ -218,8 +199,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         if layer is None:
             show_info("Compare: add or open an image layer first")
             return None
-        if self.worker is not None:
-            show_info("Compare: a comparison is already running")
+        if self._busy("Compare: a comparison is already running"):
             return None
         data = checked_array(layer, "Compare")
         if data is None:
@@ -231,18 +211,12 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
             if f"{layer.name}_denoised" in self.viewer.layers else None
         reuse = denoised is not None and tuple(denoised.data.shape) == data.shape \
             and made_with(denoised, self.weights)
-        worker = compute_comparison(np.array(stack), self.methods(), not reuse, self.weights,
-                                    self.device)
         return self._start_worker(
-            worker, stack.shape[0] * (len(self.methods()) + int(not reuse)), f"Comparing on {layer.name}",
+            compute_comparison, stack.shape[0] * (len(self.methods()) + int(not reuse)),
+            f"Comparing on {layer.name}",
             partial(self._on_results, layer, volume_mode, index, denoised if reuse else None),
-            self._on_error, "Computing " + ", ".join(self.methods() + (() if reuse else ("model",))))
-
-    def cancel(self) -> None:
-        """Stop the comparison after the current b-scan; existing layers are kept."""
-        if self.worker is not None:
-            self.worker.quit()
-            self.status.value = "Cancelling after the current b-scan ..."
+            self._on_error, "Computing " + ", ".join(self.methods() + (() if reuse else ("model",))),
+            np.array(stack), self.methods(), not reuse, self.weights, self.device)
 
     def _on_error(self, exc: BaseException) -> None:
         self.status.value = f"Compare failed: {exc}"  # napari notifies with the traceback
@@ -341,13 +315,12 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
     # -- metrics table -------------------------------------------------------------------------
     def _schedule_table(self, event: Any = None) -> None:
         if self._shown:
-            self._score_timer.start()
+            self._scores.schedule()
 
     def update_table(self) -> Any:
         """Score the b-scan under the slider in a worker; returns it (None if deferred/nothing)."""
-        self._score_request += 1
-        if self.score_worker is not None:
-            self._score_pending = True
+        ticket = self._scores.next()
+        if ticket is None:  # one at a time; the newest request runs next
             return None
         images: dict[str, np.ndarray] = {}
         for label, name in self._shown.items():
@@ -362,17 +335,13 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         if reference is not None and reference.shape != images["raw"].shape:
             show_info(f"LN reference {ref_layer.name!r} has another b-scan shape; PSNR/SSIM skipped")
             reference = None
-        worker = score_worker(images, reference)
-        worker.returned.connect(partial(self._on_scores, self._score_request, list(images)))
-        worker.errored.connect(self._on_score_error)
-        worker.finished.connect(self._on_score_finished)
-        self.score_worker = worker
-        worker.start()
-        return worker
+        return self._scores.launch(score_or_reason, images, reference,
+                                   returned=partial(self._on_scores, ticket, list(images)),
+                                   errored=self._on_score_error)
 
-    def _on_scores(self, request: int, rows: list[str],
+    def _on_scores(self, ticket: int, rows: list[str],
                    output: tuple[dict[str, dict[str, float]], str]) -> None:
-        if request != self._score_request:
+        if not self._scores.is_latest(ticket):
             return  # the slider moved meanwhile
         scores, reason = output
         if reason:
@@ -389,9 +358,3 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
 
     def _on_score_error(self, exc: BaseException) -> None:
         self.status.value = f"Metrics unavailable for this b-scan: {exc}"
-
-    def _on_score_finished(self) -> None:
-        self.score_worker = None
-        if self._score_pending:
-            self._score_pending = False
-            self.update_table()

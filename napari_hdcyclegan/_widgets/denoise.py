@@ -1,8 +1,8 @@
 """Denoise dock widget: run HDcycleGAN on an image layer, with preview, residual and blend.
 
 The widget only gathers parameters, reads layer data on the main thread, runs
-:func:`napari_hdcyclegan.engine.get_denoiser` in napari generator workers and turns results into
-layers:
+:func:`napari_hdcyclegan.engine.iter_denoised` in napari generator workers (``_common.start_worker``)
+and turns results into layers:
 
 * ``<input>_denoised``: the whole volume, created or replaced only when a run finishes (a cancelled
   run never touches it). Same scale, translate, units, axis_labels and contrast limits as the input;
@@ -36,18 +36,17 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from napari.qt.threading import thread_worker
 from qtpy.QtWidgets import QWidget
 
 from ._aspect import aspect_combo
 from ._common import (
     BROWSE,
+    LatestRequest,
     WeightsChooser,
     WorkerRunner,
     checked_array,
     connect_layer_list,
     current_bscan,
-    debounce_timer,
     geometry,
     image_layer_choices,
     model_info,
@@ -75,22 +74,16 @@ def residual_colormap() -> Any:
                     controls=[0.0, 0.5, 1.0], name="residual blue-clear-red")
 
 
-@thread_worker
 def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
                    residual: bool) -> Generator[tuple[int, int], None, dict[str, Any]]:
     """Worker: denoise ``data`` batch by batch, yielding (done, total); returns a result dict."""
-    from napari_hdcyclegan.engine import choose_denoiser
+    from napari_hdcyclegan.engine import choose_denoiser, iter_denoised
 
     stack = data[None] if data.ndim == 2 else data
-    total = stack.shape[0]
-    yield 0, total  # lets a Cancel during model loading stop the run before any compute
+    yield 0, stack.shape[0]  # lets a Cancel during model loading stop the run before any compute
     denoiser, choice = choose_denoiser(weights, device, data=stack)
     denoiser.batch_size = batch_size
-    out = np.empty_like(stack)
-    for start, stop, chunk in denoiser.iter_denoise(stack):
-        out[start:stop] = chunk
-        yield stop, total
-    out = out[0] if data.ndim == 2 else out
+    out = yield from iter_denoised(denoiser, data)
     result: dict[str, Any] = {"denoised": out, **model_info(denoiser, choice)}
     if residual:
         res = data.astype(np.float32) - out.astype(np.float32)
@@ -99,7 +92,6 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     return result
 
 
-@thread_worker
 def denoise_bscan(bscan: np.ndarray, weights: str, device: str) -> dict[str, Any]:
     """Worker: denoise one b-scan (live preview); returns a result dict."""
     from napari_hdcyclegan.engine import choose_denoiser
@@ -117,9 +109,6 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
 
         self.viewer = napari_viewer
         self.worker = None  # the running whole-volume worker
-        self.preview_worker = None  # the running preview worker
-        self._preview_request = 0  # incremented per request; older results are dropped
-        self._preview_pending = False
         self._progress = None
         self._extra_weights: list[str] = []
         self._last_weights = None
@@ -150,7 +139,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         ])
         scrollable(self, self.controls.native)
 
-        self._preview_timer = debounce_timer(self, PREVIEW_DELAY_MS, self.start_preview)
+        self._preview = LatestRequest(self, PREVIEW_DELAY_MS, self.start_preview)
 
         connect_layer_list(self.viewer, self.layer_combo, owner=self)
         self.weights_combo.changed.connect(self._on_weights_changed)
@@ -162,11 +151,22 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.device_combo.changed.connect(self._schedule_preview)
         self.link(self.viewer.dims.events.current_step, self._schedule_preview)
 
+    @property
+    def preview_worker(self) -> Any:
+        """The running preview worker (None when none runs)."""
+        return self._preview.worker
+
+    @property
+    def _preview_timer(self) -> Any:
+        return self._preview.timer
+
+    @property
+    def _preview_pending(self) -> bool:
+        return self._preview.pending
+
     def on_links_closed(self) -> None:
         """Dock closed: no more previews (a whole-volume run still delivers its result)."""
-        self._preview_timer.stop()
-        self._preview_request += 1
-        self._preview_pending = False
+        self._preview.drop()
 
     # -- choices -------------------------------------------------------------------------------
     def _layer_choices(self, widget: Any = None) -> list[tuple[str, Image]]:
@@ -186,24 +186,17 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         if layer is None:
             show_info("Denoise: add or open an image layer first")
             return None
-        if self.worker is not None:
-            show_info("Denoise: a run is already in progress")
+        if self._busy("Denoise: a run is already in progress"):
             return None
         data = checked_array(layer, "Denoise")
         if data is None:
             return None
-        worker = denoise_volume(data, self.weights_combo.value, self.device_combo.value,
-                                int(self.batch_spin.value), bool(self.residual_check.value))
         total = 1 if data.ndim == 2 else data.shape[0]
-        return self._start_worker(worker, total, f"Denoising {layer.name}",
-                                  partial(self._on_denoised, layer),
-                                  partial(self._on_error, "Denoise"), f"Running on {layer.name} ...")
-
-    def cancel(self) -> None:
-        """Stop the running worker after its current batch; the previous result is kept."""
-        if self.worker is not None:
-            self.worker.quit()
-            self.status.value = "Cancelling after the current batch ..."
+        return self._start_worker(denoise_volume, total, f"Denoising {layer.name}",
+                                  partial(self._on_denoised, layer), partial(self._on_error, "Denoise"),
+                                  f"Running on {layer.name} ...", data, self.weights_combo.value,
+                                  self.device_combo.value, int(self.batch_spin.value),
+                                  bool(self.residual_check.value))
 
     def _on_denoised(self, source: Image, result: dict[str, Any]) -> None:
         if source not in self.viewer.layers:
@@ -250,39 +243,32 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         if on:
             self._schedule_preview()
         else:
-            self._preview_timer.stop()
-            self._preview_request += 1  # results still in flight are dropped
-            self._preview_pending = False
+            self._preview.drop()  # results still in flight are dropped
 
     def _schedule_preview(self, event: Any = None) -> None:
         if self.preview_check.value and not self.closed:
-            self._preview_timer.start()  # restarts the single-shot timer: debouncing
+            self._preview.schedule()
 
     def start_preview(self) -> Any:
         """Denoise the b-scan under the dims slider now; returns the worker (None if deferred)."""
         layer = self.layer_combo.value
         if layer is None or not self.preview_check.value or self.closed:
             return None
-        self._preview_request += 1
-        if self.preview_worker is not None:  # one at a time; the newest request runs next
-            self._preview_pending = True
+        ticket = self._preview.next()
+        if ticket is None:  # one at a time; the newest request runs next
             return None
         data = checked_array(layer, "Preview")
         if data is None:
             return None
         index = current_bscan(self.viewer, layer)
         bscan = data if data.ndim == 2 else np.array(data[index])
-        worker = denoise_bscan(bscan, self.weights_combo.value, self.device_combo.value)
-        worker.returned.connect(partial(self._on_preview, self._preview_request, layer, index))
-        worker.errored.connect(partial(self._on_error, "Preview"))
-        worker.finished.connect(self._on_preview_finished)
-        self.preview_worker = worker
-        worker.start()
-        return worker
+        return self._preview.launch(denoise_bscan, bscan, self.weights_combo.value, self.device_combo.value,
+                                    returned=partial(self._on_preview, ticket, layer, index),
+                                    errored=partial(self._on_error, "Preview"))
 
-    def _on_preview(self, request: int, source: Image, index: int,
+    def _on_preview(self, ticket: int, source: Image, index: int,
                     result: dict[str, Any]) -> None:
-        if request != self._preview_request or source not in self.viewer.layers:
+        if not self._preview.is_latest(ticket) or source not in self.viewer.layers:
             return  # stale: the slider moved (or preview was switched off) meanwhile
         out, geo = place_bscan(source, index, result["denoised"])
         metadata = {"source_layer": source.name, "bscan": index,
@@ -292,9 +278,3 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
                   blending="translucent", metadata=metadata, **geo)
         self._apply_blend()
         self.status.value = f"Preview of b-scan {index}"
-
-    def _on_preview_finished(self) -> None:
-        self.preview_worker = None
-        if self._preview_pending:
-            self._preview_pending = False
-            self.start_preview()

@@ -24,18 +24,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSlider, Label, PushButton, Slider
-from napari.qt.threading import thread_worker
 from qtpy.QtWidgets import QWidget
 
 from ..stages import GENERATOR_STAGES
 from ._aspect import aspect_combo
 from ._common import (
     BROWSE,
+    LatestRequest,
     WeightsChooser,
     checked_array,
     connect_layer_list,
     current_bscan,
-    debounce_timer,
     image_layer_choices,
     model_info,
     place_bscan,
@@ -57,7 +56,6 @@ COLORMAPS = ("magma", "inferno", "viridis", "turbo", "twilight", "gray")
 DELAY_MS = 150
 
 
-@thread_worker
 def compute_maps(bscan: np.ndarray, weights: str, stage: str) -> dict[str, Any]:
     """Worker: all channels of ``stage`` for one b-scan, with the model's provenance."""
     from napari_hdcyclegan.engine import choose_denoiser
@@ -86,8 +84,6 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.worker = None
-        self._pending = False
         self._cache: dict[str, Any] | None = None  # {"key": ..., "maps": (C, H, W), ...}
         self._extra_weights: list[str] = []
 
@@ -112,7 +108,7 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
         ])
         scrollable(self, self.controls.native)
 
-        self._timer = debounce_timer(self, DELAY_MS, self.refresh)
+        self._maps = LatestRequest(self, DELAY_MS, self.refresh)
 
         connect_layer_list(self.viewer, self.layer_combo, owner=self)
         for widget in (self.layer_combo, self.weights_combo, self.stage_combo):
@@ -133,14 +129,18 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
         return image_layer_choices(self.viewer, exclude=("_fmap", "_fmap_gallery"))
 
     # -- computing -----------------------------------------------------------------------------
+    @property
+    def worker(self) -> Any:
+        """The running worker (None when none runs)."""
+        return self._maps.worker
+
     def _schedule(self, event: Any = None) -> None:
         if not self.closed:
-            self._timer.start()  # debounced: restarts the single-shot timer
+            self._maps.schedule()
 
     def on_links_closed(self) -> None:
         """Dock closed: no more computations; results still in flight are dropped."""
-        self._timer.stop()
-        self._pending = False
+        self._maps.drop()
 
     def _request(self) -> tuple[Any, int, str, str] | None:
         layer = self.layer_combo.value
@@ -159,26 +159,21 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
         if self._cache is not None and self._cache["key"] == key:
             self.show_channel()
             return None
-        if self.worker is not None:  # one at a time; the latest request runs next
-            self._pending = True
+        if self._maps.next() is None:  # one at a time; the latest request runs next
             return None
         data = checked_array(layer, "Feature maps")
         if data is None:
             return None
         bscan = np.array(data if data.ndim == 2 else data[index])
-        worker = compute_maps(bscan, weights, stage)
-        worker.returned.connect(partial(self._on_maps, key, layer, index, stage))
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
         self.status.value = f"Computing {stage} maps of b-scan {index} ..."
-        worker.start()
-        return worker
+        return self._maps.launch(compute_maps, bscan, weights, stage,
+                                 returned=partial(self._on_maps, key, layer, index, stage),
+                                 errored=self._on_error)
 
     def _on_maps(self, key: tuple, layer: Image, index: int, stage: str, result: dict[str, Any]) -> None:
         now = self._request()
         if now is None or key != (id(now[0]), *now[1:]):
-            self._pending = True  # stale: the view changed meanwhile; recompute when finished
+            self._maps.mark_pending()  # stale: the view changed meanwhile; recompute when finished
             return
         self._cache = {"key": key, "layer": layer, "index": index, "stage": stage, **result}
         if tuple(self.stage_combo.choices) != result["stages"]:  # this model's n_res
@@ -191,12 +186,6 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
 
     def _on_error(self, exc: BaseException) -> None:
         self.status.value = f"Feature maps failed: {exc}"
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        if self._pending:
-            self._pending = False
-            self.refresh()
 
     # -- layers --------------------------------------------------------------------------------
     def _metadata(self, channel: int | None) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
-from napari.qt.threading import thread_worker
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QWidget
 
@@ -32,6 +31,7 @@ from ._common import (
     refresh_weights_choosers,
     set_image,
     show_error,
+    start_worker,
     weights_choices,
 )
 
@@ -46,7 +46,6 @@ POLL_MS = 500
 REDRAW_S = 1.0
 
 
-@thread_worker
 def prepare_run(spec: Any, hn: Any, ln: Any) -> dict[str, Any]:
     """Worker: read folders, check both domains and write them into the run folder.
 
@@ -63,7 +62,6 @@ def prepare_run(spec: Any, hn: Any, ln: Any) -> dict[str, Any]:
     return {"spec": spec, "n_hn": n_hn, "n_ln": n_ln}
 
 
-@thread_worker
 def preview_worker(model_dir: str, bscan: np.ndarray, step: int) -> dict[str, Any] | None:
     """Worker: G_L of a checkpoint on one b-scan; None when the checkpoint was being replaced."""
     from training.runlog import preview_bscan
@@ -197,13 +195,10 @@ class TrainWidget(WeightsChooser, QWidget):
             return self._fail(str(exc))
         spec = self.spec(str(user_runs_dir() / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"))
         spec.extra.update(extra or {})
-        self.prepare = prepare_run(spec, hn, ln)
-        self.prepare.returned.connect(self._launch)
-        self.prepare.errored.connect(lambda exc: self._fail(str(exc)))
-        self.prepare.finished.connect(self._prepared)
         self._set_buttons(running=True)
         self.status.value = "Checking and writing the training data ..."
-        self.prepare.start()
+        self.prepare = start_worker(prepare_run, spec, hn, ln, returned=self._launch,
+                                    errored=lambda exc: self._fail(str(exc)), finished=self._prepared)
         return self.prepare
 
     def _prepared(self) -> None:
@@ -259,10 +254,9 @@ class TrainWidget(WeightsChooser, QWidget):
         index = current_bscan(self.viewer, layer)
         bscan = np.asarray(layer.data[index] if layer.ndim == 3 else layer.data)
         self._preview_step = step
-        self.preview = preview_worker(str(folder), bscan, step)
-        self.preview.returned.connect(lambda result: self._show_preview(layer, index, result))
-        self.preview.finished.connect(self._preview_done)
-        self.preview.start()
+        self.preview = start_worker(preview_worker, str(folder), bscan, step,
+                                    returned=lambda result: self._show_preview(layer, index, result),
+                                    finished=self._preview_done)
 
     def _preview_done(self) -> None:
         self.preview = None
