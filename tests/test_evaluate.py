@@ -90,7 +90,9 @@ def test_duke_split_excludes_test_from_tuning():
 
     names = [n for n, _, _ in tuning_pairs(str(root))]
     assert len(names) == 11 and not any(n.startswith(("S06", "S07", "S08", "S09")) for n in names)
-    test = [n for n, _, _ in evaluate.load_duke("test", root)]
+    from training.data import duke_pairs
+
+    test = [n for n, _, _ in duke_pairs("test", root)]
     assert [n.split("/")[0] for n in test] == ["S06", "S07", "S08", "S09"]
 
 

@@ -528,3 +528,20 @@ def test_hidden_files_skipped_by_folder_reader_and_cli_listing(tmp_path):
     (tmp_path / ".hidden.vol").write_bytes(b"x")
     assert read_oct(tmp_path).data.shape == (1, 20, 30)
     assert [p.name for p in io.folder_files(tmp_path)] == ["a.png"]
+
+
+def test_replace_folder_swaps_whole_folders(tmp_path):
+    from napari_hdcyclegan.io.atomic import replace_folder
+
+    target = tmp_path / "model"
+    for version in ("one", "two"):
+        tmp = tmp_path / "model.new"
+        tmp.mkdir()
+        (tmp / "v.txt").write_text(version)
+        assert replace_folder(tmp, target) == target
+        assert (target / "v.txt").read_text() == version and not tmp.exists()
+        assert not (tmp_path / "model.old").exists()
+    tmp = tmp_path / ".model.tmp"
+    tmp.mkdir()
+    replace_folder(tmp, target, old=tmp_path / ".model.old")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

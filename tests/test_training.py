@@ -182,3 +182,21 @@ def test_folder_run_with_paired_validation(domains: str, tmp_path: Path) -> None
     with pytest.raises(DataError, match="1 reference"):
         _write_domain(tmp_path / "one", 1, 0.05, 5, size=64)
         load_training_data(_cfg(domains, tmp_path / "r2", val_pairs=f"{noisy},{tmp_path / 'one'}"))
+
+
+def test_device_and_amp_precision_come_from_the_core(domains: str, tmp_path: Path, monkeypatch) -> None:
+    """--device resolves through napari_hdcyclegan.devices; --amp is bf16 on a CPU, float32 without it."""
+    from napari_hdcyclegan import devices
+
+    cfg = _cfg(domains, tmp_path / "run", device="cpu", amp=True)
+    trainer = fit.Trainer(cfg, load_training_data(cfg))
+    assert trainer.device == torch.device("cpu")
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)  # bf16 under --amp all the same
+    with trainer._autocast():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    trainer.cfg = _cfg(domains, tmp_path / "run", device="cpu", amp=False)
+    with trainer._autocast():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    with pytest.raises(SystemExit, match="unknown device"):
+        fit.run(_cfg(domains, tmp_path / "bad", device="gpu7"))
+    assert not (tmp_path / "bad").exists()  # refused before anything was written

@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from napari_hdcyclegan.intensity import DEFAULT_NORMALISATION
+
 
 @dataclass
 class FitConfig:
@@ -70,6 +72,17 @@ class FitConfig:
             size //= 2
             levels += 1
         return levels
+
+    def model_normalisation(self) -> dict:
+        """The model config's ``normalisation`` block for :attr:`normalisation`.
+
+        Returns
+        -------
+        dict
+            ``{"method": "dtype"}``, or :data:`napari_hdcyclegan.intensity.DEFAULT_NORMALISATION`
+            (a copy) for ``"percentile"``.
+        """
+        return {"method": "dtype"} if self.normalisation == "dtype" else dict(DEFAULT_NORMALISATION)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -25,6 +25,8 @@ from napari_hdcyclegan import metrics
 from napari_hdcyclegan.baselines import BASELINES, MissingExtraError
 from napari_hdcyclegan.io.formats import IMAGE_SUFFIXES
 
+from .data import duke_pairs
+
 Pair = tuple[str, np.ndarray, np.ndarray]
 #: Metrics of the table, in the paper's column order.
 TABLE_METRICS = ("CNR", "CNR_dB", "MSR", "PSNR", "SSIM")
@@ -43,13 +45,6 @@ def _read_2d(path: Path) -> np.ndarray:
     if img.ndim != 2:
         raise ValueError(f"{path}: expected a 2D b-scan, got shape {img.shape}")
     return img
-
-
-def load_duke(split: str, root: str | os.PathLike | None = None) -> list[Pair]:
-    """(name, noisy uint8, average uint8) pairs of a Duke split (:func:`training.data.duke_pairs`)."""
-    from training.data import duke_pairs
-
-    return duke_pairs(split, root)
 
 
 def load_folders(hn_dir: str | os.PathLike, ln_dir: str | os.PathLike) -> list[Pair]:
@@ -266,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         label = f"simulated ({args.n or 8} b-scans {args.shape[0]}x{args.shape[1]}, vs {args.against})"
         simulated_clean = args.against == "clean"
     elif args.data == "duke":
-        pairs = load_duke(args.split, args.duke_root)
+        pairs = duke_pairs(args.split, args.duke_root)
         label = f"Duke / Fang 2013 {args.split} split"
         simulated_clean = False
     elif "," in args.data:

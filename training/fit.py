@@ -9,7 +9,6 @@ Multi-GPU / multi-process: ``torchrun --nproc_per_node N -m training.fit ...``.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -23,6 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from napari_hdcyclegan.devices import resolve_device, resolve_precision
+from napari_hdcyclegan.errors import InputError
+from napari_hdcyclegan.io.atomic import replace_folder
 from napari_hdcyclegan.model.checkpoint import ModelConfig, load_model, save_model
 from napari_hdcyclegan.model.networks import Discriminator, Generator
 
@@ -30,6 +32,7 @@ from . import losses
 from .config import FitConfig, parse_args
 from .csvlog import append_csv
 from .data import CropSampler
+from .runlog import plot_curves
 from .sources import TrainingData, load_training_data
 from .validate import Validator
 
@@ -83,12 +86,6 @@ class ImagePool:
         return torch.stack(out)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -103,7 +100,7 @@ class Trainer:
     def __init__(self, cfg: FitConfig, data: TrainingData, rank: int = 0, world: int = 1) -> None:
         self.cfg, self.data, self.rank, self.world = cfg, data, rank, world
         self.out = Path(cfg.out)
-        self.device = pick_device(cfg.device)
+        self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and world > 1:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.manual_seed(cfg.seed)
@@ -153,9 +150,14 @@ class Trainer:
             return cfg.lr
         return cfg.lr * max(0.0, 1.0 - (k - start) / max(1, cfg.steps - start))
 
-    def _autocast(self):
-        dtype = torch.bfloat16 if self.device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype, enabled=self.cfg.amp)
+    def _autocast(self) -> torch.autocast:
+        """``--amp``: bf16 on a CPU (even without native bf16 convolutions), the ``auto`` precision
+        of :func:`napari_hdcyclegan.devices.resolve_precision` on CUDA, fp16 on MPS; else float32."""
+        dtype = None
+        if self.cfg.amp:
+            precision = {"cpu": "bf16", "cuda": "auto"}.get(self.device.type, "fp16")
+            dtype = resolve_precision(precision, self.device)
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
     def _tensor(self, arr: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(arr).to(self.device)
@@ -261,11 +263,9 @@ class Trainer:
     # ---- checkpoints --------------------------------------------------------------------
     def model_config(self, metrics: dict | None = None) -> ModelConfig:
         cfg = self.cfg
-        norm = ({"method": "dtype"} if cfg.normalisation == "dtype"
-                else {"method": "percentile", "low": 0.5, "high": 99.5})
         return ModelConfig(
             generator_width=cfg.width, n_res=cfg.n_res, residual=cfg.residual, discriminator_width=cfg.d_width,
-            discriminator_levels=cfg.d_levels_for_crop(), normalisation=norm, name=cfg.name,
+            discriminator_levels=cfg.d_levels_for_crop(), normalisation=cfg.model_normalisation(), name=cfg.name,
             trained=self.step_no > 0,
             provenance={"data": self.data.description, "step": self.step_no, "fit_config": cfg.to_json(),
                         "commit": git_commit(), "torch": torch.__version__, "metrics": metrics or {}},
@@ -285,18 +285,12 @@ class Trainer:
 
     def save(self, name: str = "last", metrics: dict | None = None, with_state: bool = True) -> Path:
         """Write ``OUT/name`` as a new folder, then swap it in: a kill never leaves half a checkpoint."""
-        target = self.out / name
-        tmp, old = self.out / f"{name}.new", self.out / f"{name}.old"
+        tmp = self.out / f"{name}.new"
         shutil.rmtree(tmp, ignore_errors=True)
         save_model(tmp, self.nets(), self.model_config(metrics))
         if with_state:
             torch.save(self.resume_state(), tmp / "resume.pt")
-        if target.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-        return target
+        return replace_folder(tmp, self.out / name)  # the previous one waits as OUT/name.old meanwhile
 
     def init_from(self, model_dir: str | Path) -> list[str]:
         """Start from the weights of another model directory (the parts it holds)."""
@@ -334,41 +328,6 @@ class Trainer:
         self.pool_l.images = list(state["pool_l"])
 
 
-def plot_curves(out: Path) -> None:
-    """``OUT/loss.png``: training losses and validation scores against the step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    log, val = out / "log.csv", out / "val.csv"
-    if not log.exists():
-        return
-    rows = list(csv.DictReader(log.open()))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for key in ("loss_pretrain", "loss_gan", "loss_cycle", "loss_D", "loss_paired", "loss_n2n"):
-        pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) not in ("", None)]
-        if pts:
-            xs, ys = zip(*pts)
-            k = max(1, len(ys) // 200)
-            axes[0].plot(xs[::k], np.convolve(ys, np.ones(k) / k, mode="same")[::k], label=key)
-    axes[0].set_xlabel("step"), axes[0].set_yscale("log"), axes[0].legend(), axes[0].set_title("losses")
-    if val.exists():
-        vrows = list(csv.DictReader(val.open()))
-        if vrows:
-            val_steps = [int(r["step"]) for r in vrows]
-            for key in ("psnr", "bm3d_psnr", "split_psnr", "raw_split_psnr"):
-                axes[1].plot(val_steps, [float(r[key]) if r.get(key) else np.nan for r in vrows], label=key)
-            ax2 = axes[1].twinx()
-            for key, style in (("ssim", "g-"), ("bm3d_ssim", "g--")):
-                ax2.plot(val_steps, [float(r[key]) if r.get(key) else np.nan for r in vrows], style, label=key)
-            axes[1].legend(loc="lower left"), ax2.legend(loc="lower right")
-            axes[1].set_title("validation (PSNR left, SSIM right)"), axes[1].set_xlabel("step")
-    fig.tight_layout()
-    fig.savefig(out / "loss.png", dpi=90)
-    plt.close(fig)
-
-
 def run(cfg: FitConfig, resume: bool = False) -> Path:
     """Train as configured; returns the run folder."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -379,6 +338,10 @@ def run(cfg: FitConfig, resume: bool = False) -> Path:
         dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    try:
+        resolve_device(cfg.device)  # an unknown or absent device fails before the data are loaded
+    except InputError as exc:
+        raise SystemExit(f"error: {exc}") from exc
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_training_data(cfg)

@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+from napari_hdcyclegan.io.atomic import replace_folder
 from napari_hdcyclegan.model.registry import check_model_name, user_models_dir
 
 from .runlog import RunLog, checkpoint_folder, checkpoint_step
@@ -89,7 +90,4 @@ def export_run(out: str | Path, name: str, description: str = "", overwrite: boo
         if (out / src).exists():
             shutil.copy2(out / src, tmp / dst)
     (tmp / "MODEL_CARD.md").write_text(model_card(name, out, checkpoint, description), encoding="utf-8")
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-    return target
+    return replace_folder(tmp, target, old=target.with_name(f".{name}.old"))

@@ -1,4 +1,5 @@
-"""Read a training run while it grows: log.csv / val.csv rows, checkpoint steps, a preview of G_L.
+"""Read a training run while it grows: log.csv / val.csv rows, checkpoint steps, a preview of G_L,
+and ``loss.png`` (:func:`plot_curves`) drawn from them.
 
 Rows are read incrementally (only complete lines; a half-written last line waits for the next
 read), so a widget can poll every fraction of a second without re-reading the whole file.
@@ -149,3 +150,38 @@ def preview_bscan(model_dir: str | os.PathLike, bscan: np.ndarray, device: str =
 
     nets, config = load_model(model_dir, parts=("G_L",))
     return Denoiser(cast(Generator, nets["G_L"]), config, device, trained=True).denoise(bscan)
+
+
+def plot_curves(out: Path) -> None:
+    """``OUT/loss.png``: training losses and validation scores against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    log, val = out / "log.csv", out / "val.csv"
+    if not log.exists():
+        return
+    rows = list(csv.DictReader(log.open()))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key in ("loss_pretrain", "loss_gan", "loss_cycle", "loss_D", "loss_paired", "loss_n2n"):
+        pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) not in ("", None)]
+        if pts:
+            xs, ys = zip(*pts)
+            k = max(1, len(ys) // 200)
+            axes[0].plot(xs[::k], np.convolve(ys, np.ones(k) / k, mode="same")[::k], label=key)
+    axes[0].set_xlabel("step"), axes[0].set_yscale("log"), axes[0].legend(), axes[0].set_title("losses")
+    if val.exists():
+        vrows = list(csv.DictReader(val.open()))
+        if vrows:
+            val_steps = [int(r["step"]) for r in vrows]
+            for key in ("psnr", "bm3d_psnr", "split_psnr", "raw_split_psnr"):
+                axes[1].plot(val_steps, [float(r[key]) if r.get(key) else np.nan for r in vrows], label=key)
+            ax2 = axes[1].twinx()
+            for key, style in (("ssim", "g-"), ("bm3d_ssim", "g--")):
+                ax2.plot(val_steps, [float(r[key]) if r.get(key) else np.nan for r in vrows], style, label=key)
+            axes[1].legend(loc="lower left"), ax2.legend(loc="lower right")
+            axes[1].set_title("validation (PSNR left, SSIM right)"), axes[1].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=90)
+    plt.close(fig)

@@ -30,17 +30,13 @@ class TrainingData:
     val_split: list[tuple[str, np.ndarray]] = field(default_factory=list)  # scored by split PSNR
 
 
-def _normalisation(cfg: FitConfig) -> dict:
-    return {"method": "dtype"} if cfg.normalisation == "dtype" else {"method": "percentile", "low": 0.5, "high": 99.5}
-
-
 def simulated_val(cfg: FitConfig) -> list[ValItem]:
     """Held-back simulated b-scans (seeds never used for training) scored against the clean truth."""
     from napari_hdcyclegan.simulate import cached_pairs
 
     vol = cached_pairs(cfg.sim_val_n, seed=cfg.seed + 100_000, shape=cfg.sim_shape,
                        hn_frames=cfg.hn_frames, ln_frames=cfg.ln_frames)
-    norm = _normalisation(cfg)
+    norm = cfg.model_normalisation()
     return [ValItem(f"sim{i}", to_model_units(hn, norm), to_model_units(clean, norm, reference=hn), hn)
             for i, (hn, clean) in enumerate(zip(vol.hn, vol.clean))]
 
@@ -50,7 +46,7 @@ def _sim(cfg: FitConfig) -> TrainingData:
 
     vol = cached_pairs(cfg.sim_n, seed=cfg.seed, shape=cfg.sim_shape, hn_frames=cfg.hn_frames,
                        ln_frames=cfg.ln_frames, mismatch=cfg.sim_mismatch)
-    norm = _normalisation(cfg)
+    norm = cfg.model_normalisation()
     hn = [to_model_units(x, norm) for x in vol.hn]
     ln = [to_model_units(x, norm) for x in vol.ln]
     target_src = vol.clean if cfg.paired_target == "clean" else vol.ln
@@ -62,7 +58,7 @@ def _sim(cfg: FitConfig) -> TrainingData:
 
 
 def _duke(cfg: FitConfig) -> TrainingData:
-    norm = _normalisation(cfg)
+    norm = cfg.model_normalisation()
     root = cfg.duke_root or None
     train = duke_pairs("train", root, extra_frames=cfg.duke_extra_frames)
     hn = [to_model_units(n, norm) for _, n, _ in train]
@@ -85,7 +81,7 @@ def _folders(cfg: FitConfig) -> TrainingData:
     parts = cfg.data.split(",")
     if len(parts) != 2:
         raise DataError(f"--data must be sim, duke or HN_DIR,LN_DIR; got {cfg.data!r}")
-    norm = _normalisation(cfg)
+    norm = cfg.model_normalisation()
     hn = [to_model_units(x, norm) for x in read_folder(parts[0])]
     ln = [to_model_units(x, norm) for x in read_folder(parts[1])]
     desc = {"source": "folders", "hn": parts[0], "ln": parts[1], "n_hn": len(hn), "n_ln": len(ln)}
@@ -108,7 +104,7 @@ def folder_val(spec: str, norm: dict) -> list[ValItem]:
 
 
 def _real(cfg: FitConfig) -> TrainingData:
-    sets = load_real(cfg.shared_data or None, _normalisation(cfg), cfg.duke_extra_frames, cfg.ln_min_split_psnr,
+    sets = load_real(cfg.shared_data or None, cfg.model_normalisation(), cfg.duke_extra_frames, cfg.ln_min_split_psnr,
                      cfg.real_duke)
     hn = [im for _, im in sets.noisy]
     pairs = dict(targets=sets.pair_targets, pair_inputs=sets.pair_inputs) if sets.pair_inputs else {}

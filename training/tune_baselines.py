@@ -29,9 +29,9 @@ GRID: dict[str, tuple[str, tuple]] = {
 
 def tuning_pairs(root: str | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Duke train + val pairs (S01-S05, T02-T09); the test split S06-S09 is excluded."""
-    from training.evaluate import load_duke
+    from training.data import duke_pairs
 
-    return load_duke("train", root) + load_duke("val", root)
+    return duke_pairs("train", root) + duke_pairs("val", root)
 
 
 def main(argv: list[str] | None = None) -> int:
