@@ -11,7 +11,25 @@ DEFAULT_NORMALISATION: dict = {"method": "percentile", "low": 0.5, "high": 99.5}
 
 
 def check_image(data: np.ndarray, ndims: tuple[int, ...] = (2, 3)) -> np.ndarray:
-    """Return ``data`` as an array after checking it is numeric, non-empty and of an allowed rank."""
+    """Return ``data`` as an array after checking it is numeric, non-empty and of an allowed rank.
+
+    Parameters
+    ----------
+    data : array_like
+        The image.
+    ndims : tuple of int
+        The allowed numbers of dimensions.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``data`` as an array (an array input is not copied).
+
+    Raises
+    ------
+    ValueError
+        For a non-numeric, empty or wrongly shaped image.
+    """
     arr = np.asarray(data)
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"expected a numeric image, got dtype {arr.dtype}")
@@ -23,7 +41,20 @@ def check_image(data: np.ndarray, ndims: tuple[int, ...] = (2, 3)) -> np.ndarray
 
 
 def robust_range(data: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
-    """Percentiles ``low``/``high`` of the finite values; a constant image gives ``(v, v)``."""
+    """Percentiles ``low``/``high`` of the finite values; a constant image gives ``(v, v)``.
+
+    Parameters
+    ----------
+    data : array_like
+        The image (NaN and inf are ignored).
+    low, high : float
+        Percentiles, 0 to 100.
+
+    Returns
+    -------
+    tuple of float
+        ``(lo, hi)``; ``(0, 0)`` when no value is finite.
+    """
     finite = np.asarray(data, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
@@ -33,7 +64,20 @@ def robust_range(data: np.ndarray, low: float = 0.5, high: float = 99.5) -> tupl
 
 
 def to_unit(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Map ``[lo, hi]`` to ``[0, 1]`` as float32, clipping; NaN/inf become 0; constant gives 0."""
+    """Map ``[lo, hi]`` to ``[0, 1]`` as float32, clipping; NaN/inf become 0; constant gives 0.
+
+    Parameters
+    ----------
+    data : array_like
+        The image.
+    lo, hi : float
+        The levels that map to 0 and 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 in [0, 1], the shape of ``data``.
+    """
     x = np.asarray(data, dtype=np.float32)
     span = hi - lo
     out = (x - np.float32(lo)) / np.float32(span) if span > 0 else np.zeros_like(x)
@@ -42,7 +86,21 @@ def to_unit(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def from_unit(unit: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
-    """Inverse of :func:`to_unit` into ``dtype`` (integers rounded and clipped to their range)."""
+    """Inverse of :func:`to_unit` into ``dtype`` (integers rounded and clipped to their range).
+
+    Parameters
+    ----------
+    unit : array_like
+        Values in [0, 1].
+    lo, hi : float
+        The levels 0 and 1 map back to.
+    dtype : numpy.dtype
+        The output dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     dtype = np.dtype(dtype)
     span = hi - lo
     x = np.asarray(unit, dtype=np.float64) * span + lo if span > 0 else np.full(np.shape(unit), lo)
@@ -62,6 +120,18 @@ def integer_range(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:
     uint16, max 4095 -> ``[0, 4095]``; 8-bit values in int32 -> ``[0, 255]``, like uint8), and the
     two's-complement range ``[-2**(b-1), 2**(b-1) - 1]`` when there are negative values (int16 with
     values -300..700 -> ``[-1024, 1023]``), so signed data keeps its sign and 0 its level.
+
+    Parameters
+    ----------
+    lo, hi : float
+        The smallest and largest value of the image.
+    dtype : numpy.dtype
+        Its integer (or bool) dtype.
+
+    Returns
+    -------
+    tuple of float
+        ``(lo, hi)`` levels that map to 0 and 1.
     """
     dtype = np.dtype(dtype)
     if dtype.kind == "b":
@@ -77,13 +147,35 @@ def integer_range(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:
 
 
 def log_display(linear: np.ndarray) -> np.ndarray:
-    """Linear OCT intensity (e.g. HEYEX .vol, 0..1) -> log display in [0, 1], float32."""
+    """Linear OCT intensity (e.g. HEYEX .vol, 0..1) -> log display in [0, 1], float32.
+
+    Parameters
+    ----------
+    linear : array_like
+        Linear intensities (negative values and NaN count as 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 display levels in [0, 1] (``LOG_EPS``, ``LOG_OFFSET``, ``LOG_SPAN``).
+    """
     lin = np.clip(np.nan_to_num(np.asarray(linear, dtype=np.float64), nan=0.0), 0.0, None)
     return np.clip((np.log(lin + LOG_EPS) + LOG_OFFSET) / LOG_SPAN, 0.0, 1.0).astype(np.float32)
 
 
 def inverse_log_display(display: np.ndarray) -> np.ndarray:
-    """Log display in [0, 1] -> linear intensity (inverse of :func:`log_display` inside its range)."""
+    """Log display in [0, 1] -> linear intensity (inverse of :func:`log_display` inside its range).
+
+    Parameters
+    ----------
+    display : array_like
+        Display levels in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 linear intensities, non-negative.
+    """
     d = np.asarray(display, dtype=np.float64)
     return np.clip(np.exp(d * LOG_SPAN - LOG_OFFSET) - LOG_EPS, 0.0, None)
 
@@ -96,6 +188,23 @@ def unit_range(data: np.ndarray, normalisation: dict | None = None) -> tuple[flo
     uint8 is ``value / 255`` (what the shipped models were trained on), other integers use the bit
     depth of their actual values (:func:`integer_range`), floats already in [0, 1] are used as they
     are and other floats fall back to their min/max.
+
+    Parameters
+    ----------
+    data : array_like
+        The image.
+    normalisation : dict, optional
+        The model config's ``normalisation``; None is :data:`DEFAULT_NORMALISATION`.
+
+    Returns
+    -------
+    tuple of float
+        ``(lo, hi)`` for :func:`to_unit`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``method``.
     """
     norm = normalisation or DEFAULT_NORMALISATION
     method = norm.get("method", "percentile")

@@ -29,7 +29,16 @@ MIN_REGION = 50
 
 
 def default_data_range(image: np.ndarray) -> float:
-    """255 for uint8, the dtype maximum for other integers, 1.0 for floats (unit images)."""
+    """255 for uint8, the dtype maximum for other integers, 1.0 for floats (unit images).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+
+    Returns
+    -------
+    float
+    """
     dtype = np.asarray(image).dtype
     if dtype == np.bool_:
         return 1.0
@@ -47,7 +56,21 @@ def _pair(test: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def psnr(test: np.ndarray, reference: np.ndarray, data_range: float | None = None) -> float:
-    """Peak signal-to-noise ratio in dB; ``inf`` for identical images."""
+    """Peak signal-to-noise ratio in dB; ``inf`` for identical images.
+
+    Parameters
+    ----------
+    test : numpy.ndarray
+        The image scored (a denoised b-scan).
+    reference : numpy.ndarray
+        The reference, same shape.
+    data_range : float, optional
+        Peak-to-peak range; default :func:`default_data_range` of ``reference``.
+
+    Returns
+    -------
+    float
+    """
     dr = default_data_range(reference) if data_range is None else float(data_range)
     a, b = _pair(test, reference)
     mse = float(np.mean((a - b) ** 2))
@@ -55,7 +78,21 @@ def psnr(test: np.ndarray, reference: np.ndarray, data_range: float | None = Non
 
 
 def ssim(test: np.ndarray, reference: np.ndarray, data_range: float | None = None) -> float:
-    """Mean SSIM with Wang 2004 settings (Gaussian sigma 1.5, population covariance)."""
+    """Mean SSIM with Wang 2004 settings (Gaussian sigma 1.5, population covariance).
+
+    Parameters
+    ----------
+    test : numpy.ndarray
+        The image scored (a denoised b-scan).
+    reference : numpy.ndarray
+        The reference, same shape.
+    data_range : float, optional
+        Peak-to-peak range; default :func:`default_data_range` of ``reference``.
+
+    Returns
+    -------
+    float
+    """
     from skimage.metrics import structural_similarity
 
     dr = default_data_range(reference) if data_range is None else float(data_range)
@@ -88,7 +125,21 @@ def _check_mask(image: np.ndarray, mask: np.ndarray, what: str) -> np.ndarray:
 
 
 def msr(image: np.ndarray, signal: np.ndarray, min_region: int = MIN_REGION) -> float:
-    """Mean-to-standard-deviation ratio, averaged over the signal regions."""
+    """Mean-to-standard-deviation ratio, averaged over the signal regions.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The image scored.
+    signal : numpy.ndarray of bool
+        Signal mask; regions smaller than ``min_region`` px are ignored.
+    min_region : int
+        Smallest connected signal region scored (px).
+
+    Returns
+    -------
+    float
+    """
     img = np.asarray(image, dtype=np.float64)
     regions = _regions(_check_mask(img, signal, "signal"), min_region)
     vals = [img[r].mean() / max(img[r].std(), 1e-12) for r in regions]
@@ -97,7 +148,23 @@ def msr(image: np.ndarray, signal: np.ndarray, min_region: int = MIN_REGION) -> 
 
 def cnr(image: np.ndarray, signal: np.ndarray, background: np.ndarray,
         min_region: int = MIN_REGION) -> float:
-    """Linear contrast-to-noise ratio |mu_s - mu_b| / sqrt(sigma_s^2 + sigma_b^2), region-averaged."""
+    """Linear contrast-to-noise ratio |mu_s - mu_b| / sqrt(sigma_s^2 + sigma_b^2), region-averaged.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The image scored.
+    signal : numpy.ndarray of bool
+        Signal mask; regions smaller than ``min_region`` px are ignored.
+    background : numpy.ndarray of bool
+        Background mask.
+    min_region : int
+        Smallest connected signal region scored (px).
+
+    Returns
+    -------
+    float
+    """
     img = np.asarray(image, dtype=np.float64)
     bg = img[_check_mask(img, background, "background")]
     mu_b, var_b = bg.mean(), bg.var()
@@ -108,13 +175,36 @@ def cnr(image: np.ndarray, signal: np.ndarray, background: np.ndarray,
 
 def cnr_db(image: np.ndarray, signal: np.ndarray, background: np.ndarray,
            min_region: int = MIN_REGION) -> float:
-    """CNR in dB: 10 log10 of the linear :func:`cnr`."""
+    """CNR in dB: 10 log10 of the linear :func:`cnr`.
+
+    Parameters
+    ----------
+    image, signal, background, min_region
+        As for :func:`cnr`.
+
+    Returns
+    -------
+    float
+        ``-inf`` when the linear CNR is 0.
+    """
     value = cnr(image, signal, background, min_region)
     return float(10 * np.log10(value)) if value > 0 else float("-inf")
 
 
 def enl(image: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Equivalent number of looks mu^2 / sigma^2 over ``mask`` (a homogeneous region)."""
+    """Equivalent number of looks mu^2 / sigma^2 over ``mask`` (a homogeneous region).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+    mask : numpy.ndarray of bool, optional
+        The region; None is the whole image.
+
+    Returns
+    -------
+    float
+        ``inf`` for a constant region.
+    """
     img = np.asarray(image, dtype=np.float64)
     vals = img[_check_mask(img, mask, "ENL")] if mask is not None else img.ravel()
     var = vals.var()
@@ -134,6 +224,18 @@ def fourier_translate(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
 
     The image is reflect-padded by the shift (plus 2 px) first so the DFT's wrap-around stays in the
     padding; the edge rows/columns that enter the frame are mirrored copies.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        A 2D image.
+    shift : numpy.ndarray
+        ``(rows, cols)`` in px, fractions allowed.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, the shape of ``image``.
     """
     from scipy.ndimage import fourier_shift
 
@@ -153,6 +255,22 @@ def register(moving: np.ndarray, reference: np.ndarray, max_shift: float = 10.0,
     rejected (zero shift, image returned unchanged). The accepted sub-pixel shift is applied in
     the Fourier domain (:func:`fourier_translate`): an all-pass filter, so unlike interpolation it
     does not average away noise and flatter a noisy image's PSNR; dtype is kept.
+
+    Parameters
+    ----------
+    moving, reference : numpy.ndarray
+        2D images of the same shape.
+    max_shift : float
+        Largest accepted shift per axis (px).
+    sigma : float
+        Gaussian smoothing before the correlation (px).
+    upsample : int
+        Sub-pixel precision of the shift (1 / ``upsample`` px).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The shifted image and the ``(rows, cols)`` shift (zeros when rejected).
     """
     from scipy.ndimage import gaussian_filter
     from skimage.filters import window
@@ -194,6 +312,15 @@ def retina_level(smooth: np.ndarray) -> float:
 
     Plain Otsu splits dark background from the brightest bands only and leaves the grey inner
     retina outside; the three-class split puts the retina contour at the vitreous/ILM edge.
+
+    Parameters
+    ----------
+    smooth : numpy.ndarray
+        A smoothed 2D reference b-scan.
+
+    Returns
+    -------
+    float
     """
     from skimage.filters import threshold_multiotsu
 
@@ -202,7 +329,22 @@ def retina_level(smooth: np.ndarray) -> float:
 
 def retina_contours(reference: np.ndarray, sigma: float = 4.0,
                     level: float | None = None) -> tuple[list[np.ndarray], float]:
-    """Marching-squares contours of the smoothed reference at ``level`` (Otsu by default)."""
+    """Marching-squares contours of the smoothed reference at ``level`` (Otsu by default).
+
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        A 2D reference b-scan.
+    sigma : float
+        Gaussian smoothing (px).
+    level : float, optional
+        Contour level; default :func:`retina_level`.
+
+    Returns
+    -------
+    tuple
+        The contours (``(K, 2)`` row/column arrays) and the level used.
+    """
     from scipy.ndimage import gaussian_filter
     from skimage.measure import find_contours
 
@@ -223,6 +365,22 @@ def signal_background_masks(reference: np.ndarray, sigma: float = 4.0, level: fl
     from the image edge. Signal = the parts of the retina above ``signal_level`` (default: Otsu
     threshold of the retina's values) on a lighter smoothing (``signal_sigma`` px, so that thin
     bands do not bleed into their neighbours): the highly reflective bands (RNFL, EZ, RPE).
+
+    Parameters
+    ----------
+    reference : numpy.ndarray
+        A 2D low-noise reference b-scan.
+    sigma, level : float
+        Smoothing (px) and iso-contour level of the retina.
+    signal_level, signal_sigma : float
+        Threshold and smoothing (px) of the signal bands.
+    margin, border : int
+        Background distance from the retina and from the image edge (px).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Boolean ``(signal, background)`` masks, the shape of ``reference``.
     """
     from scipy.ndimage import binary_dilation, binary_fill_holes, gaussian_filter
     from skimage.filters import threshold_otsu
@@ -254,7 +412,24 @@ def signal_background_masks(reference: np.ndarray, sigma: float = 4.0, level: fl
 def score_pair(denoised: np.ndarray, reference: np.ndarray,
                masks: tuple[np.ndarray, np.ndarray] | None = None,
                data_range: float | None = None, min_region: int = MIN_REGION) -> dict[str, float]:
-    """PSNR, SSIM (vs ``reference``), MSR, CNR, CNR_dB and background ENL (within ``denoised``)."""
+    """PSNR, SSIM (vs ``reference``), MSR, CNR, CNR_dB and background ENL (within ``denoised``).
+
+    Parameters
+    ----------
+    denoised, reference : numpy.ndarray
+        2D images of the same shape.
+    masks : tuple of numpy.ndarray, optional
+        ``(signal, background)``; default :func:`signal_background_masks` of ``reference``.
+    data_range : float, optional
+        As for :func:`psnr`.
+    min_region : int
+        As for :func:`msr`.
+
+    Returns
+    -------
+    dict of str to float
+        Keys ``PSNR``, ``SSIM``, ``MSR``, ``CNR``, ``CNR_dB``, ``ENL``.
+    """
     signal, background = signal_background_masks(reference) if masks is None else masks
     dr = default_data_range(reference) if data_range is None else float(data_range)
     return {
@@ -275,6 +450,24 @@ def score_methods(outputs: Mapping[str, np.ndarray], reference: np.ndarray,
 
     With ``align`` each output is first registered to the reference (:func:`register`); the
     accepted shift is reported as ``shift_rows`` / ``shift_cols``.
+
+    Parameters
+    ----------
+    outputs : mapping of str to numpy.ndarray
+        Method name to its 2D output.
+    reference : numpy.ndarray
+        The reference b-scan.
+    masks, data_range
+        As for :func:`score_pair`.
+    align : bool
+        Register each output to the reference first.
+    max_shift : float
+        As for :func:`register`.
+
+    Returns
+    -------
+    dict of str to dict
+        Per method, the :func:`score_pair` row plus ``shift_rows`` and ``shift_cols``.
     """
     masks = signal_background_masks(reference) if masks is None else masks
     scores: dict[str, dict[str, float]] = {}
@@ -289,7 +482,18 @@ def score_methods(outputs: Mapping[str, np.ndarray], reference: np.ndarray,
 
 
 def column_halves(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Even- and odd-column halves of a b-scan, cropped to the same width."""
+    """Even- and odd-column halves of a b-scan, cropped to the same width.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        A 2D b-scan, at least 2 columns wide.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Views ``(even, odd)``, each ``W // 2`` columns.
+    """
     w = np.shape(image)[1] // 2
     if w < 1:
         raise ValueError(f"a b-scan needs at least 2 columns, got shape {np.shape(image)}")
@@ -304,6 +508,20 @@ def split_psnr(image: np.ndarray, denoise: Callable[[np.ndarray], np.ndarray] | 
     two noisy views of almost the same scene. Each half is passed through ``denoise`` (identity when
     None: then the score measures the scan's own noise) and compared with the other raw half, mean
     offset removed; the two directions are averaged.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        A 2D noisy b-scan in [0, 1] (or on ``data_range``).
+    denoise : callable, optional
+        Maps a 2D half to its denoised version.
+    data_range : float
+        Peak-to-peak range of the PSNR.
+
+    Returns
+    -------
+    float
+        dB.
     """
     even, odd = column_halves(image)
     scores = []

@@ -62,7 +62,17 @@ from .vendor import (  # noqa: F401
 
 
 def is_supported(path: str | os.PathLike) -> bool:
-    """Cheap check (suffix, folder content, HEYEX XML sniff) whether :func:`read_oct` should try ``path``."""
+    """Cheap check (suffix, folder content, HEYEX XML sniff) whether :func:`read_oct` should try ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file or folder.
+
+    Returns
+    -------
+    bool
+    """
     p = Path(path)
     if p.is_dir():
         return any(_is_image_file(f) or (f.suffix.lower() == ".xml" and _looks_like_heyex_xml(f))
@@ -74,12 +84,39 @@ def is_supported(path: str | os.PathLike) -> bool:
 
 
 def folder_files(folder: str | os.PathLike) -> list[Path]:
-    """The files of a folder the CLI denoises one by one: visible (no dot files), supported, sorted."""
+    """The files of a folder the CLI denoises one by one: visible (no dot files), supported, sorted.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+
+    Returns
+    -------
+    list of Path
+    """
     return [f for f in visible_files(Path(folder)) if is_supported(f)]
 
 
 def read_oct(path: str | os.PathLike, *, display: bool = True) -> OctImage:
-    """Read an OCT b-scan, stack or vendor volume; ``display=False`` keeps linear vendor intensities."""
+    """Read an OCT b-scan, stack or vendor volume; ``display=False`` keeps linear vendor intensities.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A TIFF, PNG/JPEG, vendor file or a folder of b-scans (or one HEYEX XML export).
+    display : bool
+        Log-display transform linear vendor intensities (:func:`napari_hdcyclegan.intensity.log_display`).
+
+    Returns
+    -------
+    OctImage
+        Data ``(H, W)`` or ``(N, H, W)``, scale in µm (or pixel), vendor boundaries, metadata.
+
+    Raises
+    ------
+    OctReadError
+        For a missing, empty, unsupported, corrupt or unreadable file.
+    """
     p = Path(path)
     if not p.exists():
         raise OctReadError(p, "no such file or folder")

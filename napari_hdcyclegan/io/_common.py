@@ -47,6 +47,11 @@ def um_per_pixel(scale: Any, units: Any, axis: int) -> float | None:
         Per-axis pixel size and unit names (``"um"``, ``"µm"``, ``"mm"``, ... or ``"pixel"``).
     axis : int
         The axis (negative counts from the end: -2 is depth).
+
+    Returns
+    -------
+    float or None
+        µm per pixel; None for a pixel or unknown unit, a non-positive size or a missing axis.
     """
     if scale is None or units is None or not -len(scale) <= axis < len(scale) or len(units) != len(scale):
         return None
@@ -105,7 +110,15 @@ def _to_gray(data: np.ndarray, axes: str, path: Path) -> tuple[np.ndarray, str, 
 
 
 def note(metadata: dict[str, Any], text: str | None) -> None:
-    """Record what the reader changed in ``metadata["notes"]`` and say it (a UserWarning)."""
+    """Record what the reader changed in ``metadata["notes"]`` and say it (a UserWarning).
+
+    Parameters
+    ----------
+    metadata : dict
+        The image's metadata (``"path"`` names the file in the warning).
+    text : str or None
+        The note; None or empty does nothing.
+    """
     if text:
         metadata.setdefault("notes", []).append(text)
         path = metadata.get("path", "")
@@ -113,7 +126,17 @@ def note(metadata: dict[str, Any], text: str | None) -> None:
 
 
 def visible_files(folder: Path) -> list[Path]:
-    """The regular, not hidden files of a folder (dot files and our temporary outputs are hidden)."""
+    """The regular, not hidden files of a folder (dot files and our temporary outputs are hidden).
+
+    Parameters
+    ----------
+    folder : Path
+
+    Returns
+    -------
+    list of Path
+        Sorted by name.
+    """
     return sorted(f for f in folder.iterdir() if not f.name.startswith(".") and f.is_file())
 
 

@@ -52,7 +52,18 @@ FORMATS: tuple[Format, ...] = (
 
 
 def suffixes(*kinds: str) -> tuple[str, ...]:
-    """The suffixes of the formats of ``kinds`` (all formats when none is given), in registry order."""
+    """The suffixes of the formats of ``kinds`` (all formats when none is given), in registry order.
+
+    Parameters
+    ----------
+    *kinds : str
+        Format kinds (``"tiff"``, ``"plain"``, ...).
+
+    Returns
+    -------
+    tuple of str
+        Lower-case suffixes with their dot.
+    """
     return tuple(f.suffix for f in FORMATS if not kinds or f.kind in kinds)
 
 

@@ -58,6 +58,28 @@ def write_tiff(
 
     By default an ImageJ TIFF (other dtypes converted to uint16/float32 without losing values, as
     Fiji needs); ``exact_dtype=True`` keeps any dtype exactly (shaped TIFF where ImageJ cannot).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output file (written atomically).
+    data : numpy.ndarray
+        ``(H, W)`` or ``(N, H, W)``.
+    scale : tuple of float, optional
+        Pixel size per axis (default 1).
+    units : str or tuple of str
+        Unit of ``scale`` per axis (``"um"`` or ``"pixel"``).
+    axis_labels : tuple of str, optional
+        Axis names.
+    metadata : dict, optional
+        JSON-serialisable metadata stored with the image.
+    exact_dtype : bool
+        Keep the dtype exactly instead of the ImageJ-compatible one.
+
+    Returns
+    -------
+    str
+        The path written.
     """
     arr = np.asarray(data)
     if arr.ndim not in (2, 3) or arr.size == 0:
@@ -84,6 +106,24 @@ def write_tiff_pages(
     become ImageJ TIFFs; other dtypes (int8/16/32, float16/64, ...) a TIFF of exactly that dtype with
     the same scale and metadata (centimetre resolution tags plus a JSON block). Big-endian data is
     written in native byte order (same values).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output file.
+    pages : iterable of numpy.ndarray
+        ``(H, W)`` or ``(k, H, W)`` blocks whose pages fill ``shape`` in order.
+    shape : tuple of int
+        ``(H, W)`` or ``(N, H, W)`` of the whole image.
+    dtype : numpy.dtype
+        Its dtype.
+    scale, units, axis_labels, metadata
+        As for :func:`write_tiff`.
+
+    Returns
+    -------
+    str
+        The path written.
     """
     import tifffile
 

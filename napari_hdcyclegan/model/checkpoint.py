@@ -129,14 +129,35 @@ def _check_normalisation(norm: Any, path: str | os.PathLike) -> None:
 
 
 def shipped_models() -> list[str]:
-    """Names of the models shipped inside the package."""
+    """Names of the models shipped inside the package.
+
+    Returns
+    -------
+    list of str
+        Sorted; empty when the package ships none.
+    """
     if not SHIPPED_DIR.is_dir():
         return []
     return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / CONFIG_FILE).is_file())
 
 
 def resolve_model_dir(weights: str | os.PathLike) -> Path:
-    """A shipped or user model's name, or a model directory (or its ``config.json``/weights file)."""
+    """A shipped or user model's name, or a model directory (or its ``config.json``/weights file).
+
+    Parameters
+    ----------
+    weights : str or os.PathLike
+
+    Returns
+    -------
+    Path
+        The model directory.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file and what is wrong with it.
+    """
     path = Path(weights).expanduser()
     if path.is_file() and path.name in (CONFIG_FILE, WEIGHTS_FILE):
         path = path.parent
@@ -154,7 +175,21 @@ def resolve_model_dir(weights: str | os.PathLike) -> Path:
 
 
 def read_config(model_dir: str | os.PathLike) -> ModelConfig:
-    """Parse ``config.json`` of a model directory, with a clear error on any problem."""
+    """Parse ``config.json`` of a model directory, with a clear error on any problem.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+
+    Returns
+    -------
+    ModelConfig
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file and what is wrong with it.
+    """
     path = Path(model_dir) / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(path, "missing config.json")
@@ -168,7 +203,22 @@ def read_config(model_dir: str | os.PathLike) -> ModelConfig:
 
 
 def read_tensors(model_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load ``model.safetensors`` (no pickle) into float32 CPU tensors."""
+    """Load ``model.safetensors`` (no pickle) into float32 CPU tensors.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        Keys ``"<part>.<parameter>"``.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file and what is wrong with it.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -186,7 +236,29 @@ def read_tensors(model_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def load_part(config: ModelConfig, tensors: dict[str, torch.Tensor], part: str,
               path: str | os.PathLike) -> nn.Module:
-    """Build ``part`` from ``config`` and fill it from ``tensors`` (strict key and shape check)."""
+    """Build ``part`` from ``config`` and fill it from ``tensors`` (strict key and shape check).
+
+    Parameters
+    ----------
+    config : ModelConfig
+        The architecture.
+    tensors : dict of str to torch.Tensor
+        From :func:`read_tensors`.
+    part : {"G_L", "G_H", "D"}
+        Which network.
+    path : str or os.PathLike
+        The weights file, named in errors.
+
+    Returns
+    -------
+    torch.nn.Module
+        In eval mode.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file and what is wrong with it.
+    """
     prefix = part + "."
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     if not state:
@@ -212,7 +284,25 @@ def load_part(config: ModelConfig, tensors: dict[str, torch.Tensor], part: str,
 
 def load_model(weights: str | os.PathLike, parts: tuple[str, ...] = ("G_L",)
                ) -> tuple[dict[str, nn.Module], ModelConfig]:
-    """Load ``parts`` of a model directory or shipped model; returns ``({part: module}, config)``."""
+    """Load ``parts`` of a model directory or shipped model; returns ``({part: module}, config)``.
+
+    Parameters
+    ----------
+    weights : str or os.PathLike
+        As for :func:`resolve_model_dir`.
+    parts : tuple of str
+        Networks to build (``"G_L"``, ``"G_H"``, ``"D"``).
+
+    Returns
+    -------
+    tuple
+        ``({part: module}, config)``.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file and what is wrong with it.
+    """
     model_dir = resolve_model_dir(weights)
     config = read_config(model_dir)
     tensors = read_tensors(model_dir)
@@ -222,7 +312,23 @@ def load_model(weights: str | os.PathLike, parts: tuple[str, ...] = ("G_L",)
 
 def save_model(model_dir: str | os.PathLike, nets: dict[str, nn.Module], config: ModelConfig,
                half: bool = False) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` atomically; ``half`` stores float16."""
+    """Write ``config.json`` and ``model.safetensors`` atomically; ``half`` stores float16.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        Created if needed.
+    nets : dict of str to torch.nn.Module
+        Part name to network (a DistributedDataParallel wrapper is unwrapped).
+    config : ModelConfig
+    half : bool
+        Store floating-point tensors as float16.
+
+    Returns
+    -------
+    Path
+        ``model_dir``.
+    """
     from safetensors.torch import save_file
 
     out = Path(model_dir)

@@ -41,13 +41,35 @@ class ModelChoice:
 
 
 def split_psnr(bscan: np.ndarray) -> float:
-    """PSNR (dB on the [0, 1] scale) between the even- and odd-column halves of a raw b-scan."""
+    """PSNR (dB on the [0, 1] scale) between the even- and odd-column halves of a raw b-scan.
+
+    Parameters
+    ----------
+    bscan : numpy.ndarray
+        A raw 2D b-scan (mapped to [0, 1] by its dtype).
+
+    Returns
+    -------
+    float
+    """
     b = np.asarray(bscan)
     return metrics.split_psnr(to_unit(b, *unit_range(b, {"method": "dtype"})))
 
 
 def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
-    """Pick a shipped model for a 2D b-scan or 3D volume by the median split PSNR of a few b-scans."""
+    """Pick a shipped model for a 2D b-scan or 3D volume by the median split PSNR of a few b-scans.
+
+    Parameters
+    ----------
+    data : array_like
+        ``(H, W)`` or ``(N, H, W)``; only the b-scans scored are read.
+    n_bscans : int
+        How many evenly spaced b-scans of a volume are scored.
+
+    Returns
+    -------
+    ModelChoice
+    """
     shape = np.shape(data)
     if len(shape) not in (2, 3):
         raise ValueError(f"expected a 2D b-scan or 3D volume, got shape {shape}")
@@ -66,7 +88,20 @@ def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
 
 def resolve_auto(weights: Any, data: Any = None) -> tuple[Any, ModelChoice | None]:
     """``(weights, None)``, or for :data:`AUTO` the model chosen for ``data`` and the choice
-    (:data:`AVERAGED_MODEL` and None without ``data``)."""
+    (:data:`AVERAGED_MODEL` and None without ``data``).
+
+    Parameters
+    ----------
+    weights : str or os.PathLike
+        A model name or directory, or :data:`AUTO`.
+    data : array_like, optional
+        The scan the model is for.
+
+    Returns
+    -------
+    tuple
+        ``(weights, choice)``; ``choice`` is None unless a model was chosen for ``data``.
+    """
     if str(weights) != AUTO:
         return weights, None
     if data is None:
@@ -76,5 +111,14 @@ def resolve_auto(weights: Any, data: Any = None) -> tuple[Any, ModelChoice | Non
 
 
 def boundary_weights(weights: str) -> str:
-    """The weights the boundary detection uses: :data:`BOUNDARY_MODEL` for "auto", else ``weights``."""
+    """The weights the boundary detection uses: :data:`BOUNDARY_MODEL` for "auto", else ``weights``.
+
+    Parameters
+    ----------
+    weights : str
+
+    Returns
+    -------
+    str
+    """
     return BOUNDARY_MODEL if str(weights) == AUTO else weights

@@ -133,7 +133,19 @@ class Discriminator(nn.Module):
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = 8) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad the last two dims up to a multiple; return the padded tensor and original size."""
+    """Reflect-pad the last two dims up to a multiple; return the padded tensor and original size.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(..., H, W)``.
+    multiple : int
+
+    Returns
+    -------
+    tuple
+        The padded tensor (replicate-padded where the image is too small to reflect) and ``(H, W)``.
+    """
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
@@ -143,6 +155,18 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 8) -> tuple[torch.Tensor, t
 
 
 def run_generator(gen: Generator, x: torch.Tensor) -> torch.Tensor:
-    """Apply ``gen`` to an (N, 1, H, W) batch of any H, W: pad to a multiple of 8, crop back."""
+    """Apply ``gen`` to an (N, 1, H, W) batch of any H, W: pad to a multiple of 8, crop back.
+
+    Parameters
+    ----------
+    gen : Generator
+    x : torch.Tensor
+        ``(N, 1, H, W)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, 1, H, W)``.
+    """
     padded, (h, w) = pad_to_multiple(x, 8)
     return gen(padded)[..., :h, :w]

@@ -33,7 +33,13 @@ class ModelEntry:
 
 
 def user_data_dir() -> Path:
-    """The per-user data directory of the plugin (not created here)."""
+    """The per-user data directory of the plugin (not created here).
+
+    Returns
+    -------
+    Path
+        ``$HDCYCLEGAN_USER_DIR`` when set, else platformdirs' user data directory.
+    """
     env = os.environ.get(USER_DIR_ENV)
     if env:
         return Path(env).expanduser()
@@ -43,17 +49,33 @@ def user_data_dir() -> Path:
 
 
 def user_models_dir() -> Path:
-    """Where exported user models live."""
+    """Where exported user models live.
+
+    Returns
+    -------
+    Path
+    """
     return user_data_dir() / "models"
 
 
 def user_runs_dir() -> Path:
-    """Where training runs started from the widget live."""
+    """Where training runs started from the widget live.
+
+    Returns
+    -------
+    Path
+    """
     return user_data_dir() / "runs"
 
 
 def user_models() -> list[str]:
-    """Names of the model directories in :func:`user_models_dir`."""
+    """Names of the model directories in :func:`user_models_dir`.
+
+    Returns
+    -------
+    list of str
+        Sorted.
+    """
     root = user_models_dir()
     if not root.is_dir():
         return []
@@ -61,7 +83,16 @@ def user_models() -> list[str]:
 
 
 def find_user_model(name: str) -> Path | None:
-    """The folder of user model ``name``, or None."""
+    """The folder of user model ``name``, or None.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    Path or None
+    """
     if not _NAME.match(name):
         return None
     path = user_models_dir() / name
@@ -69,7 +100,22 @@ def find_user_model(name: str) -> Path | None:
 
 
 def check_model_name(name: str) -> str:
-    """``name`` when it can name a new user model; else a ValueError that says why."""
+    """``name`` when it can name a new user model; else a ValueError that says why.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    str
+        ``name``.
+
+    Raises
+    ------
+    ValueError
+        For a name with other characters, over 64 long, or taken by a shipped model.
+    """
     if not _NAME.match(name):
         raise ValueError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
     if name in shipped_models():
@@ -87,7 +133,12 @@ def _card_facts(path: Path) -> tuple[bool, str]:
 
 
 def list_models() -> list[ModelEntry]:
-    """Shipped models, then user models (a user model shadowed by a shipped name is skipped)."""
+    """Shipped models, then user models (a user model shadowed by a shipped name is skipped).
+
+    Returns
+    -------
+    list of ModelEntry
+    """
     shipped = shipped_models()
     entries = [ModelEntry(n, SHIPPED_DIR / n, "shipped", *_card_facts(SHIPPED_DIR / n)) for n in shipped]
     root = user_models_dir()
