@@ -10,6 +10,8 @@ Datasets (the project's shared reference data, a folder ``shared/data`` beside t
   0.6-1.5x its median (the vendor lines of the circle scan ``valid.vol`` follow a mirrored copy
   where the retina folds over the top edge). Also: A-scans whose ILM sits at the first image rows
   (a thickness plateau).
+* The six inner Tian boundaries (labels 2-7, eyepy's names RNFL, IPL, INL, OPL, PR1, PR2; ``inner=True``),
+  tuned on subjects 1-3, checked on 4-5: mean absolute error per boundary.
 * Duke / Fang 2013 Bioptigen pairs: coverage of both lines on the noisy and the averaged b-scan.
 * CPU time (process time, one thread: run with OMP_NUM_THREADS=1) of the boundary step alone (the
   feature map and the denoised b-scan computed beforehand) per 496 x 768 b-scan.
@@ -91,21 +93,24 @@ def main() -> None:
     t0 = time.time()
     cache: dict[str, tuple] = {}
 
-    def run(name: str, bscan: np.ndarray) -> dict:
+    def run(name: str, bscan: np.ndarray, inner: bool = False) -> dict:
         fmap = np.asarray(denoiser.feature_maps(bscan, stage, [channel]), np.float32)[0]
         den = np.asarray(denoiser.denoise(bscan), np.float32) if denoiser.trained else bscan
         cache[name] = (bscan, den, fmap)
-        return {k: np.asarray(v, float) for k, v in bd.detect_checked(den, fmap).items()}
+        return {k: np.asarray(v, float) for k, v in bd.detect_checked(den, fmap, inner=inner).items()}
 
     table = ["| dataset                            | ILM   | BM    | cov % | A-scans | note |",
              "|------------------------------------|-------|-------|-------|---------|------|"]
     shown: dict[str, tuple] = {}
     tian = args.data / "layers" / "tian2015_octlayers"
     groups: dict[str, list] = {"tuned on (1-3)": [], "checked on (4-5)": []}
+    inner: dict[str, list] = {"1-3": [], "4-5": []}
     for s in range(1, 6):
         rows = []
         for name, im, lab in tian_scans(tian, s):
-            found = run(name, im)
+            found = run(name, im, inner=True)  # ILM and BM are the same with or without inner lines
+            inner["1-3" if s <= 3 else "4-5"].append(
+                [np.nanmean(np.abs(found[k] - lab[bd.TIAN_LABELS[k] - 1])) for k in bd.LAYER_BOUNDARIES])
             rows.append(errors(found, {"ILM": lab[0], "RPE": lab[7]}, np.ones(im.shape[1], bool)))
             shown.setdefault("tian", (name, im, found, {"ILM": lab[0], "RPE": lab[7]}, "manual"))
         groups["tuned on (1-3)" if s <= 3 else "checked on (4-5)"].extend(rows)
@@ -151,6 +156,11 @@ def main() -> None:
                 bd.detect_checked(den, fmap)
                 times.append(time.process_time() - t)
     print("\n".join(table))
+    print("\nTian, all eight boundaries (detect_checked(..., inner=True)), mean abs error px per b-scan:")
+    print("| subjects | " + " | ".join(f"{k} ({bd.TIAN_LABELS[k]})" for k in bd.LAYER_BOUNDARIES) + " |")
+    print("|---" * (len(bd.LAYER_BOUNDARIES) + 1) + "|")
+    for group, errs in inner.items():
+        print(f"| {group} ({len(errs)}) | " + " | ".join(f"{v:.2f}" for v in np.mean(errs, axis=0)) + " |")
     print(f"CPU time of the boundary step per 496x768 b-scan: median {np.median(times):.3f} s, "
           f"max {np.max(times):.3f} s ({len(times)} runs, feature maps precomputed)")
     print(f"total {time.time() - t0:.0f} s")

@@ -311,3 +311,81 @@ def test_iter_calibrate_boundary_channel_steps_and_cancel():
     den = FakeDenoiser()
     result = bd.model_boundaries(img, den, calibration={"n": 1, "shape": (128, 128)})
     assert result["ILM"].shape == (1, W) and "calibrate" in den.config.boundary_channel["how"]
+
+
+def layered(seed: int = 0, noise: float = 0.03, h: int = 496, w: int = 200):
+    """A b-scan with the seven Tian layers (intensities like a Spectralis macula), a feature map
+    on ILM and RPE, and the true rows of all eight boundaries (top of each layer below); 496 rows
+    like a Spectralis b-scan (the inner search bands are fractions of the height)."""
+    x = np.arange(w)
+    ilm = 150 + 8 * np.sin(x / 40.0)
+    thick = {"RNFL": 10, "IPL": 15, "INL": 8, "OPL": 7, "PR1": 24, "PR2": 6, "RPE": 10}
+    truth = {"ILM": ilm}
+    top = ilm
+    for name, t in thick.items():
+        top = top + t + (2 * np.cos(x / 30.0) if name == "PR1" else 0)
+        truth[name] = top
+    rows = np.arange(h, dtype=float)
+    bands = [("ILM", "RNFL", 0.85), ("RNFL", "IPL", 0.45), ("IPL", "INL", 0.2), ("INL", "OPL", 0.45),
+             ("OPL", "PR1", 0.12), ("PR2", "RPE", 0.9)]
+    img = 0.04 + sum(v * _band(rows, truth[a], truth[b]) for a, b, v in bands)
+    img += 0.85 * _band(rows, truth["PR1"], truth["PR1"] + 2) + 0.35 * _band(rows, truth["PR1"] + 2, truth["PR2"])
+    img += 0.25 * _band(rows, truth["RPE"], truth["RPE"] + 40)
+    img += np.random.default_rng(seed).normal(0, noise, img.shape)
+    r = rows[:, None]
+    fmap = np.exp(-0.5 * ((r - (ilm + 4)) / 2.0) ** 2) + np.exp(-0.5 * ((r - (truth["RPE"] - 5)) / 2.0) ** 2)
+    return img.astype(np.float32), fmap.astype(np.float32), truth
+
+
+def test_inner_boundaries_within_two_pixels_and_ordered():
+    img, fmap, truth = layered()
+    plain = bd.detect_boundaries(img, fmap)
+    found = bd.detect_boundaries(img, fmap, inner=True)
+    assert set(found) == {"ILM", "RPE", *bd.INNER_NAMES}
+    for name in ("ILM", "RPE"):  # the inner lines change nothing about ILM and BM
+        np.testing.assert_array_equal(found[name], plain[name])
+    stack = np.stack([found[k] for k in bd.LAYER_BOUNDARIES])
+    ok = np.isfinite(stack).all(axis=0)
+    assert ok.mean() > 0.95
+    assert np.all(np.diff(stack[:, ok], axis=0) >= 0)  # top to bottom, never crossing
+    for name in bd.LAYER_BOUNDARIES:
+        err = float(np.mean(np.abs(found[name][ok] - truth[name][ok])))
+        assert err < 1.5, (name, err)
+
+
+def test_inner_layers_need_refine_and_are_nan_without_ilm():
+    img, fmap, _ = layered()
+    with pytest.raises(ValueError):
+        bd.detect_boundaries(img, fmap, refine=False, inner=True)
+    nan = np.full(img.shape[1], np.nan)
+    lines = bd.inner_boundaries(img, nan, nan)
+    assert set(lines) == set(bd.INNER_NAMES) and all(np.isnan(v).all() for v in lines.values())
+
+
+def test_volume_and_csv_with_inner_layers(tmp_path):
+    img, fmap, _ = layered()
+    vol = bd.detect_volume(np.stack([img, img]), np.stack([fmap, fmap]), inner=True)
+    assert vol["PR1"].shape == (2, img.shape[1]) and vol["doubtful"].dtype == bool
+    for spacing, unit in ((3.9, "um"), (None, "px")):
+        path = bd.write_boundaries_csv(tmp_path / f"b_{unit}.csv", vol, spacing)
+        header = path.read_text().splitlines()[0].split(",")
+        assert header == ["bscan", "ascan", *bd.LAYER_BOUNDARIES, "thickness_um",
+                          *(f"{k}_{unit}" for k in bd.LAYER_NAMES)]
+        back = bd.read_boundaries_csv(path)
+        np.testing.assert_allclose(back["PR1"], vol["PR1"], atol=1e-3)
+        scale = 1.0 if spacing is None else spacing
+        np.testing.assert_allclose(back[f"ONL+IS_{unit}"], (vol["PR1"] - vol["OPL"]) * scale, atol=2e-3)
+    plain = bd.write_boundaries_csv(tmp_path / "plain.csv", {k: vol[k] for k in bd.BOUNDARY_NAMES}, None)
+    assert bd.read_boundaries_csv(plain).keys() == {"ILM", "RPE", "thickness_um"}
+
+
+@pytest.mark.skipif(not TIAN.is_dir(), reason="shared reference data (Tian et al. 2015) not present")
+def test_inner_boundaries_on_real_spectralis_scans():
+    imageio = pytest.importorskip("imageio.v3")
+    labels = {k: np.loadtxt(TIAN / f"Subject4_{v}.txt", delimiter=",") for k, v in bd.TIAN_LABELS.items()}
+    img = imageio.imread(TIAN / "Subject4_05.png")
+    img = img[..., 0] if img.ndim == 3 else img
+    found = bd.detect_boundaries(img, ndi.gaussian_filter(img.astype(np.float32), 3), inner=True)
+    for name in bd.INNER_NAMES:
+        err = float(np.nanmean(np.abs(found[name] - labels[name][:, 4])))
+        assert err < (3.5 if name == "PR2" else 2.5), (name, err)

@@ -1,5 +1,8 @@
 """ILM and RPE (Bruch's membrane) boundaries of OCT b-scans, in eyepy's convention.
 
+With ``inner=True`` also the six inner boundaries that Tian et al. (2015) trace (:mod:`.layers`:
+RNFL, IPL, INL, OPL, PR1, PR2 in eyepy's names) and per-layer thickness columns.
+
 One float row per A-scan (0 = top, NaN where missing) per boundary. Two stages:
 
 1. :mod:`.skeleton`: the paper's procedure (feature map x b-scan > mean, median filter,
@@ -37,6 +40,14 @@ from .detect import (
     model_boundaries,
     support_columns,
 )
+from .layers import (
+    INNER_NAMES,
+    LAYER_BOUNDARIES,
+    LAYER_NAMES,
+    TIAN_LABELS,
+    LayerParams,
+    inner_boundaries,
+)
 from .paths import PathParams, fold_mask, optimal_path, refine_paths
 from .skeleton import (
     SMOOTH_SIGMA,
@@ -55,19 +66,22 @@ from .table import (
     BOUNDARY_NAMES,
     CSV_HEADER,
     boundary_table,
+    csv_header,
+    layer_columns,
     read_boundaries_csv,
     thickness_um,
     write_boundaries_csv,
 )
 
 __all__ = [
-    "BOUNDARY_COLORS", "BOUNDARY_NAMES", "CSV_HEADER", "EARLY_STAGES", "SMOOTH_SIGMA", "Cancelled",
-    "PathParams", "axial_gradient", "boundary_channel", "boundary_errors", "boundary_table",
-    "calibrate_boundary_channel", "choose_channel", "clean_line", "detect_boundaries", "detect_checked",
-    "detect_volume", "doubtful_ascans", "fill_gaps", "fold_mask", "iter_boundaries",
+    "BOUNDARY_COLORS", "BOUNDARY_NAMES", "CSV_HEADER", "Cancelled", "EARLY_STAGES", "INNER_NAMES",
+    "LAYER_BOUNDARIES", "LAYER_NAMES", "LayerParams", "PathParams", "SMOOTH_SIGMA", "TIAN_LABELS",
+    "axial_gradient", "boundary_channel", "boundary_errors", "boundary_table", "calibrate_boundary_channel",
+    "choose_channel", "clean_line", "csv_header", "detect_boundaries", "detect_checked", "detect_volume",
+    "doubtful_ascans", "fill_gaps", "fold_mask", "inner_boundaries", "iter_boundaries",
     "iter_calibrate_boundary_channel", "iter_detect", "iter_model_boundaries", "label_free_score",
-    "mean_difference", "model_boundaries", "optimal_path", "prepare_bscan", "read_boundaries_csv",
-    "refine_paths", "refine_to_edges", "running_nanmedian", "skeleton_boundaries", "skeleton_lines",
-    "skeleton_mask", "summary", "support_columns", "supervised_score", "thickness_um",
+    "layer_columns", "mean_difference", "model_boundaries", "optimal_path", "prepare_bscan",
+    "read_boundaries_csv", "refine_paths", "refine_to_edges", "running_nanmedian", "skeleton_boundaries",
+    "skeleton_lines", "skeleton_mask", "summary", "supervised_score", "support_columns", "thickness_um",
     "write_boundaries_csv", "write_boundary_channel",
 ]

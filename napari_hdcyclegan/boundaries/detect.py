@@ -20,6 +20,7 @@ from ..intensity import check_image
 from ..progress import CancelFn, ProgressFn, Steps, drive
 from .channel import boundary_channel, iter_calibrate_boundary_channel
 from .checks import doubtful_ascans
+from .layers import INNER_NAMES, LayerParams, inner_boundaries
 from .paths import PathParams, refine_paths
 from .skeleton import prepare_bscan, skeleton_boundaries
 from .table import BOUNDARY_NAMES
@@ -60,7 +61,8 @@ def detect_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size
                       prepared: dict[str, np.ndarray] | None = None,
                       prior: Mapping[str, np.ndarray] | None = None,
                       params: PathParams | None = None,
-                      edges: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                      edges: np.ndarray | None = None, inner: bool = False,
+                      layer_params: LayerParams | None = None) -> dict[str, np.ndarray]:
     """ILM and RPE rows (float32, (W,), 0 = top, NaN where missing) of one b-scan.
 
     ``bscan``: (H, W) any dtype/range (display domain: log-transform linear vendor data first);
@@ -69,13 +71,17 @@ def detect_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size
     ``min_separation``, ``tol``, ``max_gap`` tune stage one (:func:`skeleton_boundaries`);
     ``prior``: lines of a neighbouring b-scan; ``params``: stage two's :class:`PathParams`;
     ``edges``: the b-scan whose gradients stage two follows (default ``bscan``; the model's input
-    rather than its denoised output keeps the lines independent of the model).
+    rather than its denoised output keeps the lines independent of the model);
+    ``inner=True`` adds the six inner boundaries of :mod:`.layers` (``INNER_NAMES``: RNFL, IPL,
+    INL, OPL, PR1, PR2; needs ``refine``) found between ILM and BM (``layer_params`` tunes them).
     """
     bscan = check_image(bscan, (2,))
     prep = prepare_bscan(bscan) if prepared is None else prepared
     kw: dict[str, Any] = dict(median_size=median_size, min_separation=min_separation, tol=tol,
                               max_gap=max_gap, prepared=prep)
     if not refine:
+        if inner:
+            raise ValueError("inner boundaries need refine=True")
         return skeleton_boundaries(bscan, feature_map, refine=False, **kw)
     stage_one = skeleton_boundaries(bscan, feature_map, refine=False, **kw)
     unit = prep["unit"] if edges is None else prepare_bscan(edges)["unit"]
@@ -84,6 +90,9 @@ def detect_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size
     out = {}
     for name in BOUNDARY_NAMES:
         out[name] = np.where(keep, lines[name], np.nan).astype(np.float32)
+    if inner:
+        found = inner_boundaries(unit, out["ILM"], out["RPE"], layer_params)
+        out.update({name: found[name].astype(np.float32) for name in INNER_NAMES})
     return out
 
 
@@ -119,13 +128,17 @@ def iter_detect(volume: np.ndarray, feature_map: FeatureMaps, **kwargs: Any
 
 def iter_stacked(items: Iterator[tuple[int, dict[str, np.ndarray]]], n: int, w: int
                  ) -> Steps[dict[str, np.ndarray]]:
-    """Stack per-b-scan results into ILM/RPE float32 (N, W) and doubtful bool (N, W), yielding
-    ``(done, n)`` (first ``(0, n)``, then per b-scan) and returning the stacked dict."""
+    """Stack per-b-scan results into ILM/RPE (and inner boundaries, when found) float32 (N, W) and
+    doubtful bool (N, W), yielding ``(done, n)`` (first ``(0, n)``, then per b-scan) and returning
+    the stacked dict."""
     out = {name: np.full((n, w), np.nan, np.float32) for name in BOUNDARY_NAMES}
     out["doubtful"] = np.zeros((n, w), bool)
     yield 0, n
     for i, lines in items:
-        for name in (*BOUNDARY_NAMES, "doubtful"):
+        for name in INNER_NAMES:
+            if name in lines and name not in out:
+                out[name] = np.full((n, w), np.nan, np.float32)
+        for name in (*BOUNDARY_NAMES, *(k for k in INNER_NAMES if k in lines), "doubtful"):
             out[name][i] = lines[name]
         yield i + 1, n
     return out

@@ -1,4 +1,9 @@
-"""Retinal thickness and the boundary CSV (``bscan,ascan,ILM,RPE,thickness_um``)."""
+"""Retinal thickness and the boundary CSV (``bscan,ascan,ILM,RPE,thickness_um``).
+
+With the inner boundaries (:mod:`.layers`) the table and CSV have all eight boundaries
+(``ILM,RNFL,IPL,INL,OPL,PR1,PR2,RPE``), ``thickness_um`` and one thickness column per layer
+(``RNFL,GCL+IPL,INL,OPL,ONL+IS,OS,RPE`` + ``_um``, or + ``_px`` when the axial spacing is unknown).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,31 @@ def thickness_um(ilm: np.ndarray, rpe: np.ndarray, axial_um_per_px: float | None
     return ((rpe - ilm) * scale).astype(np.float32)
 
 
+def layer_columns(axial_um_per_px: float | None) -> tuple[str, ...]:
+    """Per-layer thickness columns: ``<layer>_um``, or ``<layer>_px`` without an axial spacing."""
+    from .layers import LAYER_NAMES
+
+    unit = "px" if axial_um_per_px is None else "um"
+    return tuple(f"{name}_{unit}" for name in LAYER_NAMES)
+
+
+def has_inner(boundaries: Mapping[str, np.ndarray]) -> bool:
+    """Whether ``boundaries`` holds all six inner boundaries."""
+    from .layers import INNER_NAMES
+
+    return all(name in boundaries for name in INNER_NAMES)
+
+
+def csv_header(boundaries: Mapping[str, np.ndarray], axial_um_per_px: float | None) -> tuple[str, ...]:
+    """:data:`CSV_HEADER`, or with the inner boundaries all eight lines, ``thickness_um`` and the
+    per-layer thickness columns (:func:`layer_columns`)."""
+    if not has_inner(boundaries):
+        return CSV_HEADER
+    from .layers import LAYER_BOUNDARIES
+
+    return ("bscan", "ascan", *LAYER_BOUNDARIES, "thickness_um", *layer_columns(axial_um_per_px))
+
+
 def _as_2d(boundaries: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """ILM and RPE as (N, W) float arrays, checked to match."""
     missing = [n for n in BOUNDARY_NAMES if n not in boundaries]
@@ -42,12 +72,13 @@ def _as_2d(boundaries: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray
 
 def boundary_table(boundaries: Mapping[str, np.ndarray], axial_um_per_px: float | None
                    ) -> np.ndarray:
-    """One row per A-scan of each b-scan: structured array with fields ``CSV_HEADER``
-    (``thickness_um`` NaN throughout when ``axial_um_per_px`` is None)."""
+    """One row per A-scan of each b-scan: structured array with fields :func:`csv_header`
+    (``thickness_um`` NaN throughout when ``axial_um_per_px`` is None; with the inner boundaries,
+    per-layer thickness in µm, or in px without a spacing)."""
     ilm, rpe = _as_2d(boundaries)
     n, w = ilm.shape
-    table = np.zeros(n * w, dtype=[("bscan", "i4"), ("ascan", "i4"), ("ILM", "f8"), ("RPE", "f8"),
-                                   ("thickness_um", "f8")])
+    header = csv_header(boundaries, axial_um_per_px)
+    table = np.zeros(n * w, dtype=[(k, "i4" if k in ("bscan", "ascan") else "f8") for k in header])
     table["bscan"] = np.repeat(np.arange(n), w)
     table["ascan"] = np.tile(np.arange(w), n)
     table["ILM"] = ilm.ravel()
@@ -55,6 +86,18 @@ def boundary_table(boundaries: Mapping[str, np.ndarray], axial_um_per_px: float 
     # the column is in µm by name: unknown spacing gives an empty column, never pixels
     table["thickness_um"] = (np.nan if axial_um_per_px is None
                              else thickness_um(ilm, rpe, axial_um_per_px).ravel())
+    if has_inner(boundaries):
+        from .layers import INNER_NAMES, LAYER_BOUNDARIES
+
+        lines = {"ILM": ilm, "RPE": rpe}
+        for name in INNER_NAMES:
+            lines[name] = np.atleast_2d(np.asarray(boundaries[name], dtype=np.float64))
+            if lines[name].shape != ilm.shape:
+                raise ValueError(f"{name} {lines[name].shape} does not match ILM {ilm.shape}")
+            table[name] = lines[name].ravel()
+        for col, upper, lower in zip(layer_columns(axial_um_per_px), LAYER_BOUNDARIES[:-1],
+                                     LAYER_BOUNDARIES[1:]):
+            table[col] = thickness_um(lines[upper], lines[lower], axial_um_per_px).ravel()
     return table
 
 
@@ -65,33 +108,43 @@ def _fmt(value: float) -> str:
 
 def write_boundaries_csv(path: str | os.PathLike, boundaries: Mapping[str, np.ndarray],
                          axial_um_per_px: float | None) -> Path:
-    """Write ``bscan,ascan,ILM,RPE,thickness_um`` (rows from the top, empty where missing).
+    """Write ``bscan,ascan,ILM,RPE,thickness_um`` (rows from the top, empty where missing), or with
+    the inner boundaries the columns of :func:`csv_header`.
 
-    Without an axial spacing (None) the thickness column is left empty.
+    Without an axial spacing (None) the thickness column is left empty (layer columns are in px).
     """
     table = boundary_table(boundaries, axial_um_per_px)
+    header = table.dtype.names or ()
     path = Path(path)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(CSV_HEADER)
+        writer.writerow(header)
         for row in table:
-            writer.writerow([int(row["bscan"]), int(row["ascan"]), _fmt(row["ILM"]), _fmt(row["RPE"]),
-                             _fmt(row["thickness_um"])])
+            writer.writerow([int(row["bscan"]), int(row["ascan"]), *(_fmt(row[k]) for k in header[2:])])
     return path
 
 
 def read_boundaries_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a CSV written by :func:`write_boundaries_csv` back to ``{"ILM", "RPE", "thickness_um"}``
-    arrays of shape (N, W)."""
+    (and, in a CSV with inner boundaries, every further column) arrays of shape (N, W)."""
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
-    if not rows or tuple(rows[0]) != CSV_HEADER:
-        raise ValueError(f"{path}: not a boundaries CSV (header must be {','.join(CSV_HEADER)})")
+    known = [CSV_HEADER, *(csv_header(dict.fromkeys(_inner_names(), np.zeros(0)), s) for s in (None, 1.0))]
+    if not rows or tuple(rows[0]) not in known:
+        raise ValueError(f"{path}: not a boundaries CSV (header must be {','.join(CSV_HEADER)}, "
+                         "or that of one with inner boundaries)")
+    header = tuple(rows[0])
     body = rows[1:]
     n = max((int(r[0]) for r in body), default=-1) + 1
     w = max((int(r[1]) for r in body), default=-1) + 1
-    out = {k: np.full((n, w), np.nan) for k in CSV_HEADER[2:]}
+    out = {k: np.full((n, w), np.nan) for k in header[2:]}
     for r in body:
-        for k, v in zip(CSV_HEADER[2:], r[2:]):
+        for k, v in zip(header[2:], r[2:]):
             out[k][int(r[0]), int(r[1])] = float(v) if v else np.nan
     return out
+
+
+def _inner_names() -> tuple[str, ...]:
+    from .layers import INNER_NAMES
+
+    return INNER_NAMES
