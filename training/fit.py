@@ -332,16 +332,16 @@ def run(cfg: FitConfig, resume: bool = False) -> Path:
     """Train as configured; returns the run folder."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
+    try:
+        device = resolve_device(cfg.device)  # an unknown or absent device fails before anything runs
+    except InputError as exc:
+        raise SystemExit(f"error: {exc}") from exc
     if world > 1:
         import torch.distributed as dist
 
-        dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    try:
-        resolve_device(cfg.device)  # an unknown or absent device fails before the data are loaded
-    except InputError as exc:
-        raise SystemExit(f"error: {exc}") from exc
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_training_data(cfg)

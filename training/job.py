@@ -74,14 +74,15 @@ class JobSpec:
 
 def defaults_for(device: str) -> dict[str, int]:
     """Sensible crop and batch: small on CPU, the paper's crops on a GPU."""
-    gpu = device.startswith("cuda") or (device == "auto" and _cuda_available())
+    gpu = device.startswith("cuda") or (device == "auto" and _auto_device_type() == "cuda")
     return {"crop": 256, "batch": 4} if gpu else {"crop": 128, "batch": 2}
 
 
-def _cuda_available() -> bool:
-    import torch
+def _auto_device_type() -> str:
+    """The kind of device ``"auto"`` resolves to (:func:`napari_hdcyclegan.devices.resolve_device`)."""
+    from napari_hdcyclegan.devices import resolve_device
 
-    return torch.cuda.is_available()
+    return resolve_device("auto").type
 
 
 def base_architecture(init_from: str) -> dict:
