@@ -1,5 +1,8 @@
 """Image-quality metrics for OCT denoising, registration to a reference, and signal/background masks.
 
+Registration lives in :mod:`napari_hdcyclegan.registration` and the masks in
+:mod:`napari_hdcyclegan.masks`; both are re-exported here.
+
 Settings (stated because papers differ):
 
 - PSNR = 10 log10(data_range^2 / MSE); ``data_range`` defaults to 255 for uint8, the dtype maximum
@@ -23,6 +26,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from .intensity import check_image
+from .masks import retina_contours, retina_level, signal_background_masks  # noqa: F401 - re-exported
+from .registration import fourier_translate, register  # noqa: F401 - fourier_translate re-exported
 
 #: Default minimum size (pixels) of a connected signal region counted by MSR and CNR.
 MIN_REGION = 50
@@ -209,204 +214,6 @@ def enl(image: np.ndarray, mask: np.ndarray | None = None) -> float:
     vals = img[_check_mask(img, mask, "ENL")] if mask is not None else img.ravel()
     var = vals.var()
     return float("inf") if var == 0 else float(vals.mean() ** 2 / var)
-
-
-def _ncc(a: np.ndarray, b: np.ndarray) -> float:
-    """Normalised cross-correlation of two equally shaped arrays."""
-    a = a - a.mean()
-    b = b - b.mean()
-    den = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / den) if den > 0 else 0.0
-
-
-def fourier_translate(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Translate a 2D float image by a sub-pixel ``shift`` (rows, cols) via the DFT shift theorem.
-
-    The image is reflect-padded by the shift (plus 2 px) first so the DFT's wrap-around stays in the
-    padding; the edge rows/columns that enter the frame are mirrored copies.
-
-    Parameters
-    ----------
-    image : numpy.ndarray
-        A 2D image.
-    shift : numpy.ndarray
-        ``(rows, cols)`` in px, fractions allowed.
-
-    Returns
-    -------
-    numpy.ndarray
-        float64, the shape of ``image``.
-    """
-    from scipy.ndimage import fourier_shift
-
-    pad = [int(np.ceil(abs(s))) + 2 for s in shift]
-    padded = np.pad(image, [(pad[0], pad[0]), (pad[1], pad[1])], mode="reflect")
-    moved = np.fft.ifft2(fourier_shift(np.fft.fft2(padded), shift)).real
-    return moved[pad[0]:pad[0] + image.shape[0], pad[1]:pad[1] + image.shape[1]]
-
-
-def register(moving: np.ndarray, reference: np.ndarray, max_shift: float = 10.0,
-             sigma: float = 2.0, upsample: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Shift ``moving`` onto ``reference`` (2D) by DFT phase correlation; return (image, shift).
-
-    Raw speckle fools plain phase correlation, so both images are smoothed (Gaussian ``sigma``) and
-    Hann-windowed first; a shift larger than ``max_shift`` px (either axis), or one that does not
-    raise the normalised cross-correlation of the smoothed images over the central region, is
-    rejected (zero shift, image returned unchanged). The accepted sub-pixel shift is applied in
-    the Fourier domain (:func:`fourier_translate`): an all-pass filter, so unlike interpolation it
-    does not average away noise and flatter a noisy image's PSNR; dtype is kept.
-
-    Parameters
-    ----------
-    moving, reference : numpy.ndarray
-        2D images of the same shape.
-    max_shift : float
-        Largest accepted shift per axis (px).
-    sigma : float
-        Gaussian smoothing before the correlation (px).
-    upsample : int
-        Sub-pixel precision of the shift (1 / ``upsample`` px).
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        The shifted image and the ``(rows, cols)`` shift (zeros when rejected).
-    """
-    from scipy.ndimage import gaussian_filter
-    from skimage.filters import window
-    from skimage.registration import phase_cross_correlation
-
-    mov = check_image(moving, (2,))
-    ref = check_image(reference, (2,))
-    if mov.shape != ref.shape:
-        raise ValueError(f"cannot register images of different shapes {mov.shape} and {ref.shape}")
-    m = gaussian_filter(mov.astype(np.float64), sigma)
-    r = gaussian_filter(ref.astype(np.float64), sigma)
-    win = window("hann", m.shape)
-    shift, _, _ = phase_cross_correlation((r - r.mean()) * win, (m - m.mean()) * win,
-                                          upsample_factor=upsample, normalization=None)
-    shift = np.asarray(shift, dtype=np.float64)
-    zero = np.zeros(2)
-    if not np.all(np.isfinite(shift)) or np.any(np.abs(shift) > max_shift) or not shift.any():
-        return mov.copy(), zero
-    # Compare correlation away from the borders, where the shift repeats edge pixels.
-    c = int(np.ceil(max_shift))
-    inner = (slice(c, -c or None), slice(c, -c or None)) if min(m.shape) > 4 * c else np.s_[:, :]
-    before = _ncc(m[inner], r[inner])
-    # Same all-pass translation as applied below: interpolation would smooth the speckle and
-    # raise the correlation for any shift.
-    after = _ncc(fourier_translate(m, shift)[inner], r[inner])
-    if after <= before:
-        return mov.copy(), zero
-    out = fourier_translate(mov.astype(np.float64), shift)
-    if mov.dtype.kind in "iub":
-        info = np.iinfo(mov.dtype) if mov.dtype.kind != "b" else None
-        out = np.rint(out)
-        if info is not None:
-            out = np.clip(out, info.min, info.max)
-    return out.astype(mov.dtype), shift
-
-
-def retina_level(smooth: np.ndarray) -> float:
-    """Lower of the two 3-class Otsu thresholds (background | retina | bright bands) of ``smooth``.
-
-    Plain Otsu splits dark background from the brightest bands only and leaves the grey inner
-    retina outside; the three-class split puts the retina contour at the vitreous/ILM edge.
-
-    Parameters
-    ----------
-    smooth : numpy.ndarray
-        A smoothed 2D reference b-scan.
-
-    Returns
-    -------
-    float
-    """
-    from skimage.filters import threshold_multiotsu
-
-    return float(threshold_multiotsu(smooth, classes=3)[0])
-
-
-def retina_contours(reference: np.ndarray, sigma: float = 4.0,
-                    level: float | None = None) -> tuple[list[np.ndarray], float]:
-    """Marching-squares contours of the smoothed reference at ``level`` (Otsu by default).
-
-    Parameters
-    ----------
-    reference : numpy.ndarray
-        A 2D reference b-scan.
-    sigma : float
-        Gaussian smoothing (px).
-    level : float, optional
-        Contour level; default :func:`retina_level`.
-
-    Returns
-    -------
-    tuple
-        The contours (``(K, 2)`` row/column arrays) and the level used.
-    """
-    from scipy.ndimage import gaussian_filter
-    from skimage.measure import find_contours
-
-    smooth = gaussian_filter(check_image(reference, (2,)).astype(np.float64), sigma)
-    lvl = retina_level(smooth) if level is None else float(level)
-    return find_contours(smooth, lvl), lvl
-
-
-def signal_background_masks(reference: np.ndarray, sigma: float = 4.0, level: float | None = None,
-                            signal_level: float | None = None, signal_sigma: float = 2.0,
-                            margin: int = 10, border: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """(signal, background) boolean masks of a 2D LN reference b-scan, as in the paper's Fig. A.3.
-
-    The reference is smoothed (Gaussian ``sigma`` px). The retina is the largest connected region
-    enclosed by the iso-contour at ``level`` (default :func:`retina_level`, the lower 3-class Otsu
-    threshold), i.e. the region that ``find_contours(smooth, level)`` outlines, holes filled.
-    Background = everything else at least ``margin`` px away from the retina and ``border`` px away
-    from the image edge. Signal = the parts of the retina above ``signal_level`` (default: Otsu
-    threshold of the retina's values) on a lighter smoothing (``signal_sigma`` px, so that thin
-    bands do not bleed into their neighbours): the highly reflective bands (RNFL, EZ, RPE).
-
-    Parameters
-    ----------
-    reference : numpy.ndarray
-        A 2D low-noise reference b-scan.
-    sigma, level : float
-        Smoothing (px) and iso-contour level of the retina.
-    signal_level, signal_sigma : float
-        Threshold and smoothing (px) of the signal bands.
-    margin, border : int
-        Background distance from the retina and from the image edge (px).
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        Boolean ``(signal, background)`` masks, the shape of ``reference``.
-    """
-    from scipy.ndimage import binary_dilation, binary_fill_holes, gaussian_filter
-    from skimage.filters import threshold_otsu
-    from skimage.measure import label
-
-    ref = check_image(reference, (2,)).astype(np.float64)
-    smooth = gaussian_filter(ref, sigma)
-    if np.ptp(smooth) == 0:
-        raise ValueError("reference image is constant: no retina to find")
-    lvl = retina_level(smooth) if level is None else float(level)
-    labels = label(smooth > lvl, connectivity=1)
-    if labels.max() == 0:
-        raise ValueError(f"no region of the reference lies above the retina level {lvl:.4g}")
-    largest = np.argmax(np.bincount(labels.ravel())[1:]) + 1
-    retina = binary_fill_holes(labels == largest)
-    edge = np.zeros_like(retina)
-    b = max(int(border), 0)
-    edge[b:ref.shape[0] - b, b:ref.shape[1] - b] = True
-    near = binary_dilation(retina, iterations=max(int(margin), 0)) if margin > 0 else retina
-    background = ~near & edge
-    fine = gaussian_filter(ref, signal_sigma) if signal_sigma > 0 else ref
-    slvl = float(threshold_otsu(fine[retina])) if signal_level is None else float(signal_level)
-    signal = retina & (fine > slvl) & edge
-    if not signal.any() or not background.any():
-        raise ValueError("could not find both signal and background regions in the reference")
-    return signal, background
 
 
 def score_pair(denoised: np.ndarray, reference: np.ndarray,

@@ -65,14 +65,11 @@ def write_tiff(
         The output file (written atomically).
     data : numpy.ndarray
         ``(H, W)`` or ``(N, H, W)``.
-    scale : tuple of float, optional
-        Pixel size per axis (default 1).
-    units : str or tuple of str
-        Unit of ``scale`` per axis (``"um"`` or ``"pixel"``).
+    scale, units : tuple, optional
+        Pixel size per axis (default 1) and its unit (``"um"``, or ``"pixel"`` where unknown).
     axis_labels : tuple of str, optional
-        Axis names.
     metadata : dict, optional
-        JSON-serialisable metadata stored with the image.
+        JSON-serialisable, stored with the image.
     exact_dtype : bool
         Keep the dtype exactly instead of the ImageJ-compatible one.
 
@@ -113,10 +110,8 @@ def write_tiff_pages(
         The output file.
     pages : iterable of numpy.ndarray
         ``(H, W)`` or ``(k, H, W)`` blocks whose pages fill ``shape`` in order.
-    shape : tuple of int
-        ``(H, W)`` or ``(N, H, W)`` of the whole image.
-    dtype : numpy.dtype
-        Its dtype.
+    shape, dtype : tuple of int, numpy.dtype
+        ``(H, W)`` or ``(N, H, W)`` and dtype of the whole image.
     scale, units, axis_labels, metadata
         As for :func:`write_tiff`.
 
