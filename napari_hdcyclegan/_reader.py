@@ -14,16 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .boundaries.table import BOUNDARY_COLORS, DEFAULT_BOUNDARY_COLOR
 from .io import OctImage, OctReadError, is_supported, read_oct
-
-#: eyepy's layer colours (eyepy.config), so ILM/RPE look the same here as in eyepy's plots.
-BOUNDARY_COLORS = {
-    "ILM": "#F668C2", "RPE": "#97A431", "BM": "#F77189", "RPE_vendor": "#97A431", "RNFL": "#3BA3EC",
-    "NFL": "#3BA3EC", "GCL": "#34AF84", "IPL": "#BB9832", "INL": "#E866F4", "OPL": "#38AABF",
-    "ONL": "#50B131", "ELM": "#E68332", "PR1": "#36ADA4", "EZ": "#36ADA4", "PR2": "#A48CF4",
-    "IZ": "#A48CF4",
-}
-DEFAULT_BOUNDARY_COLOR = "#FF0000"
 
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 

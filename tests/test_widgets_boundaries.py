@@ -166,3 +166,28 @@ def test_vendor_lines_kept_and_compared(qtbot, viewer_widget, sim, tmp_path):
     widget.skeleton_check.value = True
     run_to_end(qtbot, widget)
     assert widget.result["refine"] is False and "skeleton only" in widget.status.value
+
+
+def test_inner_layers_added_in_order_and_removed_by_a_plain_rerun(qtbot, viewer_widget, sim, tmp_path):
+    from napari_hdcyclegan.boundaries import INNER_NAMES, LAYER_BOUNDARIES
+
+    viewer, widget = viewer_widget
+    viewer.add_image(sim.hn, name="oct", scale=SCALE, units="um")
+    widget.set_weights(save_tiny(tmp_path / "tiny", {"stage": "init", "channel": 0, "how": "test"}))
+    widget.inner_check.value = True
+    run_to_end(qtbot, widget)
+    rows = [viewer.layers[f"oct {n} (detected)"].metadata["heights"] for n in LAYER_BOUNDARIES]
+    assert all(r.shape == sim.hn.shape[::2] for r in rows)  # (N, W)
+    stacked = np.stack(rows)
+    both = np.all(np.isfinite(stacked), axis=0)
+    assert both.mean() > 0.5
+    assert np.all(np.diff(stacked[:, both], axis=0) >= 0)  # ILM, inner lines, BM: top to bottom
+    header = widget.export_csv(tmp_path / "b.csv").read_text().splitlines()[0].split(",")
+    assert all(n in header for n in INNER_NAMES)
+    widget.skeleton_check.value = True
+    assert not widget.inner_check.enabled
+    widget.skeleton_check.value = False
+    widget.inner_check.value = False
+    run_to_end(qtbot, widget)
+    assert not any(f"oct {n} (detected)" in viewer.layers for n in INNER_NAMES)
+    assert "oct ILM (detected)" in viewer.layers

@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
-from napari.qt.threading import thread_worker
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_hdcyclegan.boundaries import (
     BOUNDARY_COLORS,
     BOUNDARY_NAMES,
     EARLY_STAGES,
+    LAYER_BOUNDARIES,
     iter_boundaries,
     mean_difference,
     summary,
@@ -45,6 +45,7 @@ from napari_hdcyclegan.boundaries import (
     write_boundaries_csv,
 )
 from napari_hdcyclegan.boundaries.detect import Step
+from napari_hdcyclegan.boundaries.table import DEFAULT_BOUNDARY_COLOR
 
 from ._common import (
     BROWSE,
@@ -115,10 +116,9 @@ def vendor_heights(viewer: napari.Viewer, source: str, boundary: str,
     return np.atleast_2d(np.asarray(candidates[0].metadata["heights"], dtype=np.float64))
 
 
-@thread_worker
 def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None,
                   channel: int | None, use_denoised: bool | None, calibration: dict[str, Any],
-                  refine: bool = True) -> Generator[Step, None, dict[str, Any]]:
+                  refine: bool = True, inner: bool = False) -> Generator[Step, None, dict[str, Any]]:
     """Worker: load the model, then run :func:`~napari_hdcyclegan.boundaries.iter_boundaries`,
     yielding its (done, total, message) steps; returns its result dict plus the model's info."""
     from napari_hdcyclegan.engine import get_denoiser
@@ -129,7 +129,7 @@ def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None
 
     denoiser = get_denoiser(boundary_weights(weights), device, data=stack)
     result = yield from iter_boundaries(stack, denoiser, stage, channel, use_denoised=use_denoised,
-                                        calibration=calibration, refine=refine)
+                                        calibration=calibration, refine=refine, inner=inner)
     return {**result, **model_info(denoiser)}
 
 
@@ -159,6 +159,10 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
                                        "its input b-scan is used instead")
         self.skeleton_check = CheckBox(text="Paper's skeleton only (no optimal-path refinement)",
                                        value=False)
+        self.inner_check = CheckBox(text="Inner layers too (RNFL, IPL, INL, OPL, PR1, PR2)", value=False,
+                                    tooltip="the six inner boundaries of Tian et al. 2015, eyepy's names; "
+                                    "needs the optimal-path refinement")
+        self.skeleton_check.changed.connect(lambda only: setattr(self.inner_check, "enabled", not only))
         self.run_button = PushButton(text="Detect")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress_bar = ProgressBar(label="Progress", value=0, max=1)
@@ -169,6 +173,7 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         self.controls = Container(widgets=[
             self.layer_combo, self.weights_combo, self.device_combo, self.auto_check,
             self.stage_combo, self.channel_spin, self.denoised_check, self.skeleton_check,
+            self.inner_check,
             Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
             self.progress_bar, self.export_button, self.status,
         ])
@@ -222,13 +227,14 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
             return None
         stage = None if self.auto_check.value else str(self.stage_combo.value)
         channel = None if self.auto_check.value else int(self.channel_spin.value)
-        worker = detect_worker(np.asarray(data), str(weights), str(self.device_combo.value), stage, channel,
-                               None if self.denoised_check.value else False, dict(self.calibration),
-                               not self.skeleton_check.value)
+        refine = not self.skeleton_check.value
+        args = (np.asarray(data), str(weights), str(self.device_combo.value), stage, channel,
+                None if self.denoised_check.value else False, dict(self.calibration), refine,
+                refine and bool(self.inner_check.value))
         total = 1 if data.ndim == 2 else data.shape[0]
-        return self._start_worker(worker, total, f"Boundaries of {layer.name}",
+        return self._start_worker(detect_worker, total, f"Boundaries of {layer.name}",
                                   partial(self._on_result, layer), self._on_error,
-                                  f"Running on {layer.name} ...")
+                                  f"Running on {layer.name} ...", *args)
 
     def cancel(self, value: Any = None) -> None:
         """Stop after the current b-scan (or calibration step); the previous result is kept."""
@@ -257,13 +263,15 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         meta = {"source_layer": source.name, "stage": result["stage"], "channel": result["channel"],
                 "channel_how": result["how"], "provenance": result["provenance"]}
         doubtful = lines["doubtful"] if volume else lines["doubtful"][0]
-        for name in BOUNDARY_NAMES:
+        for name in LAYER_BOUNDARIES:  # a new run replaces every line of the last one on this image
             layer_name = detected_name(source.name, name)
             if layer_name in self.viewer.layers:
                 self.viewer.layers.remove(layer_name)
+        for name in (n for n in LAYER_BOUNDARIES if n in lines):
+            layer_name = detected_name(source.name, name)
             paths = boundary_paths(lines[name], volume)
             rows = lines[name] if volume else lines[name][0]
-            kwargs = dict(name=layer_name, edge_color=BOUNDARY_COLORS[name], edge_width=1.5,
+            kwargs = dict(name=layer_name, edge_color=BOUNDARY_COLORS.get(name, DEFAULT_BOUNDARY_COLOR), edge_width=1.5,
                           face_color="transparent", ndim=source.ndim, **geo,
                           metadata={**meta, "boundary": name, "heights": rows, "doubtful": doubtful})
             if paths:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..intensity import check_image
+from ..io.atomic import atomic_output
 from ..progress import CancelFn, ProgressFn, Steps, drive
 from .skeleton import axial_gradient, prepare_bscan, skeleton_boundaries
 from .table import BOUNDARY_NAMES
@@ -204,9 +205,8 @@ def write_boundary_channel(model_dir: str | os.PathLike, choice: Mapping[str, An
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: cannot read model config ({exc})") from exc
     data["boundary_channel"] = dict(choice)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
     return path
 
 
