@@ -46,7 +46,9 @@ from napari_hdcyclegan.boundaries import (
 )
 from napari_hdcyclegan.boundaries.detect import Step
 from napari_hdcyclegan.boundaries.table import DEFAULT_BOUNDARY_COLOR
+from napari_hdcyclegan.io import um_per_pixel
 
+from .._reader import boundary_paths
 from ._common import (
     BROWSE,
     WeightsChooser,
@@ -70,30 +72,7 @@ if TYPE_CHECKING:
 
 def physical_um(layer: Image, axis: int) -> float | None:
     """µm per pixel of ``layer`` along ``axis`` when its unit is a length, else None (pixels)."""
-    unit = layer.units[axis]
-    try:
-        factor = float((1 * unit).to("micrometer").magnitude)
-    except Exception:  # pixel or any non-length unit: no physical size known
-        return None
-    return float(layer.scale[axis]) * factor
-
-
-def boundary_paths(rows: np.ndarray, volume: bool) -> list[np.ndarray]:
-    """Shapes path vertices for (N, W) rows: one path per run of finite A-scans per b-scan;
-    vertices (bscan, row, col) for a volume, (row, col) for a single b-scan."""
-    paths = []
-    for i, line in enumerate(np.atleast_2d(rows)):
-        finite = np.isfinite(line)
-        edges = np.flatnonzero(np.diff(np.r_[0, finite.astype(np.int8), 0]))
-        for start, stop in zip(edges[::2], edges[1::2]):
-            if stop - start < 2:
-                continue
-            cols = np.arange(start, stop, dtype=np.float64)
-            vert = np.column_stack([line[start:stop].astype(np.float64), cols])
-            if volume:
-                vert = np.column_stack([np.full(len(cols), float(i)), vert])
-            paths.append(vert)
-    return paths
+    return um_per_pixel(layer.scale, [str(u) for u in layer.units], axis)
 
 
 def detected_name(source: str, boundary: str) -> str:
@@ -269,7 +248,7 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
                 self.viewer.layers.remove(layer_name)
         for name in (n for n in LAYER_BOUNDARIES if n in lines):
             layer_name = detected_name(source.name, name)
-            paths = boundary_paths(lines[name], volume)
+            paths = boundary_paths(lines[name], 3 if volume else 2)
             rows = lines[name] if volume else lines[name][0]
             kwargs = dict(name=layer_name, edge_color=BOUNDARY_COLORS.get(name, DEFAULT_BOUNDARY_COLOR), edge_width=1.5,
                           face_color="transparent", ndim=source.ndim, **geo,
