@@ -116,7 +116,8 @@ def test_bad_name_and_crashed_run(qtbot, setup):
     widget.start({**TINY_EXTRA, "device": "cuda:7"})  # no such device: training.fit dies at start-up
     qtbot.waitUntil(lambda: widget.job is not None and widget.job.state == "failed", timeout=TIMEOUT_MS)
     assert "Training failed (exit status" in widget.status.value
-    assert "Error" in widget.status.value  # the last lines of its output: the exception
+    # the last lines of its output: training.fit's one-line error naming the device
+    assert "error: device 'cuda:7'" in widget.status.value
     assert widget.start_button.enabled and not widget.resume_button.enabled
 
 
