@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .boundaries.table import BOUNDARY_COLORS, DEFAULT_BOUNDARY_COLOR
 from .io import OctImage, OctReadError, is_supported, read_oct
+from .io.vendor import BOUNDARY_COLORS, DEFAULT_BOUNDARY_COLOR
 
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 

@@ -14,15 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.vendor import BOUNDARY_COLORS, DEFAULT_BOUNDARY_COLOR  # noqa: F401 - re-exported
+
 BOUNDARY_NAMES: tuple[str, ...] = ("ILM", "RPE")
-#: eyepy's layer colours (eyepy.config.layer_colors), as hex RGB: lines look as in eyepy's plots.
-BOUNDARY_COLORS: dict[str, str] = {
-    "ILM": "#F668C2", "RPE": "#97A431", "BM": "#F77189", "RPE_vendor": "#97A431", "RNFL": "#3BA3EC",
-    "NFL": "#3BA3EC", "GCL": "#34AF84", "IPL": "#BB9832", "INL": "#E866F4", "OPL": "#38AABF",
-    "ONL": "#50B131", "ELM": "#E68332", "PR1": "#36ADA4", "EZ": "#36ADA4", "PR2": "#A48CF4",
-    "IZ": "#A48CF4",
-}
-DEFAULT_BOUNDARY_COLOR = "#FF0000"
 CSV_HEADER: tuple[str, ...] = ("bscan", "ascan", "ILM", "RPE", "thickness_um")
 
 

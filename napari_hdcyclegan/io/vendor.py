@@ -22,6 +22,15 @@ from ._common import (
     _short,
 )
 
+#: eyepy's layer colours (eyepy.config.layer_colors), as hex RGB: lines look as in eyepy's plots.
+BOUNDARY_COLORS: dict[str, str] = {
+    "ILM": "#F668C2", "RPE": "#97A431", "BM": "#F77189", "RPE_vendor": "#97A431", "RNFL": "#3BA3EC",
+    "NFL": "#3BA3EC", "GCL": "#34AF84", "IPL": "#BB9832", "INL": "#E866F4", "OPL": "#38AABF",
+    "ONL": "#50B131", "ELM": "#E68332", "PR1": "#36ADA4", "EZ": "#36ADA4", "PR2": "#A48CF4",
+    "IZ": "#A48CF4",
+}
+DEFAULT_BOUNDARY_COLOR = "#FF0000"
+
 
 def _read_vol(path: Path, display: bool) -> OctImage:
     """Heidelberg .vol via eyepy's parser (works for circle and radial scans too, unlike EyeVolume)."""
