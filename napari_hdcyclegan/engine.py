@@ -50,7 +50,7 @@ from .model.checkpoint import (
     shipped_models,
 )
 from .model.choice import AUTO, AVERAGED_MODEL, ModelChoice, resolve_auto
-from .model.networks import Generator, run_generator
+from .model.networks import Generator, lateral_smooth, run_generator
 from .normalise import MIN_SIZE, check_input, to_device, to_unit, unit_ranges, volume_range
 from .progress import CancelFn, Cancelled, ProgressFn, Steps, drive
 from .resident import ResidentModels
@@ -151,7 +151,7 @@ class Denoiser:
         amp = self.autocast_dtype
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=amp or torch.float32,
                                                     enabled=amp is not None):
-            y = run_generator(self.generator, x)[:, 0].float()
+            y = lateral_smooth(run_generator(self.generator, x)[:, 0].float(), self.config.lateral_sigma)
         if not bool(torch.isfinite(y).all()):
             raise ModelError(f"model {self.name!r} produced NaN/inf values (corrupt weights or an overflow "
                              f"in {self.precision} precision); nothing was written")

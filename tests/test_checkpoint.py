@@ -160,6 +160,9 @@ def test_read_config_keeps_provenance(model_dir):
     ("normalisation", {"method": "zscore"}, "normalisation must be an object"),
     ("normalisation", {"method": "percentile", "low": "0.5"}, "low must be a percentile"),
     ("provenance", [], "provenance must be a JSON object"),
+    ("lateral_sigma", -1.0, "lateral_sigma must be a number from 0 to 16"),
+    ("lateral_sigma", "1", "lateral_sigma must be a number from 0 to 16"),
+    ("lateral_sigma", True, "lateral_sigma must be a number from 0 to 16"),
 ])
 def test_wrongly_typed_config_values_are_clear_errors(model_dir, key, value, match):
     from napari_hdcyclegan.errors import HDCycleGANError

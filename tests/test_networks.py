@@ -1,5 +1,6 @@
 """Generator and discriminator shapes against the paper's Tables A.1 / A.2, padding and size."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -97,3 +98,19 @@ def test_residual_generator_starts_as_identity_and_round_trips(tmp_path) -> None
     assert loaded.residual and nets["G_L"].residual
     with torch.no_grad():
         assert torch.allclose(run_generator(nets["G_L"], x), x + 0.25)
+
+
+@pytest.mark.parametrize("width", [1, 2, 5, 64])
+@pytest.mark.parametrize("sigma", [0.0, 0.6, 1.0, 3.0])
+def test_lateral_smooth_is_scipys_gaussian_along_rows(width, sigma):
+    from scipy.ndimage import gaussian_filter1d
+
+    from napari_hdcyclegan.model.networks import lateral_smooth
+
+    x = np.random.default_rng(0).random((2, 1, 6, width)).astype(np.float32)
+    out = lateral_smooth(torch.from_numpy(x), sigma).numpy()
+    want = gaussian_filter1d(x, sigma, axis=-1, mode="nearest", truncate=3.0) if sigma else x
+    assert out.shape == x.shape and out.dtype == x.dtype
+    np.testing.assert_allclose(out, want, atol=1e-6)
+    col = np.repeat(x[..., :1], width, axis=-1)  # constant along rows: nothing to smooth
+    np.testing.assert_allclose(lateral_smooth(torch.from_numpy(col), sigma).numpy(), col, atol=1e-6)

@@ -95,13 +95,14 @@ def test_run_writes_logs_checkpoints_and_resumes(domains: str, tmp_path: Path) -
 def test_checkpoint_loads_in_core_and_cli(domains: str, tmp_path: Path) -> None:
     from training.export import export
 
-    cfg = _cfg(domains, tmp_path / "run", steps=1)
+    cfg = _cfg(domains, tmp_path / "run", steps=1, lateral_sigma=0.8)
     trainer = fit.Trainer(cfg, load_training_data(cfg))
     trainer.step()
     ckpt = trainer.save("last")
     model = export(ckpt, tmp_path / "model", name="tiny")
     nets, config = load_model(model)
     assert config.trained and config.name == "tiny" and "weights_sha256" in config.provenance
+    assert config.lateral_sigma == 0.8  # the smoothing validated in training ships with the model
     with pytest.raises(CheckpointError, match="G_H"):
         load_model(model, parts=("G_H",))
 
@@ -168,6 +169,10 @@ def test_config_file_and_flags(tmp_path: Path) -> None:
     conf.write_text('{"stepz": 1}')
     with pytest.raises(SystemExit, match="unknown keys"):
         parse_args(["--config", str(conf)])
+    with pytest.raises(SystemExit, match="select_on must be all, pairs or split"):
+        parse_args(["--select-on", "psnr"])
+    with pytest.raises(SystemExit, match="lateral_sigma must be from 0 to 16"):
+        parse_args(["--lateral-sigma", "-1"])
 
 
 def test_folder_run_with_paired_validation(domains: str, tmp_path: Path) -> None:

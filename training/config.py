@@ -44,6 +44,7 @@ class FitConfig:
     width: int = 16
     n_res: int = 6
     residual: bool = False  # generators output input + correction (not in the paper; see Generator)
+    lateral_sigma: float = 0.0  # Gaussian across A-scans after G_L, in validation and the exported model (px)
     d_width: int = 16
     d_levels: int = 0  # 0 = as deep as the crop allows, at most the paper's 7 (>= 2x2 at the last level)
     normalisation: str = "dtype"  # dtype | percentile (see napari_hdcyclegan.intensity.unit_range)
@@ -59,6 +60,7 @@ class FitConfig:
     val_every: int = 200
     ckpt_every: int = 100
     val_bm3d: bool = True
+    select_on: str = "all"  # what picks OUT/best: all (pairs' PSNR + 10 SSIM + split PSNR) | pairs | split
     device: str = "auto"
     amp: bool = False  # bf16 autocast on CPU (slow for training on CPUs without native bf16); fp16/bf16 on CUDA
     threads: int = 0  # torch intra-op threads (0 = torch's default)
@@ -121,4 +123,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         if given is not None:
             values[key] = given
     values["sim_shape"] = tuple(values["sim_shape"])
+    if values["select_on"] not in ("all", "pairs", "split"):
+        raise SystemExit(f"error: select_on must be all, pairs or split, got {values['select_on']!r}")
+    if not 0 <= float(values["lateral_sigma"]) <= 16:
+        raise SystemExit(f"error: lateral_sigma must be from 0 to 16 pixels, got {values['lateral_sigma']}")
     return FitConfig(**values), args.resume

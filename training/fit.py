@@ -3,7 +3,8 @@
 Phases, by global step: generator pre-training (``--pretrain-steps``), discriminator pre-training
 (``--pretrain-d-steps``), then the paper's adversarial objective (``--steps``). Checkpoints go to
 ``OUT/last`` (every ``--ckpt-every`` steps, atomically, with the exact resume state) and ``OUT/best``
-(best validation score = PSNR + 10 x SSIM); ``OUT/log.csv``, ``OUT/val.csv`` and ``OUT/loss.png``.
+(best validation score: PSNR + 10 x SSIM on pairs plus split PSNR on real scans, see ``--select-on``);
+``OUT/log.csv``, ``OUT/val.csv`` and ``OUT/loss.png``.
 Multi-GPU / multi-process: ``torchrun --nproc_per_node N -m training.fit ...``.
 """
 
@@ -266,6 +267,7 @@ class Trainer:
         return ModelConfig(
             generator_width=cfg.width, n_res=cfg.n_res, residual=cfg.residual, discriminator_width=cfg.d_width,
             discriminator_levels=cfg.d_levels_for_crop(), normalisation=cfg.model_normalisation(), name=cfg.name,
+            lateral_sigma=cfg.lateral_sigma,
             trained=self.step_no > 0,
             provenance={"data": self.data.description, "step": self.step_no, "fit_config": cfg.to_json(),
                         "commit": git_commit(), "torch": torch.__version__, "metrics": metrics or {}},

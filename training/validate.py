@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_hdcyclegan.model.networks import Generator, run_generator
+from napari_hdcyclegan.model.networks import Generator, lateral_smooth, run_generator
 
 from .config import FitConfig
 from .csvlog import append_csv
@@ -68,7 +68,7 @@ class Validator:
         was_training = gen.training
         gen.eval()
         x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
-        y = run_generator(gen, x).clamp_(0, 1)[0, 0].float().cpu().numpy()
+        y = lateral_smooth(run_generator(gen, x).float(), self.cfg.lateral_sigma).clamp_(0, 1)[0, 0].cpu().numpy()
         gen.train(was_training)
         return y
 
@@ -81,7 +81,10 @@ class Validator:
         if self.split_items:  # real scans without reference: split PSNR counts as much as paired PSNR
             scores["split_psnr"] = float(np.mean(
                 [split_psnr(lambda a: self.denoise(gen, a), im) for _, im in self.split_items]))
-            scores["score"] += scores["split_psnr"]
+            if self.cfg.select_on == "split" or not rows:
+                scores["score"] = scores["split_psnr"]
+            elif self.cfg.select_on == "all":
+                scores["score"] += scores["split_psnr"]
         append_csv(self.out / "val.csv", scores, FIELDS)
         return scores
 

@@ -59,6 +59,8 @@ class ModelConfig:
         default_factory=lambda: dict(DEFAULT_NORMALISATION)
     )
     boundary_channel: dict[str, Any] | None = None
+    #: Gaussian smoothing of the output across A-scans (pixels; 0 = none): see ``networks.lateral_smooth``.
+    lateral_sigma: float = 0.0
     name: str = "untrained"
     description: str = ""
     trained: bool = False
@@ -108,6 +110,9 @@ def _check_types(data: dict[str, Any], path: str | os.PathLike) -> None:
     for key in _STR_FIELDS:
         if key in data and not isinstance(data[key], str):
             raise CheckpointError(path, f"{key} must be a string, got {data[key]!r}")
+    sigma = data.get("lateral_sigma", 0.0)
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma <= 16:
+        raise CheckpointError(path, f"lateral_sigma must be a number from 0 to 16 (pixels), got {sigma!r}")
     for key in ("provenance", "boundary_channel"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise CheckpointError(path, f"{key} must be a JSON object, got {data[key]!r}")

@@ -170,3 +170,35 @@ def run_generator(gen: Generator, x: torch.Tensor) -> torch.Tensor:
     """
     padded, (h, w) = pad_to_multiple(x, 8)
     return gen(padded)[..., :h, :w]
+
+
+def lateral_smooth(y: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian smoothing of a ``(..., H, W)`` batch along W (across A-scans), edges replicated.
+
+    The same as ``scipy.ndimage.gaussian_filter1d(y, sigma, axis=-1, mode="nearest", truncate=3)``;
+    ``sigma <= 0`` returns ``y`` unchanged. Models trained on column halves smooth laterally at half
+    the sampling they are applied at; this restores the smoothing they learned (``ModelConfig.lateral_sigma``).
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        ``(..., H, W)``, floating point.
+    sigma : float
+        Standard deviation in pixels.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape and dtype.
+    """
+    if sigma <= 0:
+        return y
+    radius = int(3.0 * sigma + 0.5)
+    taps = torch.arange(-radius, radius + 1, device=y.device, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(y.dtype)
+    shape = y.shape
+    rows = y.reshape(-1, 1, shape[-1])
+    # replicate padding wider than the image: extend the edge values by hand (F.pad refuses it)
+    padded = torch.cat([rows[..., :1].expand(-1, -1, radius), rows, rows[..., -1:].expand(-1, -1, radius)], -1)
+    return F.conv1d(padded, kernel.view(1, 1, -1)).reshape(shape)
