@@ -3,7 +3,8 @@
 ``spectralis-real`` learned from column halves of real b-scans (Noise2Noise), i.e. at half the
 lateral sampling of the scans it is later applied to. This script compares, on the Tian b-scans:
 
-* ``full``: the model on the whole b-scan (what the CLI and the widgets do);
+* ``full``: the generator on the whole b-scan, without the model's ``lateral_sigma`` smoothing
+  (``scripts/lateral_sigma_check.py`` sweeps that);
 * ``full+filter``: the same, then a lateral [1/4, 1/2, 1/4] filter (the smoothing part alone);
 * ``column split``: the model on the even and on the odd columns separately, each result put back
   on its own columns, then the same lateral filter: the mean of two half-sampled estimates, each
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,7 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         den = get_denoiser(a.weights, "cpu")
+    den.config = replace(den.config, lateral_sigma=0.0)  # the generator alone; the filters come below
 
     def model(x: np.ndarray) -> np.ndarray:
         return np.asarray(den.denoise(x), np.float64)

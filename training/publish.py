@@ -59,7 +59,8 @@ def model_card(name: str, out: Path, checkpoint: Path, description: str) -> str:
         "## Training",
         f"- base model: {Path(base).name if cfg.get('init_from') else base}",
         f"- generator width {cfg.get('width')}, {cfg.get('n_res')} residual blocks, residual output "
-        f"{cfg.get('residual')}; normalisation `{cfg.get('normalisation')}`",
+        f"{cfg.get('residual')}; normalisation `{cfg.get('normalisation')}`; output smoothed across A-scans "
+        f"with lateral_sigma {cfg.get('lateral_sigma', 0.0)} px",
         f"- steps run: {run.last_step} of {total_steps}; "
         f"crop {cfg.get('crop')}, batch {cfg.get('batch')}, lr {cfg.get('lr')}, device {cfg.get('device')}",
         f"- wall time: {wall_seconds(run):.0f} s",

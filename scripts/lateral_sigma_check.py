@@ -1,0 +1,138 @@
+"""How much lateral smoothing after the generator? A sweep of ``lateral_sigma`` on real and simulated scans.
+
+A model's ``config.json`` may set ``lateral_sigma``: a Gaussian across A-scans applied to the
+generator's output (``napari_hdcyclegan.model.networks.lateral_smooth``). This script runs one model
+with several values and prints, per value:
+
+* ``--tian SUBJECTS``: on the labelled Tian b-scans, the measures of ``real_scan_check.py`` (shared
+  tools folder): layer CNR, contrast kept, split PSNR (the model and the filter run on the column
+  halves), and the std of the 3-px smoothed residual raw - output;
+* ``--sim N``: PSNR / SSIM against the clean truth on N randomised simulated maculae
+  (``simulate_random`` parameters, 6-30 frames, 496 x 512), independent of any real scan;
+* ``--duke SPLIT``: PSNR / SSIM / MSR / CNR against the Duke averages (``training.evaluate``'s
+  scoring, registered).
+
+Asserts nothing. Example (the numbers in docs/real_training.md, section 6)::
+
+    python scripts/lateral_sigma_check.py --weights spectralis-real --tian 1,2,3,4,5 --sim 12
+    python scripts/lateral_sigma_check.py --weights bioptigen-duke --duke val --sigmas 0,1,2,3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+Denoise = Callable[[np.ndarray], np.ndarray]
+
+
+def tian(fns: dict[float, Denoise], subjects: list[int], shared: Path) -> None:
+    """Layer CNR, contrast kept, split PSNR and residual structure on the Tian b-scans."""
+    sys.path.insert(0, str(shared / "tools"))
+    import real_scan_check as rc
+
+    res: dict[float, dict[str, list]] = {s: {"cnr": [], "kept": [], "split": [], "resid": []} for s in fns}
+    for subject in subjects:
+        for _, im, lab in rc.load_subject(str(shared / "data" / "layers" / "tian2015_octlayers"), subject):
+            bands = rc.bands_of(lab, im.shape[0])
+            raw_diff = np.maximum(np.array(rc.layer_stats(im, bands)[1]), 1e-6)
+            even, odd = rc.halves(im)
+            for s, fn in fns.items():
+                out = fn(im)
+                cnr, diff = rc.layer_stats(out, bands)
+                res[s]["cnr"].append(np.mean(cnr))
+                res[s]["kept"].extend(np.array(diff) / raw_diff)
+                res[s]["split"].append(rc.split_psnr(fn(even), fn(odd), im))
+                res[s]["resid"].append(gaussian_filter(im - out, 3).std())
+    print(f"Tian subjects {subjects}, {len(res[next(iter(fns))]['cnr'])} b-scans")
+    for s, v in res.items():
+        print(f"  sigma {s:4.2f}: layer CNR {np.mean(v['cnr']):.3f}  contrast kept {np.median(v['kept']):.3f}  "
+              f"split PSNR {np.mean(v['split']):.2f} dB  smoothed residual std {np.mean(v['resid']):.3f}")
+
+
+def sim(fns: dict[float, Denoise], n: int) -> None:
+    """PSNR / SSIM against the clean truth on randomised simulated maculae."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from napari_hdcyclegan.simulate.randomized import random_params, simulate_from_params
+
+    scores: dict[float, list[tuple[float, float]]] = {s: [] for s in fns}
+    seed = 0
+    while len(scores[next(iter(fns))]) < n:
+        seed += 1
+        p = random_params(seed)
+        if p.geometry != "macula" or not 6 <= p.hn_frames <= 30:
+            continue
+        b = simulate_from_params(replace(p, shape=(496, 512)))
+        for s, fn in fns.items():
+            out = fn(b.hn)
+            scores[s].append((peak_signal_noise_ratio(b.clean, out, data_range=1.0),
+                              structural_similarity(b.clean, out, data_range=1.0)))
+    print(f"simulated maculae (simulate_random seeds 1..{seed}, 6-30 frames), {n} b-scans, against the clean truth")
+    for s, v in scores.items():
+        psnr, ssim = np.mean(v, axis=0)
+        print(f"  sigma {s:4.2f}: PSNR {psnr:.2f} dB  SSIM {ssim:.3f}")
+
+
+def duke(fns: dict[float, Denoise], split: str) -> None:
+    """PSNR / SSIM / MSR / CNR against the Duke averages."""
+    from napari_hdcyclegan import metrics
+    from training.data import duke_pairs
+
+    rows: dict[float, list[list[float]]] = {s: [] for s in fns}
+    pairs = duke_pairs(split)
+    for _, noisy, average in pairs:
+        outs = {str(s): fn(noisy).astype(np.float32) for s, fn in fns.items()}
+        scores = metrics.score_methods(outs, average, align=True)
+        for s in fns:
+            rows[s].append([scores[str(s)][k] for k in ("PSNR", "SSIM", "MSR", "CNR")])
+    print(f"Duke {split} split, {len(pairs)} pairs, against average.tif")
+    for s, v in rows.items():
+        psnr, ssim, msr, cnr = np.mean(v, axis=0)
+        print(f"  sigma {s:4.2f}: PSNR {psnr:.2f} dB  SSIM {ssim:.3f}  MSR {msr:.2f}  CNR {cnr:.2f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", default="spectralis-real")
+    p.add_argument("--sigmas", default="0,0.8,1,1.3,1.6", help="comma-separated lateral_sigma values (px)")
+    p.add_argument("--tian", default="", help="comma-separated Tian subjects")
+    p.add_argument("--sim", type=int, default=0, help="simulated b-scans")
+    p.add_argument("--duke", default="", help="Duke split (train, val or test)")
+    p.add_argument("--data", type=Path, default=SHARED, help="the shared folder (with data/ and tools/)")
+    a = p.parse_args()
+    from napari_hdcyclegan.engine import get_denoiser
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        den = get_denoiser(a.weights, "cpu")
+    den.precision = "fp32"
+    print(f"{den.name} (shipped lateral_sigma {den.config.lateral_sigma})")
+
+    def with_sigma(sigma: float) -> Denoise:
+        def fn(x: np.ndarray) -> np.ndarray:
+            den.config = replace(den.config, lateral_sigma=sigma)
+            return np.asarray(den.denoise(x), np.float64)
+        return fn
+
+    fns = {float(s): with_sigma(float(s)) for s in a.sigmas.split(",")}
+    if a.tian:
+        if not (a.data / "tools" / "real_scan_check.py").is_file():
+            raise SystemExit(f"{a.data}: shared folder with tools/real_scan_check.py not found (pass --data)")
+        tian(fns, [int(v) for v in a.tian.split(",")], a.data)
+    if a.sim:
+        sim(fns, a.sim)
+    if a.duke:
+        duke(fns, a.duke)
+
+
+if __name__ == "__main__":
+    main()
