@@ -109,6 +109,8 @@ def _chosen(args: argparse.Namespace, data: Any = None) -> tuple[Any, Any]:
     denoiser, choice = choose_denoiser(args.weights or DEFAULT_MODEL, args.device, data=data)
     if getattr(args, "batch_size", None):
         denoiser.batch_size = args.batch_size
+    if getattr(args, "precision", None):
+        denoiser.precision = args.precision
     if choice is not None and not getattr(args, "quiet", False):
         print(f"model: {denoiser.name} (auto: {choice.reason}; --weights overrides)", file=sys.stderr)
     return denoiser, choice
@@ -301,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--weights", "-w", help="shipped model name or model directory "
                                                "(default: the shipped default model)")
         p.add_argument("--device", "-d", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+        # the values of devices.PRECISIONS, spelled out: the CLI loads torch only once it runs a model
+        p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
+                       help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (default: auto)")
         if batch:
             p.add_argument("--batch-size", "-b", type=_positive_int, help="b-scans per batch")
         p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

@@ -45,6 +45,29 @@ def test_denoise_tiff_file(tmp_path, weights, capsys):
     assert "tiny" in capsys.readouterr().out
 
 
+def test_precision_flag_sets_the_autocast(tmp_path, weights, capsys):
+    from napari_hdcyclegan import engine
+    from napari_hdcyclegan.__main__ import build_parser
+    from napari_hdcyclegan.devices import PRECISIONS
+
+    data = _vol()
+    tifffile.imwrite(tmp_path / "in.tif", data, photometric="minisblack")
+    outs = {}
+    for precision in ("fp32", "bf16"):
+        rc = main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / f"{precision}.tif"), "--weights", str(weights),
+                   "--device", "cpu", "--precision", precision])
+        assert rc == 0
+        assert engine.get_denoiser(weights, "cpu").autocast_dtype == (torch.bfloat16 if precision == "bf16" else None)
+        outs[precision] = tifffile.imread(tmp_path / f"{precision}.tif").astype(np.int64)
+    diff = np.abs(outs["bf16"] - outs["fp32"])  # bf16 ran (a random tiny net amplifies its rounding)
+    assert diff.max() > 0 and diff.mean() <= 0.03 * np.ptp(outs["fp32"])
+    with pytest.raises(SystemExit):
+        main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "x.tif"), "--precision", "fp64"])
+    assert "invalid choice: 'fp64'" in capsys.readouterr().err
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["denoise"]
+    assert next(a for a in sub._actions if a.dest == "precision").choices == PRECISIONS
+
+
 def test_denoise_keeps_scale(tmp_path, weights):
     from napari_hdcyclegan.io import read_oct, write_tiff
 

@@ -267,6 +267,9 @@ def test_precision_and_device_validation():
     with pytest.raises(ValueError, match="precision"):
         tiny(precision="fp64")
     assert engine.resolve_precision("fp32", torch.device("cpu")) is None
+    # auto is float32 on every CPU, native bf16 or not (bf16 is often slower there: README)
+    assert engine.resolve_precision("auto", torch.device("cpu")) is None
+    assert engine.resolve_precision("bf16", torch.device("cpu")) == torch.bfloat16
     devices = engine.available_devices()
     assert devices[:2] == ["auto", "cpu"]
     assert engine.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
