@@ -111,6 +111,7 @@ def _chosen(args: argparse.Namespace, data: Any = None) -> tuple[Any, Any]:
         denoiser.batch_size = args.batch_size
     if getattr(args, "precision", None):
         denoiser.precision = args.precision
+    denoiser = denoiser.with_lateral_sigma(getattr(args, "lateral_sigma", None))
     if choice is not None and not getattr(args, "quiet", False):
         print(f"model: {denoiser.name} (auto: {choice.reason}; --weights overrides)", file=sys.stderr)
     return denoiser, choice
@@ -286,6 +287,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not np.isfinite(value) or value <= 0:
@@ -313,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("denoise", help="denoise a b-scan/volume file or a folder of them")
     p.add_argument("input", metavar="IN", help="TIFF/PNG/JPEG/vendor file, or a folder of them")
     p.add_argument("output", metavar="OUT", help="output file (.tif/.png), or a folder when IN is one")
+    p.add_argument("--lateral-sigma", type=_non_negative_float, metavar="PX",
+                   help="smoothing across A-scans after the model, Gaussian sigma in pixels "
+                        "(default: the model's own, see its config; 0 = none)")
     common(p)
     p.set_defaults(func=cmd_denoise)
 

@@ -21,9 +21,11 @@ resident models: :mod:`.resident`; feature maps: :mod:`.feature_maps`.
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +47,7 @@ from .memory import (  # noqa: F401 - CPU_*: re-exported
     short_oom,
 )
 from .model.checkpoint import (
+    MAX_LATERAL_SIGMA,
     CheckpointError,
     ModelConfig,
     shipped_models,
@@ -141,6 +144,21 @@ class Denoiser:
     def autocast_dtype(self) -> torch.dtype | None:
         """The dtype autocast uses with the current ``precision`` (None = float32)."""
         return resolve_precision(self.precision, self.device)
+
+    def with_lateral_sigma(self, sigma: float | None) -> Denoiser:
+        """This model with another smoothing across A-scans (pixels; None: the model's own).
+
+        Returns ``self`` when nothing changes, else a view sharing the generator (no copy of the
+        weights) whose config, and so its provenance, carries ``sigma``; the shared resident
+        denoiser is left as it is.
+        """
+        if sigma is None or float(sigma) == self.config.lateral_sigma:
+            return self
+        if not 0.0 <= float(sigma) <= MAX_LATERAL_SIGMA:
+            raise InputError(f"lateral smoothing must be from 0 to {MAX_LATERAL_SIGMA:g} pixels, got {sigma}")
+        view = copy.copy(self)
+        view.config = replace(self.config, lateral_sigma=float(sigma))
+        return view
 
     # -- intensity ----------------------------------------------------------------------------
     def _run(self, unit: torch.Tensor) -> torch.Tensor:

@@ -68,6 +68,29 @@ def test_precision_flag_sets_the_autocast(tmp_path, weights, capsys):
     assert next(a for a in sub._actions if a.dest == "precision").choices == PRECISIONS
 
 
+def test_lateral_sigma_flag_overrides_the_models_smoothing(tmp_path, weights, capsys):
+    from napari_hdcyclegan.io import read_oct
+
+    data = _vol((1, 24, 48))
+    tifffile.imwrite(tmp_path / "in.tif", data, photometric="minisblack")
+    outs = {}
+    for sigma in ("0", "3"):
+        rc = main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / f"s{sigma}.tif"), "--weights", str(weights),
+                   "--device", "cpu", "--precision", "fp32", "--lateral-sigma", sigma])
+        assert rc == 0
+        img = read_oct(tmp_path / f"s{sigma}.tif")
+        outs[sigma] = np.asarray(img.data, float)
+        assert img.metadata["provenance"]["config"]["lateral_sigma"] == float(sigma)
+    lateral = lambda x: np.abs(np.diff(x, axis=-1)).mean()  # noqa: E731
+    assert lateral(outs["3"]) < 0.7 * lateral(outs["0"])  # smoother across A-scans
+    assert main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "x.tif"), "--weights", str(weights),
+                 "--lateral-sigma", "40"]) == 2
+    assert "lateral smoothing must be from 0 to 16 pixels" in capsys.readouterr().err
+    assert not (tmp_path / "x.tif").exists()
+    with pytest.raises(SystemExit):
+        main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "x.tif"), "--lateral-sigma", "-1"])
+
+
 def test_denoise_keeps_scale(tmp_path, weights):
     from napari_hdcyclegan.io import read_oct, write_tiff
 

@@ -10,6 +10,7 @@ import torch
 
 from napari_hdcyclegan import engine
 from napari_hdcyclegan.engine import Cancelled, Denoiser, get_denoiser
+from napari_hdcyclegan.errors import InputError
 from napari_hdcyclegan.intensity import from_unit, to_unit, unit_range
 from napari_hdcyclegan.model.checkpoint import CheckpointError, ModelConfig, save_model
 from napari_hdcyclegan.model.networks import GENERATOR_STAGES, Generator
@@ -330,6 +331,26 @@ def test_lateral_sigma_smooths_the_output_across_ascans_only():
     np.testing.assert_allclose(den.denoise(data), want, atol=1e-5)
     config.lateral_sigma = 0.0
     np.testing.assert_allclose(den.denoise(data), data, atol=1e-6)
+
+
+def test_with_lateral_sigma_is_a_view_that_leaves_the_shared_model_alone():
+    from scipy.ndimage import gaussian_filter1d
+
+    config = ModelConfig(generator_width=4, name="smoothing", trained=True, normalisation={"method": "dtype"},
+                         lateral_sigma=1.5)
+    den = Denoiser(torch.nn.Identity(), config, "cpu", precision="fp32")  # type: ignore[arg-type]
+    data = np.random.default_rng(4).random((1, 16, 40)).astype(np.float32)
+    assert den.with_lateral_sigma(None) is den and den.with_lateral_sigma(1.5) is den
+    sharp = den.with_lateral_sigma(0)
+    assert sharp is not den and sharp.generator is den.generator
+    assert sharp.config.lateral_sigma == 0 and den.config.lateral_sigma == 1.5
+    assert sharp.provenance()["config"]["lateral_sigma"] == 0
+    np.testing.assert_allclose(sharp.denoise(data), data, atol=1e-6)
+    wide = den.with_lateral_sigma(3.0).denoise(data)
+    np.testing.assert_allclose(wide, gaussian_filter1d(data, 3.0, axis=-1, mode="nearest", truncate=3.0), atol=1e-5)
+    for bad in (-1.0, 17.0, float("nan")):
+        with pytest.raises(InputError, match="lateral smoothing must be from 0 to 16 pixels"):
+            den.with_lateral_sigma(bad)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

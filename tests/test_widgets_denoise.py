@@ -219,3 +219,21 @@ def test_residual_is_a_translucent_overlay_centred_on_zero(qtbot, setup):
     assert small.any()
     alpha = residual.colormap.map((residual.data[small] - lo) / (hi - lo))[:, 3]
     assert alpha.max() < 0.1
+
+
+def test_lateral_smoothing_choice_reaches_run_preview_and_provenance(qtbot, setup):
+    viewer, layer, widget = setup
+    assert widget.lateral_combo.value == "model's own"
+    lateral = lambda x: np.abs(np.diff(np.asarray(x, float), axis=-1)).mean()  # noqa: E731
+    found = {}
+    for choice in ("off", "3 px"):
+        widget.lateral_combo.value = choice
+        run_to_end(qtbot, widget)
+        out = viewer.layers["oct_denoised"]
+        found[choice] = (lateral(out.data), out.metadata["provenance"]["config"]["lateral_sigma"])
+    assert found["off"][1] == 0.0 and found["3 px"][1] == 3.0
+    assert found["3 px"][0] < 0.7 * found["off"][0]
+    viewer.dims.set_current_step(0, 2)
+    widget.preview_check.value = True
+    qtbot.waitUntil(lambda: "oct_preview" in viewer.layers, timeout=TIMEOUT_MS)
+    assert viewer.layers["oct_preview"].metadata["provenance"]["config"]["lateral_sigma"] == 3.0

@@ -64,6 +64,9 @@ if TYPE_CHECKING:
 PREVIEW_DELAY_MS = 150
 #: Opacity of the residual overlay when shown.
 RESIDUAL_OPACITY = 0.8
+#: Smoothing across A-scans after the model (``Denoiser.with_lateral_sigma``): label -> sigma (px).
+LATERAL_CHOICES: dict[str, float | None] = {"model's own": None, "off": 0.0, "0.5 px": 0.5, "1 px": 1.0,
+                                             "1.5 px": 1.5, "2 px": 2.0, "3 px": 3.0}
 
 
 def residual_colormap() -> Any:
@@ -74,8 +77,8 @@ def residual_colormap() -> Any:
                     controls=[0.0, 0.5, 1.0], name="residual blue-clear-red")
 
 
-def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
-                   residual: bool) -> Generator[tuple[int, int], None, dict[str, Any]]:
+def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int, residual: bool,
+                   lateral_sigma: float | None = None) -> Generator[tuple[int, int], None, dict[str, Any]]:
     """Worker: denoise ``data`` batch by batch, yielding (done, total); returns a result dict."""
     from napari_hdcyclegan.engine import choose_denoiser, iter_denoised
 
@@ -83,6 +86,7 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     yield 0, stack.shape[0]  # lets a Cancel during model loading stop the run before any compute
     denoiser, choice = choose_denoiser(weights, device, data=stack)
     denoiser.batch_size = batch_size
+    denoiser = denoiser.with_lateral_sigma(lateral_sigma)
     out = yield from iter_denoised(denoiser, data)
     result: dict[str, Any] = {"denoised": out, **model_info(denoiser, choice)}
     if residual:
@@ -92,11 +96,13 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     return result
 
 
-def denoise_bscan(bscan: np.ndarray, weights: str, device: str) -> dict[str, Any]:
+def denoise_bscan(bscan: np.ndarray, weights: str, device: str, lateral_sigma: float | None = None
+                  ) -> dict[str, Any]:
     """Worker: denoise one b-scan (live preview); returns a result dict."""
     from napari_hdcyclegan.engine import choose_denoiser
 
     denoiser, choice = choose_denoiser(weights, device, data=bscan)
+    denoiser = denoiser.with_lateral_sigma(lateral_sigma)
     return {"denoised": denoiser.denoise(bscan), **model_info(denoiser, choice)}
 
 
@@ -118,6 +124,9 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.device_combo = ComboBox(label="Device", choices=available_devices())
         self.batch_spin = SpinBox(label="Batch size", value=4, min=1, max=256,
                                   tooltip="b-scans per forward pass")
+        self.lateral_combo = ComboBox(label="Lateral smoothing", choices=list(LATERAL_CHOICES),
+                                      value="model's own",
+                                      tooltip="Gaussian across A-scans after the model (its own: from its config)")
         self.residual_check = CheckBox(text="Residual layer (input - output, hidden)", value=True)
         self.run_button = PushButton(text="Denoise volume")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -132,7 +141,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
 
         self.controls = Container(widgets=[
             self.layer_combo, self.weights_combo, self.device_combo, self.batch_spin,
-            self.residual_check, Container(widgets=[self.run_button, self.cancel_button],
+            self.lateral_combo, self.residual_check, Container(widgets=[self.run_button, self.cancel_button],
                                            layout="horizontal", labels=False),
             self.progress_bar, self.blend_slider, self.preview_check, self.aspect_combo,
             self.status,
@@ -149,6 +158,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.preview_check.changed.connect(self._on_preview_toggled)
         self.layer_combo.changed.connect(self._schedule_preview)
         self.device_combo.changed.connect(self._schedule_preview)
+        self.lateral_combo.changed.connect(self._schedule_preview)
         self.link(self.viewer.dims.events.current_step, self._schedule_preview)
 
     @property
@@ -196,7 +206,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
                                   partial(self._on_denoised, layer), partial(self._on_error, "Denoise"),
                                   f"Running on {layer.name} ...", data, self.weights_combo.value,
                                   self.device_combo.value, int(self.batch_spin.value),
-                                  bool(self.residual_check.value))
+                                  bool(self.residual_check.value), LATERAL_CHOICES[self.lateral_combo.value])
 
     def _on_denoised(self, source: Image, result: dict[str, Any]) -> None:
         if source not in self.viewer.layers:
@@ -263,6 +273,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         index = current_bscan(self.viewer, layer)
         bscan = data if data.ndim == 2 else np.array(data[index])
         return self._preview.launch(denoise_bscan, bscan, self.weights_combo.value, self.device_combo.value,
+                                    LATERAL_CHOICES[self.lateral_combo.value],
                                     returned=partial(self._on_preview, ticket, layer, index),
                                     errored=partial(self._on_error, "Preview"))
 

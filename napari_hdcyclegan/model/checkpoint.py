@@ -30,6 +30,8 @@ PARTS = ("G_L", "G_H", "D")
 _INT_FIELDS = {"generator_width": (1, 512), "n_res": (0, 64), "discriminator_width": (1, 512),
                "discriminator_levels": (1, 12)}
 _BOOL_FIELDS = ("residual", "trained")
+#: Largest ``lateral_sigma`` (pixels) a config or a caller may ask for.
+MAX_LATERAL_SIGMA = 16.0
 _STR_FIELDS = ("name", "description")
 _NORMALISATION_METHODS = ("percentile", "dtype")
 
@@ -111,8 +113,9 @@ def _check_types(data: dict[str, Any], path: str | os.PathLike) -> None:
         if key in data and not isinstance(data[key], str):
             raise CheckpointError(path, f"{key} must be a string, got {data[key]!r}")
     sigma = data.get("lateral_sigma", 0.0)
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma <= 16:
-        raise CheckpointError(path, f"lateral_sigma must be a number from 0 to 16 (pixels), got {sigma!r}")
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma <= MAX_LATERAL_SIGMA:
+        raise CheckpointError(path, f"lateral_sigma must be a number from 0 to {MAX_LATERAL_SIGMA:g} (pixels), "
+                                    f"got {sigma!r}")
     for key in ("provenance", "boundary_channel"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise CheckpointError(path, f"{key} must be a JSON object, got {data[key]!r}")
