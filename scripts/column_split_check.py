@@ -20,13 +20,12 @@ std of the 3-px smoothed residual raw - output (structure taken from the scan). 
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import convolve1d, gaussian_filter
+from lateral_sigma_check import tian  # the same directory
+from scipy.ndimage import convolve1d
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 LATERAL = [0.25, 0.5, 0.25]
@@ -48,15 +47,12 @@ def main() -> None:
     a = p.parse_args()
     if not (a.data / "tools" / "real_scan_check.py").is_file():
         raise SystemExit(f"{a.data}: shared folder with tools/real_scan_check.py not found (pass --data)")
-    sys.path.insert(0, str(a.data / "tools"))
-    import real_scan_check as rc
-
     from napari_hdcyclegan.engine import get_denoiser
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         den = get_denoiser(a.weights, "cpu")
-    den.config = replace(den.config, lateral_sigma=0.0)  # the generator alone; the filters come below
+    den = den.with_lateral_sigma(0.0)  # the generator alone; the filters come below
 
     def model(x: np.ndarray) -> np.ndarray:
         return np.asarray(den.denoise(x), np.float64)
@@ -64,23 +60,8 @@ def main() -> None:
     methods = {"full": model,
                "full+filter": lambda x: convolve1d(model(x), LATERAL, axis=1, mode="nearest"),
                "column split": lambda x: column_split(model, x)}
-    res: dict[str, dict[str, list]] = {m: {"cnr": [], "kept": [], "split": [], "resid": []} for m in methods}
-    for s in (int(v) for v in a.subjects.split(",")):
-        for _, im, lab in rc.load_subject(str(a.data / "data" / "layers" / "tian2015_octlayers"), s):
-            bands = rc.bands_of(lab, im.shape[0])
-            raw_diff = np.maximum(np.array(rc.layer_stats(im, bands)[1]), 1e-6)
-            for m, fn in methods.items():
-                out = fn(im)
-                cnr, diff = rc.layer_stats(out, bands)
-                even, odd = rc.halves(im)
-                res[m]["cnr"].append(np.mean(cnr))
-                res[m]["kept"].extend(np.array(diff) / raw_diff)
-                res[m]["split"].append(rc.split_psnr(fn(even), fn(odd), im))
-                res[m]["resid"].append(gaussian_filter(im - out, 3).std())
-    print(f"{den.name}, Tian subjects {a.subjects}, {len(res['full']['cnr'])} b-scans")
-    for m, v in res.items():
-        print(f"  {m:13s} layer CNR {np.mean(v['cnr']):.3f}  contrast kept {np.median(v['kept']):.3f}  "
-              f"split PSNR (on halves) {np.mean(v['split']):.2f} dB  smoothed residual std {np.mean(v['resid']):.2f}")
+    print(f"{den.name}")
+    tian(methods, [int(v) for v in a.subjects.split(",")], a.data)
 
 
 if __name__ == "__main__":

@@ -34,27 +34,31 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 Denoise = Callable[[np.ndarray], np.ndarray]
 
 
-def tian(fns: dict[float, Denoise], subjects: list[int], shared: Path) -> None:
-    """Layer CNR, contrast kept, split PSNR and residual structure on the Tian b-scans."""
+def tian(fns: dict[str, Denoise], subjects: list[int], shared: Path) -> None:
+    """Layer CNR, contrast kept, split PSNR and residual structure on the Tian b-scans, per method.
+
+    Split PSNR runs each method on the column halves; the residual is raw - output, smoothed 3 px.
+    ``scripts/column_split_check.py`` scores its methods with this too.
+    """
     sys.path.insert(0, str(shared / "tools"))
     import real_scan_check as rc
 
-    res: dict[float, dict[str, list]] = {s: {"cnr": [], "kept": [], "split": [], "resid": []} for s in fns}
+    res: dict[str, dict[str, list]] = {m: {"cnr": [], "kept": [], "split": [], "resid": []} for m in fns}
     for subject in subjects:
         for _, im, lab in rc.load_subject(str(shared / "data" / "layers" / "tian2015_octlayers"), subject):
             bands = rc.bands_of(lab, im.shape[0])
             raw_diff = np.maximum(np.array(rc.layer_stats(im, bands)[1]), 1e-6)
             even, odd = rc.halves(im)
-            for s, fn in fns.items():
+            for m, fn in fns.items():
                 out = fn(im)
                 cnr, diff = rc.layer_stats(out, bands)
-                res[s]["cnr"].append(np.mean(cnr))
-                res[s]["kept"].extend(np.array(diff) / raw_diff)
-                res[s]["split"].append(rc.split_psnr(fn(even), fn(odd), im))
-                res[s]["resid"].append(gaussian_filter(im - out, 3).std())
+                res[m]["cnr"].append(np.mean(cnr))
+                res[m]["kept"].extend(np.array(diff) / raw_diff)
+                res[m]["split"].append(rc.split_psnr(fn(even), fn(odd), im))
+                res[m]["resid"].append(gaussian_filter(im - out, 3).std())
     print(f"Tian subjects {subjects}, {len(res[next(iter(fns))]['cnr'])} b-scans")
-    for s, v in res.items():
-        print(f"  sigma {s:4.2f}: layer CNR {np.mean(v['cnr']):.3f}  contrast kept {np.median(v['kept']):.3f}  "
+    for m, v in res.items():
+        print(f"  {m}: layer CNR {np.mean(v['cnr']):.3f}  contrast kept {np.median(v['kept']):.3f}  "
               f"split PSNR {np.mean(v['split']):.2f} dB  smoothed residual std {np.mean(v['resid']):.3f}")
 
 
@@ -118,16 +122,14 @@ def main() -> None:
     print(f"{den.name} (shipped lateral_sigma {den.config.lateral_sigma})")
 
     def with_sigma(sigma: float) -> Denoise:
-        def fn(x: np.ndarray) -> np.ndarray:
-            den.config = replace(den.config, lateral_sigma=sigma)
-            return np.asarray(den.denoise(x), np.float64)
-        return fn
+        view = den.with_lateral_sigma(sigma)
+        return lambda x: np.asarray(view.denoise(x), np.float64)
 
     fns = {float(s): with_sigma(float(s)) for s in a.sigmas.split(",")}
     if a.tian:
         if not (a.data / "tools" / "real_scan_check.py").is_file():
             raise SystemExit(f"{a.data}: shared folder with tools/real_scan_check.py not found (pass --data)")
-        tian(fns, [int(v) for v in a.tian.split(",")], a.data)
+        tian({f"sigma {s:4.2f}": fn for s, fn in fns.items()}, [int(v) for v in a.tian.split(",")], a.data)
     if a.sim:
         sim(fns, a.sim)
     if a.duke:

@@ -8,6 +8,7 @@ import pytest
 import tifffile
 import torch
 
+from napari_hdcyclegan import denoiser as denoiser_module
 from napari_hdcyclegan import engine
 from napari_hdcyclegan.engine import Cancelled, Denoiser, get_denoiser
 from napari_hdcyclegan.errors import InputError
@@ -447,11 +448,11 @@ def test_non_finite_model_output_is_an_error():
 def test_cpu_batch_capped_to_available_memory(monkeypatch):
     den = tiny(batch_size=64)
     per_bscan = engine.CPU_BYTES_PER_PIXEL * 16 * 16 * den.config.generator_width
-    monkeypatch.setattr(engine, "available_memory", lambda: int(3.5 * per_bscan / engine.CPU_MEMORY_SHARE))
+    monkeypatch.setattr(denoiser_module, "available_memory", lambda: int(3.5 * per_bscan / engine.CPU_MEMORY_SHARE))
     with pytest.warns(RuntimeWarning, match="using 3"):
         den.denoise(volume(np.uint8, (5, 16, 16)))
     assert den.batch_size == 3
-    monkeypatch.setattr(engine, "available_memory", lambda: per_bscan // 2)
+    monkeypatch.setattr(denoiser_module, "available_memory", lambda: per_bscan // 2)
     with pytest.raises(MemoryError, match="only 0 MB are available"):
         den.denoise(volume(np.uint8, (5, 16, 16)))
 

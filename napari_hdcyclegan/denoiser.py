@@ -1,0 +1,361 @@
+"""A resident HDcycleGAN generator and the volume pipeline around it: batching, intensity, precision.
+
+:class:`Denoiser` holds a generator on its device and denoises b-scans (axis 0 of a volume) in
+batches that are read, normalised, denoised and mapped back one at a time, so memory stays bounded
+for memory-mapped volumes of any length. Loading and sharing denoisers: :mod:`.engine`.
+
+Intensity: each b-scan is mapped to [0, 1] with the model config's ``normalisation`` (robust
+percentiles by default, see :func:`napari_hdcyclegan.intensity.unit_range`), the model output is
+clipped to [0, 1], smoothed across A-scans by the config's ``lateral_sigma`` and mapped back with the
+same ``(lo, hi)`` into the input's dtype. Non-finite input pixels (NaN, inf) are fed to the model as
+0 / 1 and restored in the output. Under ``"dtype"`` normalisation, integer volumes other than uint8
+are mapped by the bit depth of the whole volume's values
+(:func:`napari_hdcyclegan.intensity.integer_range`), found in one streamed pass first.
+
+On the CPU the batch size is capped to what the available memory holds
+(:func:`napari_hdcyclegan.memory.cpu_batch_fit`); an allocation that fails anyway halves the batch,
+and a single b-scan that cannot fit is a :class:`MemoryError` with the numbers. Devices and
+precisions: :mod:`.devices`; input checks and the intensity mapping: :mod:`.normalise`; feature
+maps: :mod:`.feature_maps`.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .devices import resolve_device, resolve_precision
+from .errors import InputError, ModelError
+from .feature_maps import probe_stage_channels, stage_feature_maps
+from .intensity import DEFAULT_NORMALISATION, inverse_log_display, log_display
+from .memory import available_memory, cpu_batch_fit, drop_pages, is_out_of_memory, short_oom
+from .model.checkpoint import MAX_LATERAL_SIGMA, ModelConfig
+from .model.choice import ModelChoice
+from .model.networks import Generator, lateral_smooth, run_generator
+from .normalise import check_input, to_device, to_unit, unit_ranges, volume_range
+from .progress import CancelFn, ProgressFn, Steps, drive
+
+__all__ = ["CPU_BATCH", "CUDA_BATCH", "Denoiser", "iter_denoised"]
+
+#: Default b-scans per batch. CPU throughput is flat in the batch size (bench_inference.py), so a
+#: small batch keeps memory low; on a GPU larger batches fill the device.
+CPU_BATCH, CUDA_BATCH = 4, 32
+
+
+class Denoiser:
+    """A generator resident on ``device`` with the intensity pipeline of its model config.
+
+    Usually obtained from :func:`napari_hdcyclegan.engine.get_denoiser`, which caches it.
+
+    Parameters
+    ----------
+    generator : Generator
+        The HN -> LN generator (``G_L``); moved to ``device`` in eval mode without gradients.
+    config : ModelConfig
+        Its config: architecture and ``normalisation`` (docs/conventions.md).
+    device : str or torch.device
+        See :func:`resolve_device`.
+    name, source, weights_sha256 : str, optional
+        Provenance: display name, where the weights came from, their file's SHA-256.
+    trained : bool, optional
+        Overrides ``config.trained``.
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Autocast precision (:func:`resolve_precision`); settable later.
+    batch_size : int, optional
+        B-scans per batch (default 32 on CUDA, 4 elsewhere); settable later.
+
+    Attributes
+    ----------
+    channels_last : bool
+        Run in channels-last memory format (default on CUDA only: 4x slower on the project's CPU).
+
+    Notes
+    -----
+    The object is shared by every caller of :func:`get_denoiser` (widgets, CLI, evaluation), so it
+    holds nothing about one request: why ``"auto"`` chose it comes back from
+    :func:`choose_denoiser` with each call and is passed to :meth:`provenance`.
+    """
+
+    def __init__(self, generator: Generator, config: ModelConfig, device: str | torch.device = "auto",
+                 *, name: str | None = None, trained: bool | None = None, source: str = "",
+                 weights_sha256: str | None = None, precision: str = "auto",
+                 batch_size: int | None = None) -> None:
+        self.device = resolve_device(device)
+        self.config = config
+        self.name = name or config.name
+        self.trained = bool(config.trained if trained is None else trained)
+        self.source = source
+        self.weights_sha256 = weights_sha256
+        self.precision = precision
+        resolve_precision(precision, self.device)  # validate early
+        self.batch_size = batch_size or (CUDA_BATCH if self.device.type == "cuda" else CPU_BATCH)
+        self.channels_last = self.device.type == "cuda"
+        self.generator = generator.eval().to(self.device)
+        for p in self.generator.parameters():
+            p.requires_grad_(False)
+        self._stage_channels: dict[str, int] | None = None
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        """B-scans per batch (halved automatically on a CUDA out-of-memory error)."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        if int(value) < 1:
+            raise InputError(f"batch_size must be >= 1, got {value}")
+        self._batch_size = int(value)
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The dtype autocast uses with the current ``precision`` (None = float32)."""
+        return resolve_precision(self.precision, self.device)
+
+    def with_lateral_sigma(self, sigma: float | None) -> Denoiser:
+        """This model with another smoothing across A-scans (pixels; None: the model's own).
+
+        Returns ``self`` when nothing changes, else a view sharing the generator (no copy of the
+        weights) whose config, and so its provenance, carries ``sigma``; the shared resident
+        denoiser is left as it is.
+        """
+        if sigma is None or float(sigma) == self.config.lateral_sigma:
+            return self
+        if not 0.0 <= float(sigma) <= MAX_LATERAL_SIGMA:
+            raise InputError(f"lateral smoothing must be from 0 to {MAX_LATERAL_SIGMA:g} pixels, got {sigma}")
+        view = copy.copy(self)
+        view.config = replace(self.config, lateral_sigma=float(sigma))
+        return view
+
+    # -- intensity ----------------------------------------------------------------------------
+    def _run(self, unit: torch.Tensor) -> torch.Tensor:
+        """Generator on a (B, H, W) float32 [0, 1] batch -> (B, H, W) float32 clipped to [0, 1]."""
+        x = unit[:, None]
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        amp = self.autocast_dtype
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=amp or torch.float32,
+                                                    enabled=amp is not None):
+            y = lateral_smooth(run_generator(self.generator, x)[:, 0].float(), self.config.lateral_sigma)
+        if not bool(torch.isfinite(y).all()):
+            raise ModelError(f"model {self.name!r} produced NaN/inf values (corrupt weights or an overflow "
+                             f"in {self.precision} precision); nothing was written")
+        return y.clamp_(0.0, 1.0)
+
+    @property
+    def normalisation(self) -> dict[str, Any]:
+        """The model config's ``normalisation`` (:data:`intensity.DEFAULT_NORMALISATION` if unset)."""
+        return self.config.normalisation or DEFAULT_NORMALISATION
+
+    def _unit_batch(self, raw: np.ndarray, fixed: tuple[float, float] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Model input for a (B, H, W) batch of raw values: ``(x, unit, lo, span)``.
+
+        ``x`` is the batch on the device (log-display first where the config says ``log_input``),
+        ``unit`` the float32 [0, 1] input, ``lo``/``span`` (B, 1, 1) map the output back.
+        ``fixed``: the volume's integer range under ``"dtype"`` (else this batch's values decide).
+        Call under ``torch.inference_mode()``.
+        """
+        src = log_display(raw) if self.normalisation.get("log_input", False) else raw
+        x = to_device(src, self.device)
+        lo, hi = unit_ranges(x, self.normalisation, np.dtype(src.dtype), fixed)
+        unit, lo3, span = to_unit(x, lo, hi)
+        return x, unit, lo3, span
+
+    def _denoise_batch(self, raw: np.ndarray, fixed: tuple[float, float] | None = None) -> np.ndarray:
+        """Denoise a (B, H, W) batch of raw values; same dtype and range out (``fixed``: see _unit_batch)."""
+        dtype = raw.dtype
+        log_input = bool(self.normalisation.get("log_input", False))
+        with torch.inference_mode():
+            x, unit, lo3, span = self._unit_batch(raw, fixed)
+            y = self._run(unit).to(x.dtype) * span + lo3
+            out = y.cpu().numpy()
+        if log_input:
+            out = inverse_log_display(out)
+        if dtype.kind in "iub":
+            if dtype.kind != "b":
+                info = np.iinfo(dtype)
+                np.clip(np.rint(out, out=out), info.min, info.max, out=out)
+            else:
+                out = out >= 0.5
+            return out.astype(dtype)
+        out = out.astype(dtype)
+        bad = ~np.isfinite(raw)
+        if bad.any():
+            out[bad] = raw[bad]  # NaN stays NaN, inf stays inf
+        return out
+
+    # -- public API ---------------------------------------------------------------------------
+    def iter_denoise(self, data: Any) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Denoise batch by batch, yielding each as it is done (the generator form of :meth:`denoise`).
+
+        Parameters
+        ----------
+        data : array-like
+            A 2D b-scan (one item, start 0, stop 1) or a 3D volume / memmap / lazy array with
+            b-scans on axis 0; only one batch is read at a time.
+
+        Yields
+        ------
+        start, stop : int
+            The b-scans of this batch.
+        denoised : numpy.ndarray
+            Always (stop - start, H, W), in the input's dtype and intensity range.
+
+        Notes
+        -----
+        An out-of-memory error halves ``batch_size`` and retries the same b-scans; stop iterating
+        to cancel between batches.
+        """
+        shape, dtype = check_input(data)
+        n = 1 if len(shape) == 2 else shape[0]
+        free = available_memory() if self.device.type == "cpu" else None
+        if free is not None:  # lower batch_size to what the available memory holds
+            self.batch_size = cpu_batch_fit(self.batch_size, shape[-2:], self.config.generator_width, free)
+        fixed = volume_range(data, shape, dtype, self.normalisation)
+        start = 0
+        while start < n:
+            stop = min(n, start + self.batch_size)
+            raw = np.asarray(data)[None] if len(shape) == 2 else np.asarray(data[start:stop])
+            try:
+                out = self._denoise_batch(raw, fixed)
+            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                self._halve_batch(exc, shape[-2:])
+                continue
+            if len(shape) == 3:
+                drop_pages(data, start, stop)
+            yield start, stop, out
+            start = stop
+
+    def _halve_batch(self, exc: BaseException, hw: tuple[int, ...]) -> None:
+        """After an allocation failure: halve the batch, or explain that one b-scan does not fit."""
+        if self.batch_size == 1:
+            raise MemoryError(f"out of memory on {self.device} for one {hw[0]}x{hw[1]} b-scan "
+                              f"({short_oom(exc)}); free memory or use a smaller image") from exc
+        self.batch_size = max(1, self.batch_size // 2)
+        self.empty_cache()
+        warnings.warn(f"out of memory on {self.device}: batch size halved to {self.batch_size}",
+                      RuntimeWarning, stacklevel=3)
+
+    def denoise(self, data: Any, progress: ProgressFn = None, cancel: CancelFn = None,
+                out: np.ndarray | None = None) -> np.ndarray:
+        """Denoise a 2D b-scan or 3D volume; same shape, dtype and intensity range out.
+
+        Parameters
+        ----------
+        data : array-like
+            As in :meth:`iter_denoise`.
+        progress : callable, optional
+            ``progress(done, total)``, called after each batch.
+        cancel : callable, optional
+            ``cancel()``, checked before each batch; True raises :class:`Cancelled`.
+        out : numpy.ndarray, optional
+            A preallocated array of the same shape and dtype (e.g. a writable memmap), so that a
+            volume larger than memory streams to disk.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``out`` (or a new array) holding the denoised data.
+
+        Raises
+        ------
+        InputError
+            For data that is not a numeric 2D/3D image of at least ``MIN_SIZE`` pixels, or an
+            ``out`` that does not match.
+        Cancelled
+            When ``cancel()`` returned True.
+
+        Notes
+        -----
+        The callback form of :func:`iter_denoised`.
+        """
+        return drive(iter_denoised(self, data, out), progress, cancel)
+
+    def feature_maps(self, bscan: Any, stage: str,
+                     channels: int | Sequence[int] | None = None) -> np.ndarray:
+        """Activation after ``stage`` for one b-scan, bilinearly upscaled to it.
+
+        Parameters
+        ----------
+        bscan : array-like
+            One 2D b-scan (raw values; mapped to the model input as :meth:`denoise` does).
+        stage : str
+            A stage of this generator (:meth:`stage_channels`; docs/conventions.md).
+        channels : int or sequence of int, optional
+            None (all), one index or several indices (negative ones count from the end).
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 (C, H, W), computed in float32 whatever :attr:`precision` says.
+
+        Raises
+        ------
+        ValueError
+            For an unknown stage, a channel index out of range, or input that is not one b-scan.
+        """
+        return stage_feature_maps(self, bscan, stage, channels)
+
+    def stage_channels(self) -> dict[str, int]:
+        """Number of channels of every generator stage, in forward order (``res1 .. res<n_res>``)."""
+        if self._stage_channels is None:
+            self._stage_channels = probe_stage_channels(self.generator, self.device)
+        return dict(self._stage_channels)
+
+    def provenance(self, choice: ModelChoice | None = None) -> dict[str, Any]:
+        """What produced a result: model, weights hash, config, device, precision, versions, and
+        (``choice``, from :func:`choose_denoiser`) why ``"auto"`` chose this model."""
+        return {
+            "model": self.name,
+            "trained": self.trained,
+            "weights": self.source,
+            "weights_sha256": self.weights_sha256,
+            "config": self.config.to_json(),
+            "device": str(self.device),
+            "precision": self.precision,
+            "autocast_dtype": str(self.autocast_dtype).replace("torch.", "") if self.autocast_dtype else "float32",
+            "napari_hdcyclegan": __version__,
+            "torch": torch.__version__,
+            **({"auto_choice": choice.reason} if choice is not None else {}),
+        }
+
+    def empty_cache(self) -> None:
+        """Return cached GPU memory to the driver (no-op on CPU)."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def __repr__(self) -> str:
+        return (f"Denoiser(name={self.name!r}, trained={self.trained}, device={self.device}, "
+                f"batch_size={self.batch_size}, precision={self.precision!r})")
+
+
+def iter_denoised(denoiser: Any, data: Any, out: np.ndarray | None = None) -> Steps[np.ndarray]:
+    """Denoise ``data`` into ``out`` batch by batch: the generator form of :meth:`Denoiser.denoise`.
+
+    Yields ``(done, total)`` b-scans (first ``(0, total)``, then after each batch; stop iterating
+    to cancel between batches) and returns ``out`` (or a new array), so a napari worker can run
+    it directly. ``denoiser`` is anything with :meth:`Denoiser.iter_denoise`; parameters and
+    errors as in :meth:`Denoiser.denoise`.
+    """
+    shape, dtype = check_input(data)
+    if out is None:
+        out = np.empty(shape, dtype)
+    elif tuple(out.shape) != shape or np.dtype(out.dtype) != dtype:
+        raise InputError(f"out has shape {out.shape} / {out.dtype}, expected {shape} / {dtype}")
+    view = out[None] if len(shape) == 2 else out
+    total = view.shape[0]
+    yield 0, total
+    for start, stop, chunk in denoiser.iter_denoise(data):
+        view[start:stop] = chunk
+        yield stop, total
+    return out
