@@ -55,6 +55,40 @@ def test_few_steps_lower_cycle_loss(domains: str, tmp_path: Path) -> None:
     assert np.mean(cycle[-5:]) < 0.7 * np.mean(cycle[:5])
 
 
+def test_r1_penalty_is_the_squared_input_gradient_of_the_true_class() -> None:
+    from training.losses import r1_penalty
+
+    class Linear(torch.nn.Module):  # logits = w * mean(x): d log p_k / dx is known in closed form
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(1, 2, 3))[:, None] * self.w
+
+    d = Linear()
+    x = torch.rand(3, 1, 4, 5)
+    r1 = r1_penalty(d, x, n_real_h=1)
+    m = x.mean(dim=(1, 2, 3))
+    p = torch.softmax(m[:, None] * d.w.detach(), dim=1)
+    cls = torch.tensor([0, 1, 1])
+    dlogp_dm = d.w.detach()[cls] - (p * d.w.detach()).sum(1)  # d/dm log softmax_k(m w)
+    want = (dlogp_dm ** 2 / 20).mean()  # each of the 20 pixels gets dlogp_dm / 20
+    assert torch.allclose(r1, want, rtol=1e-5)
+    r1.backward()
+    assert d.w.grad is not None and torch.isfinite(d.w.grad).all()  # it trains D
+
+
+def test_r1_gamma_adds_a_logged_penalty_to_the_discriminator_step(domains: str, tmp_path: Path) -> None:
+    rows = {}
+    for gamma in (0.0, 10.0):
+        cfg = _cfg(domains, tmp_path / f"run{gamma}", steps=2, r1_gamma=gamma)
+        trainer = fit.Trainer(cfg, load_training_data(cfg))
+        rows[gamma] = trainer.step()
+    assert rows[0.0]["loss_r1"] == 0.0
+    assert rows[10.0]["loss_r1"] > 0 and np.isfinite(rows[10.0]["loss_D"])
+
+
 def test_resume_reproduces_uninterrupted_run(domains: str, tmp_path: Path) -> None:
     kw = dict(steps=4, pretrain_steps=2, pretrain_d_steps=1, pool_size=2)
     straight = fit.Trainer(_cfg(domains, tmp_path / "a", **kw), load_training_data(_cfg(domains, tmp_path / "a")))

@@ -32,6 +32,7 @@ class FitConfig:
     n2n_weight: float = 0.0  # MSE between G_L(one column half) and the other half of real noisy scans
     identity_weight: float = 0.0
     pool_size: int = 0  # past fakes shown to the discriminator (0 = none, as the paper)
+    r1_gamma: float = 0.0  # R1 gradient penalty on the discriminator at real images (0 = none, as the paper)
     lambda_gan: float = 1.0
     lambda_cycle: float = 10.0
     lr: float = 5e-4

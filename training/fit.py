@@ -38,7 +38,7 @@ from .sources import TrainingData, load_training_data
 from .validate import Validator
 
 LOG_FIELDS = ("step", "phase", "loss_G", "loss_gan", "loss_cycle", "loss_identity", "loss_paired",
-              "loss_n2n", "loss_D", "loss_pretrain", "d_real_h", "d_real_l", "d_fake", "lr", "seconds")
+              "loss_n2n", "loss_D", "loss_pretrain", "d_real_h", "d_real_l", "d_fake", "lr", "seconds", "loss_r1")
 
 
 class CycleGenerators(nn.Module):
@@ -254,12 +254,16 @@ class Trainer:
         with self._autocast():
             logits = self.D_ddp(torch.cat([h, l, fake_h, fake_l]))
             loss_d = cfg.lambda_gan * losses.discriminator_loss(logits, n, n)
+        loss_r1 = (losses.r1_penalty(self.D, torch.cat([h, l]), n) if cfg.r1_gamma > 0
+                   else torch.zeros((), device=self.device))
+        loss_d = loss_d + cfg.lambda_gan * cfg.r1_gamma / 2 * loss_r1
         self.opt_D.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_D.step()
         return {"loss_G": loss.item(), "loss_gan": loss_gan.item(), "loss_cycle": loss_cyc.item(),
                 "loss_identity": loss_id.item(), "loss_paired": loss_pair.item(), "loss_n2n": loss_n2n.item(),
-                "loss_D": loss_d.item(), **losses.class_probabilities(logits.detach().float(), n, n)}
+                "loss_D": loss_d.item(), "loss_r1": loss_r1.item(),
+                **losses.class_probabilities(logits.detach().float(), n, n)}
 
     # ---- checkpoints --------------------------------------------------------------------
     def model_config(self, metrics: dict | None = None) -> ModelConfig:

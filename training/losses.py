@@ -31,6 +31,17 @@ def discriminator_loss(logits: torch.Tensor, n_real_h: int, n_real_l: int) -> to
     return loss
 
 
+def r1_penalty(discriminator: torch.nn.Module, reals: torch.Tensor, n_real_h: int) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): mean squared gradient norm, at the real images, of the log-probability
+    the discriminator gives their true class (HN for the first ``n_real_h``, LN for the rest)."""
+    x = reals.detach().float().requires_grad_(True)
+    logp = discriminator(x).float().log_softmax(dim=1)
+    cls = torch.full((len(x),), CLASS_LN, dtype=torch.long, device=x.device)
+    cls[:n_real_h] = CLASS_HN
+    (grad,) = torch.autograd.grad(logp.gather(1, cls[:, None]).sum(), x, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
 def cycle_loss(h: torch.Tensor, rec_h: torch.Tensor, l: torch.Tensor, rec_l: torch.Tensor) -> torch.Tensor:
     """Eq. (4) with mean absolute error per image pair."""
     return F.l1_loss(rec_l, l) + F.l1_loss(rec_h, h)
