@@ -93,6 +93,7 @@ def shot_denoise(viewer: Any, weights: str | None) -> None:
     select_weights(widget, weights)
     widget.run()
     process_until(idle(widget, "worker"))
+    widget.aspect_combo.value = "1:1 pixel"  # at 1:1 µm a wide b-scan is a thin strip of the canvas
 
 
 def shot_compare(viewer: Any, weights: str | None) -> None:
