@@ -6,7 +6,7 @@ for memory-mapped volumes of any length. Loading and sharing denoisers: :mod:`.e
 
 Intensity: each b-scan is mapped to [0, 1] with the model config's ``normalisation`` (robust
 percentiles by default, see :func:`napari_hdcyclegan.intensity.unit_range`), the model output is
-clipped to [0, 1], smoothed across A-scans by the config's ``lateral_sigma`` and mapped back with the
+smoothed across A-scans by the config's ``lateral_sigma``, clipped to [0, 1] and mapped back with the
 same ``(lo, hi)`` into the input's dtype. Non-finite input pixels (NaN, inf) are fed to the model as
 0 / 1 and restored in the output. Under ``"dtype"`` normalisation, integer volumes other than uint8
 are mapped by the bit depth of the whole volume's values
