@@ -199,6 +199,18 @@ def test_fold_over_top_edge_is_nan_not_wrong():
     assert not bd.fold_mask(gentle, 0, h).any()
 
 
+def test_fold_decision_does_not_hinge_on_a_one_row_shift():
+    # valid.vol: the folded ILM runs at row 6 of 496; whether the export's first row counts as blank
+    # (first = 0 or 1, decided on the denoised b-scan) must not flip 200 A-scans
+    w, h = 768, 496
+    ilm = np.full(w, 300.0)
+    ilm[180:215] = np.linspace(6, 300, 35)
+    ilm[:180] = 6.0
+    masks = [bd.fold_mask(ilm, first, h, bd.PathParams().fold_margin) for first in (0, 1)]
+    assert masks[0][:180].all() and masks[1][:180].all()
+    np.testing.assert_array_equal(masks[0], masks[1])
+
+
 def test_doubtful_flags_implausible_thickness_and_jumps():
     h, w = 100, 50
     grad = np.zeros((h, w), np.float32)
