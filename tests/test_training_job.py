@@ -46,6 +46,9 @@ def test_fit_config_scratch_and_finetune(tmp_path, tiny_model):
     tuned = fit_config(JobSpec(out=str(tmp_path), name="a", width=8, init_from=str(tiny_model)))
     assert tuned["width"] == 4 and tuned["residual"] is False and tuned["init_from"] == str(tiny_model.resolve())
     assert tuned["normalisation"] == "percentile"  # the tiny model's, not the scratch default
+    assert tuned["lateral_sigma"] == 0.0 and "lateral_sigma" not in scratch
+    smoothed = fit_config(JobSpec(out=str(tmp_path), name="a", init_from="spectralis-real"))
+    assert smoothed["lateral_sigma"] == 1.0  # a fine-tuned shipped model keeps its smoothing
     assert fit_config(JobSpec(out=str(tmp_path), name="a", validation="sim"))["sim_val_n"] == 4
     with pytest.raises(JobError):
         fit_config(JobSpec(out=str(tmp_path), name="a", validation="paired"))

@@ -46,7 +46,9 @@ class FitConfig:
     width: int = 16
     n_res: int = 6
     residual: bool = False  # generators output input + correction (not in the paper; see Generator)
-    lateral_sigma: float = 0.0  # Gaussian across A-scans after G_L, in validation and the exported model (px)
+    # Gaussian across A-scans after G_L, in validation and the exported model (px); not taken from
+    # --init-from here (pass the base model's value), training.job / the Train widget take it from there
+    lateral_sigma: float = 0.0
     d_width: int = 16
     d_levels: int = 0  # 0 = as deep as the crop allows, at most the paper's 7 (>= 2x2 at the last level)
     normalisation: str = "dtype"  # dtype | percentile (see napari_hdcyclegan.intensity.unit_range)

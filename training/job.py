@@ -86,13 +86,14 @@ def _auto_device_type() -> str:
 
 
 def base_architecture(init_from: str) -> dict:
-    """FitConfig fields that must match the base model: widths, depth, residual, normalisation."""
+    """FitConfig fields taken from the base model: widths, depth, residual, normalisation (they must
+    match) and its output smoothing across A-scans (a fine-tuned model keeps it)."""
     from napari_hdcyclegan.model.checkpoint import read_config, resolve_model_dir
 
     cfg = read_config(resolve_model_dir(init_from))
     norm = "dtype" if cfg.normalisation.get("method") == "dtype" else "percentile"
     return {"width": cfg.generator_width, "n_res": cfg.n_res, "residual": cfg.residual,
-            "d_width": cfg.discriminator_width, "normalisation": norm}
+            "d_width": cfg.discriminator_width, "normalisation": norm, "lateral_sigma": cfg.lateral_sigma}
 
 
 def fit_config(spec: JobSpec) -> dict:
