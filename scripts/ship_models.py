@@ -3,7 +3,9 @@
     python scripts/ship_models.py RUN_DIR NAME [--description TEXT]
 
 RUN_DIR/best (the checkpoint with the best validation score) becomes
-napari_hdcyclegan/weights/NAME/; the boundary channel is calibrated on simulated b-scans with known
+napari_hdcyclegan/weights/NAME/; RUN_DIR may instead be a model already exported with
+``python -m training.export`` (e.g. on another machine), which is copied as it is; the boundary
+channel is calibrated on simulated b-scans with known
 ILM/RPE (napari_hdcyclegan.boundaries.calibrate_boundary_channel) and stored in its config.json.
 """
 
@@ -14,6 +16,20 @@ import json
 from pathlib import Path
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "napari_hdcyclegan" / "weights"
+
+
+def _copy_export(src: Path, target: Path, name: str, description: str) -> Path:
+    """Copy an exported model (config.json + model.safetensors) under a new name and description."""
+    import shutil
+
+    config = json.loads((src / "config.json").read_text())
+    config["name"] = name
+    if description:
+        config["description"] = description
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src / "model.safetensors", target / "model.safetensors")
+    (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return target
 
 
 def main() -> int:
@@ -28,7 +44,10 @@ def main() -> int:
     from napari_hdcyclegan.model.checkpoint import load_model
     from training.export import export
 
-    target = export(a.run / "best", WEIGHTS / a.name, name=a.name, description=a.description)
+    if (a.run / "best").is_dir():
+        target = export(a.run / "best", WEIGHTS / a.name, name=a.name, description=a.description)
+    else:
+        target = _copy_export(a.run, WEIGHTS / a.name, a.name, a.description)
     nets, config = load_model(target)
     denoiser = Denoiser(nets["G_L"], config, "cpu")
     choice = calibrate_boundary_channel(denoiser, n=4, seed=0, model_dir=target)

@@ -61,6 +61,8 @@ class FitConfig:
     sim_mismatch: bool = True
     duke_root: str = ""
     duke_extra_frames: bool = True
+    # fit each Duke average to its noisy frame's grey mapping (training targets only; see data.align_reference)
+    duke_align: bool = False
     val_every: int = 200
     ckpt_every: int = 100
     val_bm3d: bool = True

@@ -28,7 +28,7 @@ import numpy as np
 from napari_hdcyclegan import metrics
 from napari_hdcyclegan.metrics import column_halves
 
-from .data import DataError, duke_pairs, read_image_stack, to_model_units
+from .data import DataError, align_reference, duke_pairs, read_image_stack, to_model_units
 
 #: Tian 2015 subjects used for training; subject 5 is the held-back validation subject.
 TIAN_TRAIN = (1, 2, 3, 4)
@@ -88,7 +88,7 @@ class RealSets:
 
 
 def load_real(root: str | Path | None, normalisation: dict, duke_extra_frames: bool = True,
-              ln_min_split_psnr: float = 31.0, duke: bool = True) -> RealSets:
+              ln_min_split_psnr: float = 31.0, duke: bool = True, duke_align: bool = False) -> RealSets:
     """Every real source in the shared data folder, in model units (``duke=False``: no Duke scans)."""
     root = Path(root) if root else default_shared_data()
     if not root.is_dir():
@@ -99,7 +99,8 @@ def load_real(root: str | Path | None, normalisation: dict, duke_extra_frames: b
              + single_noisy_scans(root)]
     noisy += [(f"duke/{n}", unit(x)) for n, x, _ in duke_train]
     pair_inputs = [unit(x) for _, x, _ in duke_train]
-    pair_targets = [to_model_units(a, normalisation, reference=x) for _, x, a in duke_train]
+    align = align_reference if duke_align else (lambda x, a: a)
+    pair_targets = [to_model_units(align(x, a), normalisation, reference=x) for _, x, a in duke_train]
     seen: dict[str, np.ndarray] = {}
     for name, _, avg in duke_train:
         seen.setdefault(name.split("/")[0], unit(avg))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import FitConfig
-from .data import CropSampler, DataError, duke_pairs, read_folder, to_model_units
+from .data import CropSampler, DataError, align_reference, duke_pairs, read_folder, to_model_units
 from .real import SplitSampler, load_real
 
 
@@ -62,7 +62,8 @@ def _duke(cfg: FitConfig) -> TrainingData:
     root = cfg.duke_root or None
     train = duke_pairs("train", root, extra_frames=cfg.duke_extra_frames)
     hn = [to_model_units(n, norm) for _, n, _ in train]
-    targets = [to_model_units(a, norm, reference=n) for _, n, a in train]
+    align = align_reference if cfg.duke_align else (lambda n, a: a)
+    targets = [to_model_units(align(n, a), norm, reference=n) for _, n, a in train]
     seen, ln = set(), []
     for name, _, avg in train:
         key = name.split("/")[0]
@@ -73,7 +74,8 @@ def _duke(cfg: FitConfig) -> TrainingData:
            for name, n, a in duke_pairs("val", root)]
     desc = {"source": "duke_fang2013", "train": sorted({n.split('/')[0] for n, _, _ in train}),
             "n_noisy": len(hn), "n_averaged": len(ln), "val": [v.name for v in val],
-            "test_never_used": ["S06", "S07", "S08", "S09"], "extra_frames": cfg.duke_extra_frames}
+            "test_never_used": ["S06", "S07", "S08", "S09"], "extra_frames": cfg.duke_extra_frames,
+            "references_aligned": cfg.duke_align}
     return TrainingData(CropSampler(hn, ln, cfg.crop, targets), desc, val)
 
 
@@ -105,14 +107,15 @@ def folder_val(spec: str, norm: dict) -> list[ValItem]:
 
 def _real(cfg: FitConfig) -> TrainingData:
     sets = load_real(cfg.shared_data or None, cfg.model_normalisation(), cfg.duke_extra_frames, cfg.ln_min_split_psnr,
-                     cfg.real_duke)
+                     cfg.real_duke, cfg.duke_align)
     hn = [im for _, im in sets.noisy]
     pairs = dict(targets=sets.pair_targets, pair_inputs=sets.pair_inputs) if sets.pair_inputs else {}
     sampler = CropSampler(hn, sets.ln, cfg.crop, **pairs)
     val = [ValItem(n, x, a, x) for n, x, a in sets.val_pairs]
     desc = {"source": "real", "noisy_bscans": len(hn),
             "noisy_sources": sorted({n.split("/")[0] for n, _ in sets.noisy}),
-            "duke_pairs": len(sets.pair_inputs), "ln_bscans": len(sets.ln), "val_pairs": [v.name for v in val],
+            "duke_pairs": len(sets.pair_inputs),
+            "references_aligned": cfg.duke_align, "ln_bscans": len(sets.ln), "val_pairs": [v.name for v in val],
             "val_split": [n for n, _ in sets.val_split], "never_used": ["duke S06-S09", "tian subject 5 (val only)"]}
     # Noise2Noise only where no reference exists: a Duke frame's mean is not its registered average
     # (different display mapping), and the two targets would pull its output apart.

@@ -1,0 +1,57 @@
+"""training.data.align_reference and its use for the Duke training targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from training import sources
+from training.config import FitConfig
+from training.data import DataError, align_reference
+from training.sources import load_training_data
+
+
+def _scene(seed: int = 0, shape: tuple[int, int] = (96, 128)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rows = np.linspace(0, 1, shape[0])[:, None]
+    layers = 60 + 120 * np.exp(-((rows - 0.5) / 0.15) ** 2) + 0 * np.arange(shape[1])
+    return layers + gaussian_filter(rng.normal(0, 20, shape), 3)
+
+
+def test_align_reference_recovers_the_noisy_frames_mapping() -> None:
+    average = _scene()
+    noise = np.random.default_rng(1).normal(0, 25, average.shape)
+    noisy = 1.3 * average - 19 + noise
+    aligned = align_reference(noisy, average)
+    assert aligned.dtype == np.float32 and aligned.shape == average.shape
+    np.testing.assert_allclose(aligned, 1.3 * average - 19, atol=0.05 * np.ptp(average))
+    # the mapping is affine: the ranking of the reference's pixels and its structure are kept
+    assert np.corrcoef(aligned.ravel(), average.ravel())[0, 1] > 0.9999
+
+
+def test_align_reference_leaves_a_matching_reference_nearly_unchanged() -> None:
+    average = _scene(2)
+    noisy = average + np.random.default_rng(3).normal(0, 25, average.shape)
+    assert np.abs(align_reference(noisy, average) - average).mean() < 2.0
+
+
+def test_align_reference_rejects_mismatched_shapes() -> None:
+    with pytest.raises(DataError, match="differ in shape"):
+        align_reference(np.zeros((10, 12)), np.zeros((10, 11)))
+
+
+@pytest.mark.parametrize("align", [False, True])
+def test_duke_targets_are_aligned_only_when_asked(align: bool, monkeypatch) -> None:
+    average = np.clip(_scene(4), 0, 255).astype(np.uint8)
+    rng = np.random.default_rng(5)
+    noisy = np.clip(1.25 * average.astype(float) - 15 + rng.normal(0, 20, average.shape), 0, 255).astype(np.uint8)
+    pairs = {"train": [("S01/test", noisy, average)], "val": [("S05/test", noisy, average)]}
+    monkeypatch.setattr(sources, "duke_pairs", lambda split, root=None, extra_frames=False: pairs[split])
+    data = load_training_data(FitConfig(data="duke", crop=64, duke_align=align))
+    target = data.sampler.targets[0] * 255
+    expected = align_reference(noisy, average) if align else average.astype(np.float32)
+    np.testing.assert_allclose(target, np.clip(expected, 0, 255), atol=0.01)
+    assert data.description["references_aligned"] is align
+    # validation always scores against the reference as recorded
+    np.testing.assert_allclose(data.val[0].reference * 255, average, atol=0.01)
