@@ -55,3 +55,5 @@ def test_duke_targets_are_aligned_only_when_asked(align: bool, monkeypatch) -> N
     assert data.description["references_aligned"] is align
     # validation always scores against the reference as recorded
     np.testing.assert_allclose(data.val[0].reference * 255, average, atol=0.01)
+    # the LN domain (for the discriminator) is the same reference the pairs learn from
+    np.testing.assert_allclose(data.sampler.ln[0] * 255, np.clip(expected, 0, 255), atol=0.01)

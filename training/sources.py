@@ -65,11 +65,11 @@ def _duke(cfg: FitConfig) -> TrainingData:
     align = align_reference if cfg.duke_align else (lambda n, a: a)
     targets = [to_model_units(align(n, a), norm, reference=n) for _, n, a in train]
     seen, ln = set(), []
-    for name, _, avg in train:
+    for name, n, avg in train:  # one LN image per subject, in the mapping of its first noisy frame
         key = name.split("/")[0]
         if key not in seen:
             seen.add(key)
-            ln.append(to_model_units(avg, norm))
+            ln.append(to_model_units(align(n, avg), norm, reference=n) if cfg.duke_align else to_model_units(avg, norm))
     val = [ValItem(name, to_model_units(n, norm), to_model_units(a, norm, reference=n), n)
            for name, n, a in duke_pairs("val", root)]
     desc = {"source": "duke_fang2013", "train": sorted({n.split('/')[0] for n, _, _ in train}),
