@@ -94,6 +94,31 @@ def test_load_real_keeps_validation_out_of_training(shared_tree: Path) -> None:
     assert len(load_real(shared_tree, {"method": "dtype"}, ln_min_split_psnr=0.0).ln) == 9 + 8 + 1
 
 
+def test_load_real_holds_out_named_scans_for_split_validation(shared_tree: Path) -> None:
+    sets = load_real(shared_tree, {"method": "dtype"}, duke=False, hold_out=("single/set/1",))
+    assert "single/set/1" not in [n for n, _ in sets.noisy]
+    assert [n for n, _ in sets.val_split] == ["tian/Subject5_01", "tian/Subject5_02", "single/set/1"]
+    with pytest.raises(DataError, match="cannot hold out"):
+        load_real(shared_tree, {"method": "dtype"}, hold_out=("single/set/9",))
+
+
+def test_split_sampler_extra_noise_is_scene_free_speckle_on_the_input_only() -> None:
+    rng = np.random.default_rng(3)
+    clean = np.tile(np.linspace(0.2, 0.8, 64, dtype=np.float32), (48, 1))  # a smooth lateral ramp
+    noisy = clean + rng.normal(0, 0.05, clean.shape).astype(np.float32)
+    plain = SplitSampler([noisy], 16)
+    noisier = SplitSampler([noisy], 16, extra_noise=2.0)
+    x0, y0 = plain.batch(np.random.default_rng(0), 64)
+    x1, y1 = noisier.batch(np.random.default_rng(0), 64)
+    np.testing.assert_array_equal(y0, y1)  # the targets are untouched
+    added = x1 - x0
+    assert abs(float(added.mean())) < 0.01  # speckle without the scene: no ramp, no offset
+    # alpha ~ U(0, 2) times one half's noise (std 0.05): E[alpha^2] = 4/3, so std ~ 0.058
+    assert 0.04 < float(added.std()) < 0.075
+    # independent of the input's own noise (the target's noise never leaks into the input)
+    assert abs(np.corrcoef(added.ravel(), (x0 - y0).ravel())[0, 1]) < 0.1
+
+
 def test_load_real_missing_folder_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         load_real(tmp_path / "nothing", {"method": "dtype"})

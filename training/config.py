@@ -30,6 +30,9 @@ class FitConfig:
     paired_weight: float = 0.0  # L1(G_L(h), target) kept during the adversarial phase (paired data only)
     paired_target: str = "clean"  # simulated data: clean | ln
     n2n_weight: float = 0.0  # MSE between G_L(one column half) and the other half of real noisy scans
+    # data=real: add up to this many times real speckle (another scan's half difference) to the N2N input
+    n2n_extra_noise: float = 0.0
+    real_hold_out: str = ""  # data=real: comma-separated noisy scans kept out of training, scored by split PSNR
     identity_weight: float = 0.0
     pool_size: int = 0  # past fakes shown to the discriminator (0 = none, as the paper)
     r1_gamma: float = 0.0  # R1 gradient penalty on the discriminator at real images (0 = none, as the paper)

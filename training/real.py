@@ -88,8 +88,13 @@ class RealSets:
 
 
 def load_real(root: str | Path | None, normalisation: dict, duke_extra_frames: bool = True,
-              ln_min_split_psnr: float = 31.0, duke: bool = True, duke_align: bool = False) -> RealSets:
-    """Every real source in the shared data folder, in model units (``duke=False``: no Duke scans)."""
+              ln_min_split_psnr: float = 31.0, duke: bool = True, duke_align: bool = False,
+              hold_out: tuple[str, ...] = ()) -> RealSets:
+    """Every real source in the shared data folder, in model units (``duke=False``: no Duke scans).
+
+    ``hold_out`` names noisy scans (e.g. ``single/se_despeckling/7``) moved from training to the
+    split-PSNR validation set.
+    """
     root = Path(root) if root else default_shared_data()
     if not root.is_dir():
         raise DataError(f"{root}: shared data folder not found (set HDCYCLEGAN_SHARED_DATA)")
@@ -97,6 +102,11 @@ def load_real(root: str | Path | None, normalisation: dict, duke_extra_frames: b
     duke_train = duke_pairs("train", root / "paired", extra_frames=duke_extra_frames) if duke else []
     noisy = [(n, unit(im)) for n, im in tian_scans(root, TIAN_TRAIN) + vendor_scans(root)
              + single_noisy_scans(root)]
+    unknown = set(hold_out) - {n for n, _ in noisy}
+    if unknown:
+        raise DataError(f"cannot hold out {sorted(unknown)}: no such noisy scan (names as in the run description)")
+    held = [(n, im) for n, im in noisy if n in hold_out]
+    noisy = [(n, im) for n, im in noisy if n not in hold_out]
     noisy += [(f"duke/{n}", unit(x)) for n, x, _ in duke_train]
     pair_inputs = [unit(x) for _, x, _ in duke_train]
     align = align_reference if duke_align else (lambda x, a: a)
@@ -105,7 +115,7 @@ def load_real(root: str | Path | None, normalisation: dict, duke_extra_frames: b
     for name, _, avg in duke_train:
         seen.setdefault(name.split("/")[0], unit(avg))
     clean = [im for n, im in noisy if not n.startswith("duke/") and metrics.split_psnr(im) >= ln_min_split_psnr]
-    val_split = [(n, unit(im)) for n, im in tian_scans(root, TIAN_VAL)]
+    val_split = [(n, unit(im)) for n, im in tian_scans(root, TIAN_VAL) + held]
     val_pairs = [(n, unit(x), to_model_units(a, normalisation, reference=x))
                  for n, x, a in (duke_pairs("val", root / "paired") if duke else [])]
     return RealSets(noisy, pair_inputs, pair_targets, list(seen.values()) + clean, val_split, val_pairs)
@@ -117,6 +127,7 @@ class SplitSampler:
 
     images: list[np.ndarray]
     crop: int
+    extra_noise: float = 0.0  # Noisier2Noise-style: up to this many times another scan's speckle on the input
 
     def __post_init__(self) -> None:
         self.halves = [column_halves(im) for im in self.images]
@@ -138,8 +149,25 @@ class SplitSampler:
                 pa, pb = pa[:, ::-1], pb[:, ::-1]
             x.append(pa)
             y.append(pb)
+        if self.extra_noise > 0:  # drawn after the crops, so the same seed gives the same crops
+            noise_rng = np.random.default_rng(int(rng.integers(2**62)))
+            x = [pa + noise_rng.uniform(0, self.extra_noise) * self._speckle(noise_rng) for pa in x]
         stack = lambda c: np.ascontiguousarray(np.stack(c)[:, None], dtype=np.float32)  # noqa: E731
         return stack(x), stack(y)
+
+
+    def _speckle(self, rng: np.random.Generator) -> np.ndarray:
+        """Real speckle without the scene: ``(even - odd) / sqrt 2`` of a random crop of a random scan.
+
+        Neighbouring A-scans see nearly the same scene with independent speckle, so the difference of
+        the column halves is noise with one half's variance and its axial/lateral correlation. It comes
+        from another draw than the input's crop: the target's own noise must not leak into the input.
+        """
+        a, b = self.halves[int(rng.integers(len(self.halves)))]
+        r = int(rng.integers(0, a.shape[0] - self.crop + 1))
+        c = int(rng.integers(0, a.shape[1] - self.crop + 1))
+        win = (slice(r, r + self.crop), slice(c, c + self.crop))
+        return (a[win].astype(np.float32) - b[win]) / np.float32(np.sqrt(2.0))
 
 
 def split_psnr(denoise: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> float:

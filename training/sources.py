@@ -107,7 +107,7 @@ def folder_val(spec: str, norm: dict) -> list[ValItem]:
 
 def _real(cfg: FitConfig) -> TrainingData:
     sets = load_real(cfg.shared_data or None, cfg.model_normalisation(), cfg.duke_extra_frames, cfg.ln_min_split_psnr,
-                     cfg.real_duke, cfg.duke_align)
+                     cfg.real_duke, cfg.duke_align, _names(cfg.real_hold_out))
     hn = [im for _, im in sets.noisy]
     pairs = dict(targets=sets.pair_targets, pair_inputs=sets.pair_inputs) if sets.pair_inputs else {}
     sampler = CropSampler(hn, sets.ln, cfg.crop, **pairs)
@@ -116,11 +116,17 @@ def _real(cfg: FitConfig) -> TrainingData:
             "noisy_sources": sorted({n.split("/")[0] for n, _ in sets.noisy}),
             "duke_pairs": len(sets.pair_inputs),
             "references_aligned": cfg.duke_align, "ln_bscans": len(sets.ln), "val_pairs": [v.name for v in val],
-            "val_split": [n for n, _ in sets.val_split], "never_used": ["duke S06-S09", "tian subject 5 (val only)"]}
+            "val_split": [n for n, _ in sets.val_split],
+            "never_used": ["duke S06-S09", "tian subject 5 (val only)", *_names(cfg.real_hold_out)]}
     # Noise2Noise only where no reference exists: a Duke frame's mean is not its registered average
     # (different display mapping), and the two targets would pull its output apart.
     unpaired = [im for n, im in sets.noisy if not n.startswith("duke/")]
-    return TrainingData(sampler, desc, val, SplitSampler(unpaired, cfg.crop), sets.val_split)
+    split = SplitSampler(unpaired, cfg.crop, extra_noise=cfg.n2n_extra_noise)
+    return TrainingData(sampler, desc, val, split, sets.val_split)
+
+
+def _names(spec: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in spec.split(",") if n.strip())
 
 
 def load_training_data(cfg: FitConfig) -> TrainingData:
