@@ -223,6 +223,32 @@ def test_folder_run_with_paired_validation(domains: str, tmp_path: Path) -> None
         load_training_data(_cfg(domains, tmp_path / "r2", val_pairs=f"{noisy},{tmp_path / 'one'}"))
 
 
+def test_paired_folders_train_supervised_on_float_targets(tmp_path: Path) -> None:
+    """--paired-folders: inputs and targets matched in name order, float targets in the inputs' units."""
+    import tifffile
+
+    noisy = _write_domain(tmp_path / "noisy", 3, 0.5, 7)
+    target_dir = tmp_path / "targets"
+    target_dir.mkdir()
+    inputs = read_folder(noisy)
+    for i, x in enumerate(inputs):  # e.g. a teacher's output: float, 0-255 like its uint8 input
+        tifffile.imwrite(target_dir / f"b{i}.tif", (x.astype(np.float32) * 0.5 + 20.25))
+    cfg = _cfg(f"{noisy},{target_dir}", tmp_path / "run", paired_folders=True, pretrain_steps=2, steps=0,
+               pretrain_gh=False)
+    data = load_training_data(cfg)
+    assert data.description["paired"] is True and data.sampler.targets is not None
+    np.testing.assert_allclose(data.sampler.targets[1] * 255, inputs[1] * 0.5 + 20.25, rtol=1e-5)
+    x, y = data.sampler.paired_batch(np.random.default_rng(0), 4)
+    np.testing.assert_allclose(y, x * 0.5 + 20.25 / 255, atol=1e-5)  # same window of each pair
+    fit.run(cfg)
+    assert (tmp_path / "run" / "last").is_dir()
+    short = tmp_path / "short"
+    short.mkdir()
+    tifffile.imwrite(short / "b0.tif", inputs[0].astype(np.float32))
+    with pytest.raises(DataError, match="--paired-folders: 3 inputs"):
+        load_training_data(_cfg(f"{noisy},{short}", tmp_path / "r2", paired_folders=True))
+
+
 def test_device_and_amp_precision_come_from_the_core(domains: str, tmp_path: Path, monkeypatch) -> None:
     """--device resolves through napari_hdcyclegan.devices; --amp is bf16 on a CPU, float32 without it."""
     from napari_hdcyclegan import devices

@@ -19,6 +19,7 @@ class FitConfig:
     shared_data: str = ""  # data=real: the shared data folder (default: shared/data beside the repository)
     real_duke: bool = True  # data=real: include the Duke frames and pairs (False: scans without reference only)
     ln_min_split_psnr: float = 31.0  # data=real: real scans at least this clean (raw split PSNR, dB) join LN
+    paired_folders: bool = False  # data=HN_DIR,LN_DIR: the folders hold (input, target) pairs in name order
     val_pairs: str = ""  # NOISY_DIR,REFERENCE_DIR: paired validation b-scans for folder runs (matched in name order)
     init_from: str = ""  # a model directory whose G_L / G_H / D weights start this run (fine-tuning)
     out: str = "runs/hdcyclegan"

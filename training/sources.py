@@ -84,11 +84,21 @@ def _folders(cfg: FitConfig) -> TrainingData:
     if len(parts) != 2:
         raise DataError(f"--data must be sim, duke or HN_DIR,LN_DIR; got {cfg.data!r}")
     norm = cfg.model_normalisation()
-    hn = [to_model_units(x, norm) for x in read_folder(parts[0])]
-    ln = [to_model_units(x, norm) for x in read_folder(parts[1])]
-    desc = {"source": "folders", "hn": parts[0], "ln": parts[1], "n_hn": len(hn), "n_ln": len(ln)}
+    inputs, second = read_folder(parts[0]), read_folder(parts[1])
+    hn = [to_model_units(x, norm) for x in inputs]
+    targets = None
+    if cfg.paired_folders:  # supervised: each target in the units of its input (same mapping)
+        if len(inputs) != len(second) or inputs[0].shape != second[0].shape:
+            raise DataError(f"--paired-folders: {len(inputs)} inputs of shape {inputs[0].shape} but "
+                            f"{len(second)} targets of shape {second[0].shape}")
+        targets = [to_model_units(t, norm, reference=x) for x, t in zip(inputs, second)]
+        ln = targets
+    else:
+        ln = [to_model_units(x, norm) for x in second]
+    desc = {"source": "folders", "hn": parts[0], "ln": parts[1], "n_hn": len(hn), "n_ln": len(ln),
+            "paired": cfg.paired_folders}
     val = folder_val(cfg.val_pairs, norm) if cfg.val_pairs else simulated_val(cfg) if cfg.sim_val_n else []
-    return TrainingData(CropSampler(hn, ln, cfg.crop), desc, val)
+    return TrainingData(CropSampler(hn, ln, cfg.crop, targets), desc, val)
 
 
 def folder_val(spec: str, norm: dict) -> list[ValItem]:
