@@ -16,28 +16,33 @@ student trained on its outputs costs one.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
+from napari_hdcyclegan.denoiser import Denoiser
+from napari_hdcyclegan.intensity import to_unit, unit_range
 
-def ensemble_output(denoisers: list, noisy: np.ndarray) -> np.ndarray:
+
+def ensemble_output(denoisers: Sequence[Denoiser], noisy: np.ndarray) -> np.ndarray:
     """Mean of the teachers' outputs (and of their left-right flipped runs), float32 in ``noisy``'s units."""
-    scale = float(np.iinfo(noisy.dtype).max) if noisy.dtype.kind in "iu" else 1.0
-    unit = np.ascontiguousarray(noisy, dtype=np.float32) / scale  # float in [0, 1]: a float result
+    lo, hi = unit_range(noisy, denoisers[0].normalisation)
+    unit = to_unit(noisy, lo, hi)  # float in [0, 1]: the teachers return floats, not rounded integers
     outs = []
     for d in denoisers:
         outs.append(d.denoise(unit))
         outs.append(d.denoise(np.ascontiguousarray(unit[:, ::-1]))[:, ::-1])
-    return (np.mean(outs, axis=0) * scale).astype(np.float32)
+    return (np.mean(outs, axis=0) * (hi - lo) + lo).astype(np.float32)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--teachers", nargs="+", required=True, help="model names or directories")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--split", default="train", help="Duke split whose noisy b-scans get targets")
+    p.add_argument("--split", default="train", choices=("train",),
+                   help="Duke split whose noisy b-scans get targets (only train: the others are held out)")
     p.add_argument("--duke-root", default=None)
     a = p.parse_args()
 

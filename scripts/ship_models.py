@@ -22,7 +22,15 @@ def _copy_export(src: Path, target: Path, name: str, description: str) -> Path:
     """Copy an exported model (config.json + model.safetensors) under a new name and description."""
     import shutil
 
+    if not ((src / "config.json").is_file() and (src / "model.safetensors").is_file()):
+        raise SystemExit(f"error: {src}: neither a run (no best/) nor an exported model "
+                         "(config.json + model.safetensors)")
     config = json.loads((src / "config.json").read_text())
+    if (src / "resume.pt").exists() or "exported_from" not in config.get("provenance", {}):
+        raise SystemExit(f"error: {src}: a training checkpoint, not an exported model; "
+                         "run python -m training.export on it or pass its run folder")
+    if src.resolve() == target.resolve():
+        raise SystemExit(f"error: {src} is already the shipped model {name!r}")
     config["name"] = name
     if description:
         config["description"] = description

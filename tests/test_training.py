@@ -207,6 +207,12 @@ def test_config_file_and_flags(tmp_path: Path) -> None:
         parse_args(["--select-on", "psnr"])
     with pytest.raises(SystemExit, match="lateral_sigma must be from 0 to 16"):
         parse_args(["--lateral-sigma", "-1"])
+    with pytest.raises(SystemExit, match="n2n_extra_noise must be >= 0"):
+        parse_args(["--data", "real", "--n2n-extra-noise", "-0.5"])
+    with pytest.raises(SystemExit, match="paired_folders needs"):
+        parse_args(["--data", "duke", "--paired-folders", "true"])
+    with pytest.raises(SystemExit, match="need --data real"):
+        parse_args(["--data", "sim", "--real-hold-out", "single/x/1"])
 
 
 def test_folder_run_with_paired_validation(domains: str, tmp_path: Path) -> None:

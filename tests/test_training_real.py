@@ -102,21 +102,42 @@ def test_load_real_holds_out_named_scans_for_split_validation(shared_tree: Path)
         load_real(shared_tree, {"method": "dtype"}, hold_out=("single/set/9",))
 
 
-def test_split_sampler_extra_noise_is_scene_free_speckle_on_the_input_only() -> None:
+def test_split_sampler_extra_noise_is_another_scans_speckle_on_the_input_only() -> None:
     rng = np.random.default_rng(3)
-    clean = np.tile(np.linspace(0.2, 0.8, 64, dtype=np.float32), (48, 1))  # a smooth lateral ramp
-    noisy = clean + rng.normal(0, 0.05, clean.shape).astype(np.float32)
-    plain = SplitSampler([noisy], 16)
-    noisier = SplitSampler([noisy], 16, extra_noise=2.0)
+    rows = np.linspace(0.2, 0.8, 48, dtype=np.float32)[:, None]  # axial layers, flat across A-scans
+    scans = [rows + np.zeros((48, 64), np.float32) + rng.normal(0, 0.05, (48, 64)).astype(np.float32)
+             for _ in range(2)]
+    plain = SplitSampler(scans, 16)
+    noisier = SplitSampler(scans, 16, extra_noise=2.0)
     x0, y0 = plain.batch(np.random.default_rng(0), 64)
     x1, y1 = noisier.batch(np.random.default_rng(0), 64)
-    np.testing.assert_array_equal(y0, y1)  # the targets are untouched
+    np.testing.assert_array_equal(y0, y1)  # same crops, and the targets untouched
     added = x1 - x0
-    assert abs(float(added.mean())) < 0.01  # speckle without the scene: no ramp, no offset
+    assert abs(float(added.mean())) < 0.005  # speckle without the scene: no layers, no offset
     # alpha ~ U(0, 2) times one half's noise (std 0.05): E[alpha^2] = 4/3, so std ~ 0.058
-    assert 0.04 < float(added.std()) < 0.075
-    # independent of the input's own noise (the target's noise never leaks into the input)
-    assert abs(np.corrcoef(added.ravel(), (x0 - y0).ravel())[0, 1]) < 0.1
+    assert 0.045 < float(added.std()) < 0.07
+    # never the input's own scan: independent of the pair's noise, which must not leak into the input
+    assert abs(np.corrcoef(added.ravel(), (x0 - y0).ravel())[0, 1]) < 0.05
+    with pytest.raises(DataError, match="at least two noisy scans"):
+        SplitSampler(scans[:1], 16, extra_noise=1.0)
+
+
+def test_real_run_wires_hold_out_and_extra_noise(shared_tree: Path, tmp_path: Path) -> None:
+    cfg = FitConfig(data="real", shared_data=str(shared_tree), real_duke=False, crop=32, n2n_weight=1.0,
+                    real_hold_out="single/set/1", n2n_extra_noise=0.7, ln_min_split_psnr=0.0,
+                    out=str(tmp_path / "run"))
+    data = load_training_data(cfg)
+    assert data.split is not None and data.split.extra_noise == 0.7
+    assert "single/set/1" in data.description["never_used"]
+    assert [n for n, _ in data.val_split][-1] == "single/set/1"
+
+
+def test_load_real_aligns_the_duke_ln_images_with_the_targets(shared_tree: Path) -> None:
+    aligned = load_real(shared_tree, {"method": "dtype"}, duke_align=True)
+    plain = load_real(shared_tree, {"method": "dtype"})
+    assert not np.allclose(aligned.pair_targets[0], plain.pair_targets[0])
+    np.testing.assert_allclose(aligned.ln[0], aligned.pair_targets[0], atol=1e-6)  # S01's first frame
+    np.testing.assert_allclose(plain.ln[0], plain.pair_targets[0], atol=1e-6)
 
 
 def test_load_real_missing_folder_is_a_data_error(tmp_path: Path) -> None:

@@ -138,4 +138,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     if not 0 <= float(values["lateral_sigma"]) <= MAX_LATERAL_SIGMA:
         raise SystemExit(f"error: lateral_sigma must be from 0 to {MAX_LATERAL_SIGMA:g} pixels, "
                          f"got {values['lateral_sigma']}")
+    if float(values["n2n_extra_noise"]) < 0:
+        raise SystemExit(f"error: n2n_extra_noise must be >= 0, got {values['n2n_extra_noise']}")
+    if values["paired_folders"] and values["data"] in ("sim", "duke", "real"):
+        raise SystemExit("error: paired_folders needs --data IN_DIR,TARGET_DIR")
+    if (values["real_hold_out"] or float(values["n2n_extra_noise"]) > 0) and values["data"] != "real":
+        raise SystemExit("error: real_hold_out and n2n_extra_noise need --data real")
     return FitConfig(**values), args.resume

@@ -119,7 +119,10 @@ def align_reference(noisy: np.ndarray, average: np.ndarray, sigma: float = 4.0) 
         raise DataError(f"noisy {noisy.shape} and average {average.shape} differ in shape")
     x = gaussian_filter(np.asarray(average, dtype=np.float64), sigma)
     y = gaussian_filter(np.asarray(noisy, dtype=np.float64), sigma)
-    a, b = np.polyfit(x.ravel(), y.ravel(), 1)
+    a, b = np.polyfit(x.ravel(), y.ravel(), 1) if np.ptp(x) > 0 else (np.nan, np.nan)
+    if not (np.isfinite(a) and np.isfinite(b) and a > 0):
+        raise DataError(f"cannot align the average to its noisy b-scan (fitted slope {a:.3g}): "
+                        "flat or unrelated images")
     return (a * np.asarray(average, dtype=np.float64) + b).astype(np.float32)
 
 

@@ -111,11 +111,13 @@ def load_real(root: str | Path | None, normalisation: dict, duke_extra_frames: b
     pair_inputs = [unit(x) for _, x, _ in duke_train]
     align = align_reference if duke_align else (lambda x, a: a)
     pair_targets = [to_model_units(align(x, a), normalisation, reference=x) for _, x, a in duke_train]
-    seen: dict[str, np.ndarray] = {}
-    for name, _, avg in duke_train:
-        seen.setdefault(name.split("/")[0], unit(avg))
+    seen: dict[str, np.ndarray] = {}  # one LN image per subject (aligned: in its first frame's mapping)
+    for name, x, avg in duke_train:
+        if name.split("/")[0] not in seen:
+            seen[name.split("/")[0]] = (to_model_units(align(x, avg), normalisation, reference=x) if duke_align
+                                        else unit(avg))
     clean = [im for n, im in noisy if not n.startswith("duke/") and metrics.split_psnr(im) >= ln_min_split_psnr]
-    val_split = [(n, unit(im)) for n, im in tian_scans(root, TIAN_VAL) + held]
+    val_split = [(n, unit(im)) for n, im in tian_scans(root, TIAN_VAL)] + held
     val_pairs = [(n, unit(x), to_model_units(a, normalisation, reference=x))
                  for n, x, a in (duke_pairs("val", root / "paired") if duke else [])]
     return RealSets(noisy, pair_inputs, pair_targets, list(seen.values()) + clean, val_split, val_pairs)
@@ -134,12 +136,15 @@ class SplitSampler:
         small = [h[0].shape for h in self.halves if min(h[0].shape) < self.crop]
         if small:
             raise DataError(f"column halves {small[:3]} are smaller than the crop {self.crop}")
+        if self.extra_noise > 0 and len(self.halves) < 2:
+            raise DataError("extra noise on the Noise2Noise input needs at least two noisy scans")
 
     def batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """``(input, target)`` float32 arrays of shape (batch, 1, crop, crop)."""
-        x, y = [], []
+        x, y, scans = [], [], []
         for _ in range(batch):
-            a, b = self.halves[int(rng.integers(len(self.halves)))]
+            scans.append(int(rng.integers(len(self.halves))))
+            a, b = self.halves[scans[-1]]
             if rng.random() < 0.5:
                 a, b = b, a
             r = int(rng.integers(0, a.shape[0] - self.crop + 1))
@@ -149,21 +154,24 @@ class SplitSampler:
                 pa, pb = pa[:, ::-1], pb[:, ::-1]
             x.append(pa)
             y.append(pb)
-        if self.extra_noise > 0:  # drawn after the crops, so the same seed gives the same crops
+        if self.extra_noise > 0:
+            # A child generator drawn after the crops: this batch's crops are those of a run without the
+            # extra noise (later batches differ, one more number having been drawn).
             noise_rng = np.random.default_rng(int(rng.integers(2**62)))
-            x = [pa + noise_rng.uniform(0, self.extra_noise) * self._speckle(noise_rng) for pa in x]
+            x = [pa + noise_rng.uniform(0, self.extra_noise) * self._speckle(noise_rng, i) for pa, i in zip(x, scans)]
         stack = lambda c: np.ascontiguousarray(np.stack(c)[:, None], dtype=np.float32)  # noqa: E731
         return stack(x), stack(y)
 
-
-    def _speckle(self, rng: np.random.Generator) -> np.ndarray:
+    def _speckle(self, rng: np.random.Generator, exclude: int) -> np.ndarray:
         """Real speckle without the scene: ``(even - odd) / sqrt 2`` of a random crop of a random scan.
 
         Neighbouring A-scans see nearly the same scene with independent speckle, so the difference of
         the column halves is noise with one half's variance and its axial/lateral correlation. It comes
-        from another draw than the input's crop: the target's own noise must not leak into the input.
+        from another scan than the input's (``exclude``): the target's own noise must not leak into the
+        input.
         """
-        a, b = self.halves[int(rng.integers(len(self.halves)))]
+        j = (exclude + 1 + int(rng.integers(len(self.halves) - 1))) % len(self.halves)
+        a, b = self.halves[j]
         r = int(rng.integers(0, a.shape[0] - self.crop + 1))
         c = int(rng.integers(0, a.shape[1] - self.crop + 1))
         win = (slice(r, r + self.crop), slice(c, c + self.crop))

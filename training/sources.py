@@ -65,7 +65,7 @@ def _duke(cfg: FitConfig) -> TrainingData:
     align = align_reference if cfg.duke_align else (lambda n, a: a)
     targets = [to_model_units(align(n, a), norm, reference=n) for _, n, a in train]
     seen, ln = set(), []
-    for name, n, avg in train:  # one LN image per subject, in the mapping of its first noisy frame
+    for name, n, avg in train:  # one LN image per subject (aligned: in its first noisy frame's mapping)
         key = name.split("/")[0]
         if key not in seen:
             seen.add(key)
@@ -136,6 +136,7 @@ def _real(cfg: FitConfig) -> TrainingData:
 
 
 def _names(spec: str) -> tuple[str, ...]:
+    """The names of a comma-separated list, blanks dropped."""
     return tuple(n.strip() for n in spec.split(",") if n.strip())
 
 
