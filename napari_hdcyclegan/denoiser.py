@@ -141,9 +141,11 @@ class Denoiser:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         amp = self.autocast_dtype
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=amp or torch.float32,
-                                                    enabled=amp is not None):
-            y = lateral_smooth(run_generator(self.generator, x)[:, 0].float(), self.config.lateral_sigma)
+        with torch.inference_mode():
+            with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                y = run_generator(self.generator, x)[:, 0].float()
+            # outside autocast: the smoothing's conv1d would otherwise run (and return) in bf16/fp16
+            y = lateral_smooth(y, self.config.lateral_sigma)
         if not bool(torch.isfinite(y).all()):
             raise ModelError(f"model {self.name!r} produced NaN/inf values (corrupt weights or an overflow "
                              f"in {self.precision} precision); nothing was written")

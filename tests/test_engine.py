@@ -334,6 +334,20 @@ def test_lateral_sigma_smooths_the_output_across_ascans_only():
     np.testing.assert_allclose(den.denoise(data), data, atol=1e-6)
 
 
+def test_lateral_smoothing_runs_in_float32_under_reduced_precision():
+    from scipy.ndimage import gaussian_filter1d
+
+    config = ModelConfig(generator_width=4, name="smoothing", trained=True, normalisation={"method": "dtype"},
+                         lateral_sigma=2.0)
+    den = Denoiser(torch.nn.Identity(), config, "cpu", precision="bf16")  # type: ignore[arg-type]
+    data = np.random.default_rng(5).random((1, 16, 48)).astype(np.float32)
+    with torch.inference_mode():  # as the denoising pipeline calls it
+        out = den._run(torch.from_numpy(data))
+    assert out.dtype == torch.float32
+    want = np.clip(gaussian_filter1d(data, 2.0, axis=-1, mode="nearest", truncate=3.0), 0, 1)
+    np.testing.assert_allclose(out.numpy(), want, atol=1e-5)  # bf16 would be off by ~4e-3
+
+
 def test_with_lateral_sigma_is_a_view_that_leaves_the_shared_model_alone():
     from scipy.ndimage import gaussian_filter1d
 
