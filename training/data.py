@@ -126,6 +126,23 @@ def align_reference(noisy: np.ndarray, average: np.ndarray, sigma: float = 4.0) 
     return (a * np.asarray(average, dtype=np.float64) + b).astype(np.float32)
 
 
+def duke_targets(train: list[tuple[str, np.ndarray, np.ndarray]], normalisation: dict, align: bool = False
+                 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Model-unit targets of Duke ``(name, noisy, average)`` pairs and one LN image per subject.
+
+    ``align``: each average in its noisy frame's mapping (:func:`align_reference`); the subject's LN
+    image is then its first frame's target, else its average as recorded.
+    """
+    targets = [to_model_units(align_reference(n, a) if align else a, normalisation, reference=n)
+               for _, n, a in train]
+    ln: dict[str, np.ndarray] = {}
+    for (name, _, avg), target in zip(train, targets):
+        subject = name.split("/")[0]
+        if subject not in ln:
+            ln[subject] = target if align else to_model_units(avg, normalisation)
+    return targets, list(ln.values())
+
+
 def to_model_units(image: np.ndarray, normalisation: dict, reference: np.ndarray | None = None) -> np.ndarray:
     """``image`` in [0, 1] float32 by the mapping of ``reference`` (default: itself)."""
     lo, hi = unit_range(image if reference is None else reference, normalisation)

@@ -28,7 +28,7 @@ import numpy as np
 from napari_hdcyclegan import metrics
 from napari_hdcyclegan.metrics import column_halves
 
-from .data import DataError, align_reference, duke_pairs, read_image_stack, to_model_units
+from .data import DataError, duke_pairs, duke_targets, read_image_stack, to_model_units
 
 #: Tian 2015 subjects used for training; subject 5 is the held-back validation subject.
 TIAN_TRAIN = (1, 2, 3, 4)
@@ -109,18 +109,12 @@ def load_real(root: str | Path | None, normalisation: dict, duke_extra_frames: b
     noisy = [(n, im) for n, im in noisy if n not in hold_out]
     noisy += [(f"duke/{n}", unit(x)) for n, x, _ in duke_train]
     pair_inputs = [unit(x) for _, x, _ in duke_train]
-    align = align_reference if duke_align else (lambda x, a: a)
-    pair_targets = [to_model_units(align(x, a), normalisation, reference=x) for _, x, a in duke_train]
-    seen: dict[str, np.ndarray] = {}  # one LN image per subject (aligned: in its first frame's mapping)
-    for name, x, avg in duke_train:
-        if name.split("/")[0] not in seen:
-            seen[name.split("/")[0]] = (to_model_units(align(x, avg), normalisation, reference=x) if duke_align
-                                        else unit(avg))
+    pair_targets, duke_ln = duke_targets(duke_train, normalisation, duke_align)
     clean = [im for n, im in noisy if not n.startswith("duke/") and metrics.split_psnr(im) >= ln_min_split_psnr]
     val_split = [(n, unit(im)) for n, im in tian_scans(root, TIAN_VAL)] + held
     val_pairs = [(n, unit(x), to_model_units(a, normalisation, reference=x))
                  for n, x, a in (duke_pairs("val", root / "paired") if duke else [])]
-    return RealSets(noisy, pair_inputs, pair_targets, list(seen.values()) + clean, val_split, val_pairs)
+    return RealSets(noisy, pair_inputs, pair_targets, duke_ln + clean, val_split, val_pairs)
 
 
 @dataclass

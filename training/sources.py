@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import FitConfig
-from .data import CropSampler, DataError, align_reference, duke_pairs, read_folder, to_model_units
+from .data import CropSampler, DataError, duke_pairs, duke_targets, read_folder, to_model_units
 from .real import SplitSampler, load_real
 
 
@@ -62,14 +62,7 @@ def _duke(cfg: FitConfig) -> TrainingData:
     root = cfg.duke_root or None
     train = duke_pairs("train", root, extra_frames=cfg.duke_extra_frames)
     hn = [to_model_units(n, norm) for _, n, _ in train]
-    align = align_reference if cfg.duke_align else (lambda n, a: a)
-    targets = [to_model_units(align(n, a), norm, reference=n) for _, n, a in train]
-    seen, ln = set(), []
-    for name, n, avg in train:  # one LN image per subject (aligned: in its first noisy frame's mapping)
-        key = name.split("/")[0]
-        if key not in seen:
-            seen.add(key)
-            ln.append(to_model_units(align(n, avg), norm, reference=n) if cfg.duke_align else to_model_units(avg, norm))
+    targets, ln = duke_targets(train, norm, cfg.duke_align)
     val = [ValItem(name, to_model_units(n, norm), to_model_units(a, norm, reference=n), n)
            for name, n, a in duke_pairs("val", root)]
     desc = {"source": "duke_fang2013", "train": sorted({n.split('/')[0] for n, _, _ in train}),
