@@ -110,6 +110,33 @@ def test_resume_reproduces_uninterrupted_run(domains: str, tmp_path: Path) -> No
             assert torch.equal(a, b), f"{part}.{k} differs after resume"
 
 
+def test_ema_validates_and_exports_the_weight_average_and_resumes_exactly(domains: str, tmp_path: Path) -> None:
+    kw = dict(steps=3, pretrain_steps=2, ema=0.75)
+    cfg = _cfg(domains, tmp_path / "a", **kw)
+    trainer = fit.Trainer(cfg, load_training_data(cfg))
+    trainer.step()
+    w1 = {k: v.clone() for k, v in trainer.gens.G_L.state_dict().items()}
+    trainer.step()
+    for k, w2 in trainer.gens.G_L.state_dict().items():  # the first update copies, then 0.75 old + 0.25 new
+        assert torch.allclose(trainer.model_g_l.state_dict()[k], 0.75 * w1[k] + 0.25 * w2, atol=1e-6), k
+    trainer.save("last")
+    exported, _ = load_model(tmp_path / "a" / "last", parts=("G_L",))
+    for k, v in exported["G_L"].state_dict().items():  # float16 on disk
+        assert torch.allclose(v.float(), trainer.model_g_l.state_dict()[k], atol=2e-3), k
+    assert not all(torch.equal(a, b) for a, b in zip(trainer.gens.G_L.state_dict().values(),
+                                                     trainer.model_g_l.state_dict().values()))
+    second = fit.Trainer(cfg, load_training_data(cfg))
+    second.load("last")
+    for _ in range(3):
+        trainer.step()
+        second.step()
+    for a, b in ((trainer.gens.G_L, second.gens.G_L), (trainer.model_g_l, second.model_g_l)):
+        for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), f"G_L {k} differs after resume"
+    with pytest.raises(SystemExit, match="ema must be"):
+        parse_args(["--ema", "1"])
+
+
 def test_run_writes_logs_checkpoints_and_resumes(domains: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["--data", domains, "--out", str(out), "--width", "4", "--d-width", "4", "--crop", "32",

@@ -37,6 +37,7 @@ class FitConfig:
     identity_weight: float = 0.0
     pool_size: int = 0  # past fakes shown to the discriminator (0 = none, as the paper)
     r1_gamma: float = 0.0  # R1 gradient penalty on the discriminator at real images (0 = none, as the paper)
+    ema: float = 0.0  # decay of a moving average of G_L's weights, validated and exported instead (0 = off)
     lambda_gan: float = 1.0
     lambda_cycle: float = 10.0
     lr: float = 5e-4
@@ -138,6 +139,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     if not 0 <= float(values["lateral_sigma"]) <= MAX_LATERAL_SIGMA:
         raise SystemExit(f"error: lateral_sigma must be from 0 to {MAX_LATERAL_SIGMA:g} pixels, "
                          f"got {values['lateral_sigma']}")
+    if not 0 <= float(values["ema"]) < 1:
+        raise SystemExit(f"error: ema must be from 0 (off) to below 1, got {values['ema']}")
     if float(values["n2n_extra_noise"]) < 0:
         raise SystemExit(f"error: n2n_extra_noise must be >= 0, got {values['n2n_extra_noise']}")
     if values["paired_folders"] and values["data"] in ("sim", "duke", "real"):

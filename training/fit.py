@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -33,58 +34,13 @@ from . import losses
 from .config import FitConfig, parse_args
 from .csvlog import append_csv
 from .data import CropSampler
+from .nets import CycleGenerators, ImagePool, WeightAverage
 from .runlog import plot_curves
 from .sources import TrainingData, load_training_data
 from .validate import Validator
 
 LOG_FIELDS = ("step", "phase", "loss_G", "loss_gan", "loss_cycle", "loss_identity", "loss_paired",
               "loss_n2n", "loss_D", "loss_pretrain", "d_real_h", "d_real_l", "d_fake", "lr", "seconds", "loss_r1")
-
-
-class CycleGenerators(nn.Module):
-    """Both generators in one module, so one DDP wrapper sees every use of their weights."""
-
-    def __init__(self, width: int, n_res: int, residual: bool = False) -> None:
-        super().__init__()
-        self.G_L = Generator(width, n_res, residual)
-        self.G_H = Generator(width, n_res, residual)
-
-    def forward(self, h: torch.Tensor, l: torch.Tensor, identity: bool = False, cycle: bool = True,
-                with_h: bool = True):
-        fake_l = self.G_L(h)
-        if not with_h:  # supervised pre-training of G_L alone
-            return {"fake_l": fake_l}
-        fake_h = self.G_H(l)
-        out = {"fake_l": fake_l, "fake_h": fake_h}
-        if cycle:
-            out["rec_h"], out["rec_l"] = self.G_H(fake_l), self.G_L(fake_h)
-        if identity:
-            out["id_l"], out["id_h"] = self.G_L(l), self.G_H(h)
-        return out
-
-
-class ImagePool:
-    """Past fakes for the discriminator (Shrivastava et al.): half the time a stored one is shown."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.images: list[torch.Tensor] = []
-
-    def query(self, batch: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        if self.size == 0:
-            return batch
-        out = []
-        for img in batch.detach():
-            if len(self.images) < self.size:
-                self.images.append(img.clone())
-                out.append(img)
-            elif rng.random() < 0.5:
-                i = int(rng.integers(self.size))
-                out.append(self.images[i].clone())
-                self.images[i] = img.clone()
-            else:
-                out.append(img)
-        return torch.stack(out)
 
 
 def git_commit() -> str:
@@ -113,6 +69,9 @@ class Trainer:
         self.pool_h, self.pool_l = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
         self.step_no = 0
         self.best_score = -np.inf
+        self.amp_dtype = self._amp_dtype()
+        self.ema: WeightAverage | None = None
+        self.reset_average()
         if world > 1 and cfg.n2n_weight > 0:
             # the column-split term runs G_L outside the DDP wrapper: its gradients would not be synced
             raise SystemExit("error: --n2n-weight is not supported with several processes yet")
@@ -151,14 +110,26 @@ class Trainer:
             return cfg.lr
         return cfg.lr * max(0.0, 1.0 - (k - start) / max(1, cfg.steps - start))
 
-    def _autocast(self) -> torch.autocast:
+    def _amp_dtype(self) -> torch.dtype | None:
         """``--amp``: bf16 on a CPU (even without native bf16 convolutions), the ``auto`` precision
-        of :func:`napari_hdcyclegan.devices.resolve_precision` on CUDA, fp16 on MPS; else float32."""
-        dtype = None
-        if self.cfg.amp:
-            precision = {"cpu": "bf16", "cuda": "auto"}.get(self.device.type, "fp16")
-            dtype = resolve_precision(precision, self.device)
+        of :func:`napari_hdcyclegan.devices.resolve_precision` on CUDA, fp16 on MPS; else None."""
+        if not self.cfg.amp:
+            return None
+        precision = {"cpu": "bf16", "cuda": "auto"}.get(self.device.type, "fp16")
+        return resolve_precision(precision, self.device)
+
+    def _autocast(self) -> torch.autocast:
+        dtype = self.amp_dtype
         return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+    def reset_average(self) -> None:
+        """Start ``--ema``'s weight average afresh (after the weights were replaced, e.g. by --init-from)."""
+        self.ema = WeightAverage(self.gens.G_L, self.cfg.ema) if self.cfg.ema > 0 else None
+
+    @property
+    def model_g_l(self) -> Generator:
+        """The G_L that is validated and exported: the weight average with ``--ema``, else the weights."""
+        return cast(Generator, self.ema.module) if self.ema is not None else self.gens.G_L
 
     def _tensor(self, arr: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(arr).to(self.device)
@@ -206,6 +177,8 @@ class Trainer:
         self.opt_G.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_G.step()
+        if self.ema is not None:
+            self.ema.update()
         return {"loss_pretrain": loss.item(), "loss_n2n": loss_n2n.item()}
 
     def _pretrain_d(self) -> dict[str, float]:
@@ -247,6 +220,8 @@ class Trainer:
         self.opt_G.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_G.step()
+        if self.ema is not None:
+            self.ema.update()
         self.D.requires_grad_(True)
         # Discriminator step on detached fakes: eq. (3), one batch [real HN, real LN, fakes].
         fake_h = self.pool_h.query(out["fake_h"].detach().float(), self.rng)
@@ -278,10 +253,14 @@ class Trainer:
         )
 
     def nets(self) -> dict[str, nn.Module]:
+        """The trained weights (G_L as it trains, not its average)."""
         return {"G_L": self.gens.G_L, "G_H": self.gens.G_H, "D": self.D}
 
     def resume_state(self) -> dict:
+        average = {} if self.ema is None else {"G_L_trained": self.gens.G_L.state_dict(),
+                                               "G_L_average": self.ema.state_dict()}
         return {
+            **average,
             "step": self.step_no, "best_score": float(self.best_score),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
             "rng_numpy": json.dumps(self.rng.bit_generator.state),
@@ -293,7 +272,7 @@ class Trainer:
         """Write ``OUT/name`` as a new folder, then swap it in: a kill never leaves half a checkpoint."""
         tmp = self.out / f"{name}.new"
         shutil.rmtree(tmp, ignore_errors=True)
-        save_model(tmp, self.nets(), self.model_config(metrics))
+        save_model(tmp, {**self.nets(), "G_L": self.model_g_l}, self.model_config(metrics))
         if with_state:
             torch.save(self.resume_state(), tmp / "resume.pt")
         return replace_folder(tmp, self.out / name)  # the previous one waits as OUT/name.old meanwhile
@@ -332,6 +311,9 @@ class Trainer:
         torch.set_rng_state(state["rng_torch"])
         self.pool_h.images = list(state["pool_h"])
         self.pool_l.images = list(state["pool_l"])
+        if self.ema is not None:  # the folder's G_L is the average; the trained weights are in resume.pt
+            self.gens.G_L.load_state_dict(state["G_L_trained"])
+            self.ema.load_state_dict(state["G_L_average"])
 
 
 def run(cfg: FitConfig, resume: bool = False) -> Path:
@@ -360,6 +342,7 @@ def run(cfg: FitConfig, resume: bool = False) -> Path:
         raise SystemExit(f"error: {out} already holds a run; pass --resume or choose another --out")
     elif cfg.init_from:
         print(f"initialised {trainer.init_from(cfg.init_from)} from {cfg.init_from}", file=sys.stderr)
+        trainer.reset_average()
     if rank == 0:
         (out / "fit_config.json").write_text(json.dumps(cfg.to_json(), indent=2))
     validator = Validator(cfg, data, out) if rank == 0 and (data.val or data.val_split) else None
@@ -378,7 +361,7 @@ def run(cfg: FitConfig, resume: bool = False) -> Path:
         append_csv(out / "log.csv", row, LOG_FIELDS)
         step = trainer.step_no
         if validator is not None and (step % cfg.val_every == 0 or step == trainer.total_steps):
-            scores = validator.run(trainer.gens.G_L, step)
+            scores = validator.run(trainer.model_g_l, step)
             bar.write(validator.format(scores))
             if scores["score"] > trainer.best_score:
                 trainer.best_score = scores["score"]
