@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.vendor import BOUNDARY_COLORS, DEFAULT_BOUNDARY_COLOR  # noqa: F401 - re-exported
+from .layers import INNER_NAMES, LAYER_BOUNDARIES, LAYER_NAMES
 
 BOUNDARY_NAMES: tuple[str, ...] = ("ILM", "RPE")
 CSV_HEADER: tuple[str, ...] = ("bscan", "ascan", "ILM", "RPE", "thickness_um")
@@ -35,16 +36,12 @@ def thickness_um(ilm: np.ndarray, rpe: np.ndarray, axial_um_per_px: float | None
 
 def layer_columns(axial_um_per_px: float | None) -> tuple[str, ...]:
     """Per-layer thickness columns: ``<layer>_um``, or ``<layer>_px`` without an axial spacing."""
-    from .layers import LAYER_NAMES
-
     unit = "px" if axial_um_per_px is None else "um"
     return tuple(f"{name}_{unit}" for name in LAYER_NAMES)
 
 
 def has_inner(boundaries: Mapping[str, np.ndarray]) -> bool:
     """Whether ``boundaries`` holds all six inner boundaries."""
-    from .layers import INNER_NAMES
-
     return all(name in boundaries for name in INNER_NAMES)
 
 
@@ -53,8 +50,6 @@ def csv_header(boundaries: Mapping[str, np.ndarray], axial_um_per_px: float | No
     per-layer thickness columns (:func:`layer_columns`)."""
     if not has_inner(boundaries):
         return CSV_HEADER
-    from .layers import LAYER_BOUNDARIES
-
     return ("bscan", "ascan", *LAYER_BOUNDARIES, "thickness_um", *layer_columns(axial_um_per_px))
 
 
@@ -87,8 +82,6 @@ def boundary_table(boundaries: Mapping[str, np.ndarray], axial_um_per_px: float 
     table["thickness_um"] = (np.nan if axial_um_per_px is None
                              else thickness_um(ilm, rpe, axial_um_per_px).ravel())
     if has_inner(boundaries):
-        from .layers import INNER_NAMES, LAYER_BOUNDARIES
-
         lines = {"ILM": ilm, "RPE": rpe}
         for name in INNER_NAMES:
             lines[name] = np.atleast_2d(np.asarray(boundaries[name], dtype=np.float64))
@@ -129,7 +122,7 @@ def read_boundaries_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
     (and, in a CSV with inner boundaries, every further column) arrays of shape (N, W)."""
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
-    known = [CSV_HEADER, *(csv_header(dict.fromkeys(_inner_names(), np.zeros(0)), s) for s in (None, 1.0))]
+    known = [CSV_HEADER, *(csv_header(dict.fromkeys(INNER_NAMES, np.zeros(0)), s) for s in (None, 1.0))]
     if not rows or tuple(rows[0]) not in known:
         raise ValueError(f"{path}: not a boundaries CSV (header must be {','.join(CSV_HEADER)}, "
                          "or that of one with inner boundaries)")
@@ -142,9 +135,3 @@ def read_boundaries_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
         for k, v in zip(header[2:], r[2:]):
             out[k][int(r[0]), int(r[1])] = float(v) if v else np.nan
     return out
-
-
-def _inner_names() -> tuple[str, ...]:
-    from .layers import INNER_NAMES
-
-    return INNER_NAMES
