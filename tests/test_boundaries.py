@@ -374,6 +374,33 @@ def test_inner_layers_need_refine_and_are_nan_without_ilm():
     assert set(lines) == set(bd.INNER_NAMES) and all(np.isnan(v).all() for v in lines.values())
 
 
+def test_inner_boundaries_reuse_the_rpe_band_smoothing(monkeypatch):
+    img, fmap, _ = layered()
+    unit = bd.prepare_bscan(img)["unit"]
+    lines = bd.refine_paths(unit)
+    np.testing.assert_array_equal(lines["band_smooth"],
+                                  ndi.gaussian_filter(unit.astype(np.float32), bd.PathParams().band_sigma))
+    own = bd.inner_boundaries(unit, lines["ILM"], lines["RPE"])
+    given = bd.inner_boundaries(unit, lines["ILM"], lines["RPE"], onl_smooth=lines["band_smooth"])
+    for name in bd.INNER_NAMES:
+        np.testing.assert_array_equal(given[name], own[name])
+    # detect_boundaries hands stage two's smoothing on only when the sigmas agree
+    handed: list = []
+
+    def spy(*args, onl_smooth=None, **kwargs):
+        handed.append(onl_smooth is not None)
+        return bd.inner_boundaries(*args, onl_smooth=onl_smooth, **kwargs)
+
+    monkeypatch.setattr("napari_hdcyclegan.boundaries.detect.inner_boundaries", spy)
+    other = bd.LayerParams(onl_sigma=(2.0, 4.0))
+    found = bd.detect_boundaries(img, fmap, inner=True, layer_params=other)
+    direct = bd.inner_boundaries(unit, found["ILM"], found["RPE"], other)
+    for name in bd.INNER_NAMES:
+        np.testing.assert_array_equal(found[name], direct[name].astype(np.float32))
+    bd.detect_boundaries(img, fmap, inner=True)
+    assert handed == [False, True]
+
+
 def test_volume_and_csv_with_inner_layers(tmp_path):
     img, fmap, _ = layered()
     vol = bd.detect_volume(np.stack([img, img]), np.stack([fmap, fmap]), inner=True)

@@ -91,7 +91,11 @@ def detect_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size
     for name in BOUNDARY_NAMES:
         out[name] = np.where(keep, lines[name], np.nan).astype(np.float32)
     if inner:
-        found = inner_boundaries(unit, out["ILM"], out["RPE"], layer_params)
+        layer_params = layer_params or LayerParams()
+        # the ONL and the RPE band share their smoothing by default: filter the b-scan once
+        shared = layer_params.onl_sigma == (params or PathParams()).band_sigma
+        found = inner_boundaries(unit, out["ILM"], out["RPE"], layer_params,
+                                 onl_smooth=lines["band_smooth"] if shared else None)
         out.update({name: found[name].astype(np.float32) for name in INNER_NAMES})
     return out
 

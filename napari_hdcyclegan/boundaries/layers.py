@@ -81,9 +81,13 @@ def _search(score: np.ndarray, upper: np.ndarray, lower: np.ndarray, step: int, 
 
 
 def inner_boundaries(unit: np.ndarray, ilm: np.ndarray, bm: np.ndarray,
-                     params: LayerParams | None = None) -> dict[str, np.ndarray]:
+                     params: LayerParams | None = None, *, onl_smooth: np.ndarray | None = None
+                     ) -> dict[str, np.ndarray]:
     """The six inner boundaries (float64 (W,) rows, 0 = top, NaN where ILM or BM is) of a [0, 1]
-    b-scan between its ``ilm`` and ``bm`` rows (as :func:`~.paths.refine_paths` gives them)."""
+    b-scan between its ``ilm`` and ``bm`` rows (as :func:`~.paths.refine_paths` gives them).
+
+    ``onl_smooth``: ``unit`` already Gaussian-smoothed by ``params.onl_sigma`` (computed when None).
+    """
     p = params or LayerParams()
     unit = np.asarray(unit, np.float32)
     h, w = unit.shape
@@ -103,7 +107,7 @@ def inner_boundaries(unit: np.ndarray, ilm: np.ndarray, bm: np.ndarray,
                           p.step, p.pr_penalty)
     rows["PR2"] = _search(up, rows["PR1"] + p.pr2_gap, bottom - g, p.step, p.pr_penalty)
     # the ONL: the darkest thick band above PR1; OPL/ONL is the bright-to-dark step above its middle
-    dark = ndi.gaussian_filter(unit, p.onl_sigma)
+    dark = ndi.gaussian_filter(unit, p.onl_sigma) if onl_smooth is None else onl_smooth
     dark = 1 - dark / max(float(np.percentile(dark, 99.5)), 1e-6)
     onl = _search(dark, np.maximum(rows["PR1"] - p.onl_max * h, top), rows["PR1"] - p.onl_min * h,
                   p.step, p.pr_penalty)
@@ -117,14 +121,14 @@ def inner_boundaries(unit: np.ndarray, ilm: np.ndarray, bm: np.ndarray,
     for name in INNER_NAMES:
         edge = up if SIGNS[name] > 0 else down
         out[name] = subpixel_peak(edge, rows[name]) + p.offset
-    # sub-pixel moves may not reorder: clip each between its neighbours
-    prev = ilm
+    # sub-pixel moves may not reorder: clip each between its neighbours (all finite from here on)
+    prev = top
     for name in INNER_NAMES:
-        out[name] = np.maximum(out[name], _fill(prev))
+        out[name] = np.maximum(out[name], prev)
         prev = out[name]
-    nxt = bm
+    nxt = bottom
     for name in reversed(INNER_NAMES):
-        out[name] = np.minimum(out[name], _fill(nxt))
+        out[name] = np.minimum(out[name], nxt)
         nxt = out[name]
     for name in INNER_NAMES:
         out[name][missing] = np.nan

@@ -133,11 +133,12 @@ def subpixel_peak(grad: np.ndarray, path: np.ndarray) -> np.ndarray:
     return r + np.clip(off, -0.5, 0.5)
 
 
-def band_path(unit: np.ndarray, border: int, prior: np.ndarray | float, p: PathParams) -> np.ndarray:
+def band_path(smooth: np.ndarray, border: int, prior: np.ndarray | float, p: PathParams) -> np.ndarray:
     """Centre row of the RPE band per column: bright, smooth, no bright band far below (found on
-    the b-scan at half resolution in both axes, which keeps slopes in rows per column)."""
-    h, w = unit.shape
-    sb = ndi.gaussian_filter(unit, p.band_sigma)[::2, ::2]
+    the b-scan smoothed by ``p.band_sigma``, at half resolution in both axes, which keeps slopes in
+    rows per column)."""
+    h, w = smooth.shape
+    sb = smooth[::2, ::2]
     bright = (sb > p.bright_frac * sb.max(axis=0, keepdims=True)).astype(np.float32)
     below = np.cumsum(bright[::-1], axis=0)[::-1]
     gap = max(int(p.band_gap * h / 2), 1)
@@ -161,8 +162,9 @@ def band_path(unit: np.ndarray, border: int, prior: np.ndarray | float, p: PathP
 def refine_paths(unit: np.ndarray, priors: Mapping[str, np.ndarray | None] | None = None,
                  params: PathParams | None = None) -> dict[str, np.ndarray]:
     """ILM, RPE (= BM) and the RPE band centre of a [0, 1] b-scan, float64 (W,), NaN where the
-    retina folds over the top edge, and the axial derivative used (``grad``, (H, W)).
-    ``priors``: optional lines {"ILM", "RPE"} to pull towards."""
+    retina folds over the top edge, the axial derivative used (``grad``, (H, W)) and the b-scan
+    smoothed by ``band_sigma`` (``band_smooth``, (H, W)). ``priors``: optional lines {"ILM", "RPE"}
+    to pull towards."""
     p = params or PathParams()
     priors = priors or {}
     h, w = unit.shape
@@ -171,7 +173,8 @@ def refine_paths(unit: np.ndarray, priors: Mapping[str, np.ndarray | None] | Non
     smooth = ndi.gaussian_filter(unit, p.sigma)
     grad = np.gradient(smooth, axis=0)
     rows = np.arange(h)[:, None]
-    band = band_path(unit, border, prior_cost(priors.get("RPE"), h, p), p)
+    band_smooth = ndi.gaussian_filter(unit, p.band_sigma)
+    band = band_path(band_smooth, border, prior_cost(priors.get("RPE"), h, p), p)
     first = first_image_row(unit)
     edge = p.fine_weight * positive_unit(grad) + (1 - p.fine_weight) * positive_unit(
         box_step(smooth, p.box))
@@ -187,7 +190,7 @@ def refine_paths(unit: np.ndarray, priors: Mapping[str, np.ndarray | None] | Non
     ilm, bm = ilm + p.offset, bm + p.offset
     folded = fold_mask(ilm_rows.astype(np.float64), first, h, p.fold_margin)
     ilm[folded] = bm[folded] = np.nan
-    return {"ILM": ilm, "RPE": bm, "band": band.astype(np.float64), "grad": grad}
+    return {"ILM": ilm, "RPE": bm, "band": band.astype(np.float64), "grad": grad, "band_smooth": band_smooth}
 
 
 def first_image_row(unit: np.ndarray, max_rows: int = 16) -> int:
