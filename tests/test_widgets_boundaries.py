@@ -114,12 +114,32 @@ def test_cancel_keeps_previous_result(qtbot, viewer_widget, sim, tmp_path):
     big = np.repeat(sim.hn[:, ::2, ::2], 20, axis=0)  # 40 b-scans: cannot finish before cancel
     small.data = big
     worker = widget.run()
+    assert widget.run() is None  # one run at a time (WorkerRunner's guard)
     widget.cancel()
+    assert widget.status.value == widget.cancelling_message
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
     assert widget.progress_bar.value < big.shape[0]
-    assert "Cancel" in widget.status.value
+    assert widget.status.value == widget.aborted_message
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
     np.testing.assert_array_equal(viewer.layers["small ILM (detected)"].metadata["heights"], before)
     assert worker.abort_requested
+
+
+def test_error_reported_like_the_other_widgets(qtbot, viewer_widget, sim, tmp_path):
+    viewer, widget = viewer_widget
+    viewer.add_image(sim.hn[0], name="b", scale=SCALE[1:], units="um")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    widget.set_weights(broken)
+    # napari relays worker errors to its notification manager; pytest-qt records them here
+    with qtbot.capture_exceptions() as caught:
+        run_to_end(qtbot, widget)
+    assert any("corrupt JSON" in str(exc) for _, exc, _ in caught)
+    assert widget.status.value.startswith("Boundaries failed:") and "config.json" in widget.status.value
+    assert widget.result is None and not widget.export_button.enabled
+    assert not any(layer.name.endswith("(detected)") for layer in viewer.layers)
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
 
 
 def test_auto_channel_calibrates_on_single_bscan(qtbot, viewer_widget, sim, tmp_path):

@@ -1,7 +1,7 @@
 """Helpers shared by the dock widgets: layer choices, derived-layer geometry, weights choices, and
-how long work runs: :func:`start_worker` (every worker of every widget), :class:`WorkerRunner`
-(one long run with progress and Cancel) and :class:`LatestRequest` (live previews: debounced,
-one at a time, latest request wins).
+how long work runs: :func:`start_worker` (napari's ``create_worker``, for every worker of every
+widget), :class:`WorkerRunner` (one long run with progress and Cancel) and :class:`LatestRequest`
+(live previews: debounced, one at a time, latest request wins).
 
 Everything here runs on the Qt main thread (it reads viewer state); compute lives in the core.
 """
@@ -197,25 +197,27 @@ def debounce_timer(parent: QObject, delay_ms: int, slot: Callable[[], Any]) -> Q
     return timer
 
 
-def start_worker(job: Any, *args: Any, yielded: Callable | None = None, returned: Callable | None = None,
-                 errored: Callable | None = None, aborted: Callable | None = None,
-                 finished: Callable | None = None, **kwargs: Any) -> Any:
-    """Run ``job`` in a napari thread worker, connected to the given slots, and start it.
+def _reraise(exc: BaseException) -> None:
+    raise exc
 
-    ``job`` is a function or generator function called with ``args`` and ``kwargs`` in the worker
-    thread (a generator, e.g. a core ``iter_*`` yielding ``(done, total)``, reaches ``yielded`` at
-    each step and ``quit()`` stops it between steps), or a worker already made (``@thread_worker``).
-    Returns the started worker; its signals reach the slots on the main thread.
+
+def start_worker(job: Callable[..., Any], *args: Any, **slots: Callable[..., Any]) -> Any:
+    """napari's ``create_worker(job, *args, _connect=slots, _start_thread=True)``, except that the
+    worker's exception still reaches napari's notification manager when an ``errored`` slot is given.
+
+    ``job`` is a function or generator function (e.g. a core ``iter_*`` yielding ``(done, total)``,
+    which ``quit()`` stops between steps); ``slots`` maps signal names (``yielded``, ``returned``,
+    ``errored``, ``aborted``, ``finished``) to callables run on the main thread. Returns the
+    started worker.
     """
-    from napari.qt.threading import WorkerBase, create_worker
+    from napari.qt.threading import create_worker
 
-    worker = job if isinstance(job, WorkerBase) else create_worker(job, *args, _start_thread=False, **kwargs)
-    for signal, slot in (("yielded", yielded), ("returned", returned), ("errored", errored),
-                         ("aborted", aborted), ("finished", finished)):
-        if slot is not None:
-            getattr(worker, signal).connect(slot)
-    worker.start()
-    return worker
+    connect: dict[str, Callable[..., Any] | list[Callable[..., Any]]] = dict(slots)
+    if "errored" in slots:
+        # create_worker re-raises on the main thread (napari's notification, with the traceback) only
+        # when no errored slot is given; the widgets' slots add to that notification, not replace it.
+        connect["errored"] = [_reraise, slots["errored"]]
+    return create_worker(job, *args, _connect=connect, _start_thread=True)
 
 
 class LatestRequest:
@@ -356,8 +358,8 @@ class WorkerRunner:
 
     def _start_worker(self, job: Any, total: int, description: str, returned: Callable,
                       errored: Callable, status: str, *args: Any) -> Any:
-        """Run ``job`` (a generator function yielding (done, total, ...), called with ``args``, or
-        such a worker) with :func:`start_worker`, wired to the progress and buttons."""
+        """Run ``job`` (a generator function yielding (done, total, ...), called with ``args``) with
+        :func:`start_worker`, wired to the progress and buttons."""
         from napari.utils import progress
 
         self.progress_bar.max = max(total, 1)

@@ -115,6 +115,9 @@ def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None
 class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
     """Dock widget: ILM/RPE overlays, thickness map and profile, CSV export."""
 
+    #: Cancel takes effect after the current b-scan or calibration step.
+    cancelling_message = "Cancelling ..."
+
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         from napari_hdcyclegan.engine import available_devices
@@ -198,8 +201,7 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         if layer is None or weights in (None, BROWSE):
             show_info("Boundaries: choose an image layer and a model first")
             return None
-        if self.worker is not None:
-            show_info("Boundaries: a run is already in progress")
+        if self._busy("Boundaries: a run is already in progress"):
             return None
         data = checked_array(layer, "Boundaries")
         if data is None:
@@ -214,12 +216,6 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         return self._start_worker(detect_worker, total, f"Boundaries of {layer.name}",
                                   partial(self._on_result, layer), self._on_error,
                                   f"Running on {layer.name} ...", *args)
-
-    def cancel(self, value: Any = None) -> None:
-        """Stop after the current b-scan (or calibration step); the previous result is kept."""
-        if self.worker is not None:
-            self.worker.quit()
-            self.status.value = "Cancelling ..."
 
     def _on_progress(self, value: tuple[int, int, str]) -> None:
         self.status.value = value[2]
