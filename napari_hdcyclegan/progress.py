@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import TypeVar
+from typing import TypeVar, cast
 
 ProgressFn = Callable[[int, int], None] | None
 CancelFn = Callable[[], bool] | None
 #: A long computation as a generator: yields ``(done, total)``, returns its result.
 T = TypeVar("T")
 Steps = Generator[tuple[int, int], None, T]
+Y = TypeVar("Y")
+Z = TypeVar("Z")
 
 
 class Cancelled(Exception):
@@ -28,15 +30,20 @@ def report(progress: ProgressFn, done: int, total: int) -> None:
         progress(int(done), int(total))
 
 
+def map_steps(steps: Generator[Y, None, T], step: Callable[[Y], Z]) -> Generator[Z, None, T]:
+    """Run ``steps`` to its result, yielding ``step(value)`` for each value it yields."""
+    while True:
+        try:
+            value = next(steps)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+        yield step(value)
+
+
 def offset(steps: Steps[T], before: int, total: int) -> Steps[T]:
     """``steps`` as one part of a larger computation: yields ``(before + done, total)``, returns its
     result (``results = yield from offset(part, done_so_far, total)``)."""
-    try:
-        while True:
-            done, _ = next(steps)
-            yield before + done, total
-    except StopIteration as stop:
-        return stop.value
+    return map_steps(steps, lambda s: (before + s[0], total))
 
 
 def drive(steps: Steps[T], progress: ProgressFn = None, cancel: CancelFn = None) -> T:

@@ -51,3 +51,11 @@ def test_offset_reports_a_part_of_a_larger_computation():
     seen: list = []
     assert drive(whole(), progress=lambda d, t: seen.append((d, t))) == "resultresult"
     assert seen == [(0, 5), (1, 5), (2, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+
+
+def test_map_steps_maps_each_step_and_keeps_the_result():
+    from napari_hdcyclegan.progress import map_steps
+
+    steps = map_steps(_steps(2, []), lambda s: (s[0], s[1], f"b-scan {s[0]}"))
+    assert list(steps) == [(0, 2, "b-scan 0"), (1, 2, "b-scan 1"), (2, 2, "b-scan 2")]
+    assert drive(map_steps(_steps(2, []), lambda s: (2 * s[0], 2 * s[1]))) == "result"

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..intensity import check_image
-from ..progress import CancelFn, ProgressFn, Steps, drive
+from ..progress import CancelFn, ProgressFn, Steps, drive, map_steps
 from .channel import boundary_channel, iter_calibrate_boundary_channel
 from .checks import doubtful_ascans
 from .layers import INNER_NAMES, LayerParams, inner_boundaries
@@ -28,9 +28,6 @@ from .table import BOUNDARY_NAMES
 FeatureMaps = Callable[[int, np.ndarray], np.ndarray] | np.ndarray
 #: One step of :func:`iter_boundaries`: ``(done, total, message)``.
 Step = tuple[int, int, str]
-T = TypeVar("T")
-Y = TypeVar("Y")
-Z = TypeVar("Z")
 
 
 def support_columns(unit: np.ndarray, feature_map: np.ndarray, frac: float = 0.1) -> np.ndarray:
@@ -146,16 +143,6 @@ def iter_stacked(items: Iterator[tuple[int, dict[str, np.ndarray]]], n: int, w: 
             out[name][i] = lines[name]
         yield i + 1, n
     return out
-
-
-def map_steps(steps: Generator[Y, None, T], step: Callable[[Y], Z]) -> Generator[Z, None, T]:
-    """Run ``steps`` to its result, yielding ``step(value)`` for each value it yields."""
-    while True:
-        try:
-            value = next(steps)
-        except StopIteration as stop:
-            return cast(T, stop.value)
-        yield step(value)
 
 
 def detect_volume(volume: np.ndarray, feature_map: FeatureMaps, *, progress: ProgressFn = None,
