@@ -36,7 +36,7 @@ from .errors import InputError, ModelError
 from .feature_maps import probe_stage_channels, stage_feature_maps
 from .intensity import DEFAULT_NORMALISATION, inverse_log_display, log_display
 from .memory import available_memory, cpu_batch_fit, drop_pages, is_out_of_memory, short_oom
-from .model.checkpoint import MAX_LATERAL_SIGMA, ModelConfig
+from .model.checkpoint import MAX_LATERAL_SIGMA, ModelConfig, valid_lateral_sigma
 from .model.choice import ModelChoice
 from .model.networks import Generator, lateral_smooth, run_generator
 from .normalise import check_input, to_device, to_unit, unit_ranges, volume_range
@@ -128,7 +128,7 @@ class Denoiser:
         """
         if sigma is None or float(sigma) == self.config.lateral_sigma:
             return self
-        if not 0.0 <= float(sigma) <= MAX_LATERAL_SIGMA:
+        if not valid_lateral_sigma(float(sigma)):
             raise InputError(f"lateral smoothing must be from 0 to {MAX_LATERAL_SIGMA:g} pixels, got {sigma}")
         view = copy.copy(self)
         view.config = replace(self.config, lateral_sigma=float(sigma))

@@ -15,6 +15,7 @@ from napari_hdcyclegan.model.checkpoint import (
     read_config,
     resolve_model_dir,
     save_model,
+    valid_lateral_sigma,
 )
 
 
@@ -173,6 +174,15 @@ def test_wrongly_typed_config_values_are_clear_errors(model_dir, key, value, mat
     path.write_text(json.dumps(data))
     with pytest.raises(HDCycleGANError, match=match):
         load_model(model_dir)
+
+
+@pytest.mark.parametrize("value,ok", [
+    (0, True), (0.0, True), (1.3, True), (16, True), (16.0, True),
+    (-1e-9, False), (16.001, False), (float("nan"), False), (float("inf"), False),
+    (True, False), ("1", False), (None, False),
+])
+def test_valid_lateral_sigma_is_a_number_from_0_to_16_pixels(value, ok):
+    assert valid_lateral_sigma(value) is ok
 
 
 def test_nan_weights_are_refused(tmp_path):

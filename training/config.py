@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from napari_hdcyclegan.intensity import DEFAULT_NORMALISATION
-from napari_hdcyclegan.model.checkpoint import MAX_LATERAL_SIGMA
+from napari_hdcyclegan.model.checkpoint import MAX_LATERAL_SIGMA, valid_lateral_sigma
 
 
 @dataclass
@@ -136,7 +136,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     values["sim_shape"] = tuple(values["sim_shape"])
     if values["select_on"] not in ("all", "pairs", "split"):
         raise SystemExit(f"error: select_on must be all, pairs or split, got {values['select_on']!r}")
-    if not 0 <= float(values["lateral_sigma"]) <= MAX_LATERAL_SIGMA:
+    if not valid_lateral_sigma(float(values["lateral_sigma"])):
         raise SystemExit(f"error: lateral_sigma must be from 0 to {MAX_LATERAL_SIGMA:g} pixels, "
                          f"got {values['lateral_sigma']}")
     if not 0 <= float(values["ema"]) < 1:

@@ -36,6 +36,12 @@ _STR_FIELDS = ("name", "description")
 _NORMALISATION_METHODS = ("percentile", "dtype")
 
 
+def valid_lateral_sigma(value: object) -> bool:
+    """Whether ``value`` is a usable ``lateral_sigma``: a number (not a bool) from 0 to
+    :data:`MAX_LATERAL_SIGMA` pixels; each caller reports a bad one in its own error type."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= MAX_LATERAL_SIGMA
+
+
 class CheckpointError(HDCycleGANError, ValueError):
     """A model directory or file that is missing, truncated, corrupt or does not match its config."""
 
@@ -113,7 +119,7 @@ def _check_types(data: dict[str, Any], path: str | os.PathLike) -> None:
         if key in data and not isinstance(data[key], str):
             raise CheckpointError(path, f"{key} must be a string, got {data[key]!r}")
     sigma = data.get("lateral_sigma", 0.0)
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma <= MAX_LATERAL_SIGMA:
+    if not valid_lateral_sigma(sigma):
         raise CheckpointError(path, f"lateral_sigma must be a number from 0 to {MAX_LATERAL_SIGMA:g} (pixels), "
                                     f"got {sigma!r}")
     for key in ("provenance", "boundary_channel"):
