@@ -12,7 +12,9 @@ with several values and prints, per value:
 * ``--duke SPLIT``: PSNR / SSIM / MSR / CNR against the Duke averages (``training.evaluate``'s
   scoring, registered).
 
-Asserts nothing. Example (the numbers in docs/real_training.md, section 6)::
+The generator runs once per image; each sigma's filter is applied to its unclipped output, then
+clipped and mapped back to the input's range and dtype as the denoiser does (the same images up to
+float rounding). Asserts nothing. Example (the numbers in docs/real_training.md, section 6)::
 
     python scripts/lateral_sigma_check.py --weights spectralis-real --tian 1,2,3,4,5 --sim 12
     python scripts/lateral_sigma_check.py --weights bioptigen-duke --duke val --sigmas 0,1,2,3
@@ -21,17 +23,55 @@ Asserts nothing. Example (the numbers in docs/real_training.md, section 6)::
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 from scipy.ndimage import gaussian_filter
+
+from napari_hdcyclegan.intensity import from_unit, unit_range
+from napari_hdcyclegan.model.networks import lateral_smooth
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 Denoise = Callable[[np.ndarray], np.ndarray]
+
+
+def cached(fn: Denoise, size: int = 16) -> Denoise:
+    """``fn`` remembering its last ``size`` results by image content (returned read-only)."""
+    @functools.lru_cache(maxsize=size)
+    def run(data: bytes, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+        out = fn(np.frombuffer(data, dtype).reshape(shape).copy())
+        out.flags.writeable = False
+        return out
+
+    return lambda x: run(np.ascontiguousarray(x).tobytes(), x.shape, x.dtype.str)
+
+
+def as_float(fn: Denoise) -> Denoise:
+    """``fn`` with float64 output."""
+    return lambda x: np.asarray(fn(x), np.float64)
+
+
+def sweep(den: Any, sigmas: list[float]) -> dict[float, Denoise]:
+    """Per sigma, the model with that lateral smoothing (float64 out, in the input's range)."""
+    views = {s: den.with_lateral_sigma(s) for s in sigmas}  # refuses a sigma out of range
+    if den.normalisation.get("log_input", False):
+        # the denoiser maps log-display values back non-linearly: one run per sigma
+        return {s: as_float(view.denoise) for s, view in views.items()}
+    # the "final" stage is the generator's output before the denoiser clips it to [0, 1]
+    raw = cached(lambda x: den.feature_maps(x, "final", 0)[0])
+
+    def smoothed(x: np.ndarray, sigma: float) -> np.ndarray:
+        y = lateral_smooth(torch.tensor(raw(x)), sigma).clamp_(0.0, 1.0).numpy()
+        return from_unit(y, *unit_range(x, den.normalisation), x.dtype).astype(np.float64)
+
+    return {s: functools.partial(smoothed, sigma=s) for s in sigmas}
 
 
 def tian(fns: dict[str, Denoise], subjects: list[int], shared: Path) -> None:
@@ -121,11 +161,7 @@ def main() -> None:
     den.precision = "fp32"
     print(f"{den.name} (shipped lateral_sigma {den.config.lateral_sigma})")
 
-    def with_sigma(sigma: float) -> Denoise:
-        view = den.with_lateral_sigma(sigma)
-        return lambda x: np.asarray(view.denoise(x), np.float64)
-
-    fns = {float(s): with_sigma(float(s)) for s in a.sigmas.split(",")}
+    fns = sweep(den, [float(s) for s in a.sigmas.split(",")])
     if a.tian:
         if not (a.data / "tools" / "real_scan_check.py").is_file():
             raise SystemExit(f"{a.data}: shared folder with tools/real_scan_check.py not found (pass --data)")
