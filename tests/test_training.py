@@ -240,6 +240,16 @@ def test_config_file_and_flags(tmp_path: Path) -> None:
         parse_args(["--data", "duke", "--paired-folders", "true"])
     with pytest.raises(SystemExit, match="need --data real"):
         parse_args(["--data", "sim", "--real-hold-out", "single/x/1"])
+    conf.write_text('{"lateral_sigma": 1, "sim_shape": [64, 96], "residual": true}')
+    cfg, _ = parse_args(["--config", str(conf)])
+    assert (cfg.lateral_sigma, cfg.sim_shape, cfg.residual) == (1.0, (64, 96), True)
+    assert isinstance(cfg.lateral_sigma, float)
+    for bad in ('{"lateral_sigma": "1"}', '{"steps": 2.5}', '{"residual": "false"}', '{"sim_shape": [64]}'):
+        conf.write_text(bad)
+        with pytest.raises(SystemExit, match="must be like"):  # a saved model's config would not load
+            parse_args(["--config", str(conf)])
+    with pytest.raises(SystemExit):  # a typo is an error, not false
+        parse_args(["--residual", "treu"])
 
 
 def test_folder_run_with_paired_validation(domains: str, tmp_path: Path) -> None:

@@ -101,6 +101,34 @@ class FitConfig:
         return asdict(self)
 
 
+def _bool(text: str) -> bool:
+    """A BOOL flag's value; anything but these words is an error (a typo must not read as false)."""
+    word = text.lower()
+    if word not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return word in ("1", "true", "yes", "on")
+
+
+def _typed(key: str, value: object, default: object, source: str) -> object:
+    """A config file's value checked against the field's type (ints are taken for floats)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value  # type: ignore[arg-type]
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, tuple):
+        ok = (isinstance(value, list) and len(value) == len(default)
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+        value = tuple(value) if ok else value  # type: ignore[arg-type]
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise SystemExit(f"error: {source}: {key} must be like {default!r}, got {value!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.fit", description=__doc__.split("\n")[0])
     p.add_argument("--config", help="JSON file with any of the fields below; flags override it")
@@ -110,8 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         value = getattr(defaults, f.name)
         if isinstance(value, bool):
-            p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
-                           metavar="BOOL", help=f"default {value}")
+            p.add_argument(flag, type=_bool, default=None, metavar="BOOL", help=f"default {value}")
         elif isinstance(value, tuple):
             p.add_argument(flag, type=int, nargs=len(value), default=None, help=f"default {value}")
         else:
@@ -128,7 +155,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         unknown = set(loaded) - set(values)
         if unknown:
             raise SystemExit(f"error: unknown keys in {args.config}: {sorted(unknown)}")
-        values.update(loaded)
+        values.update({k: _typed(k, v, values[k], args.config) for k, v in loaded.items()})
     for key in values:
         given = getattr(args, key)
         if given is not None:
