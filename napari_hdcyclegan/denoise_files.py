@@ -69,6 +69,24 @@ def check_output_fits(dst: Path, shape: tuple[int, ...], dtype: np.dtype) -> Non
         raise OutputError(f"{dst}: {suffix} cannot store dtype {dtype}; use .tif")
 
 
+def warn_plain_output(dst: Path, image: Any) -> None:
+    """Warn, before the compute, that a PNG/JPEG output drops what the input carries beside pixels."""
+    suffix = dst.suffix.lower()
+    if suffix not in PLAIN_SUFFIXES:
+        return
+    from .io.tiff_block import kept_fields
+
+    lost = []
+    if any(u != "pixel" for u in image.units):
+        lost.append("the µm scale")
+    if image.boundaries:
+        lost.append(f"the layer segmentations ({', '.join(image.boundaries)})")
+    lost += [f"{k}: {v}" for k, v in kept_fields(image.metadata).items()]
+    if lost:
+        warnings.warn(f"{dst}: {suffix} keeps pixels only; {', '.join(lost)} and the model record are not "
+                      "saved (write .tif to keep them)", UserWarning, stacklevel=3)
+
+
 def plan_jobs(src: Path, dst: Path) -> list[Job]:
     """The ``(input, output)`` pairs of ``denoise IN OUT``, every output path checked."""
     if not src.exists():
@@ -142,6 +160,7 @@ def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, i
     data = image.data
     shape, dtype = tuple(int(n) for n in data.shape), np.dtype(data.dtype)
     check_output_fits(dst, shape, dtype)
+    warn_plain_output(dst, image)
     choice = None
     if not hasattr(denoiser, "iter_denoise"):
         denoiser, choice = denoiser(data)
@@ -163,7 +182,8 @@ def _denoised_pages(denoiser: Any, data: Any, progress: Callable[[int, int], Non
 
 def write_output(dst: Path, pages: Iterator[np.ndarray], shape: tuple[int, ...], dtype: np.dtype,
                  image: Any, provenance: dict) -> None:
-    """Write streamed pages atomically: TIFF (scale, metadata and dtype kept) or PNG/JPEG (one b-scan)."""
+    """Write streamed pages atomically: TIFF (scale, metadata, boundary lines and dtype kept) or PNG/JPEG
+    (one b-scan, pixels only: :func:`warn_plain_output`)."""
     from .io import atomic_output, write_tiff_pages
 
     if dst.suffix.lower() in PLAIN_SUFFIXES:
@@ -173,9 +193,13 @@ def write_output(dst: Path, pages: Iterator[np.ndarray], shape: tuple[int, ...],
         with atomic_output(dst) as tmp:
             iio.imwrite(tmp, plane)
         return
-    metadata = {"provenance": provenance, "source": {"path": str(image.metadata.get("path", "")),
-                                                     "format": image.metadata.get("format")}}
+    from .io.tiff_block import kept_fields
+
+    # the pixels' intensity domain, laterality and scan pattern stay at the top level, as read_oct gives them
+    metadata = {"provenance": provenance, **kept_fields(image.metadata),
+                "source": {"path": str(image.metadata.get("path", "")), "format": image.metadata.get("format")}}
     if image.metadata.get("notes"):
         metadata["source"]["notes"] = list(image.metadata["notes"])
     write_tiff_pages(dst, pages, shape, dtype, scale=tuple(image.scale), units=tuple(image.units),
-                     axis_labels=tuple(image.axis_labels), metadata=metadata)
+                     axis_labels=tuple(image.axis_labels), metadata=metadata,
+                     boundaries=dict(image.boundaries) or None)

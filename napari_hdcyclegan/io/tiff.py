@@ -9,7 +9,6 @@ to a temporary name and renamed (:mod:`.atomic`); every page is a grayscale page
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -28,7 +27,6 @@ from ._common import (
     OctImage,
     OctReadError,
     _default_labels,
-    _jsonable,
     _LogErrors,
     _per_axis,
     _short,
@@ -37,6 +35,7 @@ from ._common import (
     note,
 )
 from .atomic import atomic_output
+from .tiff_block import block_json, decode_boundaries, parse_block
 
 #: dtypes ImageJ stores (native byte order); anything else is written as a shaped TIFF of that dtype.
 IMAGEJ_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
@@ -53,6 +52,7 @@ def write_tiff(
     metadata: dict[str, Any] | None = None,
     *,
     exact_dtype: bool = False,
+    boundaries: dict[str, np.ndarray] | None = None,
 ) -> str:
     """Write a 2D b-scan or 3D stack as a TIFF that keeps the scale; returns the path written.
 
@@ -72,6 +72,8 @@ def write_tiff(
         JSON-serialisable, stored with the image.
     exact_dtype : bool
         Keep the dtype exactly instead of the ImageJ-compatible one.
+    boundaries : dict of numpy.ndarray, optional
+        Heights ``(N, W)`` per name, NaN where missing; :func:`read_oct` returns them (:mod:`.tiff_block`).
 
     Returns
     -------
@@ -84,7 +86,8 @@ def write_tiff(
     if not exact_dtype:
         arr = _imagej_dtype(arr)
     pages = arr[None] if arr.ndim == 2 else arr
-    return write_tiff_pages(path, iter(pages), arr.shape, arr.dtype, scale, units, axis_labels, metadata)
+    return write_tiff_pages(path, iter(pages), arr.shape, arr.dtype, scale, units, axis_labels, metadata,
+                            boundaries=boundaries)
 
 
 def write_tiff_pages(
@@ -96,6 +99,8 @@ def write_tiff_pages(
     units: str | tuple[str, ...] = UM,
     axis_labels: tuple[str, ...] | None = None,
     metadata: dict[str, Any] | None = None,
+    *,
+    boundaries: dict[str, np.ndarray] | None = None,
 ) -> str:
     """Stream b-scans (arrays of one or more pages, in order) into a TIFF of ``shape``/``dtype``.
 
@@ -112,7 +117,7 @@ def write_tiff_pages(
         ``(H, W)`` or ``(k, H, W)`` blocks whose pages fill ``shape`` in order.
     shape, dtype : tuple of int, numpy.dtype
         ``(H, W)`` or ``(N, H, W)`` and dtype of the whole image.
-    scale, units, axis_labels, metadata
+    scale, units, axis_labels, metadata, boundaries
         As for :func:`write_tiff`.
 
     Returns
@@ -129,9 +134,7 @@ def write_tiff_pages(
     dtype = np.dtype(dtype)
     out_dtype = np.dtype(np.uint8) if dtype.kind == "b" else dtype.newbyteorder("=")
     scale_um, out_units, labels = _calibration(scale, units, axis_labels, ndim)
-    extra = {"axis_labels": list(labels), "units": list(out_units), "scale": list(scale_um),
-             "metadata": _jsonable(metadata or {})}
-    blob = json.dumps(extra, default=str)
+    blob = block_json(scale_um, out_units, labels, metadata, boundaries, shape)
     stream = _pages(pages, shape, out_dtype)
     with atomic_output(path) as tmp:
         if out_dtype in IMAGEJ_DTYPES:
@@ -257,7 +260,10 @@ def _read_tiff_file(path: Path, tif: Any) -> OctImage:
     scale = tuple(v[0] if v else 1.0 for v in scale_units)
     units = tuple(UM if v else PIXEL for v in scale_units)
     labels = tuple(ours["axis_labels"]) if ours and len(ours.get("axis_labels", [])) == data.ndim else None
-    return OctImage(data, scale, units, labels or _default_labels(data.ndim), metadata)
+    boundaries, problems = decode_boundaries((ours or {}).get("boundaries"), data.shape)
+    for problem in problems:
+        note(metadata, problem)
+    return OctImage(data, scale, units, labels or _default_labels(data.ndim), metadata, boundaries)
 
 
 def _image_series(path: Path, tif: Any) -> list[Any]:
@@ -311,11 +317,7 @@ def _tiff_scale(tif: Any, page: Any) -> tuple[list[tuple[float] | None], dict | 
     if tif.is_imagej:
         ij = tif.imagej_metadata or {}
         props = ij.get("Properties") or {}
-        if _PROPERTY_KEY in props:
-            try:
-                ours = json.loads(props[_PROPERTY_KEY])
-            except (TypeError, ValueError):
-                ours = None
+        ours = parse_block(props.get(_PROPERTY_KEY))
         factor = _UNIT_TO_UM.get(str(ij.get("unit", "")).strip().lower())
         if factor is not None:
             xres, yres = _rational(page, "XResolution"), _rational(page, "YResolution")
@@ -349,10 +351,7 @@ def _shaped_block(tif: Any) -> dict | None:
     """Our JSON block in a shaped TIFF's description (written by :func:`write_tiff_pages`)."""
     if not tif.is_shaped:
         return None
-    try:
-        return json.loads((tif.shaped_metadata or [{}])[0][_PROPERTY_KEY])
-    except (KeyError, TypeError, ValueError):
-        return None
+    return parse_block(((tif.shaped_metadata or [{}])[0] or {}).get(_PROPERTY_KEY))
 
 
 def _ome_scale(xml: str | None) -> tuple[tuple[float] | None, ...]:

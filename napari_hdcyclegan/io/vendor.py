@@ -30,6 +30,8 @@ BOUNDARY_COLORS: dict[str, str] = {
     "IZ": "#A48CF4",
 }
 DEFAULT_BOUNDARY_COLOR = "#FF0000"
+#: Heidelberg scan pattern codes (.vol header, .e2e/.xml b-scan records).
+SCAN_PATTERNS = {0: "unknown", 1: "line", 2: "circle", 3: "volume", 4: "fast volume", 5: "radial"}
 
 
 def _read_vol(path: Path, display: bool) -> OctImage:
@@ -58,9 +60,8 @@ def _read_vol(path: Path, display: bool) -> OctImage:
     header = {k: v for k, v in parsed.items() if k not in ("_io", "bscans", "localizer") and not k.startswith("__")}
     bscan_headers = [{k: b[k] for k in ("start_x", "start_y", "end_x", "end_y", "quality", "num_seg")}
                      for b in parsed.bscans]
-    patterns = {0: "unknown", 1: "line", 2: "circle", 3: "volume", 4: "fast volume", 5: "radial"}
     source = {**_jsonable(header), "bscans": _jsonable(bscan_headers),
-              "scan_pattern_name": patterns.get(int(parsed.scan_pattern), "unknown"),
+              "scan_pattern_name": SCAN_PATTERNS.get(int(parsed.scan_pattern), "unknown"),
               "localizer_shape": list(np.shape(parsed.localizer))}
     scale_mm = (float(parsed.distance), float(parsed.scale_y), float(parsed.scale_x))
     return _vendor_image(path, "heidelberg-vol", linear, scale_mm, vendor, source, display, linear_source=True)
@@ -95,6 +96,10 @@ def _from_eyevolume(ev: Any, path: Path, fmt: str, display: bool) -> OctImage:
     factor = _UNIT_TO_UM.get(str(ev.scale_unit).lower(), 1e3) / 1e3
     scale_mm = (ev.scale_z * factor, ev.scale_y * factor, ev.scale_x * factor)
     source = _jsonable({k: v for k, v in dict(ev.meta).items() if k != "bscan_meta"})
+    first = (dict(ev.meta).get("bscan_meta") or [{}])[0]
+    pattern = first.get("scan_pattern") if hasattr(first, "get") else None
+    if isinstance(pattern, (int, np.integer)):
+        source.update(scan_pattern=int(pattern), scan_pattern_name=SCAN_PATTERNS.get(int(pattern), "unknown"))
     return _vendor_image(path, fmt, data, scale_mm, vendor, source, display, linear_source)
 
 
@@ -178,7 +183,7 @@ def _vendor_image(
     if data.ndim != 3:
         raise OctReadError(path, f"expected a stack of b-scans, got shape {data.shape}")
     linear = linear_source and not display
-    metadata: dict[str, Any] = {"path": str(path), "format": fmt, "source": source}
+    metadata: dict[str, Any] = {"path": str(path), "format": fmt, "source": source, **_scan_fields(source)}
     if linear_source and display:
         data = log_display(data)
         metadata["intensity_transform"] = "log_display"
@@ -192,6 +197,20 @@ def _vendor_image(
         units.append(UM if ok else PIXEL)
     return OctImage(data, tuple(scale), tuple(units), AXES_3D, metadata,
                     _vendor_boundaries(vendor, data.shape), linear)
+
+
+def _scan_fields(source: dict) -> dict[str, Any]:
+    """``laterality`` (as the vendor writes it: OD/OS, R/L) and ``scan_pattern`` (its name where known)
+    of a vendor source record, for the top level of the metadata (outputs keep them)."""
+    out: dict[str, Any] = {}
+    laterality = next((source[k] for k in ("laterality", "Laterality", "scan_position")
+                       if source.get(k) not in (None, "")), None)
+    if laterality is not None:
+        out["laterality"] = str(laterality).rsplit(".", 1)[-1]  # eyepy's enum: "LateralityEnum.OD"
+    pattern = source.get("scan_pattern_name") or source.get("scan_pattern")
+    if pattern not in (None, ""):
+        out["scan_pattern"] = pattern
+    return out
 
 
 def _vendor_boundaries(vendor: dict[str, np.ndarray], shape: tuple[int, ...]) -> dict[str, np.ndarray]:
