@@ -141,6 +141,7 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
     """``boundaries IN OUT.csv``: ILM/RPE per A-scan from the model's feature maps."""
     from . import boundaries as bnd
     from .io import um_per_pixel
+    from .io.atomic import check_writable
 
     src, dst = Path(args.input), Path(args.output)
     if not src.exists():
@@ -149,6 +150,7 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
         raise UserError(f"{dst}: the output must be a .csv file")
     if not dst.parent.is_dir():
         raise UserError(f"{dst.parent}: output folder does not exist")
+    check_writable(dst.parent, dst)
     image = read_input(src)
     axial = args.axial_um
     if axial is None:

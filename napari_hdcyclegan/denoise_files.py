@@ -1,9 +1,10 @@
 """Denoise files and folders into files: outputs checked before any compute, streamed, atomic.
 
 The CLI's ``denoise IN OUT`` in functions (napari-free): :func:`plan_jobs` turns IN/OUT into
-``(input, output)`` pairs and refuses what cannot work before a model is loaded (unknown output
-type, missing folder, OUT that is IN, a hard link or symlink to it, two inputs with one output name);
-:func:`denoise_file` reads one input, checks that its output can hold the result, and streams the
+``(input, output)`` pairs and refuses what cannot work before a model is loaded (unknown
+output type, missing or unwritable folder, OUT that is IN, a hard link or symlink to it, two inputs
+with one output name); :func:`denoise_file` reads one input, checks that its output can hold the
+result (format, dtype, free space), and streams the
 denoised b-scans batch by batch into a temporary file in the output folder that replaces OUT only
 when complete (:func:`napari_hdcyclegan.io.atomic_output`). Peak memory does not grow with the
 volume's length: input pages are read (or memory-mapped and released) one batch at a time and output
@@ -12,7 +13,9 @@ pages written as they come.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, OutputWriteError
+from .io.atomic import check_writable
 from .io.formats import IMAGE_SUFFIXES, PLAIN_SUFFIXES
 
 #: Formats a denoised image is written in (the same as the input's where it is one of them).
@@ -51,22 +55,42 @@ def check_output_path(dst: Path) -> None:
                           "use .tif, .tiff or .png")
     if not dst.parent.is_dir():
         raise OutputError(f"{dst.parent}: output folder does not exist")
-    if not os.access(dst.parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{dst.parent}: output folder is not writable")
     if dst.is_dir():
         raise OutputError(f"{dst}: is a folder")
 
 
 def check_output_fits(dst: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    """Refuse, before the compute, a PNG/JPEG output for a volume or a dtype it cannot store."""
+    """Refuse, before the compute, a PNG/JPEG output for a volume or a dtype it cannot store, and a TIFF
+    larger than the free space of its folder."""
     suffix = dst.suffix.lower()
     if suffix not in PLAIN_SUFFIXES:
+        _check_space(dst, int(np.prod(shape)) * dtype.itemsize)
         return
     if len(shape) == 3 and shape[0] != 1:
         raise OutputError(f"{dst}: a {len(shape)}D volume cannot be written as {suffix} (it has {shape[0]} "
                           "b-scans); use .tif")
     if dtype not in (np.uint8, np.uint16) or (suffix != ".png" and dtype != np.uint8):
         raise OutputError(f"{dst}: {suffix} cannot store dtype {dtype}; use .tif")
+
+
+def _check_space(dst: Path, nbytes: int) -> None:
+    """Refuse an uncompressed output the folder's free space cannot hold (the old file stays until
+    the new one is complete, so it does not count as free)."""
+    try:
+        free = shutil.disk_usage(dst.parent).free
+    except OSError:
+        return
+    if free < nbytes:
+        raise OutputWriteError(f"{dst}: {os.strerror(errno.ENOSPC)} (the output needs {_size(nbytes)}, "
+                               f"{_size(free)} free)")
+
+
+def _size(nbytes: int) -> str:
+    """A byte count for people: kB, MB or GB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes / 1e3:.1f} kB"
 
 
 def warn_plain_output(dst: Path, image: Any) -> None:
@@ -104,6 +128,7 @@ def _file_job(src: Path, dst: Path) -> Job:
     if dst.is_dir():
         dst = dst / output_name(src)
     check_output_path(dst)
+    check_writable(dst.parent, dst)
     return src, dst
 
 
@@ -119,11 +144,20 @@ def _folder_jobs(src: Path, dst: Path) -> list[Job]:
     if not files:
         raise OutputError(f"{src}: no TIFF, PNG, JPEG or vendor OCT files in this folder")
     names = _unique_names(files)
-    dst.mkdir(parents=True, exist_ok=True)
+    make_output_folder(dst)
     jobs = [(f, dst / names[f]) for f in files]
     for _, out in jobs:
         check_output_path(out)
     return jobs
+
+
+def make_output_folder(dst: Path) -> None:
+    """Create the output folder ``dst`` (and its parents) or say, naming it, why it cannot be."""
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputWriteError(f"{dst}: cannot create the output folder ({exc.strerror or exc})") from exc
+    check_writable(dst, dst)
 
 
 def _unique_names(files: list[Path]) -> dict[Path, str]:

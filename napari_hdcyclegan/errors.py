@@ -17,3 +17,8 @@ class OutputError(HDCycleGANError, ValueError):
 
 class ModelError(HDCycleGANError, RuntimeError):
     """A model that produced non-finite values (NaN/inf weights or an overflow)."""
+
+
+class OutputWriteError(OutputError, OSError):
+    """An output that could not be written (full disk, no permission), named as the user gave it
+    rather than by its hidden temporary file; still an OSError for callers that catch those."""

@@ -5,19 +5,30 @@ under a temporary name and swapped in by :func:`replace_folder`.
 
 An interrupted, killed or failed write never leaves half a file and never destroys the previous
 output: the temporary file is removed on every exit path (exceptions, Ctrl-C, and SIGTERM once the
-CLI turns it into an exception).
+CLI turns it into an exception). A write that fails for want of space or permission is raised as
+:class:`~napari_hdcyclegan.errors.OutputWriteError` naming the output, not its temporary file.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
-__all__ = ["atomic_output", "replace_folder", "temp_name"]
+from ..errors import OutputWriteError
+
+__all__ = ["atomic_output", "check_writable", "replace_folder", "temp_name"]
+
+#: Errors without a file name that can only come from the write (an input read names its file).
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
+#: numpy's ``tofile`` (what tifffile writes pages with) reports a short write without an errno.
+_SHORT_WRITE = re.compile(r"(\d+) requested and (\d+) written")
 
 
 def temp_name(target: str | os.PathLike) -> Path:
@@ -54,14 +65,74 @@ def atomic_output(target: str | os.PathLike) -> Iterator[Path]:
         A hidden temporary file beside ``target`` with its suffix.
     """
     target = Path(target)
-    tmp = temp_name(target)
+    try:
+        tmp = temp_name(target)
+    except OSError as exc:
+        _raise_named(exc, target, None)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0600
         os.replace(tmp, target)
+    except OSError as exc:
+        _raise_named(exc, target, tmp)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def check_writable(folder: str | os.PathLike, output: str | os.PathLike) -> None:
+    """Raise :class:`OutputWriteError` naming ``output`` unless a file can be created in ``folder``.
+
+    A probe file is created and removed at once: ``os.access`` says yes to root on read-only
+    pseudo file systems (``/sys``) and knows nothing of ACLs or quotas.
+    """
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OutputWriteError(f"{output}: {reason} (cannot create files in {folder})") from exc
+    os.close(fd)
+    os.unlink(probe)
+
+
+def write_error(exc: OSError, target: Path, tmp: Path | None) -> OutputWriteError | None:
+    """What ``exc``, raised while ``tmp`` was written for ``target`` (or, for ``tmp`` None, created),
+    means for the user: an :class:`OutputWriteError` naming ``target``, or None when it is not about
+    the output (an input file that fails to read while pages are streamed names that file)."""
+    if isinstance(exc, OutputWriteError):
+        return exc
+    if tmp is not None and exc.filename is not None and str(exc.filename) not in (str(target), str(tmp)):
+        return None
+    short = _SHORT_WRITE.search(str(exc))
+    if short:
+        requested, written = (int(n) for n in short.groups())
+        full = _free_bytes(target.parent) < requested - written
+        what = os.strerror(errno.ENOSPC) if full else "write failed"
+        reason = f"{what} ({written} of {requested} bytes of a block written)"
+        code: int | None = errno.ENOSPC if full else None
+    elif exc.errno is not None and (exc.filename is not None or exc.errno in _WRITE_ERRNOS):
+        reason, code = exc.strerror or os.strerror(exc.errno), exc.errno
+    else:
+        return None
+    err = OutputWriteError(f"{target}: {reason}")
+    err.errno = code
+    return err
+
+
+def _raise_named(exc: OSError, target: Path, tmp: Path | None) -> NoReturn:
+    """Raise :func:`write_error` for ``exc``, or ``exc`` itself when it is not about the output."""
+    err = write_error(exc, target, tmp)
+    if err is None or err is exc:
+        raise exc
+    raise err from exc
+
+
+def _free_bytes(folder: Path) -> int:
+    """Bytes free in ``folder``'s file system (a large number where that cannot be told)."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 1 << 62
 
 
 def replace_folder(tmp: str | os.PathLike, target: str | os.PathLike, old: str | os.PathLike | None = None
