@@ -322,7 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("denoise", help="denoise a b-scan/volume file or a folder of them")
     p.add_argument("input", metavar="IN", help="TIFF/PNG/JPEG/vendor file, or a folder of them")
-    p.add_argument("output", metavar="OUT", help="output file (.tif/.png), or a folder when IN is one")
+    p.add_argument("output", metavar="OUT", help="output file (.tif/.tiff, or .png for one 8/16-bit b-scan; "
+                                                 "JPEG is refused as lossy), or a folder when IN is one "
+                                                 "(JPEG inputs are written as .png, vendor files as .tif)")
     p.add_argument("--lateral-sigma", type=_non_negative_float, metavar="PX",
                    help="smoothing across A-scans after the model, Gaussian sigma in pixels "
                         "(default: the model's own, see its config; 0 = none)")

@@ -1,7 +1,7 @@
 """Denoise files and folders into files: outputs checked before any compute, streamed, atomic.
 
 The CLI's ``denoise IN OUT`` in functions (napari-free): :func:`plan_jobs` turns IN/OUT into
-``(input, output)`` pairs and refuses what cannot work before a model is loaded (unknown
+``(input, output)`` pairs and refuses what cannot work before a model is loaded (unknown or lossy
 output type, missing or unwritable folder, OUT that is IN, a hard link or symlink to it, two inputs
 with one output name); :func:`denoise_file` reads one input, checks that its output can hold the
 result (format, dtype, free space), and streams the
@@ -28,8 +28,10 @@ from .errors import InputError, OutputError, OutputWriteError
 from .io.atomic import check_writable
 from .io.formats import IMAGE_SUFFIXES, PLAIN_SUFFIXES
 
+#: Lossy formats a denoised image is never re-encoded in: JPEG inputs are written as PNG.
+LOSSY_SUFFIXES = (".jpg", ".jpeg")
 #: Formats a denoised image is written in (the same as the input's where it is one of them).
-OUTPUT_SUFFIXES = IMAGE_SUFFIXES
+OUTPUT_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s not in LOSSY_SUFFIXES)
 
 Job = tuple[Path, Path]
 
@@ -43,13 +45,19 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 def output_name(src: Path) -> str:
-    """Same name for TIFF/PNG/JPEG inputs; vendor files become ``<stem>.tif``."""
-    return src.name if src.suffix.lower() in OUTPUT_SUFFIXES else src.stem + ".tif"
+    """Same name for TIFF/PNG inputs; JPEG files become ``<stem>.png``, vendor files ``<stem>.tif``."""
+    suffix = src.suffix.lower()
+    if suffix in OUTPUT_SUFFIXES:
+        return src.name
+    return src.stem + (".png" if suffix in LOSSY_SUFFIXES else ".tif")
 
 
 def check_output_path(dst: Path) -> None:
     """Refuse an output type or folder that cannot work, before anything is read or computed."""
     suffix = dst.suffix.lower()
+    if suffix in LOSSY_SUFFIXES:
+        raise OutputError(f"{dst}: JPEG output is refused (lossy: it would alter the denoised values); "
+                          "use .png or .tif")
     if suffix not in OUTPUT_SUFFIXES:
         raise OutputError(f"{dst}: unsupported output type {suffix or '(no suffix)'!r}; "
                           "use .tif, .tiff or .png")
@@ -60,7 +68,7 @@ def check_output_path(dst: Path) -> None:
 
 
 def check_output_fits(dst: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    """Refuse, before the compute, a PNG/JPEG output for a volume or a dtype it cannot store, and a TIFF
+    """Refuse, before the compute, a PNG output for a volume or a dtype it cannot store, and a TIFF
     larger than the free space of its folder."""
     suffix = dst.suffix.lower()
     if suffix not in PLAIN_SUFFIXES:
@@ -69,7 +77,7 @@ def check_output_fits(dst: Path, shape: tuple[int, ...], dtype: np.dtype) -> Non
     if len(shape) == 3 and shape[0] != 1:
         raise OutputError(f"{dst}: a {len(shape)}D volume cannot be written as {suffix} (it has {shape[0]} "
                           "b-scans); use .tif")
-    if dtype not in (np.uint8, np.uint16) or (suffix != ".png" and dtype != np.uint8):
+    if dtype not in (np.uint8, np.uint16):
         raise OutputError(f"{dst}: {suffix} cannot store dtype {dtype}; use .tif")
 
 
@@ -161,14 +169,16 @@ def make_output_folder(dst: Path) -> None:
 
 
 def _unique_names(files: list[Path]) -> dict[Path, str]:
-    """Output names; a vendor file whose ``<stem>.tif`` another input also gets is written as ``<name>.tif``."""
+    """Output names; a converted file (vendor, JPEG) whose ``<stem>.tif`` / ``<stem>.png`` another
+    input also gets is written as ``<name>.tif`` / ``<name>.png``."""
     names = {f: output_name(f) for f in files}
     taken = Counter(n.lower() for n in names.values())
     for f in files:
         if taken[names[f].lower()] > 1 and f.suffix.lower() not in OUTPUT_SUFFIXES:
-            warnings.warn(f"{f.name} is written as {f.name}.tif ({names[f]} is another input's output)",
+            renamed = f.name + Path(names[f]).suffix
+            warnings.warn(f"{f.name} is written as {renamed} ({names[f]} is another input's output)",
                           UserWarning, stacklevel=3)
-            names[f] = f.name + ".tif"
+            names[f] = renamed
     clash = [n for n, k in Counter(n.lower() for n in names.values()).items() if k > 1]
     if clash:
         both = [f.name for f in files if names[f].lower() == clash[0]]

@@ -394,7 +394,8 @@ def _no_compute(monkeypatch):
     ("out.xyz", (3, 24, 32), np.uint16, "unsupported output type"),
     ("out.png", (3, 24, 32), np.uint8, "volume cannot be written"),
     ("out.png", (24, 32), np.float32, "cannot store dtype float32"),
-    ("out.jpg", (24, 32), np.uint16, "cannot store dtype uint16"),
+    ("out.png", (24, 32), np.int16, "cannot store dtype int16"),
+    ("out.jpg", (24, 32), np.uint8, "JPEG output is refused"),
     ("missing/out.tif", (24, 32), np.uint8, "output folder does not exist"),
 ])
 def test_output_checked_before_compute(tmp_path, weights, monkeypatch, capsys, name, shape, dtype, match):

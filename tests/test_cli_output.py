@@ -1,4 +1,4 @@
-"""CLI outputs that cannot be written: full disk, no permission. Errors name the output
+"""CLI outputs that cannot be written: full disk, no permission, lossy formats. Errors name the output
 the user gave (never the hidden temporary file), unwritable folders are refused before the model runs,
 and the previous output stays as it was with no temporary file left."""
 
@@ -227,3 +227,18 @@ def test_atomic_output_keeps_errors_about_other_files(tmp_path):
         raise OSError(errno.EIO, os.strerror(errno.EIO), str(tmp_path / "in.tif"))
     assert not isinstance(raised.value, OutputWriteError) and raised.value.filename == str(tmp_path / "in.tif")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_jpeg_inputs_of_a_folder_are_written_as_png(tmp_path, weights, capsys):
+    import imageio.v3 as iio
+
+    src = tmp_path / "in"
+    src.mkdir()
+    iio.imwrite(src / "a.jpg", _vol((24, 32), np.uint8))
+    iio.imwrite(src / "b.jpeg", _vol((24, 32), np.uint8))
+    iio.imwrite(src / "a.png", _vol((24, 32), np.uint8))
+    assert _run(src, tmp_path / "out", weights) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg.png", "a.png", "b.png"]
+    png = iio.imread(tmp_path / "out" / "b.png")
+    assert png.shape == (24, 32) and png.dtype == np.uint8
+    assert "a.jpg is written as a.jpg.png" in capsys.readouterr().err
