@@ -4,7 +4,8 @@ User errors (missing or unreadable files, wrong dimensions, bad weights, an outp
 hold the result, out of memory) are :class:`napari_hdcyclegan.errors.HDCycleGANError` (or
 MemoryError / OSError): they print one ``error: ...`` line and exit with status 2; any other
 exception is a bug and keeps its traceback. SIGTERM is handled like Ctrl-C, so that no partial
-output is left behind (exit status 143).
+output is left behind (exit status 143). Messages go through :func:`say`, so that they never land
+on a progress bar's line. The argument parser is :mod:`.cli_args`.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import HDCycleGANError
+from .cli_args import build_parser
+from .errors import HDCycleGANError, OutputError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
@@ -53,8 +56,16 @@ def read_input(path: Path) -> Any:
     return read_oct(path)
 
 
-def _tqdm_progress(desc: str, quiet: bool, total: int | None = None):
-    """A tqdm bar and a ``progress(done, total)`` callback that drives it."""
+def say(message: str) -> None:
+    """Print one line to stderr above any open progress bar (never appended to the bar's line)."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
+@contextmanager
+def progress_bar(desc: str, quiet: bool, total: int | None = None) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar, closed on exit, as the ``progress(done, total)`` callback that drives it."""
     from tqdm import tqdm
 
     bar = tqdm(desc=desc, total=total, unit="b-scan", disable=quiet, leave=True, file=sys.stderr)
@@ -65,7 +76,10 @@ def _tqdm_progress(desc: str, quiet: bool, total: int | None = None):
             bar.refresh()
         bar.update(done - bar.n)
 
-    return bar, progress
+    try:
+        yield progress
+    finally:
+        bar.close()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -79,26 +93,32 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     src, dst = Path(args.input), Path(args.output)
     jobs = plan_jobs(src, dst)  # every output checked before the model is loaded
     denoiser = _chooser(args)
-    failed = 0
+    used: Counter[str] = Counter()
     for f, out in jobs:
-        bar, progress = _tqdm_progress(f.name, args.quiet)
         try:
-            denoise_file(f, out, denoiser, progress)
+            with progress_bar(f.name, args.quiet) as progress:
+                used[denoise_file(f, out, denoiser, progress).name] += 1
         except USER_ERRORS as exc:
-            if len(jobs) == 1:
-                raise
-            failed += 1
             gc.collect()  # after an out-of-memory error, the next file starts clean
-            print(f"error: {_message(exc, f)}", file=sys.stderr)
-        finally:
-            bar.close()
+            say(f"error: {_message(exc, f)}")
+    where = dst if src.is_dir() else jobs[0][1]
+    failed = len(jobs) - sum(used.values())
     if failed:
-        print(f"error: {failed} of {len(jobs)} files failed", file=sys.stderr)
+        if src.is_dir():
+            done = f"{len(jobs) - failed} written to {where}" if failed < len(jobs) else "none written"
+            say(f"error: {failed} of {len(jobs)} files failed; {done}")
         return EXIT_USER_ERROR
     if not args.quiet:
-        name = getattr(denoiser, "name", "the model chosen per file")
-        print(f"wrote {len(jobs)} file(s) to {dst if src.is_dir() else jobs[0][1]} with {name}")
+        print(f"wrote {len(jobs)} file(s) to {where} with {_models_used(used)}")
     return 0
+
+
+def _models_used(used: Counter[str]) -> str:
+    """The model that denoised every file, or each model chosen and for how many files."""
+    if len(used) == 1:
+        return next(iter(used))
+    return "the model chosen per file: " + ", ".join(f"{name} ({n} file{'s' if n > 1 else ''})"
+                                                       for name, n in sorted(used.items()))
 
 
 def _chosen(args: argparse.Namespace, data: Any = None) -> tuple[Any, Any]:
@@ -112,8 +132,8 @@ def _chosen(args: argparse.Namespace, data: Any = None) -> tuple[Any, Any]:
     if getattr(args, "precision", None):
         denoiser.precision = args.precision
     denoiser = denoiser.with_lateral_sigma(getattr(args, "lateral_sigma", None))
-    if choice is not None and not getattr(args, "quiet", False):
-        print(f"model: {denoiser.name} (auto: {choice.reason}; --weights overrides)", file=sys.stderr)
+    if choice is not None:
+        say(f"model: {denoiser.name} (auto: {choice.reason}; --weights overrides)")
     return denoiser, choice
 
 
@@ -155,17 +175,10 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
     axial = args.axial_um
     if axial is None:
         axial = um_per_pixel(getattr(image, "scale", None), getattr(image, "units", None), -2)
-    from .engine import DEFAULT_MODEL
-    from .model.choice import boundary_weights
-
-    args.weights = boundary_weights(args.weights or DEFAULT_MODEL)
-    denoiser = _denoiser(args, image.data)
+    denoiser = _boundary_denoiser(args, image.data)
     n = image.data.shape[0] if image.data.ndim == 3 else 1
-    bar, progress = _tqdm_progress(f"{src.name} boundaries", args.quiet, n)
-    try:
+    with progress_bar(f"{src.name} boundaries", args.quiet, n) as progress:
         lines = bnd.model_boundaries(np.asarray(image.data), denoiser, progress=progress)
-    finally:
-        bar.close()
     from .io import atomic_output
 
     if axial is None:
@@ -174,8 +187,23 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
     with atomic_output(dst) as tmp:
         bnd.write_boundaries_csv(tmp, lines, axial)
     if not args.quiet:
-        print(f"wrote {dst}: {bnd.summary(lines)}")
+        print(f"wrote {dst} with {denoiser.name}: {bnd.summary(lines)}")
     return 0
+
+
+def _boundary_denoiser(args: argparse.Namespace, data: Any) -> Any:
+    """The denoiser whose feature maps find the boundaries; under ``auto`` the boundary model,
+    which is said (the CSV has no place for it: its first line is the column header)."""
+    from .engine import DEFAULT_MODEL
+    from .model.choice import AUTO, boundary_weights
+
+    auto = str(args.weights or DEFAULT_MODEL) == AUTO
+    args.weights = boundary_weights(args.weights or DEFAULT_MODEL)
+    denoiser = _denoiser(args, data)
+    if auto:
+        say(f"model: {denoiser.name} (auto: the boundary model, whose smoother output keeps the paths off "
+            "the vitreous noise; --weights overrides)")
+    return denoiser
 
 
 # ------------------------------------------------------------------------------------------------
@@ -197,7 +225,7 @@ def _baseline_panels(bscan: np.ndarray) -> list[tuple[str, np.ndarray]]:
     try:
         panels.append(("BM3D", BASELINES["bm3d"](bscan)))
     except MissingExtraError:
-        print("note: BM3D panel skipped (pip install 'napari-hdcyclegan[bm3d]')", file=sys.stderr)
+        say("note: BM3D panel skipped (pip install 'napari-hdcyclegan[bm3d]')")
     return panels
 
 
@@ -221,18 +249,17 @@ def side_by_side_png(path: Path, panels: Sequence[tuple[str, np.ndarray]], title
 def cmd_demo(args: argparse.Namespace) -> int:
     """Denoise the bundled simulated volume; write TIFFs and a side-by-side PNG; open napari."""
     from ._sample_data import BSCAN_SPACING_UM
-    from .engine import DEFAULT_MODEL, choose_denoiser
+    from .denoise_files import make_output_folder
     from .simulate import SPECTRALIS_UM_PER_PX, load_sample_volume
 
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: --out must be a folder (this is a file)")
+    make_output_folder(out_dir)
     vol = load_sample_volume()
-    denoiser, choice = choose_denoiser(args.weights or DEFAULT_MODEL, args.device, data=vol.hn)
-    bar, progress = _tqdm_progress("sample volume", args.quiet, vol.hn.shape[0])
-    try:
+    denoiser, choice = _chosen(args, vol.hn)
+    with progress_bar("sample volume", args.quiet, vol.hn.shape[0]) as progress:
         denoised = denoiser.denoise(vol.hn, progress=progress)
-    finally:
-        bar.close()
     from .io import write_tiff
 
     scale = (BSCAN_SPACING_UM, SPECTRALIS_UM_PER_PX["axial"], SPECTRALIS_UM_PER_PX["lateral"])
@@ -246,7 +273,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     panels.append(("clean (simulated truth)", vol.clean[mid]))
     png = out_dir / "sample_side_by_side.png"
     side_by_side_png(png, panels, f"simulated Spectralis b-scan {mid} of {vol.hn.shape[0]}")
-    print(f"wrote {out_dir / 'sample_denoised.tif'}, {out_dir / 'sample_raw.tif'} and {png}")
+    if not args.quiet:
+        print(f"wrote {out_dir / 'sample_denoised.tif'}, {out_dir / 'sample_raw.tif'} and {png} with {denoiser.name}")
     if args.no_viewer or not _has_display():
         return 0
     return _open_viewer(vol.hn, denoised, scale)
@@ -282,73 +310,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not np.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not np.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of the three sub-commands."""
-    parser = argparse.ArgumentParser(prog="python -m napari_hdcyclegan",
-                                     description="HDcycleGAN denoising of retinal OCT (headless).")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def common(p: argparse.ArgumentParser, batch: bool = True) -> None:
-        p.add_argument("--weights", "-w", help="shipped model name or model directory "
-                                               "(default: the shipped default model)")
-        p.add_argument("--device", "-d", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-        # the values of devices.PRECISIONS, spelled out: the CLI loads torch only once it runs a model
-        p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
-                       help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (default: auto)")
-        if batch:
-            p.add_argument("--batch-size", "-b", type=_positive_int, help="b-scans per batch")
-        p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-
-    p = sub.add_parser("denoise", help="denoise a b-scan/volume file or a folder of them")
-    p.add_argument("input", metavar="IN", help="TIFF/PNG/JPEG/vendor file, or a folder of them")
-    p.add_argument("output", metavar="OUT", help="output file (.tif/.tiff, or .png for one 8/16-bit b-scan; "
-                                                 "JPEG is refused as lossy), or a folder when IN is one "
-                                                 "(JPEG inputs are written as .png, vendor files as .tif)")
-    p.add_argument("--lateral-sigma", type=_non_negative_float, metavar="PX",
-                   help="smoothing across A-scans after the model, Gaussian sigma in pixels "
-                        "(default: the model's own, see its config; 0 = none)")
-    common(p)
-    p.set_defaults(func=cmd_denoise)
-
-    p = sub.add_parser("boundaries", help="ILM/RPE per A-scan to CSV (from the model's feature maps)")
-    p.add_argument("input", metavar="IN")
-    p.add_argument("output", metavar="OUT.csv")
-    p.add_argument("--axial-um", type=_positive_float, help="axial µm per pixel (default: from IN)")
-    common(p, batch=False)
-    p.set_defaults(func=cmd_boundaries)
-
-    p = sub.add_parser("demo", help="denoise the bundled simulated volume; PNG + TIFFs; napari if a display exists")
-    p.add_argument("--out", default="hdcyclegan-demo", help="output folder (default: ./hdcyclegan-demo)")
-    p.add_argument("--no-viewer", action="store_true", help="do not open napari")
-    common(p)
-    p.set_defaults(func=cmd_demo)
-
-    p = sub.add_parser("models", help="list the shipped and your own (trained in napari) models")
-    p.set_defaults(func=cmd_models)
-    return parser
-
-
 def _message(exc: BaseException, path: Path | None = None) -> str:
     """One line for a user error, naming ``path`` when the message does not already."""
     text = str(exc) or type(exc).__name__
@@ -356,14 +317,15 @@ def _message(exc: BaseException, path: Path | None = None) -> str:
         text = f"{exc.filename}: {text}"
     if isinstance(exc, MemoryError) and "memory" not in str(exc):
         text = f"out of memory {str(exc)}".strip() + " (try --batch-size 1 or a smaller volume)"
-    if path is not None and str(path) not in text and path.name not in text:
+    # an output error names the output; the input's name would only mislead
+    if path is not None and not isinstance(exc, OutputError) and str(path) not in text and path.name not in text:
         text = f"{path}: {text}"
     return " ".join(text.split())
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one ``warning: ...`` line (no source line)."""
-    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+    say(f"warning: {' '.join(str(message).split())}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -375,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     try:
         with _sigterm_raises():
-            return int(args.func(args) or 0)
+            return int(COMMANDS[args.command](args) or 0)
     except USER_ERRORS as exc:  # CheckpointError, OctReadError, ... derive from HDCycleGANError
         print(f"error: {_message(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -387,6 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     finally:
         warnings.showwarning = old_show
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "denoise": cmd_denoise, "boundaries": cmd_boundaries, "demo": cmd_demo, "models": cmd_models}
 
 
 @contextmanager

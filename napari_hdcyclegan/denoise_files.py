@@ -193,8 +193,9 @@ def read_input(path: Path) -> Any:
     return read_oct(path)
 
 
-def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, int], None] | None = None) -> None:
-    """Read ``src``, check that ``dst`` can hold the result, denoise batch by batch into ``dst``.
+def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, int], None] | None = None) -> Any:
+    """Read ``src``, check that ``dst`` can hold the result, denoise batch by batch into ``dst``;
+    returns the Denoiser that ran.
 
     ``denoiser`` is a Denoiser, or a function of the input data returning ``(denoiser, choice)``
     (``--weights auto``: :func:`napari_hdcyclegan.engine.choose_denoiser`), the choice being
@@ -210,6 +211,7 @@ def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, i
         denoiser, choice = denoiser(data)
     pages = _denoised_pages(denoiser, data, progress)
     write_output(dst, pages, shape, dtype, image, denoiser.provenance(choice))
+    return denoiser
 
 
 def _denoised_pages(denoiser: Any, data: Any, progress: Callable[[int, int], None] | None

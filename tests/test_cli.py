@@ -83,8 +83,10 @@ def test_lateral_sigma_flag_overrides_the_models_smoothing(tmp_path, weights, ca
         assert img.metadata["provenance"]["config"]["lateral_sigma"] == float(sigma)
     lateral = lambda x: np.abs(np.diff(x, axis=-1)).mean()  # noqa: E731
     assert lateral(outs["3"]) < 0.7 * lateral(outs["0"])  # smoother across A-scans
-    assert main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "x.tif"), "--weights", str(weights),
-                 "--lateral-sigma", "40"]) == 2
+    with pytest.raises(SystemExit) as refused:  # by argparse, before any model is loaded
+        main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "x.tif"), "--weights", str(weights),
+              "--lateral-sigma", "40"])
+    assert refused.value.code == 2
     assert "lateral smoothing must be from 0 to 16 pixels" in capsys.readouterr().err
     assert not (tmp_path / "x.tif").exists()
     with pytest.raises(SystemExit):

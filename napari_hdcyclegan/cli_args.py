@@ -1,0 +1,115 @@
+"""The command line's argument parser: sub-commands, options and value checks.
+
+Building the parser imports no torch (``--help`` stays fast), so the model names and limits its
+help text quotes are spelled out here; tests check them against :mod:`.model`. Value types raise
+:class:`argparse.ArgumentTypeError` with a user-facing message and carry a user-facing
+``__name__``: argparse prints ``invalid <__name__> value`` for any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+#: ``model.choice.AUTO``, ``model.choice.BOUNDARY_MODEL`` and ``model.checkpoint.MAX_LATERAL_SIGMA``.
+AUTO, BOUNDARY_MODEL, MAX_LATERAL_SIGMA = "auto", "spectralis-sim", 16.0
+#: What ``-q`` hides, said in ``--help`` and the README.
+QUIET_HELP = ("no progress bar and no final 'wrote ...' line (model:, warning: and error: lines are "
+              "always printed)")
+
+
+def _named(name: str) -> Callable[[Callable], Callable]:
+    """Give an argparse type function the name argparse shows in its ``invalid NAME value`` errors."""
+    def rename(func: Callable) -> Callable:
+        func.__name__ = name
+        return func
+    return rename
+
+
+def _number(text: str, cast: Callable[[str], float] = float) -> float:
+    """``text`` as a finite number, or an argparse error that says so."""
+    try:
+        value = cast(text)
+    except ValueError:
+        kind = "a whole number" if cast is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+@_named("whole number")
+def positive_int(text: str) -> int:
+    """An integer >= 1 (batch sizes)."""
+    value = int(_number(text, int))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+@_named("lateral sigma")
+def lateral_sigma(text: str) -> float:
+    """A lateral smoothing sigma in pixels, in the range every model config accepts."""
+    from .model.checkpoint import MAX_LATERAL_SIGMA, valid_lateral_sigma  # torch: only when given
+
+    value = _number(text)
+    if not valid_lateral_sigma(value):
+        raise argparse.ArgumentTypeError(f"lateral smoothing must be from 0 to {MAX_LATERAL_SIGMA:g} pixels, "
+                                         f"got {text}")
+    return value
+
+
+@_named("positive number")
+def positive_float(text: str) -> float:
+    """A number > 0 (pixel sizes)."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _common(p: argparse.ArgumentParser, weights_help: str, batch: bool = True) -> None:
+    """The model, device, precision, batch and quiet options every model-running command takes."""
+    p.add_argument("--weights", "-w", metavar="W", help=weights_help)
+    p.add_argument("--device", "-d", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    # the values of devices.PRECISIONS, spelled out: the CLI loads torch only once it runs a model
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
+                   help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (default: auto)")
+    if batch:
+        p.add_argument("--batch-size", "-b", type=positive_int, help="b-scans per batch")
+    p.add_argument("--quiet", "-q", action="store_true", help=QUIET_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the sub-commands; ``args.command`` names the one given."""
+    parser = argparse.ArgumentParser(prog="python -m napari_hdcyclegan",
+                                     description="HDcycleGAN denoising of retinal OCT (headless).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    denoise_weights = (f"{AUTO} (the default: a shipped model picked per input by its noise level), "
+                       "a shipped or user model name, or a model folder")
+
+    p = sub.add_parser("denoise", help="denoise a b-scan/volume file or a folder of them")
+    p.add_argument("input", metavar="IN", help="TIFF/PNG/JPEG/vendor file, or a folder of them")
+    p.add_argument("output", metavar="OUT", help="output file (.tif/.tiff, or .png for one 8/16-bit b-scan; "
+                                                 "JPEG is refused as lossy), or a folder when IN is one "
+                                                 "(JPEG inputs are written as .png, vendor files as .tif)")
+    p.add_argument("--lateral-sigma", type=lateral_sigma, metavar="PX",
+                   help=f"smoothing across A-scans after the model, Gaussian sigma in pixels, 0 to "
+                        f"{MAX_LATERAL_SIGMA:g} (default: the model's own, see its config; 0 = none)")
+    _common(p, denoise_weights)
+
+    p = sub.add_parser("boundaries", help="ILM/RPE per A-scan to CSV (from the model's feature maps)")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("output", metavar="OUT.csv")
+    p.add_argument("--axial-um", type=positive_float, help="axial µm per pixel (default: from IN)")
+    _common(p, f"{AUTO} (the default: the shipped {BOUNDARY_MODEL} model, whose smoother output suits "
+               "the boundary paths), a shipped or user model name, or a model folder", batch=False)
+
+    p = sub.add_parser("demo", help="denoise the bundled simulated volume; PNG + TIFFs; napari if a display exists")
+    p.add_argument("--out", default="hdcyclegan-demo", help="output folder (default: ./hdcyclegan-demo)")
+    p.add_argument("--no-viewer", action="store_true", help="do not open napari")
+    _common(p, denoise_weights)
+
+    sub.add_parser("models", help="list the shipped and your own (trained in napari) models")
+    return parser

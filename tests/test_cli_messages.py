@@ -1,0 +1,217 @@
+"""CLI messages: the model used is always said (also under -q, in demo, boundaries and the summary),
+messages never land on a progress bar's line, and argument errors speak the user's language."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_hdcyclegan.__main__ import main
+from napari_hdcyclegan.model import choice
+from napari_hdcyclegan.model.checkpoint import ModelConfig, save_model
+from napari_hdcyclegan.model.networks import Generator
+
+
+def _model(path: Path, name: str) -> Path:
+    torch.manual_seed(0)
+    save_model(path, {"G_L": Generator(4)}, ModelConfig(generator_width=4, name=name, trained=True))
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return _model(root / "a", "tiny-a"), _model(root / "b", "tiny-b")
+
+
+@pytest.fixture(autouse=True)
+def _release():
+    yield
+    from napari_hdcyclegan import engine
+
+    engine.release()
+
+
+@pytest.fixture
+def auto_picks(monkeypatch, models):
+    """``auto`` picks model a for dim inputs and b for bright ones (no shipped model runs)."""
+    def pick(data):
+        bright = float(np.mean(np.asarray(data))) > 500
+        return choice.ModelChoice(str(models[bright]), 20.0, f"test pick {'bright' if bright else 'dim'}")
+
+    monkeypatch.setattr(choice, "choose_model", pick)
+    return models
+
+
+def _vol(shape=(3, 24, 32), dtype=np.uint16, level=1000.0):
+    return (np.random.default_rng(0).random(shape) * level).astype(dtype)
+
+
+def _lines(text: str) -> list[str]:
+    """What a terminal shows of each line: the text after its last carriage return."""
+    return [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+
+
+# ------------------------------------------------------------------------------------------ the model used
+
+
+def test_quiet_keeps_the_model_line_and_one_file_names_its_model(tmp_path, auto_picks, capsys):
+    tifffile.imwrite(tmp_path / "in.tif", _vol(level=400), photometric="minisblack")
+    assert main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "q.tif"), "-d", "cpu", "-q"]) == 0
+    assert "model: tiny-a (auto: test pick dim; --weights overrides)" in _lines(capsys.readouterr().err)
+    assert main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "out.tif"), "-d", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == f"wrote 1 file(s) to {tmp_path / 'out.tif'} with tiny-a"
+
+
+def test_folder_summary_names_each_model_chosen(tmp_path, auto_picks, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "dim.tif", _vol(level=400), photometric="minisblack")
+    tifffile.imwrite(src / "bright.tif", _vol(level=2000), photometric="minisblack")
+    tifffile.imwrite(src / "bright2.tif", _vol(level=2000), photometric="minisblack")
+    assert main(["denoise", str(src), str(tmp_path / "out"), "-d", "cpu"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == (f"wrote 3 file(s) to {tmp_path / 'out'} with the model chosen per file: "
+                   "tiny-a (1 file), tiny-b (2 files)")
+
+
+def test_folder_of_one_model_names_it(tmp_path, auto_picks, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("x.tif", "y.tif"):
+        tifffile.imwrite(src / name, _vol(level=400), photometric="minisblack")
+    assert main(["denoise", str(src), str(tmp_path / "out"), "-d", "cpu", "-q"]) == 0
+    err = _lines(capsys.readouterr().err)
+    assert err.count("model: tiny-a (auto: test pick dim; --weights overrides)") == 2
+    assert main(["denoise", str(src), str(tmp_path / "out2"), "-d", "cpu"]) == 0
+    assert capsys.readouterr().out.strip().endswith("with tiny-a")
+
+
+def test_demo_says_which_model_auto_chose(tmp_path, auto_picks, monkeypatch, capsys):
+    from napari_hdcyclegan import baselines
+
+    monkeypatch.setitem(baselines.BASELINES, "bm3d", lambda *a, **k: (_ for _ in ()).throw(
+        baselines.MissingExtraError("bm3d not installed (simulated)")))
+    for quiet in (["-q"], []):
+        assert main(["demo", "--out", str(tmp_path / "demo"), "--no-viewer", "-d", "cpu", *quiet]) == 0
+        captured = capsys.readouterr()
+        assert any(line.startswith("model: tiny-") and "(auto: test pick" in line for line in _lines(captured.err))
+        assert ("with tiny-" in captured.out) == (not quiet)
+
+
+def test_boundaries_under_auto_say_the_boundary_model(tmp_path, models, monkeypatch, capsys):
+    from napari_hdcyclegan.boundaries import write_boundary_channel
+    from napari_hdcyclegan.io import write_tiff
+    from napari_hdcyclegan.simulate import simulate_volume
+
+    write_boundary_channel(models[0], {"stage": "init", "channel": 0, "how": "test"})
+    monkeypatch.setattr(choice, "BOUNDARY_MODEL", str(models[0]))
+    vol = simulate_volume(n_bscans=1, seed=1, shape=(64, 48))
+    write_tiff(tmp_path / "vol.tif", vol.hn, scale=(120.0, 3.87, 11.45))
+    assert main(["boundaries", str(tmp_path / "vol.tif"), str(tmp_path / "b.csv"), "-d", "cpu", "-q"]) == 0
+    err = _lines(capsys.readouterr().err)
+    assert any(line.startswith("model: tiny-a (auto: the boundary model") for line in err), err
+    assert (tmp_path / "b.csv").read_text().splitlines()[0] == "bscan,ascan,ILM,RPE,thickness_um"  # unchanged
+    assert main(["boundaries", str(tmp_path / "vol.tif"), str(tmp_path / "c.csv"), "-d", "cpu"]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {tmp_path / 'c.csv'} with tiny-a: ")
+
+
+# --------------------------------------------------------------------------- messages and progress bars
+
+
+def test_messages_are_never_appended_to_a_progress_bar(tmp_path, auto_picks, capsys):
+    import warnings
+
+    src = tmp_path / "in"
+    src.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tifffile.imwrite(src / "planar.tif", _vol((3, 24, 32), np.uint8, 255))  # a warning: read as b-scans
+    tifffile.imwrite(src / "small.tif", np.zeros((4, 4), np.uint8))  # an error
+    assert main(["denoise", str(src), str(tmp_path / "out"), "-d", "cpu"]) == 2  # progress bars on
+    lines = _lines(capsys.readouterr().err)
+    said = [line for line in lines if any(word in line for word in ("model:", "warning:", "error:"))]
+    assert len(said) >= 3 and all(line.startswith(("model:", "warning:", "error:")) for line in said), lines
+
+
+# ------------------------------------------------------------------------------------ arguments and errors
+
+
+@pytest.mark.parametrize("flag,value,said", [
+    ("--lateral-sigma", "abc", "expected a number, got 'abc'"),
+    ("--lateral-sigma", "16.5", "lateral smoothing must be from 0 to 16 pixels, got 16.5"),
+    ("--lateral-sigma", "nan", "expected a finite number, got 'nan'"),
+    ("--batch-size", "two", "expected a whole number, got 'two'"),
+    ("--batch-size", "0", "must be >= 1, got 0"),
+])
+def test_argument_errors_speak_the_users_language(tmp_path, capsys, flag, value, said):
+    with pytest.raises(SystemExit) as refused:
+        main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "out.tif"), flag, value])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and f"argument {flag}" in err and said in err, err
+    assert "_" not in err.splitlines()[-1].split(":", 2)[-1]  # no internal function name
+
+
+def test_lateral_sigma_range_ends_are_accepted():
+    from napari_hdcyclegan.__main__ import build_parser
+
+    for value in ("0", "16"):
+        args = build_parser().parse_args(["denoise", "in.tif", "out.tif", "--lateral-sigma", value])
+        assert args.lateral_sigma == float(value)
+
+
+def test_help_says_auto_the_boundary_default_the_range_and_what_quiet_hides(capsys):
+    for command in ("denoise", "boundaries"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "auto (the default" in text and "model:, warning: and error: lines are always printed" in text
+        if command == "boundaries":
+            assert choice.BOUNDARY_MODEL in text
+        else:
+            assert "0 to 16" in text and "JPEG is refused" in text
+
+
+def test_parser_constants_match_the_models_and_import_no_torch():
+    from napari_hdcyclegan import cli_args
+    from napari_hdcyclegan.model.checkpoint import MAX_LATERAL_SIGMA
+
+    assert (cli_args.AUTO, cli_args.BOUNDARY_MODEL) == (choice.AUTO, choice.BOUNDARY_MODEL)
+    assert cli_args.MAX_LATERAL_SIGMA == MAX_LATERAL_SIGMA
+    code = ("import sys; from napari_hdcyclegan.__main__ import build_parser; build_parser(); "
+            "print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout.strip() \
+        == "False"
+
+
+def test_demo_out_must_be_a_folder(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["demo", "--out", str(tmp_path / "file"), "--no-viewer", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'file'}: --out must be a folder (this is a file)"]
+
+
+def test_single_file_errors_name_the_file(tmp_path, models, capsys):
+    tifffile.imwrite(tmp_path / "tiny.tif", np.zeros((4, 4), np.uint8))
+    rc = main(["denoise", str(tmp_path / "tiny.tif"), str(tmp_path / "o.tif"), "-w", str(models[0]), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith(f"error: {tmp_path / 'tiny.tif'}: b-scans must be at least"), err
+
+
+def test_folder_failures_say_what_was_written_and_where(tmp_path, models, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "good.tif", _vol(), photometric="minisblack")
+    tifffile.imwrite(src / "small.tif", np.zeros((4, 4), np.uint8))
+    assert main(["denoise", str(src), str(tmp_path / "out"), "-w", str(models[0]), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"error: 1 of 2 files failed; 1 written to {tmp_path / 'out'}"
+    (src / "good.tif").unlink()
+    assert main(["denoise", str(src), str(tmp_path / "out2"), "-w", str(models[0]), "-q"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: 1 of 1 files failed; none written"
