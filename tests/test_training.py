@@ -302,7 +302,8 @@ def test_device_and_amp_precision_come_from_the_core(domains: str, tmp_path: Pat
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)  # bf16 under --amp all the same
     with trainer._autocast():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
-    trainer.cfg = _cfg(domains, tmp_path / "run", device="cpu", amp=False)
+    cfg = _cfg(domains, tmp_path / "run", device="cpu", amp=False)
+    trainer = fit.Trainer(cfg, load_training_data(cfg))  # the autocast dtype is resolved once, at construction
     with trainer._autocast():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
     with pytest.raises(SystemExit, match="unknown device"):
