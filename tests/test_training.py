@@ -296,10 +296,10 @@ def test_device_and_amp_precision_come_from_the_core(domains: str, tmp_path: Pat
     """--device resolves through napari_hdcyclegan.devices; --amp is bf16 on a CPU, float32 without it."""
     from napari_hdcyclegan import devices
 
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)  # bf16 under --amp all the same
     cfg = _cfg(domains, tmp_path / "run", device="cpu", amp=True)
     trainer = fit.Trainer(cfg, load_training_data(cfg))
     assert trainer.device == torch.device("cpu")
-    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)  # bf16 under --amp all the same
     with trainer._autocast():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
     cfg = _cfg(domains, tmp_path / "run", device="cpu", amp=False)
