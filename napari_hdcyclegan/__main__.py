@@ -301,9 +301,12 @@ def _open_viewer(raw: np.ndarray, denoised: np.ndarray, scale: tuple[float, ...]
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """Print the shipped and user models: name, origin, trained, folder."""
+    """Print ``auto`` (the default) and what it picks, then the shipped and user models: name,
+    origin, trained, folder."""
+    from .model.choice import AUTO, describe_auto
     from .model.registry import list_models, user_models_dir
 
+    print(f"{AUTO}\tdefault\t{describe_auto()}")  # engine.DEFAULT_MODEL
     for e in list_models():
         print(f"{e.name}\t{e.origin}\t{'trained' if e.trained else 'UNTRAINED'}\t{e.path}")
     print(f"user models directory: {user_models_dir()}", file=sys.stderr)

@@ -80,3 +80,14 @@ def test_weights_choices_offer_user_models(user_dir, tiny_model):
     assert "mine" not in [v for _, v in weights_choices()]
     shutil.copytree(tiny_model, registry.user_models_dir() / "mine")
     assert ("mine (yours)", "mine") in weights_choices()
+
+
+def test_cli_models_lists_auto_first_as_the_default(user_dir, capsys):
+    from napari_hdcyclegan.engine import DEFAULT_MODEL
+    from napari_hdcyclegan.model import choice
+
+    assert main(["models"]) == 0
+    first = capsys.readouterr().out.splitlines()[0].split("\t")
+    assert DEFAULT_MODEL == choice.AUTO
+    assert first[:2] == [choice.AUTO, "default"]
+    assert choice.SINGLE_FRAME_MODEL in first[2] and choice.AVERAGED_MODEL in first[2]

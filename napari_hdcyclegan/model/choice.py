@@ -120,6 +120,12 @@ def resolve_auto(weights: Any, data: Any = None) -> tuple[Any, ModelChoice | Non
     return choice.weights, choice
 
 
+def describe_auto() -> str:
+    """One line on what :data:`AUTO` picks, for model listings."""
+    return (f"picks per input: {SINGLE_FRAME_MODEL} below {SINGLE_FRAME_BELOW_DB:g} dB split PSNR "
+            f"(single-frame noise), else {AVERAGED_MODEL}; boundaries use {BOUNDARY_MODEL}")
+
+
 def boundary_weights(weights: str) -> str:
     """The weights the boundary detection uses: :data:`BOUNDARY_MODEL` for "auto", else ``weights``.
 
