@@ -34,6 +34,8 @@ LOSSY_SUFFIXES = (".jpg", ".jpeg")
 OUTPUT_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s not in LOSSY_SUFFIXES)
 
 Job = tuple[Path, Path]
+#: How many skipped (non-image) files of a folder run the warning names.
+SKIPPED_SHOWN = 3
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -149,6 +151,7 @@ def _folder_jobs(src: Path, dst: Path) -> list[Job]:
     if dst.exists() and same_file(src, dst):
         raise OutputError(f"{dst}: OUT must differ from IN (the inputs would be overwritten)")
     files = folder_files(src)
+    _warn_skipped(src, files)
     if not files:
         raise OutputError(f"{src}: no TIFF, PNG, JPEG or vendor OCT files in this folder")
     names = _unique_names(files)
@@ -157,6 +160,18 @@ def _folder_jobs(src: Path, dst: Path) -> list[Job]:
     for _, out in jobs:
         check_output_path(out)
     return jobs
+
+
+def _warn_skipped(src: Path, files: list[Path]) -> None:
+    """One warning naming how many visible files of ``src`` are not images it denoises, and the first few."""
+    from .io import visible_files
+
+    kept = set(files)
+    skipped = [f.name for f in visible_files(src) if f not in kept]
+    if skipped:
+        shown = ", ".join(skipped[:SKIPPED_SHOWN]) + (", ..." if len(skipped) > SKIPPED_SHOWN else "")
+        warnings.warn(f"{src}: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''} that "
+                      f"{'are' if len(skipped) > 1 else 'is'} not an OCT image: {shown}", UserWarning, stacklevel=4)
 
 
 def make_output_folder(dst: Path) -> None:

@@ -119,6 +119,17 @@ def test_denoise_folder_writes_same_names(tmp_path, weights):
     assert png.shape == (24, 32) and png.dtype == np.uint8
 
 
+def test_folder_run_warns_once_about_skipped_files(tmp_path, weights, capsys):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    tifffile.imwrite(src / "a.tif", _vol(), photometric="minisblack")
+    for name in ("notes.txt", "b.csv", "c.md", "d.log"):
+        (src / name).write_text("x")
+    assert main(["denoise", str(src), str(dst), "--weights", str(weights), "-q"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warned == [f"warning: {src}: skipped 4 files that are not an OCT image: b.csv, c.md, d.log, ..."]
+
+
 def _one_line_error(capsys, rc, match):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
