@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 #: ``model.choice.AUTO``, ``model.choice.BOUNDARY_MODEL`` and ``model.checkpoint.MAX_LATERAL_SIGMA``.
 AUTO, BOUNDARY_MODEL, MAX_LATERAL_SIGMA = "auto", "spectralis-sim", 16.0
+#: The device names ``devices.resolve_device`` accepts.
+DEVICE_HELP = "auto (the first CUDA GPU, else the CPU), cpu, cuda, cuda:N or mps (Apple GPUs) (default: auto)"
 #: What ``-q`` hides, said in ``--help`` and the README.
 QUIET_HELP = ("no progress bar and no final 'wrote ...' line (model:, warning: and error: lines are "
               "always printed)")
@@ -72,7 +74,7 @@ def positive_float(text: str) -> float:
 def _common(p: argparse.ArgumentParser, weights_help: str, batch: bool = True) -> None:
     """The model, device, precision, batch and quiet options every model-running command takes."""
     p.add_argument("--weights", "-w", metavar="W", help=weights_help)
-    p.add_argument("--device", "-d", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--device", "-d", default="auto", help=DEVICE_HELP)
     # the values of devices.PRECISIONS, spelled out: the CLI loads torch only once it runs a model
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
                    help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (default: auto)")

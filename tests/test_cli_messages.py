@@ -177,6 +177,15 @@ def test_help_says_auto_the_boundary_default_the_range_and_what_quiet_hides(caps
             assert "0 to 16" in text and "JPEG is refused" in text
 
 
+@pytest.mark.parametrize("command", ["denoise", "boundaries", "demo"])
+def test_device_help_lists_every_accepted_name(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    device_help = " ".join(capsys.readouterr().out.split()).split("--device DEVICE, -d DEVICE", 1)[1]
+    for name in ("auto", "cpu", "cuda,", "cuda:N", "mps"):
+        assert name in device_help, name
+
+
 def test_parser_constants_match_the_models_and_import_no_torch():
     from napari_hdcyclegan import cli_args
     from napari_hdcyclegan.model.checkpoint import MAX_LATERAL_SIGMA
