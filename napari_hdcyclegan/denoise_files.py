@@ -241,6 +241,11 @@ def _denoised_pages(denoiser: Any, data: Any, progress: Callable[[int, int], Non
             progress(stop, total)
 
 
+def _absolute(path: Any) -> str:
+    """``path`` resolved: a record that still names the input when read from another folder ("" if none)."""
+    return str(Path(path).resolve()) if path else ""
+
+
 def write_output(dst: Path, pages: Iterator[np.ndarray], shape: tuple[int, ...], dtype: np.dtype,
                  image: Any, provenance: dict) -> None:
     """Write streamed pages atomically: TIFF (scale, metadata, boundary lines and dtype kept) or PNG/JPEG
@@ -258,7 +263,7 @@ def write_output(dst: Path, pages: Iterator[np.ndarray], shape: tuple[int, ...],
 
     # the pixels' intensity domain, laterality and scan pattern stay at the top level, as read_oct gives them
     metadata = {"provenance": provenance, **kept_fields(image.metadata),
-                "source": {"path": str(image.metadata.get("path", "")), "format": image.metadata.get("format")}}
+                "source": {"path": _absolute(image.metadata.get("path")), "format": image.metadata.get("format")}}
     if image.metadata.get("notes"):
         metadata["source"]["notes"] = list(image.metadata["notes"])
     write_tiff_pages(dst, pages, shape, dtype, scale=tuple(image.scale), units=tuple(image.units),

@@ -104,6 +104,17 @@ def test_denoise_keeps_scale(tmp_path, weights):
     assert img.metadata["provenance"]["model"] == "tiny"
 
 
+def test_provenance_names_the_input_by_its_absolute_path(tmp_path, weights, monkeypatch):
+    import json
+
+    tifffile.imwrite(tmp_path / "in.tif", _vol(), photometric="minisblack")
+    monkeypatch.chdir(tmp_path)
+    assert main(["denoise", "in.tif", "out.tif", "-w", str(weights), "-q"]) == 0
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        block = json.loads(tif.imagej_metadata["Properties"]["napari_hdcyclegan"])
+    assert block["metadata"]["source"]["path"] == str((tmp_path / "in.tif").resolve())
+
+
 def test_denoise_folder_writes_same_names(tmp_path, weights):
     import imageio.v3 as iio
 
