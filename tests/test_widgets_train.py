@@ -107,6 +107,23 @@ def test_mismatched_dtype_gets_a_message(qtbot, setup):
     assert "uint8 but LN data is uint16" in widget.status.value and widget.job is None
 
 
+def test_a_crash_while_preparing_is_notified_once(qtbot, setup, monkeypatch):
+    from napari_hdcyclegan._widgets import train
+
+    def crash(*args):
+        raise RuntimeError("disk on fire")
+
+    shown: list[str] = []
+    monkeypatch.setattr(train, "prepare_run", crash)
+    monkeypatch.setattr(train, "show_error", shown.append)
+    viewer, widget = setup
+    with qtbot.capture_exceptions() as relayed:  # what napari's notification manager would show
+        assert widget.start(TINY_EXTRA) is not None
+        qtbot.waitUntil(lambda: widget.prepare is None, timeout=TIMEOUT_MS)
+    assert [str(e[1]) for e in relayed] == ["disk on fire"] and shown == []
+    assert "disk on fire" in widget.status.value and widget.start_button.enabled
+
+
 def test_bad_name_and_crashed_run(qtbot, setup):
     viewer, widget = setup
     widget.name_edit.value = "../escape"

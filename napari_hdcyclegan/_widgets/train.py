@@ -198,7 +198,7 @@ class TrainWidget(WeightsChooser, QWidget):
         self._set_buttons(running=True)
         self.status.value = "Checking and writing the training data ..."
         self.prepare = start_worker(prepare_run, spec, hn, ln, returned=self._launch,
-                                    errored=lambda exc: self._fail(str(exc)), finished=self._prepared)
+                                    errored=self._crashed, finished=self._prepared)
         return self.prepare
 
     def _prepared(self) -> None:
@@ -341,6 +341,10 @@ class TrainWidget(WeightsChooser, QWidget):
     def _fail(self, message: str) -> None:
         self.status.value = f"Train: {message}"
         show_error(f"Train: {message}")
+
+    def _crashed(self, exc: BaseException) -> None:
+        # start_worker already relays the exception to napari's notifications: a second would double it
+        self.status.value = f"Train: {exc}"
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         """Closing the widget stops a running training process."""
