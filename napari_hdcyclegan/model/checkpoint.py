@@ -18,13 +18,12 @@ from torch import nn
 from ..errors import HDCycleGANError
 from ..intensity import DEFAULT_NORMALISATION
 from ..io.atomic import atomic_output
+from .layout import CONFIG_FILE, SHIPPED_DIR, WEIGHTS_FILE, shipped_models
 from .networks import Discriminator, Generator
+from .registry import find_user_model, user_models
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 FORMAT = "hdcyclegan-model"
 FORMAT_VERSION = 1
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights"
 PARTS = ("G_L", "G_H", "D")
 #: Accepted ranges of the integer architecture fields (larger ones cannot be built on any machine).
 _INT_FIELDS = {"generator_width": (1, 512), "n_res": (0, 64), "discriminator_width": (1, 512),
@@ -142,19 +141,6 @@ def _check_normalisation(norm: Any, path: str | os.PathLike) -> None:
         raise CheckpointError(path, f"normalisation log_input must be true or false, got {norm['log_input']!r}")
 
 
-def shipped_models() -> list[str]:
-    """Names of the models shipped inside the package.
-
-    Returns
-    -------
-    list of str
-        Sorted; empty when the package ships none.
-    """
-    if not SHIPPED_DIR.is_dir():
-        return []
-    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / CONFIG_FILE).is_file())
-
-
 def resolve_model_dir(weights: str | os.PathLike) -> Path:
     """A shipped or user model's name, or a model directory (or its ``config.json``/weights file).
 
@@ -179,8 +165,6 @@ def resolve_model_dir(weights: str | os.PathLike) -> Path:
         return path
     if str(weights) in shipped_models():
         return SHIPPED_DIR / str(weights)
-    from .registry import find_user_model, user_models
-
     user = find_user_model(str(weights))
     if user is not None:
         return user

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import CONFIG_FILE, SHIPPED_DIR, shipped_models
+from .layout import CONFIG_FILE, SHIPPED_DIR, shipped_models
 
 APP_NAME = "napari-hdcyclegan"
 #: Overrides the per-user data directory (tests, portable installs).
