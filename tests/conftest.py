@@ -1,5 +1,5 @@
-"""Fixtures shared by the widget, evaluation and training tests: a tiny model directory, cartoon
-volumes and the speckled domains of the training tests."""
+"""Fixtures shared by the widget, CLI, evaluation and training tests: tiny model directories, the
+resident-model release, cartoon volumes and the speckled domains of the training tests."""
 
 from __future__ import annotations
 
@@ -19,6 +19,28 @@ def tiny_model(tmp_path):
     config = ModelConfig(generator_width=4, discriminator_width=4, discriminator_levels=3,
                          name="tiny", trained=True)
     return save_model(tmp_path / "tiny", {"G_L": Generator(width=4)}, config)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """A width-4 model directory shared by a module's CLI tests (random but fixed weights)."""
+    torch = pytest.importorskip("torch")
+    from napari_hdcyclegan.model.checkpoint import ModelConfig, save_model
+    from napari_hdcyclegan.model.networks import Generator
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    save_model(path, {"G_L": Generator(4)}, ModelConfig(generator_width=4, name="tiny", trained=True))
+    return path
+
+
+@pytest.fixture
+def release_engine():
+    """Drop the resident models after a test, so the next one loads its own."""
+    yield
+    from napari_hdcyclegan import engine
+
+    engine.release()
 
 
 def cartoon_retina(n: int, h: int, w: int, bands: tuple[tuple[int, int, float], ...],

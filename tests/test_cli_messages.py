@@ -28,12 +28,7 @@ def models(tmp_path_factory):
     return _model(root / "a", "tiny-a"), _model(root / "b", "tiny-b")
 
 
-@pytest.fixture(autouse=True)
-def _release():
-    yield
-    from napari_hdcyclegan import engine
-
-    engine.release()
+pytestmark = pytest.mark.usefixtures("release_engine")
 
 
 @pytest.fixture

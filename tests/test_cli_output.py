@@ -12,29 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 from napari_hdcyclegan.__main__ import main
 from napari_hdcyclegan.errors import OutputWriteError
 from napari_hdcyclegan.io.atomic import atomic_output
-from napari_hdcyclegan.model.checkpoint import ModelConfig, save_model
-from napari_hdcyclegan.model.networks import Generator
 
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    save_model(path, {"G_L": Generator(4)}, ModelConfig(generator_width=4, name="tiny", trained=True))
-    return path
-
-
-@pytest.fixture(autouse=True)
-def _release():
-    yield
-    from napari_hdcyclegan import engine
-
-    engine.release()
+pytestmark = pytest.mark.usefixtures("release_engine")
 
 
 def _vol(shape=(6, 24, 32), dtype=np.uint16):

@@ -25,12 +25,7 @@ VENDOR_FIELDS = {"intensity_transform": "log_display", "source_intensity": "line
                  "scan_pattern": "line"}
 
 
-@pytest.fixture(autouse=True)
-def _release():
-    yield
-    from napari_hdcyclegan import engine
-
-    engine.release()
+pytestmark = pytest.mark.usefixtures("release_engine")
 
 
 def _lines(n: int, w: int) -> dict[str, np.ndarray]:
