@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, OutputError, OutputWriteError
-from .io.atomic import check_writable
+from .io.atomic import check_writable, free_bytes
 from .io.formats import IMAGE_SUFFIXES, PLAIN_SUFFIXES
 
 #: Lossy formats a denoised image is never re-encoded in: JPEG inputs are written as PNG.
@@ -86,10 +85,7 @@ def check_output_fits(dst: Path, shape: tuple[int, ...], dtype: np.dtype) -> Non
 def _check_space(dst: Path, nbytes: int) -> None:
     """Refuse an uncompressed output the folder's free space cannot hold (the old file stays until
     the new one is complete, so it does not count as free)."""
-    try:
-        free = shutil.disk_usage(dst.parent).free
-    except OSError:
-        return
+    free = free_bytes(dst.parent)
     if free < nbytes:
         raise OutputWriteError(f"{dst}: {os.strerror(errno.ENOSPC)} (the output needs {_size(nbytes)}, "
                                f"{_size(free)} free)")
@@ -104,7 +100,7 @@ def _size(nbytes: int) -> str:
 
 
 def warn_plain_output(dst: Path, image: Any) -> None:
-    """Warn, before the compute, that a PNG/JPEG output drops what the input carries beside pixels."""
+    """Warn, before the compute, that a PNG output drops what the input carries beside pixels."""
     suffix = dst.suffix.lower()
     if suffix not in PLAIN_SUFFIXES:
         return
@@ -248,7 +244,7 @@ def _absolute(path: Any) -> str:
 
 def write_output(dst: Path, pages: Iterator[np.ndarray], shape: tuple[int, ...], dtype: np.dtype,
                  image: Any, provenance: dict) -> None:
-    """Write streamed pages atomically: TIFF (scale, metadata, boundary lines and dtype kept) or PNG/JPEG
+    """Write streamed pages atomically: TIFF (scale, metadata, boundary lines and dtype kept) or PNG
     (one b-scan, pixels only: :func:`warn_plain_output`)."""
     from .io import atomic_output, write_tiff_pages
 

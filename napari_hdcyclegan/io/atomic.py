@@ -23,7 +23,7 @@ from typing import NoReturn
 
 from ..errors import OutputWriteError
 
-__all__ = ["atomic_output", "check_writable", "replace_folder", "temp_name"]
+__all__ = ["atomic_output", "check_writable", "free_bytes", "replace_folder", "temp_name"]
 
 #: Errors without a file name that can only come from the write (an input read names its file).
 _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
@@ -106,7 +106,7 @@ def write_error(exc: OSError, target: Path, tmp: Path | None) -> OutputWriteErro
     short = _SHORT_WRITE.search(str(exc))
     if short:
         requested, written = (int(n) for n in short.groups())
-        full = _free_bytes(target.parent) < requested - written
+        full = free_bytes(target.parent) < requested - written
         what = os.strerror(errno.ENOSPC) if full else "write failed"
         reason = f"{what} ({written} of {requested} bytes of a block written)"
         code: int | None = errno.ENOSPC if full else None
@@ -127,7 +127,7 @@ def _raise_named(exc: OSError, target: Path, tmp: Path | None) -> NoReturn:
     raise err from exc
 
 
-def _free_bytes(folder: Path) -> int:
+def free_bytes(folder: str | os.PathLike) -> int:
     """Bytes free in ``folder``'s file system (a large number where that cannot be told)."""
     try:
         return shutil.disk_usage(folder).free
