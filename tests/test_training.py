@@ -252,6 +252,27 @@ def test_config_file_and_flags(tmp_path: Path) -> None:
         parse_args(["--residual", "treu"])
 
 
+def test_paired_loss_option_reaches_the_supervised_step(domains: str, tmp_path: Path, monkeypatch) -> None:
+    from training import losses
+
+    out, target = torch.tensor([0.0, 1.0]), torch.tensor([0.5, 0.0])
+    assert losses.paired_loss("l1", out, target).item() == pytest.approx(0.75)
+    assert losses.paired_loss("mse", out, target).item() == pytest.approx(0.625)
+    with pytest.raises(SystemExit, match="paired_loss must be l1 or mse"):
+        parse_args(["--paired-loss", "l2"])
+    seen: list[str] = []
+
+    def spy(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        seen.append(kind)
+        return torch.nn.functional.mse_loss(output, target) if kind == "mse" else output.sum() * 0
+
+    monkeypatch.setattr(losses, "paired_loss", spy)
+    for kind, phase in (("mse", dict(pretrain_steps=1, steps=0)), ("l1", dict(steps=1, paired_weight=1.0))):
+        cfg = _cfg(domains, tmp_path / kind, paired_folders=True, paired_loss=kind, **phase)
+        fit.Trainer(cfg, load_training_data(cfg)).step()
+    assert seen == ["mse", "l1"]
+
+
 def test_folder_run_with_paired_validation(domains: str, tmp_path: Path) -> None:
     noisy = _write_domain(tmp_path / "val_noisy", 2, 0.5, 5, size=64)
     ref = _write_domain(tmp_path / "val_ref", 2, 0.05, 5, size=64)

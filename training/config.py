@@ -30,6 +30,7 @@ class FitConfig:
     pretrain_d_steps: int = 0  # discriminator as an HN-vs-LN domain classifier
     paired_weight: float = 0.0  # L1(G_L(h), target) kept during the adversarial phase (paired data only)
     paired_target: str = "clean"  # simulated data: clean | ln
+    paired_loss: str = "l1"  # G_L against its target (pre-training and --paired-weight): l1 | mse
     n2n_weight: float = 0.0  # MSE between G_L(one column half) and the other half of real noisy scans
     # data=real: add up to this many times real speckle (another scan's half difference) to the N2N input
     n2n_extra_noise: float = 0.0
@@ -163,6 +164,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     values["sim_shape"] = tuple(values["sim_shape"])
     if values["select_on"] not in ("all", "pairs", "split"):
         raise SystemExit(f"error: select_on must be all, pairs or split, got {values['select_on']!r}")
+    if values["paired_loss"] not in ("l1", "mse"):
+        raise SystemExit(f"error: paired_loss must be l1 or mse, got {values['paired_loss']!r}")
     if not valid_lateral_sigma(float(values["lateral_sigma"])):
         raise SystemExit(f"error: lateral_sigma must be from 0 to {MAX_LATERAL_SIGMA:g} pixels, "
                          f"got {values['lateral_sigma']}")

@@ -169,7 +169,9 @@ class Trainer:
             if g_l_term:
                 out = self.gens_ddp(h, l, cycle=False, with_h=self.cfg.pretrain_gh)
                 # G_L: HN -> target (or autoencoder); G_H: autoencoder of LN images
-                loss = F.l1_loss(out["fake_l"], y) + (F.l1_loss(out["fake_h"], l) if self.cfg.pretrain_gh else 0.0)
+                loss = losses.paired_loss(self.cfg.paired_loss, out["fake_l"], y)
+                if self.cfg.pretrain_gh:
+                    loss = loss + F.l1_loss(out["fake_h"], l)
             elif self.cfg.pretrain_gh:  # G_L learns from the column splits only: no G_L pass here
                 loss = F.l1_loss(self.gens.G_H(l), l)
             loss_n2n = self._n2n_loss()
@@ -213,7 +215,7 @@ class Trainer:
                 loss_id = F.l1_loss(out["id_l"], l) + F.l1_loss(out["id_h"], h)
                 loss = loss + cfg.identity_weight * loss_id
             if y is not None:
-                loss_pair = F.l1_loss(out["fake_l"], y)
+                loss_pair = losses.paired_loss(cfg.paired_loss, out["fake_l"], y)
                 loss = loss + cfg.paired_weight * loss_pair
             loss_n2n = self._n2n_loss()
             loss = loss + cfg.n2n_weight * loss_n2n

@@ -54,3 +54,8 @@ def class_probabilities(logits: torch.Tensor, n_real_h: int, n_real_l: int) -> d
     real_h, real_l, fake = p.split([n_real_h, n_real_l, n_fake])
     return {"d_real_h": real_h[:, CLASS_HN].mean().item(), "d_real_l": real_l[:, CLASS_LN].mean().item(),
             "d_fake": fake[:, CLASS_FAKE].mean().item() if n_fake else float("nan")}
+
+
+def paired_loss(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """G_L's output against its target: ``l1`` (the paper's choice) or ``mse`` (the conditional mean)."""
+    return F.mse_loss(output, target) if kind == "mse" else F.l1_loss(output, target)
