@@ -89,7 +89,7 @@ def check_input(data: Any) -> tuple[tuple[int, ...], np.dtype]:
     Raises
     ------
     InputError
-        Unless ``data`` is a numeric, non-empty 2D b-scan or 3D volume (b-scans on axis 0) with
+        Unless ``data`` is a numeric (not bool), non-empty 2D b-scan or 3D volume (b-scans on axis 0) with
         b-scans of at least :data:`MIN_SIZE` pixels each way.
     """
     if not (hasattr(data, "shape") and hasattr(data, "dtype") and hasattr(data, "__getitem__")):
@@ -97,6 +97,8 @@ def check_input(data: Any) -> tuple[tuple[int, ...], np.dtype]:
     shape, dtype = tuple(int(s) for s in data.shape), np.dtype(data.dtype)
     if dtype.kind not in "biuf":
         raise InputError(f"expected a numeric image, got dtype {dtype}")
+    if dtype.kind == "b":  # a denoised mask could only come back as 0/1 again: refuse rather than mangle
+        raise InputError("a binary (bool) image is a mask, not OCT intensities: nothing to denoise")
     if len(shape) not in (2, 3):
         raise InputError(f"expected a 2D b-scan or a 3D volume (b-scans on axis 0), got shape {shape}")
     if 0 in shape:

@@ -116,6 +116,8 @@ def test_bad_input_is_a_clear_error():
         den.denoise(np.zeros((2, 3, 20, 20)))
     with pytest.raises(ValueError, match="numeric"):
         den.denoise(np.array([["a"]]))
+    with pytest.raises(ValueError, match="binary .bool. image is a mask"):
+        den.denoise(np.zeros((20, 20), bool))
     with pytest.raises(ValueError, match="at least"):
         den.denoise(np.zeros((4, 4)))
 
