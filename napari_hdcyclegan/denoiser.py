@@ -10,7 +10,9 @@ smoothed across A-scans by the config's ``lateral_sigma``, clipped to [0, 1] and
 same ``(lo, hi)`` into the input's dtype. Non-finite input pixels (NaN, inf) are fed to the model as
 0 / 1 and restored in the output. Under ``"dtype"`` normalisation, integer volumes other than uint8
 are mapped by the bit depth of the whole volume's values
-(:func:`napari_hdcyclegan.intensity.integer_range`), found in one streamed pass first.
+(:func:`napari_hdcyclegan.intensity.integer_range`), found in one streamed pass first; a float b-scan
+that a few extreme values would flatten to one grey level is refused, naming it
+(:class:`napari_hdcyclegan.normalise.OutlierError`).
 
 On the CPU the batch size is capped to what the available memory holds
 (:func:`napari_hdcyclegan.memory.cpu_batch_fit`); an allocation that fails anyway halves the batch,
@@ -39,7 +41,7 @@ from .memory import available_memory, cpu_batch_fit, drop_pages, is_out_of_memor
 from .model.checkpoint import MAX_LATERAL_SIGMA, ModelConfig, valid_lateral_sigma
 from .model.choice import ModelChoice
 from .model.networks import Generator, lateral_smooth, run_generator
-from .normalise import check_input, to_device, to_unit, unit_ranges, volume_range
+from .normalise import OutlierError, check_input, to_device, to_unit, unit_ranges, volume_range
 from .progress import CancelFn, ProgressFn, Steps, drive
 
 __all__ = ["CPU_BATCH", "CUDA_BATCH", "Denoiser", "iter_denoised"]
@@ -183,8 +185,7 @@ class Denoiser:
             out = inverse_log_display(out)
         if dtype.kind in "iub":
             if dtype.kind != "b":
-                info = np.iinfo(dtype)
-                np.clip(np.rint(out, out=out), info.min, info.max, out=out)
+                np.clip(np.rint(out, out=out), *_integer_bounds(dtype, out.dtype), out=out)
             else:
                 out = out >= 0.5
             return out.astype(dtype)
@@ -233,6 +234,8 @@ class Denoiser:
                     raise
                 self._halve_batch(exc, shape[-2:])
                 continue
+            except OutlierError as exc:
+                raise (exc.at(start) if len(shape) == 3 else exc) from None  # name the b-scan of a volume
             if len(shape) == 3:
                 drop_pages(data, start, stop)
             yield start, stop, out
@@ -339,6 +342,18 @@ class Denoiser:
     def __repr__(self) -> str:
         return (f"Denoiser(name={self.name!r}, trained={self.trained}, device={self.device}, "
                 f"batch_size={self.batch_size}, precision={self.precision!r})")
+
+
+def _integer_bounds(dtype: np.dtype, float_dtype: np.dtype) -> tuple[Any, Any]:
+    """The integer ``dtype``'s range as ``float_dtype`` values that convert back without overflow.
+
+    (2**63 - 1 rounds up to 2**63 in float64, which would wrap to -2**63 in int64.)
+    """
+    info, to_float = np.iinfo(dtype), np.dtype(float_dtype).type
+    lo, hi = to_float(info.min), to_float(info.max)
+    if int(hi) > info.max:
+        hi = np.nextafter(hi, to_float(0))
+    return lo, hi
 
 
 def iter_denoised(denoiser: Any, data: Any, out: np.ndarray | None = None) -> Steps[np.ndarray]:

@@ -21,10 +21,26 @@ from .errors import InputError
 from .intensity import DEFAULT_NORMALISATION, integer_range
 from .memory import drop_pages
 
-__all__ = ["MIN_SIZE", "check_input", "to_device", "to_unit", "unit_ranges", "volume_range"]
+__all__ = ["MIN_SIZE", "OutlierError", "check_input", "to_device", "to_unit", "unit_ranges", "volume_range"]
 
 #: Smallest b-scan height/width the generator accepts.
 MIN_SIZE = 9
+#: Under ``"dtype"``, a float b-scan whose middle 99 % of values fill less than this part of its
+#: min..max range is refused: mapped by its min..max, it would reach the model as one grey level.
+OUTLIER_FRACTION = 1e-5
+
+
+class OutlierError(InputError):
+    """A b-scan of a batch refused by :func:`unit_ranges`; ``row`` is its place in the batch, so that
+    the caller, who knows where the batch starts, can name it (:meth:`at`)."""
+
+    def __init__(self, row: int, reason: str) -> None:
+        self.row, self.reason = row, reason
+        super().__init__(f"a b-scan's {reason}")
+
+    def at(self, first: int) -> InputError:
+        """The same refusal naming the b-scan of a volume whose batch starts at b-scan ``first``."""
+        return InputError(f"b-scan {first + self.row}: {self.reason}")
 
 
 def unit_ranges(x: torch.Tensor, normalisation: Mapping[str, Any] | None, dtype: np.dtype,
@@ -62,8 +78,39 @@ def unit_ranges(x: torch.Tensor, normalisation: Mapping[str, Any] | None, dtype:
         none = ~finite.any(dim=1)
         lo, hi = lo.masked_fill(none, 0.0), hi.masked_fill(none, 0.0)
         in_unit = (lo >= -1e-3) & (hi <= 1 + 1e-3)
+        _refuse_outliers(flat, finite, lo, hi, ~in_unit)
         return torch.where(in_unit, 0.0, lo), torch.where(in_unit, 1.0, hi)
     raise ValueError(f"unknown normalisation method {method!r} in the model config")
+
+
+def _refuse_outliers(flat: torch.Tensor, finite: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+                     check: torch.Tensor) -> None:
+    """Refuse a float b-scan (rows ``check`` of ``flat``) mapped by its min..max that a few extreme
+    values (no-data markers such as float32 max, a stray 1e30) would flatten to one grey level."""
+    if not bool(check.any()):
+        return
+    step = max(1, flat.shape[1] // 65536)  # a strided sample tells the bulk's spread, and quantile stays small
+    sample = flat[:, ::step].masked_fill(~finite[:, ::step], float("nan"))
+    q = torch.tensor([0.005, 0.995], dtype=flat.dtype, device=flat.device)
+    a, b = torch.nanquantile(sample, q, dim=1)
+    half_span = hi / 2 - lo / 2  # halves: hi - lo itself may overflow
+    bad = check & (b > a) & (b - a < 2 * OUTLIER_FRACTION * half_span)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise OutlierError(i, f"values span {lo[i].item():.3g} to {hi[i].item():.3g} but 99 % of them lie in "
+                              f"[{a[i].item():.4g}, {b[i].item():.4g}]: a few extreme values (no-data markers?) "
+                              "would flatten it to one grey level; set them to NaN (NaN is kept) or clip them")
+
+
+def _wide_span(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``lo`` and ``hi - lo`` shaped (B, 1, 1) in float64, for values whose span overflows float32
+    (e.g. -3e38 .. 3e38); beyond float64 the image is refused."""
+    lo, hi = lo.double(), hi.double()
+    span = hi - lo
+    if not bool(torch.isfinite(span).all()):
+        raise InputError(f"pixel values from {lo.min().item():.3g} to {hi.max().item():.3g} span more than "
+                         "float64 holds; rescale the image")
+    return lo[:, None, None], span[:, None, None]
 
 
 def to_unit(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -74,9 +121,12 @@ def to_unit(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.
     unit : torch.Tensor
         Float32 (B, H, W) in [0, 1]; a flat b-scan (``hi == lo``) maps to 0, NaN to 0, +inf to 1.
     lo3, span : torch.Tensor
-        ``lo`` and ``hi - lo`` shaped (B, 1, 1), in ``x``'s dtype, to map the output back.
+        ``lo`` and ``hi - lo`` shaped (B, 1, 1), in ``x``'s dtype (float64 where ``hi - lo``
+        overflows float32), to map the output back.
     """
     lo3, span = lo[:, None, None], (hi - lo)[:, None, None]
+    if not bool(torch.isfinite(span).all()):
+        lo3, span = _wide_span(lo, hi)  # else (x - lo) / inf maps every pixel to 0, and back to NaN
     safe = torch.where(span > 0, span, torch.ones_like(span))
     unit = torch.where(span > 0, (x - lo3) / safe, torch.zeros_like(x))
     unit = torch.nan_to_num(unit, nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0).float()
@@ -121,6 +171,10 @@ def to_device(raw: np.ndarray, device: torch.device) -> torch.Tensor:
         arr = arr.astype(arr.dtype.newbyteorder("="))  # e.g. big-endian TIFF memmaps
     if arr.dtype.kind == "b":
         arr = arr.view(np.uint8)
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize == 8:
+        # computed in float64 anyway; torch refuses numpy's (u)longlong (TIFF uint64 pages) and has
+        # no unsigned 64-bit arithmetic
+        arr = arr.astype(np.float64)
     if not arr.flags.writeable:
         arr = arr.copy()  # read-only memmaps: torch wants writable memory
     t = torch.from_numpy(arr)

@@ -219,3 +219,16 @@ def test_folder_failures_say_what_was_written_and_where(tmp_path, models, capsys
     (src / "good.tif").unlink()
     assert main(["denoise", str(src), str(tmp_path / "out2"), "-w", str(models[0]), "-q"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == "error: 1 of 1 files failed; none written"
+
+
+def test_a_flattening_outlier_is_one_line_and_writes_nothing(tmp_path, capsys):
+    """A float TIFF with one 1e30 pixel came back as a flat b-scan, silently."""
+    data = _vol((24, 32), np.float64, 200.0)
+    data[3, 4] = 1e30
+    tifffile.imwrite(tmp_path / "marker.tif", data)
+    out = tmp_path / "o.tif"
+    assert main(["denoise", str(tmp_path / "marker.tif"), str(out), "-w", "spectralis-real", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'marker.tif'}: a b-scan's values span 0")
+    assert "1e+30" in err[0] and "set them to NaN" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["marker.tif"]  # no output, no temporary file

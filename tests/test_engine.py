@@ -499,3 +499,46 @@ def test_drop_pages_keeps_a_memmapped_volume_readable(tmp_path):
     engine.drop_pages(mm, 0, 6)
     np.testing.assert_array_equal(mm, data)  # pages come back from the file
     np.testing.assert_array_equal(out, tiny(batch_size=2).denoise(data))
+
+
+def test_64_bit_integers_reach_torch_and_keep_their_top():
+    """TIFF uint64 pages are numpy ulonglong, which torch.from_numpy refuses; 2**63 - 1 rounds up to
+    2**63 in float64, which wrapped to -2**63 in int64."""
+    den = identity(tiny({"method": "dtype"}))
+    for dtype in (np.ulonglong, np.longlong):
+        top = np.iinfo(dtype).max
+        data = (np.arange(20 * 24, dtype=dtype) * (top // (20 * 24))).reshape(20, 24)
+        data[-1, -1] = top
+        out = den.denoise(data)
+        assert out.dtype == data.dtype and out.min() >= 0
+        assert out[-1, -1] > top // 2  # not wrapped round to the bottom
+
+
+def test_float_values_whose_span_overflows_stay_finite():
+    den = identity(tiny({"method": "dtype"}))
+    data = volume(np.float32, (1, 20, 24)) * np.float32(1e36)
+    data[0, 0, 0], data[0, 0, 1] = -3e38, 3e38  # hi - lo overflows float32: every pixel came back NaN
+    out = den.denoise(data)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, data, rtol=0, atol=1e-6 * 6e38)  # float32 [0, 1] steps of the span
+    wide = volume(np.float64, (1, 20, 24)) * 5e305
+    wide[0, 0, 0] = -1.7e308  # a span beyond float64: refused, not NaN
+    with pytest.raises(InputError, match="span more than float64"):
+        den.denoise(wide)
+
+
+def test_a_few_extreme_float_values_are_refused_not_flattened():
+    """Mapped by its min..max under "dtype", a b-scan with one 1e30 pixel (or a float32-max no-data
+    marker) reached the model as one grey level and came back flat."""
+    data = volume(np.float64, (2, 20, 24))
+    data[1, 3, 4] = 1e30
+    with pytest.raises(InputError, match="^b-scan 1: values span .*extreme values.*set them to NaN"):
+        tiny({"method": "dtype"}, batch_size=1).denoise(data)  # named in the volume, not in its batch
+    data[1, 3, 4] = np.nan  # what the message asks for: denoised, NaN kept
+    assert np.isnan(tiny({"method": "dtype"}).denoise(data)[1, 3, 4])
+    assert np.isfinite(tiny().denoise(np.where(np.isnan(data), 1e30, data))).all()  # percentiles: robust
+    scaled = volume(np.float64, (1, 20, 24)) * 1e30  # large but not outlying: denoised
+    assert np.isfinite(tiny({"method": "dtype"}).denoise(scaled)).all()
+    sparse = np.zeros((20, 24))
+    sparse[5, :2] = 1e30  # a flat b-scan with a few bright pixels has no bulk to flatten
+    assert np.isfinite(tiny({"method": "dtype"}).denoise(sparse)).all()
