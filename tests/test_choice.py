@@ -140,3 +140,14 @@ def test_the_choice_travels_with_each_request_not_on_the_shared_model(
     assert second.provenance(second_choice)["auto_choice"] == second_choice.reason
     assert not hasattr(first, "choice")  # nothing per request is stored on the shared model
     assert "auto_choice" not in engine.get_denoiser("auto", "cpu", data=quiet).provenance()
+
+
+def test_split_psnr_leaves_out_nan_and_inf_pixels() -> None:
+    """One NaN pixel made the score NaN, which is not below the threshold: a noisy scan got the
+    averaged-scan model."""
+    scan = _scan(0.3).astype(np.float32)
+    db = choice.split_psnr(scan)
+    scan[3, 4], scan[10, 11] = np.nan, np.inf
+    assert choice.split_psnr(scan) == pytest.approx(db, abs=0.2)
+    assert choice.choose_model(scan).weights == choice.SINGLE_FRAME_MODEL
+    assert choice.split_psnr(np.full((8, 8), np.nan)) == np.inf  # nothing to measure, no error

@@ -57,13 +57,23 @@ def split_psnr(bscan: np.ndarray) -> float:
     Returns
     -------
     float
-        dB; ``inf`` for a b-scan without contrast.
+        dB; ``inf`` for a b-scan without contrast. NaN/inf pixels (and their column partners) are
+        left out: one of them would make the score NaN, and NaN counts as "not below the threshold".
     """
     b = np.asarray(bscan, dtype=np.float64)
     if b.ndim != 2:
         raise ValueError(f"expected a 2D b-scan, got shape {b.shape}")
-    low, high = np.percentile(b, RANGE_PERCENTILES)
-    return metrics.split_psnr((b - low) / (high - low if high > low else 1.0))
+    finite = b[np.isfinite(b)]
+    if finite.size == 0:
+        return float("inf")
+    low, high = np.percentile(finite, RANGE_PERCENTILES)
+    even, odd = metrics.column_halves((b - low) / (high - low if high > low else 1.0))
+    # metrics.split_psnr without a denoiser, NaN-aware: its two directions are the same score
+    d = even - odd
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return float("inf")
+    return float(10 * np.log10(1.0 / max(float(np.mean((d - d.mean()) ** 2)), 1e-12)))
 
 
 def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
