@@ -127,6 +127,20 @@ def test_png_gray_and_rgb(tmp_path):
     np.testing.assert_array_equal(read_oct(tmp_path / "a.png").data, im.data)
 
 
+
+def test_a_varying_alpha_channel_is_dropped_with_a_note(tmp_path):
+    gray = _stack(1)[0]
+    alpha = np.full(gray.shape, 255, np.uint8)
+    alpha[:, :5] = 0  # a transparent strip: dropping it loses something, so it is said
+    iio.imwrite(tmp_path / "la.png", np.dstack([gray, alpha]))
+    iio.imwrite(tmp_path / "rgba.png", np.dstack([gray, gray, gray, alpha]))
+    for name in ("la.png", "rgba.png"):
+        with pytest.warns(UserWarning, match="alpha .transparency. channel"):
+            im = read_oct(tmp_path / name)
+        np.testing.assert_array_equal(im.data, gray)
+        assert any("alpha" in n for n in im.metadata["notes"])
+
+
 def test_jpeg(tmp_path):
     img = np.tile(np.linspace(0, 255, 32, dtype=np.uint8), (16, 1))
     iio.imwrite(tmp_path / "b.jpg", img)

@@ -101,12 +101,22 @@ def _to_gray(data: np.ndarray, axes: str, path: Path) -> tuple[np.ndarray, str, 
     from skimage import color, util
 
     rgb = np.asarray(data)[..., :3]
+    alpha = alpha_note(np.asarray(data)[..., 3]) if data.shape[-1] == 4 else None
     if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
-        return rgb[..., 0].copy(), axes[:-1], None  # gray stored as RGB (exported b-scans): exact
+        return rgb[..., 0].copy(), axes[:-1], alpha  # gray stored as RGB (exported b-scans): exact
     lum = color.rgb2gray(rgb)
     converters = {np.dtype(np.uint8): util.img_as_ubyte, np.dtype(np.uint16): util.img_as_uint}
     gray = converters.get(rgb.dtype, lambda a: a.astype(np.float32))(lum)
-    return gray, axes[:-1], "colour (RGB) image converted to gray by luminance (OCT b-scans are gray)"
+    colour = "colour (RGB) image converted to gray by luminance (OCT b-scans are gray)"
+    return gray, axes[:-1], f"{colour}; {alpha}" if alpha else colour
+
+
+def alpha_note(alpha: np.ndarray) -> str | None:
+    """The note for an alpha channel the reader drops: None when it is constant (it carries nothing)."""
+    a = np.asarray(alpha)
+    if a.size == 0 or bool(np.all(a == a.flat[0])):
+        return None
+    return "alpha (transparency) channel dropped, though it varies (OCT b-scans are gray intensities)"
 
 
 def note(metadata: dict[str, Any], text: str | None) -> None:

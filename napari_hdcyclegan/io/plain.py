@@ -17,6 +17,7 @@ from ._common import (
     _short,
     _squeeze_axes,
     _to_gray,
+    alpha_note,
     note,
     visible_files,
 )
@@ -31,10 +32,12 @@ def _read_plain(path: Path) -> OctImage:
     except Exception as exc:
         kind = path.suffix.lstrip(".").upper()
         raise OctReadError(path, f"corrupt, truncated or not a {kind} image ({_short(exc)})") from exc
+    dropped = None
     if arr.ndim == 3 and arr.shape[-1] == 2:
-        arr = arr[..., 0]  # gray + alpha
+        arr, dropped = arr[..., 0], alpha_note(arr[..., 1])  # gray + alpha
     axes = "YXS" if arr.ndim == 3 and arr.shape[-1] in (3, 4) else "YX"
     data, axes, change = _to_gray(arr, axes, path)
+    change = change or dropped
     data, _ = _squeeze_axes(data, axes, path)
     meta = {"path": str(path), "format": path.suffix.lower().lstrip(".").replace("jpg", "jpeg"),
             "source": {"shape": list(arr.shape), "dtype": str(arr.dtype)}}
