@@ -96,6 +96,17 @@ def test_rgb_tiff_becomes_gray(tmp_path):
     assert 0 < im.data.mean() < 200
 
 
+def test_tiff_channels_read_as_bscans_with_a_note(tmp_path):
+    """An ImageJ or OME image with channels (C) became a stack of b-scans without a word."""
+    data = _stack(2)
+    tifffile.imwrite(tmp_path / "ij.tif", data, imagej=True, metadata={"axes": "CYX"})
+    tifffile.imwrite(tmp_path / "ome.tif", data, ome=True, metadata={"axes": "CYX"})
+    for name in ("ij.tif", "ome.tif"):
+        with pytest.warns(UserWarning, match="2 channels .axis C. read as 2 b-scans"):
+            im = read_oct(tmp_path / name)
+        np.testing.assert_array_equal(im.data, data)  # nothing dropped or merged
+
+
 def test_tiff_with_too_many_axes_is_an_error(tmp_path):
     path = tmp_path / "4d.tif"
     tifffile.imwrite(path, np.zeros((2, 3, 8, 8), np.uint8), imagej=True, metadata={"axes": "TZYX"})
