@@ -152,6 +152,17 @@ def test_a_varying_alpha_channel_is_dropped_with_a_note(tmp_path):
         assert any("alpha" in n for n in im.metadata["notes"])
 
 
+def test_cmyk_jpeg_is_read_as_its_image_not_black(tmp_path):
+    """Pillow gives a CMYK JPEG as 4 channels; read as RGB + alpha, a gray image (C = M = Y = 0) was black."""
+    from PIL import Image
+
+    img = np.tile(np.linspace(20, 230, 32, dtype=np.uint8), (16, 1))
+    Image.fromarray(img).convert("CMYK").save(tmp_path / "c.jpg", quality=100)
+    with pytest.warns(UserWarning, match="CMYK"):
+        im = read_oct(tmp_path / "c.jpg")
+    assert im.data.shape == img.shape and np.abs(im.data.astype(int) - img).mean() < 5
+
+
 def test_jpeg(tmp_path):
     img = np.tile(np.linspace(0, 255, 32, dtype=np.uint8), (16, 1))
     iio.imwrite(tmp_path / "b.jpg", img)

@@ -28,16 +28,19 @@ def _read_plain(path: Path) -> OctImage:
     import imageio.v3 as iio
 
     try:
-        arr = np.asarray(iio.imread(path))
+        # Pillow hands a CMYK (print) JPEG over as 4 channels that read as RGB + alpha: C, M, Y are 0
+        # for a gray image, which became black; ask for RGB instead
+        cmyk = iio.immeta(path).get("mode") == "CMYK"
+        arr = np.asarray(iio.imread(path, mode="RGB" if cmyk else None))
     except Exception as exc:
         kind = path.suffix.lstrip(".").upper()
         raise OctReadError(path, f"corrupt, truncated or not a {kind} image ({_short(exc)})") from exc
-    dropped = None
+    extra = "CMYK (print) image converted to RGB" if cmyk else None
     if arr.ndim == 3 and arr.shape[-1] == 2:
-        arr, dropped = arr[..., 0], alpha_note(arr[..., 1])  # gray + alpha
+        arr, extra = arr[..., 0], alpha_note(arr[..., 1])  # gray + alpha
     axes = "YXS" if arr.ndim == 3 and arr.shape[-1] in (3, 4) else "YX"
     data, axes, change = _to_gray(arr, axes, path)
-    change = change or dropped
+    change = "; ".join(c for c in (extra, change) if c)
     data, _ = _squeeze_axes(data, axes, path)
     meta = {"path": str(path), "format": path.suffix.lower().lstrip(".").replace("jpg", "jpeg"),
             "source": {"shape": list(arr.shape), "dtype": str(arr.dtype)}}
