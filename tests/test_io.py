@@ -107,6 +107,23 @@ def test_tiff_channels_read_as_bscans_with_a_note(tmp_path):
         np.testing.assert_array_equal(im.data, data)  # nothing dropped or merged
 
 
+def test_lzw_tiff_without_imagecodecs_names_the_package(tmp_path):
+    """tifffile decodes LZW (common in exported TIFFs) only with imagecodecs; without it the file was
+    reported as corrupt or truncated."""
+    from PIL import Image
+
+    img = _stack(1)[0]
+    Image.fromarray(img).save(tmp_path / "lzw.tif", compression="tiff_lzw")
+    try:
+        import imagecodecs  # noqa: F401
+    except ImportError:
+        with pytest.raises(OctReadError, match="LZW compression .*pip install imagecodecs") as info:
+            read_oct(tmp_path / "lzw.tif")
+        assert "corrupt" not in str(info.value)
+    else:
+        np.testing.assert_array_equal(read_oct(tmp_path / "lzw.tif").data, img)
+
+
 def test_tiff_with_too_many_axes_is_an_error(tmp_path):
     path = tmp_path / "4d.tif"
     tifffile.imwrite(path, np.zeros((2, 3, 8, 8), np.uint8), imagej=True, metadata={"axes": "TZYX"})

@@ -239,6 +239,7 @@ def _read_tiff_file(path: Path, tif: Any) -> OctImage:
             source["imagej"] = {k: v for k, v in (tif.imagej_metadata or {}).items() if k != "Properties"}
         if tif.is_ome:
             source["ome_xml"] = tif.ome_metadata
+        _check_codecs(path, page)
         try:
             data, mapped = _tiff_pixels(path, tif, series)
         except Exception as exc:
@@ -266,6 +267,19 @@ def _read_tiff_file(path: Path, tif: Any) -> OctImage:
     for problem in problems:
         note(metadata, problem)
     return OctImage(data, scale, units, labels or _default_labels(data.ndim), metadata, boundaries)
+
+
+def _check_codecs(path: Path, page: Any) -> None:
+    """Refuse, naming the package, pages that tifffile decodes only with imagecodecs (LZW, JPEG, ...):
+    its error would otherwise be reported as a corrupt file."""
+    import tifffile
+
+    missing = [f"{page.compression.name} compression"] if page.compression not in tifffile.TIFF.DECOMPRESSORS else []
+    if page.predictor not in tifffile.TIFF.UNPREDICTORS:
+        missing.append(f"{getattr(page.predictor, 'name', page.predictor)} predictor")
+    if missing:
+        raise OctReadError(path, f"the TIFF's {' and '.join(missing)} can only be decoded with the imagecodecs "
+                                 "package, which is not installed; install it with: pip install imagecodecs")
 
 
 def _image_series(path: Path, tif: Any) -> list[Any]:
