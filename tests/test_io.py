@@ -96,17 +96,6 @@ def test_rgb_tiff_becomes_gray(tmp_path):
     assert 0 < im.data.mean() < 200
 
 
-def test_tiff_channels_read_as_bscans_with_a_note(tmp_path):
-    """An ImageJ or OME image with channels (C) became a stack of b-scans without a word."""
-    data = _stack(2)
-    tifffile.imwrite(tmp_path / "ij.tif", data, imagej=True, metadata={"axes": "CYX"})
-    tifffile.imwrite(tmp_path / "ome.tif", data, ome=True, metadata={"axes": "CYX"})
-    for name in ("ij.tif", "ome.tif"):
-        with pytest.warns(UserWarning, match="2 channels .axis C. read as 2 b-scans"):
-            im = read_oct(tmp_path / name)
-        np.testing.assert_array_equal(im.data, data)  # nothing dropped or merged
-
-
 def test_lzw_tiff_without_imagecodecs_names_the_package(tmp_path):
     """tifffile decodes LZW (common in exported TIFFs) only with imagecodecs; without it the file was
     reported as corrupt or truncated."""

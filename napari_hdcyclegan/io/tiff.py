@@ -255,8 +255,6 @@ def _read_tiff_file(path: Path, tif: Any) -> OctImage:
     data, axes, change = _to_gray(data, axes, path)
     note(metadata, change)
     data, axes = _squeeze_axes(data, axes, path)
-    if axes[0] == "C" and data.ndim == 3:  # each channel is denoised as a b-scan: say so, nothing is lost
-        note(metadata, f"{data.shape[0]} channels (axis C) read as {data.shape[0]} b-scans")
     if ours and len(ours.get("axis_labels", [])) == 3 and data.ndim == 2:
         data, axes = data[None], "Z" + axes  # a one-b-scan stack we wrote: keep its b-scan axis
     scale_units = scale_zyx[-data.ndim:]
