@@ -232,6 +232,17 @@ def test_truncated_tiffs(tmp_path):
             read_oct(cut)
 
 
+def test_pages_beyond_the_imagej_description_are_an_error(tmp_path):
+    """ImageJ metadata saying 3 images over 5 pages: the last 2 b-scans were dropped without a word."""
+    full = tmp_path / "five.tif"
+    tifffile.imwrite(full, _stack(n=5), imagej=True)
+    said = full.read_bytes().replace(b"images=5", b"images=3").replace(b"channels=5", b"channels=3")
+    (tmp_path / "three.tif").write_bytes(said)
+    with pytest.raises(OctReadError, match="holds 5 pages but its ImageJ metadata describes 3"):
+        read_oct(tmp_path / "three.tif")
+    assert read_oct(full).data.shape[0] == 5
+
+
 def test_truncated_vol(tmp_path):
     cut = tmp_path / "cut.vol"
     cut.write_bytes(VOL.read_bytes()[:100_000])

@@ -214,8 +214,13 @@ def _read_tiff(path: Path) -> OctImage:
             tif = tifffile.TiffFile(path)
         except tifffile.TiffFileError as exc:
             raise OctReadError(path, f"not a valid TIFF file ({_short(exc)})") from exc
-        image = _read_tiff_file(path, tif)
-    if errors.messages:
+        try:
+            image: OctImage | None = _read_tiff_file(path, tif)
+        except OctReadError:
+            if not errors.messages:
+                raise
+            image = None  # a page chain tifffile logged as broken explains the failure better
+    if errors.messages or image is None:
         # tifffile logs (rather than raises) broken page chains and shapes: a truncated file would
         # otherwise come back silently with fewer b-scans
         raise OctReadError(path, f"corrupt or truncated TIFF ({errors.messages[0]})")
@@ -228,6 +233,7 @@ def _read_tiff_file(path: Path, tif: Any) -> OctImage:
         if not tif.series or not tif.pages:
             raise OctReadError(path, "the TIFF holds no images")
         series = _image_series(path, tif)
+        _check_pages_described(path, tif)
         axes = series[0].axes if len(series) == 1 else "Z" + series[0].axes[-2:]
         page = tif.pages.first
         fmt = "ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff"
@@ -265,6 +271,16 @@ def _read_tiff_file(path: Path, tif: Any) -> OctImage:
     for problem in problems:
         note(metadata, problem)
     return OctImage(data, scale, units, labels or _default_labels(data.ndim), metadata, boundaries)
+
+
+def _check_pages_described(path: Path, tif: Any) -> None:
+    """Refuse a file with more pages than its series describe (ImageJ ``images=3`` over 5 pages):
+    the pages beyond would be b-scans dropped without a word."""
+    described, pages = sum(len(s.pages) for s in tif.series), len(tif.pages)
+    if pages > described:
+        kind = "ImageJ" if tif.is_imagej else "OME" if tif.is_ome else "image"
+        raise OctReadError(path, f"the TIFF holds {pages} pages but its {kind} metadata describes {described}; "
+                                 "re-save it (e.g. from Fiji) so that no b-scan is left out")
 
 
 def _check_codecs(path: Path, page: Any) -> None:
