@@ -155,7 +155,9 @@ def test_preview_latest_request_wins(qtbot, setup):
     assert viewer.layers["oct_preview"].translate[0] == pytest.approx(TRANSLATE[0] + 4 * SCALE[0])
 
 
-def test_2d_layer_and_bad_weights(qtbot, make_napari_viewer, tmp_path, tiny_model, cartoon_volume):
+def test_2d_layer_and_bad_weights(qtbot, make_napari_viewer, tmp_path, tiny_model, cartoon_volume,
+                                  monkeypatch):
+    from napari_hdcyclegan._widgets import _common
     from napari_hdcyclegan._widgets.denoise import DenoiseWidget
 
     viewer = make_napari_viewer()
@@ -171,12 +173,38 @@ def test_2d_layer_and_bad_weights(qtbot, make_napari_viewer, tmp_path, tiny_mode
     (broken / "config.json").write_text("{not json")
     widget.set_weights(broken)
     viewer.layers.remove("bscan_denoised")
-    # napari relays worker errors to its notification manager; pytest-qt records them here
+    errors: list[str] = []
+    monkeypatch.setattr(_common, "show_error", errors.append)
+    # a broken model folder is the user's to fix: one error line, no traceback (no exception raised)
     with qtbot.capture_exceptions() as caught:
         run_to_end(qtbot, widget)
-    assert any("corrupt JSON" in str(exc) for _, exc, _ in caught)
+    assert not caught
+    assert len(errors) == 1 and "corrupt JSON" in errors[0] and "\n" not in errors[0]
     assert "failed" in widget.status.value and "config.json" in widget.status.value
     assert "bscan_denoised" not in viewer.layers
+
+
+def test_user_error_in_the_worker_is_one_line_a_bug_keeps_its_traceback(qtbot, setup, monkeypatch):
+    from napari_hdcyclegan._widgets import _common, denoise
+
+    viewer, layer, widget = setup
+    errors: list[str] = []
+    monkeypatch.setattr(_common, "show_error", errors.append)
+    widget.layer_combo.value = viewer.add_image(np.zeros((8, 8), np.uint8), name="thumb")
+    with qtbot.capture_exceptions() as caught:  # too small for the network: an InputError
+        run_to_end(qtbot, widget)
+    assert not caught and len(errors) == 1 and "at least 9x9" in errors[0]
+    assert "thumb_denoised" not in viewer.layers and "at least 9x9" in widget.status.value
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+        yield  # a generator, like the real worker
+
+    monkeypatch.setattr(denoise, "denoise_volume", broken)
+    errors.clear()
+    with qtbot.capture_exceptions() as caught:
+        run_to_end(qtbot, widget)
+    assert any(isinstance(exc, KeyError) for _, exc, _ in caught) and not errors
 
 
 def test_weights_choices_offer_auto_first():

@@ -197,13 +197,23 @@ def debounce_timer(parent: QObject, delay_ms: int, slot: Callable[[], Any]) -> Q
     return timer
 
 
-def _reraise(exc: BaseException) -> None:
+def _relay(exc: BaseException) -> None:
+    """A worker's exception, on the main thread: a user error (:class:`HDCycleGANError`: bad input,
+    bad model folder, unusable device) as a one-line error notification; anything else (a bug) is
+    re-raised, so napari's notification carries its traceback."""
+    from napari_hdcyclegan.errors import HDCycleGANError
+
+    if isinstance(exc, HDCycleGANError):
+        show_error(str(exc))
+        return
     raise exc
 
 
 def start_worker(job: Callable[..., Any], *args: Any, **slots: Callable[..., Any]) -> Any:
     """napari's ``create_worker(job, *args, _connect=slots, _start_thread=True)``, except that the
-    worker's exception still reaches napari's notification manager when an ``errored`` slot is given.
+    worker's exception still reaches napari's notification manager when an ``errored`` slot is given:
+    a user error (:class:`~napari_hdcyclegan.errors.HDCycleGANError`) as one line, a bug with its
+    traceback (:func:`_relay`).
 
     ``job`` is a function or generator function (e.g. a core ``iter_*`` yielding ``(done, total)``,
     which ``quit()`` stops between steps); ``slots`` maps signal names (``yielded``, ``returned``,
@@ -216,7 +226,7 @@ def start_worker(job: Callable[..., Any], *args: Any, **slots: Callable[..., Any
     if "errored" in slots:
         # create_worker re-raises on the main thread (napari's notification, with the traceback) only
         # when no errored slot is given; the widgets' slots add to that notification, not replace it.
-        connect["errored"] = [_reraise, slots["errored"]]
+        connect["errored"] = [_relay, slots["errored"]]
     return create_worker(job, *args, _connect=connect, _start_thread=True)
 
 
