@@ -265,3 +265,12 @@ def test_lateral_smoothing_choice_reaches_run_preview_and_provenance(qtbot, setu
     widget.preview_check.value = True
     qtbot.waitUntil(lambda: "oct_preview" in viewer.layers, timeout=TIMEOUT_MS)
     assert viewer.layers["oct_preview"].metadata["provenance"]["config"]["lateral_sigma"] == 3.0
+
+
+def test_input_removed_during_a_run_says_so_in_the_status_line(qtbot, setup):
+    viewer, layer, widget = setup
+    assert widget.run() is not None
+    viewer.layers.remove(layer)  # before the worker's result reaches the main thread
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert len(viewer.layers) == 0
+    assert widget.status.value == "Denoise: layer 'oct' was removed during the run; result dropped"

@@ -342,6 +342,7 @@ class WorkerRunner:
     napari progress and a status line (``worker``, ``run_button``, ``cancel_button``,
     ``progress_bar``, ``status``, ``_progress``)."""
 
+    viewer: Any
     worker: Any
     run_button: Any
     cancel_button: Any
@@ -358,6 +359,16 @@ class WorkerRunner:
         if self.worker is None:
             return False
         show_info(message)
+        return True
+
+    def _source_removed(self, what: str, source: Any) -> bool:
+        """Whether the input layer ``source`` of a finished run left the viewer meanwhile; if so the
+        notification and the status line say that its result was dropped."""
+        if source in self.viewer.layers:
+            return False
+        message = f"{what}: layer {source.name!r} was removed during the run; result dropped"
+        show_info(message)
+        self.status.value = message
         return True
 
     def cancel(self) -> None:

@@ -227,8 +227,7 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
     # -- results -------------------------------------------------------------------------------
     def _on_result(self, source: Image, result: dict[str, Any]) -> None:
         """Add the overlays and the thickness layer of a finished run, show its summary."""
-        if source not in self.viewer.layers:
-            show_info(f"Boundaries: layer {source.name!r} was removed; result dropped")
+        if self._source_removed("Boundaries", source):
             return
         volume = source.ndim == 3
         geo = geometry(source)

@@ -223,7 +223,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
 
     def _on_results(self, source: Image, volume_mode: bool, index: int,
                     denoised: Image | None, output: dict[str, Any]) -> None:
-        if source not in self.viewer.layers:
+        if self._source_removed("Compare", source):
             return
         for name, message in output["missing"].items():
             show_info(f"{name} skipped: {message}")

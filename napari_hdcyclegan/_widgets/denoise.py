@@ -209,8 +209,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
                                   bool(self.residual_check.value), LATERAL_CHOICES[self.lateral_combo.value])
 
     def _on_denoised(self, source: Image, result: dict[str, Any]) -> None:
-        if source not in self.viewer.layers:
-            show_info(f"Denoise: layer {source.name!r} was removed; result dropped")
+        if self._source_removed("Denoise", source):
             return
         out = result["denoised"]
         metadata = {"source_layer": source.name, "provenance": result["provenance"]}
