@@ -192,3 +192,18 @@ def test_input_removed_during_a_run_says_the_result_was_dropped(qtbot, setup, mo
     assert [lay.name for lay in viewer.layers] == ["other"]
     assert "'oct' was removed during the run; result dropped" in widget.status.value
     assert shown == [widget.status.value]
+
+
+def test_auto_recognises_a_layer_that_auto_made():
+    from types import SimpleNamespace
+
+    from napari_hdcyclegan._widgets._scores import made_with
+
+    by_auto = SimpleNamespace(metadata={"provenance": {"weights": "spectralis-real",
+                                                       "auto_choice": "split PSNR 28.8 dB >= 16 dB"}})
+    by_name = SimpleNamespace(metadata={"provenance": {"weights": "spectralis-real"}})
+    # the default weights ("auto") reuse a Denoise result made with "auto" instead of adding
+    # <input>_denoised_<model> beside it
+    assert made_with(by_auto, "auto") and made_with(by_auto, "spectralis-real")
+    assert not made_with(by_name, "auto") and made_with(by_name, "spectralis-real")
+    assert not made_with(by_auto, "bioptigen-duke")

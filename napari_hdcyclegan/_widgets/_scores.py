@@ -43,9 +43,16 @@ def model_label(metadata: dict[str, Any], fallback: str = "model") -> str:
 
 
 def made_with(layer: Image, weights: str) -> bool:
-    """Whether ``layer`` was made with ``weights`` (True when it records no model at all)."""
+    """Whether ``layer`` was made with ``weights`` (True when it records no model at all); with
+    ``"auto"``, whether ``auto`` chose its model (it chooses the same for the same input)."""
+    from napari_hdcyclegan.model.choice import AUTO
+
     provenance = layer.metadata.get("provenance") or {}
-    return not provenance or str(provenance.get("weights")) == str(weights)
+    if not provenance:
+        return True
+    if str(weights) == AUTO:
+        return "auto_choice" in provenance
+    return str(provenance.get("weights")) == str(weights)
 
 
 def slice_of(layer: Image, viewer: napari.Viewer) -> np.ndarray | None:
