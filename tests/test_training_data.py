@@ -59,3 +59,25 @@ def test_duke_targets_are_aligned_only_when_asked(align: bool, monkeypatch) -> N
     np.testing.assert_allclose(data.val[0].reference * 255, average, atol=0.01)
     # the LN domain (for the discriminator) is the same reference the pairs learn from
     np.testing.assert_allclose(data.sampler.ln[0] * 255, np.clip(expected, 0, 255), atol=0.01)
+
+
+
+def test_gain_jitter_scales_input_and_target_by_one_gain_per_crop() -> None:
+    from training.data import CropSampler
+
+    rng = np.random.default_rng(0)
+    inputs = [rng.uniform(0.1, 0.6, (40, 40)) for _ in range(3)]
+    targets = [0.5 * x + 0.1 for x in inputs]  # so that target - input / 2 = 0.1 x gain: the gain is recoverable
+    x0, y0 = CropSampler(inputs, inputs, 16, targets).paired_batch(np.random.default_rng(2), 8)
+    np.testing.assert_allclose((y0 - 0.5 * x0) / 0.1, 1.0, rtol=1e-5)  # off: gain 1
+    x, y = CropSampler(inputs, inputs, 16, targets, gain_jitter=0.5).paired_batch(np.random.default_rng(2), 64)
+    gains = (y - 0.5 * x) / 0.1  # (batch, 1, 16, 16); values stay below 1, so nothing is clipped
+    per_crop = gains.reshape(64, -1)
+    np.testing.assert_allclose(per_crop, per_crop[:, :1].repeat(per_crop.shape[1], 1), rtol=1e-4)  # one gain a crop
+    g = per_crop[:, 0]
+    assert g.min() >= 1 / 1.5 - 1e-4 and g.max() <= 1.5 + 1e-4
+    assert g.min() < 0.8 and g.max() > 1.25  # the range is used, dimmer and brighter
+    with pytest.raises(SystemExit, match="gain_jitter must be >= 0"):
+        from training.config import parse_args
+
+        parse_args(["--gain-jitter", "-0.1"])

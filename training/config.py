@@ -30,6 +30,7 @@ class FitConfig:
     pretrain_d_steps: int = 0  # discriminator as an HN-vs-LN domain classifier
     paired_weight: float = 0.0  # L1(G_L(h), target) kept during the adversarial phase (paired data only)
     paired_target: str = "clean"  # simulated data: clean | ln
+    gain_jitter: float = 0.0  # paired crops (input and target) times one gain, log-uniform in [1/(1+G), 1+G]
     paired_loss: str = "l1"  # G_L against its target (pre-training and --paired-weight): l1 | mse
     n2n_weight: float = 0.0  # MSE between G_L(one column half) and the other half of real noisy scans
     # data=real: add up to this many times real speckle (another scan's half difference) to the N2N input
@@ -171,6 +172,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
                          f"got {values['lateral_sigma']}")
     if not 0 <= float(values["ema"]) < 1:
         raise SystemExit(f"error: ema must be from 0 (off) to below 1, got {values['ema']}")
+    if float(values["gain_jitter"]) < 0:
+        raise SystemExit(f"error: gain_jitter must be >= 0, got {values['gain_jitter']}")
     if float(values["n2n_extra_noise"]) < 0:
         raise SystemExit(f"error: n2n_extra_noise must be >= 0, got {values['n2n_extra_noise']}")
     if values["paired_folders"] and values["data"] in ("sim", "duke", "real"):

@@ -162,6 +162,9 @@ class CropSampler:
     crop: int
     targets: list[np.ndarray] | None = None
     pair_inputs: list[np.ndarray] | None = None  # inputs of the pairs when they are not ``hn``
+    # Paired crops times one gain, log-uniform in [1/(1+G), 1+G]: scanners and exports differ in
+    # display gain, and a model that learned the noise in absolute grey levels under-denoises a dimmer scan.
+    gain_jitter: float = 0.0
 
     def __post_init__(self) -> None:
         for name, images in (("HN", self.hn), ("LN", self.ln)):
@@ -209,6 +212,9 @@ class CropSampler:
             i = int(rng.integers(len(inputs)))
             win = self._window(inputs[i], rng)
             a, b = self._flip([inputs[i][win], self.targets[i][win]], rng)
+            if self.gain_jitter > 0:  # drawn only when on: older recipes keep their random stream
+                gain = float(np.exp(rng.uniform(-1, 1) * np.log1p(self.gain_jitter)))
+                a, b = np.clip(a * gain, 0, 1), np.clip(b * gain, 0, 1)
             x.append(a)
             y.append(b)
         return _stack(x), _stack(y)

@@ -112,8 +112,9 @@ def _real(cfg: FitConfig) -> TrainingData:
     sets = load_real(cfg.shared_data or None, cfg.model_normalisation(), cfg.duke_extra_frames, cfg.ln_min_split_psnr,
                      cfg.real_duke, cfg.duke_align, _names(cfg.real_hold_out))
     hn = [im for _, im in sets.noisy]
-    pairs = dict(targets=sets.pair_targets, pair_inputs=sets.pair_inputs) if sets.pair_inputs else {}
-    sampler = CropSampler(hn, sets.ln, cfg.crop, **pairs)
+    has_pairs = bool(sets.pair_inputs)
+    sampler = CropSampler(hn, sets.ln, cfg.crop, targets=sets.pair_targets if has_pairs else None,
+                          pair_inputs=sets.pair_inputs if has_pairs else None)
     val = [ValItem(n, x, a, x) for n, x, a in sets.val_pairs]
     desc = {"source": "real", "noisy_bscans": len(hn),
             "noisy_sources": sorted({n.split("/")[0] for n, _ in sets.noisy}),
@@ -135,10 +136,7 @@ def _names(spec: str) -> tuple[str, ...]:
 
 def load_training_data(cfg: FitConfig) -> TrainingData:
     """The sampler and validation pairs that ``cfg.data`` names."""
-    if cfg.data == "sim":
-        return _sim(cfg)
-    if cfg.data == "duke":
-        return _duke(cfg)
-    if cfg.data == "real":
-        return _real(cfg)
-    return _folders(cfg)
+    load = {"sim": _sim, "duke": _duke, "real": _real}.get(cfg.data, _folders)
+    data = load(cfg)
+    data.sampler.gain_jitter = cfg.gain_jitter
+    return data
