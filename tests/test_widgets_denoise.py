@@ -274,3 +274,20 @@ def test_input_removed_during_a_run_says_so_in_the_status_line(qtbot, setup):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
     assert len(viewer.layers) == 0
     assert widget.status.value == "Denoise: layer 'oct' was removed during the run; result dropped"
+
+
+def test_no_usable_layer_says_which_layers_cannot_be_used(make_napari_viewer, monkeypatch):
+    from napari_hdcyclegan._widgets import denoise
+
+    viewer = make_napari_viewer()
+    shown: list[str] = []
+    monkeypatch.setattr(denoise, "show_info", shown.append)
+    widget = denoise.DenoiseWidget(viewer)
+    assert widget.run() is None and shown == ["Denoise: add or open an image layer first"]
+    viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="export", rgb=True)
+    viewer.add_labels(np.zeros((32, 32), np.uint8), name="mask")
+    viewer.add_shapes(name="lines")
+    shown.clear()
+    assert widget.layer_combo.value is None and widget.run() is None
+    assert len(shown) == 1 and "'export' is RGB" in shown[0]
+    assert "'mask' is a Labels layer" in shown[0] and "'lines' is a Shapes layer" in shown[0]

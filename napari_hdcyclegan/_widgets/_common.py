@@ -37,6 +37,26 @@ def image_layer_choices(viewer: napari.Viewer, exclude: tuple[str, ...] = ()
             and layer.ndim in (2, 3) and not layer.name.endswith(exclude)]
 
 
+def no_image_message(viewer: napari.Viewer, what: str) -> str:
+    """Why there is no layer to run ``what`` on: "add or open ..." in an empty viewer, else which of
+    its layers cannot be used and why (an RGB, multiscale, 4D or non-image layer)."""
+    from napari.layers import Image
+
+    if not len(viewer.layers):
+        return f"{what}: add or open an image layer first"
+    reasons = []
+    for layer in viewer.layers:
+        if not isinstance(layer, Image):
+            kind = type(layer).__name__
+            reasons.append(f"{layer.name!r} is a{'n' if kind[0] in 'AEIOU' else ''} {kind} layer")
+        elif layer.rgb or layer.multiscale or layer.ndim not in (2, 3):
+            how = "RGB" if layer.rgb else "multiscale" if layer.multiscale else f"{layer.ndim}D"
+            reasons.append(f"{layer.name!r} is {how}")
+    shown = " (" + "; ".join(reasons[:4]) + ("; ..." if len(reasons) > 4 else "") + ")" if reasons else ""
+    return (f"{what}: no grayscale b-scan or volume layer to run on{shown}; open the scan with "
+            "the napari-hdcyclegan reader, which reads colour exports as gray")
+
+
 def connect_layer_list(viewer: napari.Viewer, *combos: Any, owner: Any = None
                        ) -> Callable[..., None]:
     """Refresh magicgui combos whenever layers are added, removed or reordered; returns the

@@ -59,6 +59,7 @@ from ._common import (
     geometry,
     image_layer_choices,
     model_info,
+    no_image_message,
     save_with_dialog,
     set_image,
     show_info,
@@ -198,8 +199,11 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         """Start detection over every b-scan of the chosen layer; returns the worker (or None)."""
         layer = self.layer_combo.value
         weights = self.weights_combo.value
-        if layer is None or weights in (None, BROWSE):
-            show_info("Boundaries: choose an image layer and a model first")
+        if layer is None:
+            show_info(no_image_message(self.viewer, "Boundaries"))
+            return None
+        if weights in (None, BROWSE):
+            show_info("Boundaries: choose a model first")
             return None
         if self._busy("Boundaries: a run is already in progress"):
             return None

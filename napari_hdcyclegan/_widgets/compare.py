@@ -50,6 +50,7 @@ from ._common import (
     current_bscan,
     geometry,
     image_layer_choices,
+    no_image_message,
     set_image,
     show_info,
     slice_geometry,
@@ -197,7 +198,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         """Start the comparison in a worker; returns the worker (None if not started)."""
         layer = self.layer_combo.value
         if layer is None:
-            show_info("Compare: add or open an image layer first")
+            show_info(no_image_message(self.viewer, "Compare"))
             return None
         if self._busy("Compare: a comparison is already running"):
             return None

@@ -50,6 +50,7 @@ from ._common import (
     geometry,
     image_layer_choices,
     model_info,
+    no_image_message,
     place_bscan,
     set_image,
     show_info,
@@ -194,7 +195,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         """Start denoising the chosen layer in a worker; returns the worker (None if not started)."""
         layer = self.layer_combo.value
         if layer is None:
-            show_info("Denoise: add or open an image layer first")
+            show_info(no_image_message(self.viewer, "Denoise"))
             return None
         if self._busy("Denoise: a run is already in progress"):
             return None
