@@ -105,3 +105,13 @@ def test_closed_dock_stops_adding_maps(make_napari_viewer, qtbot, tiny_model, ca
     assert widget.worker is None
     assert not [lay.name for lay in viewer.layers if lay.name.endswith("_fmap")]
     assert widget.closed
+
+
+def test_input_removed_while_computing_says_so(qtbot, setup):
+    viewer, layer, widget, model_dir = setup
+    widget._maps.timer.stop()
+    assert widget.refresh() is not None
+    viewer.layers.remove(layer)  # before the worker's maps reach the main thread
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert widget.status.value == "Feature maps: layer 'oct' was removed; its maps were dropped"
+    assert len(viewer.layers) == 0

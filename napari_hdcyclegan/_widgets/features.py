@@ -171,6 +171,8 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
                                  errored=self._on_error)
 
     def _on_maps(self, key: tuple, layer: Image, index: int, stage: str, result: dict[str, Any]) -> None:
+        if layer not in self.viewer.layers:  # else the status line kept saying "Computing ..."
+            self.status.value = f"Feature maps: layer {layer.name!r} was removed; its maps were dropped"
         now = self._request()
         if now is None or key != (id(now[0]), *now[1:]):
             self._maps.mark_pending()  # stale: the view changed meanwhile; recompute when finished
