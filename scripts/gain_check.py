@@ -1,0 +1,54 @@
+"""Does a model still denoise a dimmer or brighter export of the same scan? A display-gain sweep on Duke pairs.
+
+Scanners and export settings differ in display gain: the same eye can come out 15-30 % dimmer. Each
+noisy b-scan is multiplied by a gain, rounded back to its 8 bits, denoised, and the output divided by
+the gain again, so every gain is scored against the same averaged reference (PSNR / SSIM, after the
+registration ``training.evaluate`` uses). A model that is robust scores about the same at every gain.
+Asserts nothing. Example (the numbers in docs/real_training.md, section 11)::
+
+    python scripts/gain_check.py --weights bioptigen-duke --split val --gains 0.7,0.85,1,1.2
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+import numpy as np
+
+from napari_hdcyclegan.engine import get_denoiser
+from napari_hdcyclegan.metrics import score_methods
+from training.data import duke_pairs
+
+
+def gain_scores(denoise: Callable[[np.ndarray], np.ndarray], noisy: np.ndarray, reference: np.ndarray,
+                gain: float) -> tuple[float, float]:
+    """PSNR / SSIM against ``reference`` of ``denoise(gain x noisy) / gain`` (8-bit in, 8-bit out)."""
+    scaled = np.clip(np.rint(noisy.astype(np.float64) * gain), 0, 255).astype(np.uint8)
+    out = np.clip(denoise(scaled).astype(np.float64) / gain, 0, 255)
+    row = score_methods({"model": out}, reference.astype(np.float64), data_range=255.0)["model"]
+    return row["PSNR"], row["SSIM"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--weights", default="bioptigen-duke", help="shipped model name or model folder")
+    p.add_argument("--split", default="val", help="Duke split: val (default), train or test")
+    p.add_argument("--gains", default="0.7,0.85,1,1.2", help="comma-separated display gains")
+    p.add_argument("--extra-frames", action="store_true", help="also the four extra frames of dt1 subjects")
+    args = p.parse_args(argv)
+    gains = [float(g) for g in args.gains.split(",")]
+    den = get_denoiser(args.weights)
+    pairs = duke_pairs(args.split, extra_frames=args.extra_frames)
+    table = np.array([[gain_scores(den.denoise, n, a, g) for g in gains] for _, n, a in pairs])
+    print(f"{args.weights} on Duke {args.split} ({len(pairs)} b-scans): PSNR (dB) / SSIM per display gain")
+    print("| b-scan | " + " | ".join(f"gain {g:g}" for g in gains) + " |")
+    print("|---" * (len(gains) + 1) + "|")
+    for (name, _, _), row in zip(pairs, table):
+        print(f"| {name} | " + " | ".join(f"{s[0]:.2f} / {s[1]:.3f}" for s in row) + " |")
+    mean = table.mean(axis=0)
+    print("| mean | " + " | ".join(f"{s[0]:.2f} / {s[1]:.3f}" for s in mean) + " |")
+
+
+if __name__ == "__main__":
+    main()
