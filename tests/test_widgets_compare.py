@@ -207,3 +207,13 @@ def test_auto_recognises_a_layer_that_auto_made():
     assert made_with(by_auto, "auto") and made_with(by_auto, "spectralis-real")
     assert not made_with(by_name, "auto") and made_with(by_name, "spectralis-real")
     assert not made_with(by_auto, "bioptigen-duke")
+
+
+def test_results_keep_the_inputs_scan_fields(qtbot, setup):
+    viewer, layer, other, widget = setup
+    layer.metadata = {"laterality": "OS", "scan_pattern": "volume", "path": "/scans/a.vol"}
+    widget.bm3d_check.value = False
+    run_and_wait(qtbot, widget, rows=3)
+    for name in ("oct_preview", "oct_wavelet"):  # saved with the plugin's writer, these go with them
+        meta = viewer.layers[name].metadata
+        assert (meta["laterality"], meta["scan_pattern"]) == ("OS", "volume") and "path" not in meta

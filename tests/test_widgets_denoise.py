@@ -291,3 +291,27 @@ def test_no_usable_layer_says_which_layers_cannot_be_used(make_napari_viewer, mo
     assert widget.layer_combo.value is None and widget.run() is None
     assert len(shown) == 1 and "'export' is RGB" in shown[0]
     assert "'mask' is a Labels layer" in shown[0] and "'lines' is a Shapes layer" in shown[0]
+
+
+def test_output_keeps_the_inputs_intensity_domain_and_scan_fields_through_the_writer(qtbot, setup, tmp_path):
+    from napari_hdcyclegan._reader import read_layers
+    from napari_hdcyclegan._writer import write_tiff
+
+    viewer, layer, widget = setup
+    vendor = {"intensity_transform": "log_display", "source_intensity": "float32 linear", "laterality": "OD",
+              "scan_pattern": "circle", "path": "/scans/valid.vol", "format": "heidelberg_vol"}
+    log = viewer.add_image((layer.data / 255.0).astype(np.float32), name="vol", scale=SCALE, units="um",
+                           contrast_limits=(0.0, 1.0), metadata=vendor)
+    widget.layer_combo.value = log
+    run_to_end(qtbot, widget)
+    out = viewer.layers["vol_denoised"]
+    for key in ("intensity_transform", "source_intensity", "laterality", "scan_pattern"):
+        assert out.metadata[key] == vendor[key]
+    assert out.metadata["source_layer"] == "vol" and out.metadata["provenance"]
+    assert "intensity_transform" not in viewer.layers["vol_residual"].metadata  # a difference, not log display
+    # saved with the plugin's writer and opened again: read as the input was (log display, limits 0..1)
+    data, attributes, _ = out.as_layer_data_tuple()
+    [path] = write_tiff(str(tmp_path / "out.tif"), data, attributes)
+    [(back, kwargs, kind)] = read_layers(path)
+    assert kind == "image" and kwargs["contrast_limits"] == (0.0, 1.0)
+    assert kwargs["metadata"]["laterality"] == "OD" and kwargs["metadata"]["scan_pattern"] == "circle"

@@ -102,6 +102,15 @@ def geometry(source: Image) -> dict[str, Any]:
             "units": tuple(source.units), "axis_labels": tuple(source.axis_labels)}
 
 
+def kept_metadata(source: Image) -> dict[str, Any]:
+    """The fields of ``source``'s metadata that an output in its intensity domain keeps (intensity
+    domain, laterality, scan pattern: ``io.tiff_block.KEPT_FIELDS``, as the command line's outputs
+    do), so that the plugin's writer saves them and its reader reads the output as it read the input."""
+    from napari_hdcyclegan.io.tiff_block import kept_fields
+
+    return kept_fields(dict(source.metadata or {}))
+
+
 def slice_geometry(source: Image, index: int) -> dict[str, Any]:
     """Geometry of a (1, H, W) layer showing b-scan ``index`` of a 3D ``source`` at its place."""
     geo = geometry(source)

@@ -50,6 +50,7 @@ from ._common import (
     current_bscan,
     geometry,
     image_layer_choices,
+    kept_metadata,
     no_image_message,
     set_image,
     show_info,
@@ -239,7 +240,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         results = output["results"]
         if "model" in results:
             name = self._model_layer_name(source, volume_mode, output["provenance"])
-            meta = {"source_layer": source.name, "provenance": output["provenance"]}
+            meta = {**kept_metadata(source), "source_layer": source.name, "provenance": output["provenance"]}
             if not volume_mode:
                 meta["bscan"] = index
             set_image(self.viewer, name, unstack(results["model"]), metadata=meta, **common)
@@ -249,7 +250,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
             shown[model_label(denoised.metadata, denoised.name)] = denoised.name
         for key in ("bm3d", "wavelet", "nlmeans"):
             if key in results:
-                meta = {"source_layer": source.name, "method": key}
+                meta = {**kept_metadata(source), "source_layer": source.name, "method": key}
                 if not volume_mode:
                     meta["bscan"] = index
                 set_image(self.viewer, f"{source.name}_{key}", unstack(results[key]),

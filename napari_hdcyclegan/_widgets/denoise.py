@@ -49,6 +49,7 @@ from ._common import (
     current_bscan,
     geometry,
     image_layer_choices,
+    kept_metadata,
     model_info,
     no_image_message,
     place_bscan,
@@ -216,7 +217,8 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         metadata = {"source_layer": source.name, "provenance": result["provenance"]}
         denoised = set_image(self.viewer, f"{source.name}_denoised", out,
                              contrast_limits=tuple(source.contrast_limits), colormap="gray",
-                             metadata=metadata, blending="translucent", **geometry(source))
+                             metadata={**kept_metadata(source), **metadata}, blending="translucent",
+                             **geometry(source))
         if "residual" in result:
             limit = result["residual_limit"]
             set_image(self.viewer, f"{source.name}_residual", result["residual"],
@@ -282,7 +284,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         if not self._preview.is_latest(ticket) or source not in self.viewer.layers:
             return  # stale: the slider moved (or preview was switched off) meanwhile
         out, geo = place_bscan(source, index, result["denoised"])
-        metadata = {"source_layer": source.name, "bscan": index,
+        metadata = {**kept_metadata(source), "source_layer": source.name, "bscan": index,
                     "provenance": result["provenance"]}
         set_image(self.viewer, f"{source.name}_preview", out,
                   contrast_limits=tuple(source.contrast_limits), colormap="gray",
