@@ -74,7 +74,9 @@ def test_gallery_tiles_follow_the_aspect(make_napari_viewer, qtbot, tiny_model, 
     widget.aspect_combo.value = PIXEL
     widget.refresh()
     qtbot.waitUntil(lambda: widget._cache is not None and widget.worker is None, timeout=60_000)
-    gal = widget.add_gallery()
+    assert widget.add_gallery() is not None  # tiled in a worker
+    qtbot.waitUntil(lambda: widget.gallery_worker is None, timeout=60_000)
+    gal = viewer.layers["vol_fmap_gallery"]
     assert pixel_aspect(gal) == pytest.approx(1.0)
     assert pixel_aspect(viewer.layers["vol_fmap"]) == pytest.approx(1.0)
     assert pixel_aspect(vol) == pytest.approx(1.0)

@@ -77,7 +77,9 @@ def test_gallery_and_export(qtbot, setup, tmp_path):
 
     viewer, layer, widget, _ = setup
     wait_maps(qtbot, widget, "init")
-    gal = widget.add_gallery()
+    assert widget.add_gallery() is not None  # tiled in a worker
+    qtbot.waitUntil(lambda: widget.gallery_worker is None, timeout=TIMEOUT_MS)
+    gal = viewer.layers["oct_fmap_gallery"]
     assert gal.name == "oct_fmap_gallery" and gal.ndim == 3
     assert gal.data.shape[0] == 1 and gal.data.shape[1] > 64 and gal.data.shape[2] > 72  # 4 tiles
     np.testing.assert_allclose(gal.scale, SCALE)
@@ -115,3 +117,25 @@ def test_input_removed_while_computing_says_so(qtbot, setup):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
     assert widget.status.value == "Feature maps: layer 'oct' was removed; its maps were dropped"
     assert len(viewer.layers) == 0
+
+
+def test_gallery_is_tiled_off_the_main_thread(qtbot, setup, monkeypatch):
+    import threading
+
+    from napari_hdcyclegan._widgets import features
+
+    viewer, layer, widget, _ = setup
+    wait_maps(qtbot, widget, "init")
+    threads = []
+    real = features.gallery
+
+    def recording(maps):
+        threads.append(threading.current_thread())
+        return real(maps)
+
+    monkeypatch.setattr(features, "gallery", recording)
+    widget.add_gallery()  # 128 full-size res maps took 2 s here: napari froze
+    qtbot.waitUntil(lambda: "oct_fmap_gallery" in viewer.layers, timeout=TIMEOUT_MS)
+    assert threads and threads[0] is not threading.main_thread()
+    assert viewer.layers["oct_fmap_gallery"].metadata["stage"] == "init"
+    assert "Gallery of" in widget.status.value

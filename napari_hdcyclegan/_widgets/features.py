@@ -41,6 +41,7 @@ from ._common import (
     save_with_dialog,
     set_image,
     show_info,
+    start_worker,
 )
 from ._dock import ViewerLinks, scrollable
 
@@ -85,6 +86,7 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self._cache: dict[str, Any] | None = None  # {"key": ..., "maps": (C, H, W), ...}
+        self.gallery_worker: Any = None  # tiling the gallery
         self._extra_weights: list[str] = []
 
         self.layer_combo = ComboBox(label="Image", choices=self._layer_choices)
@@ -190,8 +192,8 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
         self.status.value = f"Feature maps failed: {exc}"
 
     # -- layers --------------------------------------------------------------------------------
-    def _metadata(self, channel: int | None) -> dict[str, Any]:
-        c = self._cache
+    def _metadata(self, channel: int | None, cache: dict[str, Any] | None = None) -> dict[str, Any]:
+        c = cache if cache is not None else self._cache
         assert c is not None, "no feature maps computed yet"
         return {"source_layer": c["layer"].name, "stage": c["stage"], "channel": channel,
                 "bscan": c["index"], "model": c["name"], "trained": c["trained"],
@@ -230,16 +232,32 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
             self.viewer.layers[name].opacity = float(self.opacity_slider.value)
 
     def add_gallery(self, value: Any = None) -> Any:
-        """Add ``<input>_fmap_gallery``: all channels of the stage tiled; returns the layer."""
+        """Tile all channels of the stage in a worker (128 full-size maps take seconds) and add them
+        as ``<input>_fmap_gallery`` when done; returns the worker (None if nothing to tile)."""
         c = self._cache
         if c is None or c["layer"] not in self.viewer.layers:
             show_info("Feature maps: nothing computed yet")
             return None
-        data, geo = place_bscan(c["layer"], c["index"], gallery(c["maps"]))
-        meta = self._metadata(None)
+        if self.gallery_worker is not None:
+            show_info("Feature maps: a gallery is being tiled")
+            return None
+        self.status.value = f"Tiling {c['maps'].shape[0]} {c['stage']} maps ..."
+        self.gallery_worker = start_worker(gallery, c["maps"], returned=partial(self._on_gallery, c),
+                                           finished=self._gallery_finished)
+        return self.gallery_worker
+
+    def _gallery_finished(self) -> None:
+        self.gallery_worker = None
+
+    def _on_gallery(self, c: dict[str, Any], tiles: np.ndarray) -> None:
+        if c["layer"] not in self.viewer.layers or self.closed:
+            return
+        data, geo = place_bscan(c["layer"], c["index"], tiles)
+        meta = self._metadata(None, c)  # the maps tiled, even if the view moved on meanwhile
         meta["gallery"] = f"{c['maps'].shape[0]} channels, row-major tiles, each scaled to [0, 1]"
-        return set_image(self.viewer, f"{c['layer'].name}_fmap_gallery", data, colormap=self.cmap_combo.value,
-                         contrast_limits=(0.0, 1.0), metadata=meta, **geo)
+        set_image(self.viewer, f"{c['layer'].name}_fmap_gallery", data, colormap=self.cmap_combo.value,
+                  contrast_limits=(0.0, 1.0), metadata=meta, **geo)
+        self.status.value = f"Gallery of {c['maps'].shape[0]} {c['stage']} channels, b-scan {c['index']}"
 
     def export(self, path: str | Path) -> str | None:
         """Write the shown map (2D, source scale) to a TIFF file; returns the path."""
