@@ -1,24 +1,31 @@
-"""Does a model still denoise a dimmer or brighter export of the same scan? A display-gain sweep on Duke pairs.
+"""Does a model still denoise a dimmer or brighter export of the same scan? A display-gain sweep.
 
 Scanners and export settings differ in display gain: the same eye can come out 15-30 % dimmer. Each
 noisy b-scan is multiplied by a gain, rounded back to its 8 bits, denoised, and the output divided by
 the gain again, so every gain is scored against the same averaged reference (PSNR / SSIM, after the
 registration ``training.evaluate`` uses). A model that is robust scores about the same at every gain.
-Asserts nothing. Example (the numbers in docs/real_training.md, section 11)::
+``--tian SUBJECT`` scores labelled Spectralis b-scans without a reference instead: the split PSNR gain
+over the raw scan at each gain (the model run on column halves, as ``real_scan_check.py`` does).
+Asserts nothing. Examples (the numbers in docs/real_training.md, section 11)::
 
     python scripts/gain_check.py --weights bioptigen-duke --split val --gains 0.7,0.85,1,1.2
+    python scripts/gain_check.py --weights spectralis-real --tian 5 --gains 0.7,0.85,1
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from napari_hdcyclegan.engine import get_denoiser
-from napari_hdcyclegan.metrics import score_methods
-from training.data import duke_pairs
+from napari_hdcyclegan.metrics import score_methods, split_psnr
+from training.data import duke_pairs, read_image_stack
+from training.real import default_shared_data
+
+SHARED = default_shared_data()
 
 
 def gain_scores(denoise: Callable[[np.ndarray], np.ndarray], noisy: np.ndarray, reference: np.ndarray,
@@ -30,15 +37,32 @@ def gain_scores(denoise: Callable[[np.ndarray], np.ndarray], noisy: np.ndarray, 
     return row["PSNR"], row["SSIM"]
 
 
+def tian_gain(denoise: Callable[[np.ndarray], np.ndarray], bscan: np.ndarray, gain: float) -> float:
+    """Split PSNR after denoising minus that of the raw scan, on ``bscan`` times ``gain`` (8-bit)."""
+    scaled = np.clip(np.rint(bscan.astype(np.float64) * gain), 0, 255).astype(np.uint8)
+    return split_psnr(scaled, denoise, 255.0) - split_psnr(scaled, None, 255.0)
+
+
+def _tian(den: Any, subject: int, gains: list[float]) -> None:
+    files = sorted((SHARED / "layers" / "tian2015_octlayers").glob(f"Subject{subject}_*.png"))
+    table = np.array([[tian_gain(den.denoise, read_image_stack(f)[0], g) for g in gains] for f in files])
+    print(f"Tian subject {subject} ({len(files)} b-scans): split PSNR gain over raw (dB) per display gain")
+    print(" | ".join(f"gain {g:g}: {v:.2f}" for g, v in zip(gains, table.mean(axis=0))))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", default="bioptigen-duke", help="shipped model name or model folder")
     p.add_argument("--split", default="val", help="Duke split: val (default), train or test")
     p.add_argument("--gains", default="0.7,0.85,1,1.2", help="comma-separated display gains")
+    p.add_argument("--tian", type=int, help="a Tian 2015 subject (1-5) instead of the Duke pairs")
     p.add_argument("--extra-frames", action="store_true", help="also the four extra frames of dt1 subjects")
     args = p.parse_args(argv)
     gains = [float(g) for g in args.gains.split(",")]
     den = get_denoiser(args.weights)
+    if args.tian:
+        _tian(den, args.tian, gains)
+        return
     pairs = duke_pairs(args.split, extra_frames=args.extra_frames)
     table = np.array([[gain_scores(den.denoise, n, a, g) for g in gains] for _, n, a in pairs])
     print(f"{args.weights} on Duke {args.split} ({len(pairs)} b-scans): PSNR (dB) / SSIM per display gain")
