@@ -41,7 +41,7 @@ from .memory import available_memory, cpu_batch_fit, drop_pages, is_out_of_memor
 from .model.checkpoint import MAX_LATERAL_SIGMA, ModelConfig, valid_lateral_sigma
 from .model.choice import ModelChoice
 from .model.networks import Generator, lateral_smooth, run_generator
-from .normalise import OutlierError, check_input, to_device, to_unit, unit_ranges, volume_range
+from .normalise import OutlierError, check_input, dim_gain, to_device, to_unit, unit_ranges, volume_range
 from .progress import CancelFn, ProgressFn, Steps, drive
 
 __all__ = ["CPU_BATCH", "CUDA_BATCH", "Denoiser", "iter_denoised"]
@@ -179,7 +179,9 @@ class Denoiser:
         log_input = bool(self.normalisation.get("log_input", False))
         with torch.inference_mode():
             x, unit, lo3, span = self._unit_batch(raw, fixed)
-            y = self._run(unit).to(x.dtype) * span + lo3
+            gain = dim_gain(unit, self.normalisation)
+            y = self._run(unit) if gain is None else self._run((unit * gain).clamp_(0.0, 1.0)) / gain
+            y = y.to(x.dtype) * span + lo3
             out = y.cpu().numpy()
         if log_input:
             out = inverse_log_display(out)

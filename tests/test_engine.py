@@ -542,3 +542,37 @@ def test_a_few_extreme_float_values_are_refused_not_flattened():
     sparse = np.zeros((20, 24))
     sparse[5, :2] = 1e30  # a flat b-scan with a few bright pixels has no bulk to flatten
     assert np.isfinite(tiny({"method": "dtype"}).denoise(sparse)).all()
+
+
+def test_dim_bscans_are_lifted_to_the_models_level_and_others_left_alone():
+    from napari_hdcyclegan.normalise import MAX_DIM_GAIN, dim_gain
+
+    norm = {"method": "dtype", "dim_median": 0.4}
+    unit = torch.stack([torch.full((12, 12), v) for v in (0.4, 0.38, 0.2, 0.1)])
+    gain = dim_gain(unit, norm)
+    assert gain is not None and gain.shape == (4, 1, 1)
+    # at the level, and within the tolerance below it: untouched; dimmer: lifted, at most MAX_DIM_GAIN
+    np.testing.assert_allclose(gain.flatten().numpy(), [1.0, 1.0, 2.0, MAX_DIM_GAIN], rtol=1e-6)
+    assert dim_gain(unit[:2], norm) is None and dim_gain(unit, {"method": "dtype"}) is None
+
+    rng = np.random.default_rng(0)
+    bright = np.clip(rng.normal(110, 30, (2, 24, 40)), 0, 255).astype(np.uint8)  # median ~110/255 = 0.43
+    dim = (bright * 0.5).astype(np.uint8)
+    plain, lifted = tiny({"method": "dtype"}), tiny(norm)
+    np.testing.assert_array_equal(lifted.denoise(bright), plain.denoise(bright))  # not dim: bit-identical
+    seen = []
+    run = lifted._run
+    lifted._run = lambda u: seen.append(float(u.median())) or run(u)
+    out = lifted.denoise(dim)
+    assert out.dtype == np.uint8 and seen[0] == pytest.approx(0.4, abs=0.01)  # the generator saw the level
+    assert not np.array_equal(out, plain.denoise(dim))
+
+
+def test_config_dim_median_is_checked(tmp_path):
+    from napari_hdcyclegan.model.checkpoint import CheckpointError, ModelConfig
+
+    base = {"format": "hdcyclegan-model", "format_version": 1}
+    assert ModelConfig.from_json({**base, "normalisation": {"method": "dtype", "dim_median": 0.34}})
+    for bad in (0, 1.5, "0.3", True):
+        with pytest.raises(CheckpointError, match="dim_median"):
+            ModelConfig.from_json({**base, "normalisation": {"method": "dtype", "dim_median": bad}})
