@@ -220,9 +220,21 @@ def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, i
     choice = None
     if not hasattr(denoiser, "iter_denoise"):
         denoiser, choice = denoiser(data)
+    provenance = denoiser.provenance(choice, data)
+    _note_dim(src, denoiser.name, provenance.get("dim_gains"))
     pages = _denoised_pages(denoiser, data, progress)
-    write_output(dst, pages, shape, dtype, image, denoiser.provenance(choice))
+    write_output(dst, pages, shape, dtype, image, provenance)
     return denoiser
+
+
+def _note_dim(src: Path, model: str, gains: list[float] | None) -> None:
+    """Say when b-scans dimmer than the model's training scans were lifted (normalise.dim_gain)."""
+    lifted = [g for g in gains or [] if g > 1.0]
+    if lifted:
+        warnings.warn(f"{src}: {len(lifted)} of {len(gains or [])} b-scans are dimmer than {model}'s training "
+                      f"scans and were lifted to their level for the model (gain up to {max(lifted):.2f}; "
+                      "output in the input's levels; recorded as dim_gains in the provenance)", UserWarning,
+                      stacklevel=2)
 
 
 def _denoised_pages(denoiser: Any, data: Any, progress: Callable[[int, int], None] | None

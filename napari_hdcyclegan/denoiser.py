@@ -319,9 +319,26 @@ class Denoiser:
             self._stage_channels = probe_stage_channels(self.generator, self.device)
         return dict(self._stage_channels)
 
-    def provenance(self, choice: ModelChoice | None = None) -> dict[str, Any]:
-        """What produced a result: model, weights hash, config, device, precision, versions, and
-        (``choice``, from :func:`choose_denoiser`) why ``"auto"`` chose this model."""
+    def dim_gains(self, data: Any) -> list[float] | None:
+        """The gain :func:`normalise.dim_gain` applies to each b-scan of ``data`` (1.0: untouched);
+        None when the model has no ``dim_median``. Reads every b-scan once more (one at a time)."""
+        if not self.normalisation.get("dim_median"):
+            return None
+        shape, dtype = check_input(data)
+        fixed = volume_range(data, shape, dtype, self.normalisation)
+        gains = []
+        for i in range(1 if len(shape) == 2 else shape[0]):
+            raw = np.asarray(data)[None] if len(shape) == 2 else np.asarray(data[i:i + 1])
+            with torch.inference_mode():
+                gain = dim_gain(self._unit_batch(raw, fixed)[1], self.normalisation)
+            gains.append(1.0 if gain is None else round(float(gain.flatten()[0]), 3))
+        return gains
+
+    def provenance(self, choice: ModelChoice | None = None, data: Any = None) -> dict[str, Any]:
+        """What produced a result: model, weights hash, config, device, precision, versions,
+        (``choice``, from :func:`choose_denoiser`) why ``"auto"`` chose this model, and (``data``, the
+        input, for a model with ``dim_median``) the gain each b-scan was lifted by (``dim_gains``)."""
+        gains = self.dim_gains(data) if data is not None else None
         return {
             "model": self.name,
             "trained": self.trained,
@@ -334,6 +351,7 @@ class Denoiser:
             "napari_hdcyclegan": __version__,
             "torch": torch.__version__,
             **({"auto_choice": choice.reason} if choice is not None else {}),
+            **({"dim_gains": gains} if gains is not None else {}),
         }
 
     def empty_cache(self) -> None:

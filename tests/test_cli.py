@@ -496,3 +496,20 @@ def test_output_is_streamed_not_held_in_memory(tmp_path, weights):
         tracemalloc.stop()
     assert peak < data.nbytes / 4, peak  # neither the input nor the output is ever whole in memory
     assert tifffile.imread(tmp_path / "out.tif").shape == data.shape
+
+
+def test_dim_bscans_lifted_for_the_model_are_said_and_recorded(tmp_path, capsys):
+    from napari_hdcyclegan.io import read_oct
+
+    torch.manual_seed(0)
+    model = tmp_path / "dimmed"
+    save_model(model, {"G_L": Generator(4)}, ModelConfig(generator_width=4, name="dimmed", trained=True,
+                                                         normalisation={"method": "dtype", "dim_median": 0.4}))
+    rng = np.random.default_rng(0)
+    vol = np.clip(rng.normal(100, 20, (3, 32, 40)), 0, 255).astype(np.uint8)  # median ~100/255: at the level
+    vol[1] //= 2  # one b-scan exported at half the gain
+    tifffile.imwrite(tmp_path / "in.tif", vol)
+    assert main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "out.tif"), "-w", str(model), "-q"]) == 0
+    assert "1 of 3 b-scans are dimmer than dimmed's training scans" in capsys.readouterr().err
+    gains = read_oct(tmp_path / "out.tif").metadata["provenance"]["dim_gains"]
+    assert gains[0] == gains[2] == 1.0 and 1.9 < gains[1] <= 2.0

@@ -84,7 +84,7 @@ def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: 
 
         denoiser, choice = choose_denoiser(weights, device, data=stack)
     output = yield from iter_comparison(stack, methods, denoiser)
-    output["provenance"] = denoiser.provenance(choice) if denoiser is not None else None
+    output["provenance"] = denoiser.provenance(choice, stack) if denoiser is not None else None
     return output
 
 

@@ -90,7 +90,7 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     denoiser.batch_size = batch_size
     denoiser = denoiser.with_lateral_sigma(lateral_sigma)
     out = yield from iter_denoised(denoiser, data)
-    result: dict[str, Any] = {"denoised": out, **model_info(denoiser, choice)}
+    result: dict[str, Any] = {"denoised": out, **model_info(denoiser, choice, data)}
     if residual:
         res = data.astype(np.float32) - out.astype(np.float32)
         limit = float(np.percentile(np.abs(res), 99.5)) or 1.0
@@ -105,7 +105,7 @@ def denoise_bscan(bscan: np.ndarray, weights: str, device: str, lateral_sigma: f
 
     denoiser, choice = choose_denoiser(weights, device, data=bscan)
     denoiser = denoiser.with_lateral_sigma(lateral_sigma)
-    return {"denoised": denoiser.denoise(bscan), **model_info(denoiser, choice)}
+    return {"denoised": denoiser.denoise(bscan), **model_info(denoiser, choice, bscan)}
 
 
 class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
