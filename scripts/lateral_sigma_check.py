@@ -10,7 +10,7 @@ with several values and prints, per value:
 * ``--sim N``: PSNR / SSIM against the clean truth on N randomised simulated maculae
   (``simulate_random`` parameters, 6-30 frames, 496 x 512), independent of any real scan;
 * ``--duke SPLIT``: PSNR / SSIM / MSR / CNR against the Duke averages (``training.evaluate``'s
-  scoring, registered).
+  scoring, registered); ``--column-step K`` keeps every K-th A-scan (a coarser lateral sampling).
 
 The generator runs once per image; each sigma's filter is applied to its unclipped output, then
 clipped and mapped back to the input's range and dtype as the denoiser does (the same images up to
@@ -126,19 +126,22 @@ def sim(fns: dict[float, Denoise], n: int) -> None:
         print(f"  sigma {s:4.2f}: PSNR {psnr:.2f} dB  SSIM {ssim:.3f}")
 
 
-def duke(fns: dict[float, Denoise], split: str) -> None:
-    """PSNR / SSIM / MSR / CNR against the Duke averages."""
+def duke(fns: dict[float, Denoise], split: str, column_step: int = 1) -> None:
+    """PSNR / SSIM / MSR / CNR against the Duke averages; ``column_step`` K keeps every K-th A-scan of
+    both (a scanner with a K times coarser lateral sampling)."""
     from napari_hdcyclegan import metrics
     from training.data import duke_pairs
 
     rows: dict[float, list[list[float]]] = {s: [] for s in fns}
     pairs = duke_pairs(split)
     for _, noisy, average in pairs:
+        noisy, average = noisy[:, ::column_step], average[:, ::column_step]
         outs = {str(s): fn(noisy).astype(np.float32) for s, fn in fns.items()}
         scores = metrics.score_methods(outs, average, align=True)
         for s in fns:
             rows[s].append([scores[str(s)][k] for k in ("PSNR", "SSIM", "MSR", "CNR")])
-    print(f"Duke {split} split, {len(pairs)} pairs, against average.tif")
+    step = f", every {column_step}-th A-scan only" if column_step > 1 else ""
+    print(f"Duke {split} split, {len(pairs)} pairs{step}, against average.tif")
     for s, v in rows.items():
         psnr, ssim, msr, cnr = np.mean(v, axis=0)
         print(f"  sigma {s:4.2f}: PSNR {psnr:.2f} dB  SSIM {ssim:.3f}  MSR {msr:.2f}  CNR {cnr:.2f}")
@@ -151,6 +154,7 @@ def main() -> None:
     p.add_argument("--tian", default="", help="comma-separated Tian subjects")
     p.add_argument("--sim", type=int, default=0, help="simulated b-scans")
     p.add_argument("--duke", default="", help="Duke split (train, val or test)")
+    p.add_argument("--column-step", type=int, default=1, help="Duke: keep every K-th A-scan (coarser sampling)")
     p.add_argument("--data", type=Path, default=SHARED, help="the shared folder (with data/ and tools/)")
     a = p.parse_args()
     from napari_hdcyclegan.engine import get_denoiser
@@ -169,7 +173,7 @@ def main() -> None:
     if a.sim:
         sim(fns, a.sim)
     if a.duke:
-        duke(fns, a.duke)
+        duke(fns, a.duke, a.column_step)
 
 
 if __name__ == "__main__":
