@@ -91,6 +91,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from .denoise_files import denoise_file, plan_jobs
 
     src, dst = Path(args.input), Path(args.output)
+    new_folder = src.is_dir() and not dst.exists()
     jobs = plan_jobs(src, dst)  # every output checked before the model is loaded
     denoiser = _chooser(args)
     used: Counter[str] = Counter()
@@ -106,11 +107,21 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     if failed:
         if src.is_dir():
             done = f"{len(jobs) - failed} written to {where}" if failed < len(jobs) else "none written"
+            if failed == len(jobs) and new_folder:
+                _remove_if_empty(dst)
             say(f"error: {failed} of {len(jobs)} files failed; {done}")
         return EXIT_USER_ERROR
     if not args.quiet:
         print(f"wrote {len(jobs)} file(s) to {where} with {_models_used(used)}")
     return 0
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove the output folder this run created when nothing was written into it."""
+    try:
+        folder.rmdir()  # only succeeds on an empty folder
+    except OSError:
+        pass
 
 
 def _models_used(used: Counter[str]) -> str:

@@ -219,6 +219,10 @@ def test_folder_failures_say_what_was_written_and_where(tmp_path, models, capsys
     (src / "good.tif").unlink()
     assert main(["denoise", str(src), str(tmp_path / "out2"), "-w", str(models[0]), "-q"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == "error: 1 of 1 files failed; none written"
+    assert not (tmp_path / "out2").exists()  # the folder this run created is not left behind empty
+    (tmp_path / "out3").mkdir()  # a folder the user made stays, even when nothing was written into it
+    assert main(["denoise", str(src), str(tmp_path / "out3"), "-w", str(models[0]), "-q"]) == 2
+    assert (tmp_path / "out3").is_dir()
 
 
 def test_a_flattening_outlier_is_one_line_and_writes_nothing(tmp_path, capsys):
