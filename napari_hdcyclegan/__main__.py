@@ -11,6 +11,7 @@ on a progress bar's line. The argument parser is :mod:`.cli_args`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import signal
@@ -108,20 +109,13 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         if src.is_dir():
             done = f"{len(jobs) - failed} written to {where}" if failed < len(jobs) else "none written"
             if failed == len(jobs) and new_folder:
-                _remove_if_empty(dst)
+                with contextlib.suppress(OSError):  # rmdir removes only an empty folder
+                    dst.rmdir()
             say(f"error: {failed} of {len(jobs)} files failed; {done}")
         return EXIT_USER_ERROR
     if not args.quiet:
         print(f"wrote {len(jobs)} file(s) to {where} with {_models_used(used)}")
     return 0
-
-
-def _remove_if_empty(folder: Path) -> None:
-    """Remove the output folder this run created when nothing was written into it."""
-    try:
-        folder.rmdir()  # only succeeds on an empty folder
-    except OSError:
-        pass
 
 
 def _models_used(used: Counter[str]) -> str:

@@ -328,12 +328,15 @@ def split_psnr(image: np.ndarray, denoise: Callable[[np.ndarray], np.ndarray] | 
     Returns
     -------
     float
-        dB.
+        dB; pixels where either half is NaN/inf are left out (``inf`` when none is left).
     """
     even, odd = column_halves(image)
     scores = []
     for a, b in ((even, odd), (odd, even)):
         out = np.asarray(a if denoise is None else denoise(np.ascontiguousarray(a)), dtype=np.float64)
         d = out - np.asarray(b, dtype=np.float64)
+        d = d[np.isfinite(d)]  # one NaN pixel would make the score NaN
+        if d.size == 0:
+            return float("inf")
         scores.append(10 * np.log10(data_range ** 2 / max(float(np.mean((d - d.mean()) ** 2)), 1e-12)))
     return float(np.mean(scores))

@@ -28,18 +28,22 @@ from training.real import default_shared_data
 SHARED = default_shared_data()
 
 
+def _scaled(bscan: np.ndarray, gain: float) -> np.ndarray:
+    """``bscan`` times ``gain``, rounded back to 8 bits (as a dimmer or brighter export would be)."""
+    return np.clip(np.rint(bscan.astype(np.float64) * gain), 0, 255).astype(np.uint8)
+
+
 def gain_scores(denoise: Callable[[np.ndarray], np.ndarray], noisy: np.ndarray, reference: np.ndarray,
                 gain: float) -> tuple[float, float]:
     """PSNR / SSIM against ``reference`` of ``denoise(gain x noisy) / gain`` (8-bit in, 8-bit out)."""
-    scaled = np.clip(np.rint(noisy.astype(np.float64) * gain), 0, 255).astype(np.uint8)
-    out = np.clip(denoise(scaled).astype(np.float64) / gain, 0, 255)
+    out = np.clip(denoise(_scaled(noisy, gain)).astype(np.float64) / gain, 0, 255)
     row = score_methods({"model": out}, reference.astype(np.float64), data_range=255.0)["model"]
     return row["PSNR"], row["SSIM"]
 
 
 def tian_gain(denoise: Callable[[np.ndarray], np.ndarray], bscan: np.ndarray, gain: float) -> float:
     """Split PSNR after denoising minus that of the raw scan, on ``bscan`` times ``gain`` (8-bit)."""
-    scaled = np.clip(np.rint(bscan.astype(np.float64) * gain), 0, 255).astype(np.uint8)
+    scaled = _scaled(bscan, gain)
     return split_psnr(scaled, denoise, 255.0) - split_psnr(scaled, None, 255.0)
 
 
