@@ -35,6 +35,9 @@ class FitConfig:
     n2n_weight: float = 0.0  # MSE between G_L(one column half) and the other half of real noisy scans
     # data=real: add up to this many times real speckle (another scan's half difference) to the N2N input
     n2n_extra_noise: float = 0.0
+    # data=real: share of the N2N crops drawn from Duke frame stacks (mean of k frames -> the others' mean);
+    # its validation adds the Duke val subject's 2- and 3-frame averages against their reference
+    n2n_duke_frames: float = 0.0
     real_hold_out: str = ""  # data=real: comma-separated noisy scans kept out of training, scored by split PSNR
     identity_weight: float = 0.0
     pool_size: int = 0  # past fakes shown to the discriminator (0 = none, as the paper)
@@ -178,6 +181,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit(f"error: n2n_extra_noise must be >= 0, got {values['n2n_extra_noise']}")
     if values["paired_folders"] and values["data"] in ("sim", "duke", "real"):
         raise SystemExit("error: paired_folders needs --data IN_DIR,TARGET_DIR")
-    if (values["real_hold_out"] or float(values["n2n_extra_noise"]) > 0) and values["data"] != "real":
-        raise SystemExit("error: real_hold_out and n2n_extra_noise need --data real")
+    if not 0 <= float(values["n2n_duke_frames"]) <= 1:
+        raise SystemExit(f"error: n2n_duke_frames must be in [0, 1], got {values['n2n_duke_frames']}")
+    real_only = values["real_hold_out"] or float(values["n2n_extra_noise"]) > 0 or float(values["n2n_duke_frames"]) > 0
+    if real_only and values["data"] != "real":
+        raise SystemExit("error: real_hold_out, n2n_extra_noise and n2n_duke_frames need --data real")
     return FitConfig(**values), args.resume

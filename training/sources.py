@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .config import FitConfig
 from .data import CropSampler, DataError, duke_pairs, duke_targets, read_folder, to_model_units
-from .real import SplitSampler, load_real
+from .frames import FrameSampler, MixedSampler, PairSampler, duke_frame_stacks, frame_average_pairs
+from .real import SplitSampler, default_shared_data, load_real
 
 
 @dataclass
@@ -26,7 +28,7 @@ class TrainingData:
     sampler: CropSampler
     description: dict
     val: list[ValItem] = field(default_factory=list)
-    split: SplitSampler | None = None  # column-split Noise2Noise pairs of real noisy scans
+    split: PairSampler | None = None  # Noise2Noise pairs of real noisy scans (column splits, frame stacks)
     val_split: list[tuple[str, np.ndarray]] = field(default_factory=list)  # scored by split PSNR
 
 
@@ -125,8 +127,23 @@ def _real(cfg: FitConfig) -> TrainingData:
     # Noise2Noise only where no reference exists: a Duke frame's mean is not its registered average
     # (different display mapping), and the two targets would pull its output apart.
     unpaired = [im for n, im in sets.noisy if not n.startswith("duke/")]
-    split = SplitSampler(unpaired, cfg.crop, extra_noise=cfg.n2n_extra_noise)
+    split: PairSampler = SplitSampler(unpaired, cfg.crop, extra_noise=cfg.n2n_extra_noise)
+    if cfg.n2n_duke_frames > 0:
+        split, frame_val = _with_duke_frames(cfg, split)
+        val += frame_val
+        desc["n2n_duke_frames"] = {"share": cfg.n2n_duke_frames, "subjects": "Duke train dt1 (5 frames each)",
+                                   "val": [v.name for v in frame_val]}
     return TrainingData(sampler, desc, val, split, sets.val_split)
+
+
+def _with_duke_frames(cfg: FitConfig, split: PairSampler) -> tuple[PairSampler, list[ValItem]]:
+    """The N2N sampler mixed with Duke frame stacks, and the val subject's 2-/3-frame averages."""
+    norm = cfg.model_normalisation()
+    root = Path(cfg.shared_data or default_shared_data()) / "paired"
+    stacks = [to_model_units(f, norm, reference=f[0]) for _, f, _ in duke_frame_stacks("train", root)]
+    val = [ValItem(name, to_model_units(x, norm), to_model_units(a, norm, reference=x), x)
+           for k in (2, 3) for name, x, a in frame_average_pairs("val", k, root)]
+    return MixedSampler(split, FrameSampler(stacks, cfg.crop), cfg.n2n_duke_frames), val
 
 
 def _names(spec: str) -> tuple[str, ...]:

@@ -1,0 +1,182 @@
+"""training.frames: registered Duke frame stacks, k-frame averages, frame Noise2Noise crops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from scipy.ndimage import gaussian_filter
+from skimage import io
+
+from training import evaluate
+from training.config import FitConfig, parse_args
+from training.data import DataError
+from training.frames import (
+    FrameSampler,
+    MixedSampler,
+    duke_frame_stacks,
+    frame_average,
+    frame_average_pairs,
+    register_frames,
+)
+from training.sources import load_training_data
+
+SHIFTS = [(0, 0), (1, 0), (-1, 2), (0, -1), (2, 1)]  # (row, column) of each frame against test.tif
+
+
+def _scene(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    return 128 + (gaussian_filter(rng.random(shape), 3) - 0.5) * 2500  # texture spanning ~0..255
+
+
+def _frames(rng: np.random.Generator, shape: tuple[int, int], noise: float = 20.0) -> tuple[list, np.ndarray]:
+    scene = _scene(rng, (shape[0] + 8, shape[1] + 8))
+    frames = []
+    for r, c in SHIFTS:  # frame k sees the scene moved by (r, c): registering moves it back
+        view = scene[4 + r:4 + r + shape[0], 4 + c:4 + c + shape[1]]
+        frames.append(np.clip(view + rng.normal(0, noise, shape), 0, 255).astype(np.uint8))
+    return frames, np.clip(scene[4:-4, 4:-4], 0, 255).astype(np.uint8)
+
+
+@pytest.fixture()
+def duke_tree(tmp_path: Path) -> Path:
+    """Duke folders with five shifted noisy frames per dt1 subject and single frames for the others."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data" / "paired"
+    for i in range(1, 10):
+        folder = root / "duke_fang2013_dt1" / f"S0{i}"
+        folder.mkdir(parents=True)
+        frames, average = _frames(rng, (80, 144))
+        for name, im in zip(["test", "1", "2", "3", "4"], frames):
+            tifffile.imwrite(folder / f"{name}.tif", im)
+        tifffile.imwrite(folder / "average.tif", average)
+    for name in ("T02", "T03", "T04", "T06", "T07", "T09"):
+        folder = root / "duke_fang2013_train" / name
+        folder.mkdir(parents=True)
+        frames, average = _frames(rng, (80, 144))
+        tifffile.imwrite(folder / "raw.tif", frames[0])
+        tifffile.imwrite(folder / "average.tif", average)
+    return root
+
+
+def test_register_frames_undoes_whole_pixel_shifts() -> None:
+    frames, _ = _frames(np.random.default_rng(1), (96, 160), noise=0.0)
+    stack = register_frames(frames)
+    assert stack.shape == (5, 96 - 3, 160 - 3)  # rows cut: shifts -1..2; columns: -1..2
+    for f in stack[1:]:
+        assert np.array_equal(f, stack[0])
+
+
+def test_register_frames_refuses_frames_of_different_scenes() -> None:
+    rng = np.random.default_rng(2)
+    a, b = _scene(rng, (64, 64)), _scene(rng, (64, 64))
+    with pytest.raises(DataError, match="do not register"):
+        register_frames([a, np.roll(b, 20, axis=1)])
+
+
+def test_duke_frame_stacks_take_the_dt1_subjects_of_a_split(duke_tree: Path) -> None:
+    stacks = duke_frame_stacks("train", duke_tree)
+    assert [s for s, _, _ in stacks] == ["S01", "S02", "S03", "S04"]  # the T.. pairs have one frame
+    for _, frames, average in stacks:
+        assert frames.dtype == np.uint8 and frames.shape[0] == 5 and average.shape == frames.shape[1:]
+    assert [s for s, _, _ in duke_frame_stacks("val", duke_tree)] == ["S05"]
+    (duke_tree / "duke_fang2013_dt1" / "S06" / "3.tif").unlink()
+    with pytest.raises(DataError, match="missing 3.tif"):
+        duke_frame_stacks("test", duke_tree)
+
+
+def test_frame_average_rounds_to_the_frames_type() -> None:
+    frames = np.array([[[0, 255]], [[1, 255]], [[2, 0]]], dtype=np.uint8)
+    assert frame_average(frames, 1).tolist() == [[0, 255]]
+    out = frame_average(frames, 2)
+    assert out.dtype == np.uint8 and out.tolist() == [[0, 255]]  # 0.5 rounds to even, 255 stays
+    assert frame_average(frames, 3).tolist() == [[1, 170]]
+    with pytest.raises(DataError, match="cannot average 4 of 3"):
+        frame_average(frames, 4)
+
+
+def test_frame_average_pairs_get_less_noisy_with_more_frames(duke_tree: Path) -> None:
+    errors = []
+    for k in (1, 2, 5):
+        pairs = frame_average_pairs("val", k, duke_tree)
+        assert [n for n, _, _ in pairs] == [f"S05/mean{k}"]
+        _, x, ref = pairs[0]
+        errors.append(float(np.std(x.astype(float) - ref)))
+    assert errors[0] > errors[1] > errors[2]
+
+
+def test_frame_sampler_splits_the_frames_into_disjoint_input_and_target() -> None:
+    # frame i is the constant 2**i: each crop's input and target means reveal which frames they used
+    stack = np.stack([np.full((40, 50), 2.0**i, np.float32) for i in range(5)])
+    sampler = FrameSampler([stack], crop=16)
+    x, y = sampler.batch(np.random.default_rng(0), 64)
+    assert x.shape == y.shape == (64, 1, 16, 16)
+    ks = set()
+    for a, b in zip(x[:, 0, 0, 0], y[:, 0, 0, 0]):
+        k = next(k for k in range(1, 5) if np.isclose(a * k + b * (5 - k), 31.0)
+                 and float(a * k).is_integer() and float(b * (5 - k)).is_integer())
+        used_in, used_out = int(round(a * k)), int(round(b * (5 - k)))
+        assert used_in & used_out == 0 and used_in | used_out == 31  # disjoint, every frame used once
+        ks.add(k)
+    assert ks == {1, 2, 3, 4}
+
+
+def test_frame_sampler_flips_input_and_target_together() -> None:
+    ramp = np.tile(np.arange(30, dtype=np.float32), (20, 1))
+    sampler = FrameSampler([np.stack([ramp] * 3)], crop=20)
+    x, y = sampler.batch(np.random.default_rng(3), 32)
+    np.testing.assert_array_equal(x, y)
+    assert {bool(p[0, 0, 0] > p[0, 0, -1]) for p in x} == {True, False}
+
+
+def test_frame_sampler_refuses_stacks_it_cannot_split() -> None:
+    with pytest.raises(DataError, match="2\\+ frames"):
+        FrameSampler([np.zeros((1, 40, 40), np.float32)], crop=16)
+    with pytest.raises(DataError, match="no frame stacks"):
+        FrameSampler([], crop=16)
+
+
+def test_mixed_sampler_draws_from_the_second_with_probability_p() -> None:
+    zeros = FrameSampler([np.zeros((2, 20, 20), np.float32)], crop=8)
+    ones = FrameSampler([np.ones((2, 20, 20), np.float32)], crop=8)
+    rng = np.random.default_rng(0)
+    assert MixedSampler(zeros, ones, 0.0).batch(rng, 8)[0].max() == 0
+    assert MixedSampler(zeros, ones, 1.0).batch(rng, 8)[0].min() == 1
+    share = MixedSampler(zeros, ones, 0.25).batch(rng, 400)[0][:, 0, 0, 0].mean()
+    assert 0.18 < share < 0.32
+
+
+def test_real_run_mixes_frame_pairs_and_validates_on_frame_averages(duke_tree: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    tian = duke_tree.parent / "layers" / "tian2015_octlayers"
+    tian.mkdir(parents=True)
+    for s in range(1, 6):
+        io.imsave(tian / f"Subject{s}_01.png", rng.integers(0, 255, (48, 96), dtype=np.uint8), check_contrast=False)
+    cfg = FitConfig(data="real", shared_data=str(duke_tree.parent), real_duke=False, crop=32, n2n_weight=1.0,
+                    n2n_duke_frames=0.5, ln_min_split_psnr=0.0, out=str(tmp_path / "run"))
+    data = load_training_data(cfg)
+    assert isinstance(data.split, MixedSampler) and data.split.p == 0.5
+    assert [v.name for v in data.val] == ["S05/mean2", "S05/mean3"]
+    assert data.description["n2n_duke_frames"]["share"] == 0.5
+    x, y = data.split.batch(np.random.default_rng(0), 4)
+    assert x.shape == y.shape == (4, 1, 32, 32) and 0 <= x.min() and x.max() <= 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--n2n-duke-frames", "0.5"], "need --data real"),
+    (["--data", "real", "--n2n-duke-frames", "1.5"], "must be in \\[0, 1\\]"),
+])
+def test_n2n_duke_frames_flag_is_checked(argv: list[str], message: str) -> None:
+    with pytest.raises(SystemExit, match=message):
+        parse_args(argv)
+
+
+def test_evaluate_scores_frame_averages(duke_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "ev"
+    assert evaluate.main(["--data", "duke", "--split", "val", "--frames", "3", "--duke-root", str(duke_tree),
+                          "--methods", "median", "--out", str(out), "--examples", "1"]) == 0
+    assert "3-frame averages" in (out / "table.md").read_text()
+    assert (out / "scores.csv").read_text().count("S05/mean3") == 2  # raw and median rows
+    assert evaluate.main(["--data", "sim", "--frames", "2"]) == 2
+    assert "needs --data duke" in capsys.readouterr().err

@@ -1,0 +1,172 @@
+"""Averages of a few registered Duke frames: Bioptigen scans between single-frame and averaged noise.
+
+Each Duke dt1 subject has five noisy frames of one scene (``test.tif``, ``1.tif`` .. ``4.tif``),
+registered to ``test.tif`` to within a pixel, and an averaged reference. The mean of k of them is a
+Bioptigen b-scan averaged over k frames: laterally independent speckle at a noise level the shared
+data otherwise lacks (split PSNR 16-20 dB for k = 2-5). Two disjoint subsets of one subject's frames
+are a Noise2Noise pair (same scene, independent speckle): :class:`FrameSampler`. ``training.evaluate
+--frames K`` scores k-frame averages against the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .data import DUKE_DIRS, DUKE_SPLITS, DataError, default_duke_root, read_image_stack
+
+N_FRAMES = 5
+
+
+def _correlation(ref: np.ndarray, mov: np.ndarray, dr: int, dc: int, margin: tuple[int, int]) -> float:
+    """Pearson correlation of ``ref`` with ``mov`` moved by (dr, dc), on a window both cover."""
+    mr, mc = margin
+    core = ref[mr:ref.shape[0] - mr, mc:ref.shape[1] - mc]
+    view = mov[mr - dr:mov.shape[0] - mr - dr, mc - dc:mov.shape[1] - mc - dc]
+    return float(np.corrcoef(core.ravel(), view.ravel())[0, 1])
+
+
+def _shift(reference: np.ndarray, frame: np.ndarray, limit: tuple[int, int]) -> tuple[tuple[int, int], float]:
+    """The whole-pixel (row, column) shift of ``frame`` that correlates best with ``reference``, and that correlation.
+
+    Searched on smoothed copies, rows and columns in turn (twice): layers fix the axial shift sharply,
+    while the lateral optimum is broad (the scene changes slowly across A-scans). A shift at the
+    search limit means the optimum lies beyond it.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    ref = gaussian_filter(np.asarray(reference, dtype=np.float64), 2.0)
+    mov = gaussian_filter(np.asarray(frame, dtype=np.float64), 2.0)
+    margin = (limit[0] + 1, limit[1] + 1)
+    dr = dc = 0
+    for _ in range(2):
+        dr = max(range(-limit[0], limit[0] + 1), key=lambda r: _correlation(ref, mov, r, dc, margin))
+        dc = max(range(-limit[1], limit[1] + 1), key=lambda c: _correlation(ref, mov, dr, c, margin))
+    return (dr, dc), _correlation(ref, mov, dr, dc, margin)
+
+
+def register_frames(frames: list[np.ndarray], limit: tuple[int, int] = (10, 16),
+                    min_correlation: float = 0.5) -> np.ndarray:
+    """``frames`` registered to the first by whole-pixel shifts, borders a shift exposes cut off.
+
+    Whole pixels keep each frame's speckle as recorded (interpolating would smooth it). Frames whose
+    best shift reaches ``limit`` (rows, columns) or that correlate less than ``min_correlation`` with
+    the first (Duke frames: 0.91-0.97 after smoothing) are not of one scene: an error, not a pair.
+    """
+    found = [_shift(frames[0], f, limit) for f in frames[1:]]
+    shifts = [(0, 0)] + [s for s, _ in found]
+    worst = min((r for _, r in found), default=1.0)
+    if any(abs(r) >= limit[0] or abs(c) >= limit[1] for r, c in shifts) or worst < min_correlation:
+        raise DataError(f"frames do not register within {limit} px (shifts {shifts}, "
+                        f"lowest correlation {worst:.2f})")
+    rows, cols = frames[0].shape
+    top = max(max(r for r, _ in shifts), 0)
+    bottom = rows + min(min(r for r, _ in shifts), 0)
+    left = max(max(c for _, c in shifts), 0)
+    right = cols + min(min(c for _, c in shifts), 0)
+    out = [f[top - r:bottom - r, left - c:right - c] for f, (r, c) in zip(frames, shifts)]
+    return np.stack(out)
+
+
+def duke_frame_stacks(split: str, root: str | Path | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(subject, frames, average)`` of every dt1 subject of a Duke split: (5, H, W) registered frames.
+
+    The average is cut to the registered frames' window (it is registered to ``test.tif``).
+    """
+    if split not in DUKE_SPLITS:
+        raise DataError(f"unknown Duke split {split!r}; choose from {sorted(DUKE_SPLITS)}")
+    root = Path(root) if root is not None else default_duke_root()
+    out = []
+    for key in DUKE_SPLITS[split]:
+        group, subject = key.split("/")
+        if group != "dt1":  # only the dt1 subjects have extra frames
+            continue
+        folder = root / DUKE_DIRS[group] / subject
+        files = [folder / "test.tif"] + [folder / f"{k}.tif" for k in range(1, N_FRAMES)]
+        missing = [f.name for f in files + [folder / "average.tif"] if not f.is_file()]
+        if missing:
+            raise DataError(f"{folder}: missing {', '.join(missing)} (set --duke-root)")
+        frames = [read_image_stack(f)[0] for f in files]
+        average = read_image_stack(folder / "average.tif")[0]
+        stack = register_frames(frames + [average])
+        out.append((subject, stack[:-1], stack[-1]))
+    return out
+
+
+def frame_average(frames: np.ndarray, k: int) -> np.ndarray:
+    """The mean of the first ``k`` frames, rounded to the frames' integer type as a scanner would store it."""
+    if not 1 <= k <= len(frames):
+        raise DataError(f"cannot average {k} of {len(frames)} frames")
+    mean = frames[:k].astype(np.float64).mean(axis=0)
+    if np.issubdtype(frames.dtype, np.integer):
+        info = np.iinfo(frames.dtype)
+        return np.clip(np.rint(mean), info.min, info.max).astype(frames.dtype)
+    return mean.astype(frames.dtype)
+
+
+def frame_average_pairs(split: str, k: int, root: str | Path | None = None
+                        ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(name, k-frame average, reference)`` of a Duke split's dt1 subjects."""
+    return [(f"{s}/mean{k}", frame_average(frames, k), avg) for s, frames, avg in duke_frame_stacks(split, root)]
+
+
+@dataclass
+class FrameSampler:
+    """Noise2Noise crops from registered frame stacks: mean of k frames -> mean of the others.
+
+    k is drawn from 1 .. F-1 per crop and the frames are shuffled, so the input ranges from one frame
+    to all but one; the target (the remaining frames' mean) has the same scene and independent speckle.
+    ``stacks``: model-unit float arrays (F, H, W).
+    """
+
+    stacks: list[np.ndarray]
+    crop: int
+
+    def __post_init__(self) -> None:
+        if not self.stacks:
+            raise DataError("no frame stacks")
+        bad = [s.shape for s in self.stacks if s.ndim != 3 or len(s) < 2 or min(s.shape[1:]) < self.crop]
+        if bad:
+            raise DataError(f"frame stacks {bad[:3]}: need 2+ frames of at least the crop {self.crop}")
+
+    def batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(input, target)`` float32 arrays of shape (batch, 1, crop, crop)."""
+        x, y = [], []
+        for _ in range(batch):
+            stack = self.stacks[int(rng.integers(len(self.stacks)))]
+            order = rng.permutation(len(stack))
+            k = int(rng.integers(1, len(stack)))
+            r = int(rng.integers(0, stack.shape[1] - self.crop + 1))
+            c = int(rng.integers(0, stack.shape[2] - self.crop + 1))
+            win = stack[:, r:r + self.crop, c:c + self.crop]
+            a, b = win[order[:k]].mean(axis=0), win[order[k:]].mean(axis=0)
+            if rng.random() < 0.5:
+                a, b = a[:, ::-1], b[:, ::-1]
+            x.append(a)
+            y.append(b)
+        stack_ = lambda c: np.ascontiguousarray(np.stack(c)[:, None], dtype=np.float32)  # noqa: E731
+        return stack_(x), stack_(y)
+
+
+class PairSampler(Protocol):
+    """Anything that draws ``(input, target)`` crop batches."""
+
+    def batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass
+class MixedSampler:
+    """Noise2Noise crops from two samplers: each crop from ``second`` with probability ``p``."""
+
+    first: PairSampler
+    second: PairSampler
+    p: float
+
+    def batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(input, target)`` float32 arrays of shape (batch, 1, crop, crop)."""
+        parts = [(self.second if rng.random() < self.p else self.first).batch(rng, 1)
+                 for _ in range(batch)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
