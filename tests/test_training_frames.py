@@ -12,7 +12,7 @@ from skimage import io
 
 from training import evaluate
 from training.config import FitConfig, parse_args
-from training.data import DataError
+from training.data import DataError, duke_pairs
 from training.frames import (
     FrameSampler,
     MixedSampler,
@@ -20,6 +20,7 @@ from training.frames import (
     frame_average,
     frame_average_pairs,
     register_frames,
+    registered_duke_pairs,
 )
 from training.sources import load_training_data
 
@@ -180,3 +181,30 @@ def test_evaluate_scores_frame_averages(duke_tree: Path, tmp_path: Path, capsys:
     assert (out / "scores.csv").read_text().count("S05/mean3") == 2  # raw and median rows
     assert evaluate.main(["--data", "sim", "--frames", "2"]) == 2
     assert "needs --data duke" in capsys.readouterr().err
+
+
+def test_registered_duke_pairs_put_each_frame_on_its_average(duke_tree: Path) -> None:
+    pairs = registered_duke_pairs("train", duke_tree)
+    plain = duke_pairs("train", duke_tree, extra_frames=True)
+    assert [n for n, _, _ in pairs] == [n for n, _, _ in plain]
+    errors = {}
+    for (name, noisy, average), (_, raw, raw_average) in zip(pairs, plain):
+        assert noisy.shape == average.shape
+        if name.startswith("T"):  # single-frame pairs stay as they are
+            assert np.array_equal(noisy, raw) and np.array_equal(average, raw_average)
+        errors[name] = float(np.abs(noisy.astype(float) - average).mean())
+    # frame 2 of the fixture is 1 row and 2 columns off: registered, it is as close as test.tif is
+    assert errors["S01/2"] < 1.2 * errors["S01/test"]
+    off = np.abs(plain[2][1].astype(float) - plain[2][2]).mean()
+    assert off > 1.5 * errors["S01/2"]
+
+
+def test_duke_register_flag_is_checked_and_wired(duke_tree: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="duke_register needs"):
+        parse_args(["--duke-register", "true"])
+    with pytest.raises(SystemExit, match="duke_register needs"):
+        parse_args(["--data", "duke", "--duke-register", "true", "--duke-extra-frames", "false"])
+    cfg = FitConfig(data="duke", duke_root=str(duke_tree), duke_register=True, crop=32, out=str(tmp_path / "r"))
+    data = load_training_data(cfg)
+    assert data.description["frames_registered"] is True
+    assert data.sampler.targets is not None and len(data.sampler.targets) == 4 * 5 + 5

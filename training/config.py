@@ -73,6 +73,8 @@ class FitConfig:
     duke_extra_frames: bool = True
     # fit each Duke average to its noisy frame's grey mapping (training targets only; see data.align_reference)
     duke_align: bool = False
+    # Duke: each dt1 frame and its average registered to test.tif first (whole pixels; needs duke_extra_frames)
+    duke_register: bool = False
     val_every: int = 200
     ckpt_every: int = 100
     val_bm3d: bool = True
@@ -186,4 +188,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     real_only = values["real_hold_out"] or float(values["n2n_extra_noise"]) > 0 or float(values["n2n_duke_frames"]) > 0
     if real_only and values["data"] != "real":
         raise SystemExit("error: real_hold_out, n2n_extra_noise and n2n_duke_frames need --data real")
+    if values["duke_register"] and (values["data"] not in ("duke", "real") or not values["duke_extra_frames"]):
+        raise SystemExit("error: duke_register needs --data duke or real and --duke-extra-frames true")
     return FitConfig(**values), args.resume

@@ -29,6 +29,7 @@ from napari_hdcyclegan import metrics
 from napari_hdcyclegan.metrics import column_halves
 
 from .data import DataError, duke_pairs, duke_targets, read_image_stack, to_model_units
+from .frames import registered_duke_pairs
 
 #: Tian 2015 subjects used for training; subject 5 is the held-back validation subject.
 TIAN_TRAIN = (1, 2, 3, 4)
@@ -89,17 +90,19 @@ class RealSets:
 
 def load_real(root: str | Path | None, normalisation: dict, duke_extra_frames: bool = True,
               ln_min_split_psnr: float = 31.0, duke: bool = True, duke_align: bool = False,
-              hold_out: tuple[str, ...] = ()) -> RealSets:
+              hold_out: tuple[str, ...] = (), duke_register: bool = False) -> RealSets:
     """Every real source in the shared data folder, in model units (``duke=False``: no Duke scans).
 
     ``hold_out`` names noisy scans (e.g. ``single/se_despeckling/7``) moved from training to the
-    split-PSNR validation set.
+    split-PSNR validation set. ``duke_register``: the Duke frames registered to their average
+    (:func:`training.frames.registered_duke_pairs`).
     """
     root = Path(root) if root else default_shared_data()
     if not root.is_dir():
         raise DataError(f"{root}: shared data folder not found (set HDCYCLEGAN_SHARED_DATA)")
     unit = lambda im: to_model_units(im, normalisation)  # noqa: E731
-    duke_train = duke_pairs("train", root / "paired", extra_frames=duke_extra_frames) if duke else []
+    duke_train = [] if not duke else (registered_duke_pairs("train", root / "paired") if duke_register
+                                      else duke_pairs("train", root / "paired", extra_frames=duke_extra_frames))
     noisy = [(n, unit(im)) for n, im in tian_scans(root, TIAN_TRAIN) + vendor_scans(root)
              + single_noisy_scans(root)]
     unknown = set(hold_out) - {n for n, _ in noisy}

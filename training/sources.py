@@ -9,7 +9,14 @@ import numpy as np
 
 from .config import FitConfig
 from .data import CropSampler, DataError, duke_pairs, duke_targets, read_folder, to_model_units
-from .frames import FrameSampler, MixedSampler, PairSampler, duke_frame_stacks, frame_average_pairs
+from .frames import (
+    FrameSampler,
+    MixedSampler,
+    PairSampler,
+    duke_frame_stacks,
+    frame_average_pairs,
+    registered_duke_pairs,
+)
 from .real import SplitSampler, default_shared_data, load_real
 
 
@@ -62,7 +69,8 @@ def _sim(cfg: FitConfig) -> TrainingData:
 def _duke(cfg: FitConfig) -> TrainingData:
     norm = cfg.model_normalisation()
     root = cfg.duke_root or None
-    train = duke_pairs("train", root, extra_frames=cfg.duke_extra_frames)
+    train = (registered_duke_pairs("train", root) if cfg.duke_register
+             else duke_pairs("train", root, extra_frames=cfg.duke_extra_frames))
     hn = [to_model_units(n, norm) for _, n, _ in train]
     targets, ln = duke_targets(train, norm, cfg.duke_align)
     val = [ValItem(name, to_model_units(n, norm), to_model_units(a, norm, reference=n), n)
@@ -70,7 +78,7 @@ def _duke(cfg: FitConfig) -> TrainingData:
     desc = {"source": "duke_fang2013", "train": sorted({n.split('/')[0] for n, _, _ in train}),
             "n_noisy": len(hn), "n_averaged": len(ln), "val": [v.name for v in val],
             "test_never_used": ["S06", "S07", "S08", "S09"], "extra_frames": cfg.duke_extra_frames,
-            "references_aligned": cfg.duke_align}
+            "references_aligned": cfg.duke_align, "frames_registered": cfg.duke_register}
     return TrainingData(CropSampler(hn, ln, cfg.crop, targets), desc, val)
 
 
@@ -112,7 +120,7 @@ def folder_val(spec: str, norm: dict) -> list[ValItem]:
 
 def _real(cfg: FitConfig) -> TrainingData:
     sets = load_real(cfg.shared_data or None, cfg.model_normalisation(), cfg.duke_extra_frames, cfg.ln_min_split_psnr,
-                     cfg.real_duke, cfg.duke_align, _names(cfg.real_hold_out))
+                     cfg.real_duke, cfg.duke_align, _names(cfg.real_hold_out), cfg.duke_register)
     hn = [im for _, im in sets.noisy]
     has_pairs = bool(sets.pair_inputs)
     sampler = CropSampler(hn, sets.ln, cfg.crop, targets=sets.pair_targets if has_pairs else None,
