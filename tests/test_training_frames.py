@@ -19,6 +19,7 @@ from training.frames import (
     duke_frame_stacks,
     frame_average,
     frame_average_pairs,
+    frame_mean_pairs,
     register_frames,
     registered_duke_pairs,
 )
@@ -208,3 +209,22 @@ def test_duke_register_flag_is_checked_and_wired(duke_tree: Path, tmp_path: Path
     data = load_training_data(cfg)
     assert data.description["frames_registered"] is True
     assert data.sampler.targets is not None and len(data.sampler.targets) == 4 * 5 + 5
+
+
+def test_frame_mean_pairs_add_few_frame_inputs_per_subject(duke_tree: Path) -> None:
+    pairs = frame_mean_pairs("train", duke_tree)
+    assert len(pairs) == 4 * 7  # S01-S04: two means for k = 2, 3, 4, one for k = 5
+    assert [n for n, _, _ in pairs[:7]] == ["S01/mean2_0", "S01/mean2_3", "S01/mean3_0", "S01/mean3_2",
+                                            "S01/mean4_0", "S01/mean4_1", "S01/mean5_0"]
+    stack = duke_frame_stacks("train", duke_tree)[0][1]
+    np.testing.assert_array_equal(pairs[1][1], frame_average(stack[3:], 2))
+
+
+def test_duke_frame_means_flag_adds_inputs_and_validation(duke_tree: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="duke_frame_means needs"):
+        parse_args(["--data", "duke", "--duke-frame-means", "true"])
+    cfg = FitConfig(data="duke", duke_root=str(duke_tree), duke_register=True, duke_frame_means=True, crop=32,
+                    out=str(tmp_path / "r"))
+    data = load_training_data(cfg)
+    assert len(data.sampler.paired_inputs) == 25 + 28
+    assert [v.name for v in data.val] == ["S05/test", "T09/raw", "S05/mean2", "S05/mean3"]

@@ -113,6 +113,21 @@ def registered_duke_pairs(split: str, root: str | Path | None = None) -> list[tu
     return out
 
 
+def frame_mean_pairs(split: str, root: str | Path | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Two k-frame means (k = 2..4; one for k = 5) of each dt1 subject's registered frames, with its average.
+
+    The first k frames and the last k: a few-frame average of the subject without weighting the dt1
+    subjects far above the single-frame pairs (all subsets would be 26 per subject).
+    """
+    out = []
+    for subject, frames, average in duke_frame_stacks(split, root):
+        for k in range(2, N_FRAMES + 1):
+            picks = [range(k)] if k == N_FRAMES else [range(k), range(N_FRAMES - k, N_FRAMES)]
+            for p in picks:
+                out.append((f"{subject}/mean{k}_{p[0]}", frame_average(frames[list(p)], k), average))
+    return out
+
+
 def frame_average(frames: np.ndarray, k: int) -> np.ndarray:
     """The mean of the first ``k`` frames, rounded to the frames' integer type as a scanner would store it."""
     if not 1 <= k <= len(frames):

@@ -15,6 +15,7 @@ from .frames import (
     PairSampler,
     duke_frame_stacks,
     frame_average_pairs,
+    frame_mean_pairs,
     registered_duke_pairs,
 )
 from .real import SplitSampler, default_shared_data, load_real
@@ -71,14 +72,18 @@ def _duke(cfg: FitConfig) -> TrainingData:
     root = cfg.duke_root or None
     train = (registered_duke_pairs("train", root) if cfg.duke_register
              else duke_pairs("train", root, extra_frames=cfg.duke_extra_frames))
+    if cfg.duke_frame_means:
+        train += frame_mean_pairs("train", root)
     hn = [to_model_units(n, norm) for _, n, _ in train]
     targets, ln = duke_targets(train, norm, cfg.duke_align)
     val = [ValItem(name, to_model_units(n, norm), to_model_units(a, norm, reference=n), n)
-           for name, n, a in duke_pairs("val", root)]
+           for name, n, a in duke_pairs("val", root) + (
+               [p for k in (2, 3) for p in frame_average_pairs("val", k, root)] if cfg.duke_frame_means else [])]
     desc = {"source": "duke_fang2013", "train": sorted({n.split('/')[0] for n, _, _ in train}),
             "n_noisy": len(hn), "n_averaged": len(ln), "val": [v.name for v in val],
             "test_never_used": ["S06", "S07", "S08", "S09"], "extra_frames": cfg.duke_extra_frames,
-            "references_aligned": cfg.duke_align, "frames_registered": cfg.duke_register}
+            "references_aligned": cfg.duke_align, "frames_registered": cfg.duke_register,
+            "frame_means": cfg.duke_frame_means}
     return TrainingData(CropSampler(hn, ln, cfg.crop, targets), desc, val)
 
 
