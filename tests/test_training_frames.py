@@ -228,3 +228,30 @@ def test_duke_frame_means_flag_adds_inputs_and_validation(duke_tree: Path, tmp_p
     data = load_training_data(cfg)
     assert len(data.sampler.paired_inputs) == 25 + 28
     assert [v.name for v in data.val] == ["S05/test", "T09/raw", "S05/mean2", "S05/mean3"]
+
+
+def test_validation_bm3d_cache_holds_pairs_of_different_shapes(tmp_path: Path, monkeypatch) -> None:
+    """The 2-/3-frame averages are cut to their registered window, smaller than the single frames."""
+    from napari_hdcyclegan import baselines
+    from training.sources import TrainingData, ValItem
+    from training.validate import Validator
+
+    calls: list[tuple[int, int]] = []
+
+    def fake_bm3d(x: np.ndarray) -> np.ndarray:
+        calls.append(x.shape)
+        return np.clip(gaussian_filter(x, 1.0), 0, 1)
+
+    monkeypatch.setattr(baselines, "denoise_bm3d", fake_bm3d)
+    rng = np.random.default_rng(0)
+    items = []
+    for shape in ((96, 128), (90, 121)):
+        rows = np.arange(shape[0])[:, None]
+        ref = np.where((rows > 30) & (rows < 60), 0.7, 0.2) + 0.05 * gaussian_filter(rng.random(shape), 2)
+        noisy = np.clip(ref + rng.normal(0, 0.1, shape), 0, 1).astype(np.float32)
+        items.append(ValItem(f"v{shape[0]}", noisy, ref.astype(np.float32), noisy))
+    data = TrainingData(sampler=None, description={}, val=items)  # type: ignore[arg-type]
+    cfg = FitConfig(val_bm3d=True)
+    first = Validator(cfg, data, tmp_path).reference_scores
+    second = Validator(cfg, data, tmp_path).reference_scores  # from the cache
+    assert calls == [(96, 128), (90, 121)] and first == second and "bm3d_psnr" in first

@@ -50,7 +50,8 @@ class Validator:
         key = hashlib.sha1(b"".join(it.noisy.tobytes() for it in self.items)).hexdigest()[:12]
         cache = self.out / f"val_bm3d_{key}.npz"
         if cache.exists():
-            outs = list(np.load(cache)["bm3d"])
+            with np.load(cache) as f:  # one array per pair (older caches: one stacked "bm3d" array)
+                outs = list(f["bm3d"]) if "bm3d" in f else [f[f"arr_{i}"] for i in range(len(self.items))]
         else:
             from napari_hdcyclegan.baselines import MissingExtraError, denoise_bm3d
 
@@ -59,7 +60,7 @@ class Validator:
             except MissingExtraError as exc:
                 print(f"validation without BM3D: {exc}")
                 return raw
-            np.savez_compressed(cache, bm3d=np.stack(outs))
+            np.savez_compressed(cache, *outs)  # pairs may differ in shape
         return {**raw, **_mean([_scores(o, it) for o, it in zip(outs, self.items)], "bm3d_")}
 
     @torch.inference_mode()
