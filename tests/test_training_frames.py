@@ -214,20 +214,28 @@ def test_duke_register_flag_is_checked_and_wired(duke_tree: Path, tmp_path: Path
 def test_frame_mean_pairs_add_few_frame_inputs_per_subject(duke_tree: Path) -> None:
     pairs = frame_mean_pairs("train", duke_tree)
     assert len(pairs) == 4 * 7  # S01-S04: two means for k = 2, 3, 4, one for k = 5
-    assert [n for n, _, _ in pairs[:7]] == ["S01/mean2_0", "S01/mean2_3", "S01/mean3_0", "S01/mean3_2",
-                                            "S01/mean4_0", "S01/mean4_1", "S01/mean5_0"]
+    assert [n for n, _, _ in pairs[:7]] == ["S01/mean2_01", "S01/mean2_34", "S01/mean3_012", "S01/mean3_234",
+                                            "S01/mean4_0123", "S01/mean4_1234", "S01/mean5_01234"]
     stack = duke_frame_stacks("train", duke_tree)[0][1]
     np.testing.assert_array_equal(pairs[1][1], frame_average(stack[3:], 2))
+    every = frame_mean_pairs("train", duke_tree, every=True)
+    assert len(every) == 4 * 26 and len({n for n, _, _ in every}) == 4 * 26
+    np.testing.assert_array_equal(every[3][1], frame_average(stack[[0, 4]], 2))  # S01/mean2_04
 
 
-def test_duke_frame_means_flag_adds_inputs_and_validation(duke_tree: Path, tmp_path: Path) -> None:
+def test_duke_frame_means_flag_adds_or_replaces_inputs_and_validation(duke_tree: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="duke_frame_means needs"):
-        parse_args(["--data", "duke", "--duke-frame-means", "true"])
-    cfg = FitConfig(data="duke", duke_root=str(duke_tree), duke_register=True, duke_frame_means=True, crop=32,
+        parse_args(["--data", "duke", "--duke-frame-means", "add"])
+    with pytest.raises(SystemExit, match="none, add or only"):
+        parse_args(["--data", "duke", "--duke-register", "true", "--duke-frame-means", "true"])
+    cfg = FitConfig(data="duke", duke_root=str(duke_tree), duke_register=True, duke_frame_means="add", crop=32,
                     out=str(tmp_path / "r"))
     data = load_training_data(cfg)
     assert len(data.sampler.paired_inputs) == 25 + 28
     assert [v.name for v in data.val] == ["S05/test", "T09/raw", "S05/mean2", "S05/mean3"]
+    only = load_training_data(FitConfig(**{**cfg.to_json(), "duke_frame_means": "only"}))
+    assert len(only.sampler.paired_inputs) == 4 * 26 and only.description["frame_means"] == "only"
+    assert [v.name for v in only.val] == ["S05/mean2", "S05/mean3", "S05/mean5"]
 
 
 def test_validation_bm3d_cache_holds_pairs_of_different_shapes(tmp_path: Path, monkeypatch) -> None:

@@ -75,8 +75,10 @@ class FitConfig:
     duke_align: bool = False
     # Duke: each dt1 frame and its average registered to test.tif first (whole pixels; needs duke_extra_frames)
     duke_register: bool = False
-    # Duke: add 2- to 5-frame means of each dt1 subject as inputs (needs duke_register); validation adds S05's
-    duke_frame_means: bool = False
+    # Duke inputs from means of the registered dt1 frames (needs duke_register): none | add (two 2- to 5-frame
+    # means per subject beside the single frames; validation adds S05's 2-/3-frame means) | only (every mean of
+    # 2-5 frames, no single frames: a model for few-frame averages; validated on S05's 2-, 3- and 5-frame means)
+    duke_frame_means: str = "none"
     val_every: int = 200
     ckpt_every: int = 100
     val_bm3d: bool = True
@@ -192,6 +194,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit("error: real_hold_out, n2n_extra_noise and n2n_duke_frames need --data real")
     if values["duke_register"] and (values["data"] not in ("duke", "real") or not values["duke_extra_frames"]):
         raise SystemExit("error: duke_register needs --data duke or real and --duke-extra-frames true")
-    if values["duke_frame_means"] and (values["data"] != "duke" or not values["duke_register"]):
+    if values["duke_frame_means"] not in ("none", "add", "only"):
+        raise SystemExit(f"error: duke_frame_means must be none, add or only, got {values['duke_frame_means']!r}")
+    if values["duke_frame_means"] != "none" and (values["data"] != "duke" or not values["duke_register"]):
         raise SystemExit("error: duke_frame_means needs --data duke and --duke-register true")
     return FitConfig(**values), args.resume

@@ -10,6 +10,7 @@ are a Noise2Noise pair (same scene, independent speckle): :class:`FrameSampler`.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -115,18 +116,23 @@ def registered_duke_pairs(split: str, root: str | Path | None = None) -> list[tu
     return out
 
 
-def frame_mean_pairs(split: str, root: str | Path | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Two k-frame means (k = 2..4; one for k = 5) of each dt1 subject's registered frames, with its average.
+def frame_mean_pairs(split: str, root: str | Path | None = None, every: bool = False
+                     ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Means of 2 to 5 of each dt1 subject's registered frames, with its average.
 
-    The first k frames and the last k: a few-frame average of the subject without weighting the dt1
-    subjects far above the single-frame pairs (all subsets would be 26 per subject).
+    ``every``: all 26 subsets per subject; else the first k frames and the last k (k = 2..4; one
+    for k = 5), a few-frame average per subject that does not weight the dt1 subjects far above the
+    single-frame pairs they are mixed with.
     """
     out = []
     for subject, frames, average in duke_frame_stacks(split, root):
         for k in range(2, N_FRAMES + 1):
-            picks = [range(k)] if k == N_FRAMES else [range(k), range(N_FRAMES - k, N_FRAMES)]
+            if every:
+                picks = [list(p) for p in itertools.combinations(range(N_FRAMES), k)]
+            else:
+                picks = [list(range(k))] + ([list(range(N_FRAMES - k, N_FRAMES))] if k < N_FRAMES else [])
             for p in picks:
-                out.append((f"{subject}/mean{k}_{p[0]}", frame_average(frames[list(p)], k), average))
+                out.append((f"{subject}/mean{k}_{''.join(map(str, p))}", frame_average(frames[p], k), average))
     return out
 
 

@@ -70,21 +70,29 @@ def _sim(cfg: FitConfig) -> TrainingData:
 def _duke(cfg: FitConfig) -> TrainingData:
     norm = cfg.model_normalisation()
     root = cfg.duke_root or None
-    train = (registered_duke_pairs("train", root) if cfg.duke_register
-             else duke_pairs("train", root, extra_frames=cfg.duke_extra_frames))
-    if cfg.duke_frame_means:
-        train += frame_mean_pairs("train", root)
+    if cfg.duke_frame_means == "only":
+        train = frame_mean_pairs("train", root, every=True)
+    else:
+        train = (registered_duke_pairs("train", root) if cfg.duke_register
+                 else duke_pairs("train", root, extra_frames=cfg.duke_extra_frames))
+        train += frame_mean_pairs("train", root) if cfg.duke_frame_means == "add" else []
     hn = [to_model_units(n, norm) for _, n, _ in train]
     targets, ln = duke_targets(train, norm, cfg.duke_align)
     val = [ValItem(name, to_model_units(n, norm), to_model_units(a, norm, reference=n), n)
-           for name, n, a in duke_pairs("val", root) + (
-               [p for k in (2, 3) for p in frame_average_pairs("val", k, root)] if cfg.duke_frame_means else [])]
+           for name, n, a in _duke_val(cfg.duke_frame_means, root)]
     desc = {"source": "duke_fang2013", "train": sorted({n.split('/')[0] for n, _, _ in train}),
             "n_noisy": len(hn), "n_averaged": len(ln), "val": [v.name for v in val],
             "test_never_used": ["S06", "S07", "S08", "S09"], "extra_frames": cfg.duke_extra_frames,
             "references_aligned": cfg.duke_align, "frames_registered": cfg.duke_register,
             "frame_means": cfg.duke_frame_means}
     return TrainingData(CropSampler(hn, ln, cfg.crop, targets), desc, val)
+
+
+def _duke_val(frame_means: str, root: str | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Duke validation pairs: the single frames, plus or instead of few-frame means of S05."""
+    means = {"none": (), "add": (2, 3), "only": (2, 3, 5)}[frame_means]
+    singles = duke_pairs("val", root) if frame_means != "only" else []
+    return singles + [p for k in means for p in frame_average_pairs("val", k, root)]
 
 
 def _folders(cfg: FitConfig) -> TrainingData:
