@@ -23,6 +23,7 @@ import numpy as np
 from napari_hdcyclegan.engine import get_denoiser
 from napari_hdcyclegan.metrics import score_methods, split_psnr
 from training.data import duke_pairs, read_image_stack
+from training.frames import frame_average_pairs
 from training.real import default_shared_data
 
 SHARED = default_shared_data()
@@ -61,13 +62,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--gains", default="0.7,0.85,1,1.2", help="comma-separated display gains")
     p.add_argument("--tian", type=int, help="a Tian 2015 subject (1-5) instead of the Duke pairs")
     p.add_argument("--extra-frames", action="store_true", help="also the four extra frames of dt1 subjects")
+    p.add_argument("--frames", type=int, default=1, help="the mean of this many registered frames (dt1 subjects)")
     args = p.parse_args(argv)
     gains = [float(g) for g in args.gains.split(",")]
     den = get_denoiser(args.weights)
     if args.tian:
         _tian(den, args.tian, gains)
         return
-    pairs = duke_pairs(args.split, extra_frames=args.extra_frames)
+    pairs = (frame_average_pairs(args.split, args.frames) if args.frames > 1
+             else duke_pairs(args.split, extra_frames=args.extra_frames))
     table = np.array([[gain_scores(den.denoise, n, a, g) for g in gains] for _, n, a in pairs])
     print(f"{args.weights} on Duke {args.split} ({len(pairs)} b-scans): PSNR (dB) / SSIM per display gain")
     print("| b-scan | " + " | ".join(f"gain {g:g}" for g in gains) + " |")

@@ -29,6 +29,7 @@ from napari_hdcyclegan.metrics import split_psnr
 
 HERE = Path(__file__).resolve().parents[1]
 BM3D_SCALE = 5.0
+FEW_FRAMES = "Bioptigen 3-frame average (Duke S07)"
 
 
 def scans(root: Path) -> list[tuple[str, np.ndarray]]:
@@ -40,16 +41,33 @@ def scans(root: Path) -> list[tuple[str, np.ndarray]]:
              ("Spectralis .vol circle", root / "vendor/spectralis_raw_data/Willis_B_716_2.vol"),
              ("Spectralis macula (Tian S5, held back)", root / "layers/tian2015_octlayers/Subject5_05.png"),
              ("Bioptigen (Duke S07 test frame)", root / "paired/duke_fang2013_dt1/S07/test.tif"),
+             (FEW_FRAMES, root / "paired"),
              ("other scanner (se_despeckling 5)", root / "single_noisy/se_despeckling/5.png"),
              ("other scanner (se_despeckling 7)", root / "single_noisy/se_despeckling/7.png"),
              ("other scanner (SiameseGAN set 2, 1)", root / "single_noisy/siamesegan_dataset2/1.tif")]
     out = []
     for name, path in picks:
-        if path.exists():
+        if name == FEW_FRAMES:
+            b = few_frame_average(path)
+        elif path.exists():
             data = np.asarray(read_oct(path).data)
             b = data.reshape(-1, *data.shape[-2:])[0]
+        else:
+            continue
+        if b is not None:
             out.append((name, to_unit(b, *unit_range(b, {"method": "dtype"}))))
     return out
+
+
+def few_frame_average(paired: Path) -> np.ndarray | None:
+    """The mean of Duke S07's first three registered frames (a 3-frame Bioptigen average), if present."""
+    from training.data import DataError
+    from training.frames import frame_average_pairs
+
+    try:
+        return next(x for name, x, _ in frame_average_pairs("test", 3, paired) if name.startswith("S07/"))
+    except DataError:
+        return None
 
 
 def bm3d(img: np.ndarray, cache: dict, key: str) -> np.ndarray:
@@ -94,7 +112,7 @@ def sheet(rows: list[tuple[str, list[tuple[str, np.ndarray]]]], path: Path) -> N
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", nargs="+", default=["auto", "spectralis-real", "bioptigen-duke"])
+    ap.add_argument("--weights", nargs="+", default=["auto", "spectralis-real", "bioptigen-duke", "bioptigen-averaged"])
     ap.add_argument("--data", default=str(HERE.parent / "shared" / "data"))
     ap.add_argument("--out", default="runs/real_scan_report")
     ap.add_argument("--no-bm3d", action="store_true")

@@ -12,11 +12,19 @@ from napari_hdcyclegan.model import choice
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _scan(sigma: float, seed: int = 0, shape: tuple[int, int] = (64, 128)) -> np.ndarray:
+def _scan(sigma: float, seed: int = 0, shape: tuple[int, int] = (64, 128), grain: float = 0.0) -> np.ndarray:
+    """A two-band b-scan with noise of std ``sigma``: white, or with an axial grain of ``grain`` px
+    (Spectralis-like speckle, correlated between vertically adjacent pixels)."""
+    from scipy.ndimage import gaussian_filter1d
+
     rng = np.random.default_rng(seed)
     rows = np.arange(shape[0])[:, None]
     clean = np.where((rows > 20) & (rows < 40), 0.7, 0.2) + np.zeros(shape)
-    return (np.clip(clean + rng.normal(0, sigma, shape), 0, 1) * 255).astype(np.uint8)
+    noise = rng.normal(0, 1, shape)
+    if grain:
+        noise = gaussian_filter1d(noise, grain, axis=0)
+        noise /= noise.std()
+    return (np.clip(clean + sigma * noise, 0, 1) * 255).astype(np.uint8)
 
 
 def test_split_psnr_falls_with_noise() -> None:
@@ -40,11 +48,23 @@ def test_split_psnr_ignores_gain_offset_and_bit_depth() -> None:
 
 
 def test_choice_by_noise_level_and_volume_median() -> None:
-    assert choice.choose_model(_scan(0.3)).weights == choice.SINGLE_FRAME_MODEL
-    quiet = choice.choose_model(_scan(0.03))
-    assert quiet.weights == choice.AVERAGED_MODEL and "dB" in quiet.reason
-    vol = np.stack([_scan(0.03, i) for i in range(4)] + [_scan(0.3, 9)])
+    assert choice.choose_model(_scan(0.3, grain=1.0)).weights == choice.SINGLE_FRAME_MODEL
+    quiet = choice.choose_model(_scan(0.03, grain=1.0))
+    assert quiet.weights == choice.AVERAGED_MODEL and "dB" in quiet.reason and quiet.axial_correlation > 0.5
+    vol = np.stack([_scan(0.03, i, grain=1.0) for i in range(4)] + [_scan(0.3, 9, grain=1.0)])
     assert choice.choose_model(vol).weights == choice.AVERAGED_MODEL  # one noisy b-scan does not decide
+
+
+def test_pixel_independent_noise_above_the_threshold_goes_to_the_few_frame_model() -> None:
+    """Bioptigen averages of a few frames are as quiet as averaged Spectralis scans but keep white noise."""
+    for sigma in (0.05, 0.08):
+        picked = choice.choose_model(_scan(sigma))
+        assert picked.weights == choice.FEW_FRAME_MODEL and picked.axial_correlation < 0.2
+        assert 16 < picked.split_psnr_db < 21 and "pixel-independent" in picked.reason
+    assert choice.choose_model(_scan(0.3)).weights == choice.SINGLE_FRAME_MODEL  # the level decides first
+    assert choice.choose_model(_scan(0.03)).weights == choice.AVERAGED_MODEL  # light noise: any texture
+    flat = choice.choose_model(np.full((16, 16), 9, np.uint8))  # nothing measurable: the averaged model
+    assert flat.weights == choice.AVERAGED_MODEL and np.isnan(flat.axial_correlation)
 
 
 def test_choice_rejects_bad_shapes() -> None:
@@ -56,6 +76,8 @@ def test_choice_rejects_bad_shapes() -> None:
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="needs the shared real data (../shared/data)")
 def test_choice_on_real_scans() -> None:
+    import tifffile
+
     from napari_hdcyclegan.io import read_oct
 
     single = [SHARED / f"paired/duke_fang2013_dt1/S0{i}/test.tif" for i in range(1, 10)] + sorted(
@@ -67,6 +89,15 @@ def test_choice_on_real_scans() -> None:
         SHARED / f"single_noisy/se_despeckling/{i}.png" for i in (5, 7)]
     assert all(choice.choose_model(read_oct(p).data).weights == choice.SINGLE_FRAME_MODEL for p in single)
     assert all(choice.choose_model(read_oct(p).data).weights == choice.AVERAGED_MODEL for p in averaged)
+    # means of 2-5 registered Bioptigen frames (split PSNR 16-20 dB, like averaged Spectralis scans)
+    for i in (5, 7, 9):
+        folder = SHARED / f"paired/duke_fang2013_dt1/S0{i}"
+        frames = np.stack([tifffile.imread(folder / f"{n}.tif") for n in ("test", "1", "2", "3", "4")])
+        for k in (2, 3, 5):
+            picked = choice.choose_model(frames[:k].astype(np.float64).mean(0).round().astype(np.uint8))
+            assert picked.weights == choice.FEW_FRAME_MODEL and picked.split_psnr_db > 16
+        # the subject's registered many-frame average is left to the averaged-scan model
+        assert choice.choose_model(tifffile.imread(folder / "average.tif")).weights == choice.AVERAGED_MODEL
 
 
 def test_cli_default_chooses_per_file_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -77,7 +108,7 @@ def test_cli_default_chooses_per_file_and_says_so(tmp_path: Path, capsys: pytest
     src = tmp_path / "in"
     src.mkdir()
     tifffile.imwrite(src / "noisy.tif", _scan(0.3, shape=(64, 96)))
-    tifffile.imwrite(src / "quiet.tif", _scan(0.03, shape=(64, 96)))
+    tifffile.imwrite(src / "quiet.tif", _scan(0.03, shape=(64, 96), grain=1.0))
     assert main(["denoise", str(src), str(tmp_path / "out"), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert f"model: {choice.SINGLE_FRAME_MODEL} (auto: split PSNR" in err

@@ -177,3 +177,22 @@ def test_split_psnr_of_white_noise_and_of_a_perfect_denoiser():
     assert metrics.split_psnr(noisy, lambda half: scene[:, : half.shape[1]]) == pytest.approx(26.0, abs=0.3)
     with pytest.raises(ValueError, match="2 columns"):
         metrics.split_psnr(np.zeros((4, 1)))
+
+
+def test_axial_noise_correlation_measures_texture_not_level():
+    from scipy.ndimage import gaussian_filter1d
+
+    rng = np.random.default_rng(0)
+    rows = np.arange(96)[:, None]
+    scene = np.where((rows > 30) & (rows < 60), 0.7, 0.2) + np.zeros((96, 128))
+    grain = gaussian_filter1d(rng.normal(size=scene.shape), 1.0, axis=0)
+    grain /= grain.std()
+    white = rng.normal(size=scene.shape)
+    for sigma in (0.02, 0.2):
+        assert abs(metrics.axial_noise_correlation(scene + sigma * white)) < 0.1
+        assert metrics.axial_noise_correlation(scene + sigma * grain) > 0.6
+    noisy = scene + 0.1 * grain
+    assert metrics.axial_noise_correlation(noisy * 40 + 7) == pytest.approx(metrics.axial_noise_correlation(noisy))
+    noisy[5, 6] = np.nan
+    assert np.isfinite(metrics.axial_noise_correlation(noisy))
+    assert np.isnan(metrics.axial_noise_correlation(np.ones((8, 8))))

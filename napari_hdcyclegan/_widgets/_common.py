@@ -160,11 +160,11 @@ def weights_choices(extra: list[str] | tuple[str, ...] = ()) -> list[tuple[str, 
     trained model is shipped the engine falls back to random weights, and the label says so.
     """
     from napari_hdcyclegan.model.checkpoint import read_config, resolve_model_dir, shipped_models
-    from napari_hdcyclegan.model.choice import AUTO, AVERAGED_MODEL, SINGLE_FRAME_MODEL
+    from napari_hdcyclegan.model.choice import AUTO, AVERAGED_MODEL, FEW_FRAME_MODEL, SINGLE_FRAME_MODEL
     from napari_hdcyclegan.model.registry import list_models
 
     shipped = shipped_models()
-    auto = f"auto: by noise level ({AVERAGED_MODEL} or {SINGLE_FRAME_MODEL})"
+    auto = f"auto: by noise level and texture ({AVERAGED_MODEL}, {SINGLE_FRAME_MODEL} or {FEW_FRAME_MODEL})"
     if AVERAGED_MODEL not in shipped:
         auto = f"auto: {AVERAGED_MODEL} (UNTRAINED fallback, random weights)"
     choices: list[tuple[str, str]] = [(auto, AUTO)]  # the default first

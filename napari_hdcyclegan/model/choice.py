@@ -9,6 +9,14 @@ on the shared data) need a model trained towards registered averages; averaged s
 `.vol` and Tian: 20-32 dB) one that keeps their fine structure. The threshold sits between the two
 groups, nearer the single-frame side: sending an averaged scan to the single-frame model costs
 3-11 dB of split PSNR on the shared scans, the other mistake 0.1-0.3 dB.
+
+Above the threshold the noise's texture decides: Bioptigen frames, and the means of a few of them,
+carry pixel-independent noise (lag-1 axial correlation of the column difference 0.08-0.19), every
+Spectralis and other scan on the shared data axially correlated speckle (0.61-0.83). A 2- to
+5-frame Bioptigen average measures 16-20 dB, like an averaged Spectralis scan, but the
+Spectralis model leaves its white noise in (1.6 dB below BM3D at 2 frames); it goes to a model
+trained on such averages. Heavily averaged Bioptigen scans (the Duke references: 25-27 dB) stay
+with the Spectralis model, which keeps their detail; the few-frame model over-smooths them.
 """
 
 from __future__ import annotations
@@ -26,12 +34,20 @@ AUTO = "auto"
 AVERAGED_MODEL = "spectralis-real"
 #: Model for single-frame, very noisy scans (Bioptigen and alike).
 SINGLE_FRAME_MODEL = "bioptigen-duke"
+#: Model for averages of a few frames with pixel-independent noise (Bioptigen and alike).
+FEW_FRAME_MODEL = "bioptigen-averaged"
 #: Model whose feature maps and denoised b-scan the boundary detection uses under "auto": its smoother
 #: output keeps the optimal path off the vitreous noise (valid.vol ILM 12.5 px vs 183 px with
 #: AVERAGED_MODEL, Tian ILM/BM 0.64/0.93 vs 0.63/0.93 px; scripts/measure_boundaries.py).
 BOUNDARY_MODEL = "spectralis-sim"
 #: Split PSNR (dB, on the scan's own range) below which a scan counts as single-frame noisy.
 SINGLE_FRAME_BELOW_DB = 16.0
+#: Axial noise correlation (:func:`metrics.axial_noise_correlation`) below which an averaged scan's
+#: noise is pixel-independent (Bioptigen-like) and goes to :data:`FEW_FRAME_MODEL`.
+UNCORRELATED_BELOW = 0.4
+#: Split PSNR (dB) from which even pixel-independent noise is light enough for :data:`AVERAGED_MODEL`
+#: (5-frame Bioptigen means: 18.5-19.7 dB; the Duke references 25.4-27.3 dB).
+FEW_FRAME_BELOW_DB = 21.0
 #: Percentiles of a b-scan whose difference is the peak of its split PSNR.
 RANGE_PERCENTILES = (0.5, 99.5)
 
@@ -43,6 +59,7 @@ class ModelChoice:
     weights: str
     split_psnr_db: float
     reason: str
+    axial_correlation: float = float("nan")
 
 
 def split_psnr(bscan: np.ndarray) -> float:
@@ -71,7 +88,8 @@ def split_psnr(bscan: np.ndarray) -> float:
 
 
 def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
-    """Pick a shipped model for a 2D b-scan or 3D volume by the median split PSNR of a few b-scans.
+    """Pick a shipped model for a 2D b-scan or 3D volume by the median split PSNR and axial noise
+    correlation of a few b-scans.
 
     Parameters
     ----------
@@ -88,16 +106,22 @@ def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
     if len(shape) not in (2, 3):
         raise ValueError(f"expected a 2D b-scan or 3D volume, got shape {shape}")
     if len(shape) == 2:
-        scores = [split_psnr(np.asarray(data))]
+        bscans = [np.asarray(data)]
     else:
         picks = np.unique(np.linspace(0, shape[0] - 1, min(n_bscans, shape[0])).round().astype(int))
-        scores = [split_psnr(np.asarray(data[int(i)])) for i in picks]
-    db = float(np.median(scores))
+        bscans = [np.asarray(data[int(i)]) for i in picks]
+    db = float(np.median([split_psnr(b) for b in bscans]))
+    corr = [metrics.axial_noise_correlation(b) for b in bscans]
+    ac = float(np.median(corr)) if np.isfinite(corr).all() else float("nan")
     if db < SINGLE_FRAME_BELOW_DB:
         return ModelChoice(SINGLE_FRAME_MODEL, db, f"split PSNR {db:.1f} dB < {SINGLE_FRAME_BELOW_DB:g} dB: "
-                           "single-frame noise level")
-    return ModelChoice(AVERAGED_MODEL, db, f"split PSNR {db:.1f} dB >= {SINGLE_FRAME_BELOW_DB:g} dB: "
-                       "averaged-scan noise level")
+                           "single-frame noise level", ac)
+    if ac < UNCORRELATED_BELOW and db < FEW_FRAME_BELOW_DB:  # NaN (nothing measurable) is not below
+        return ModelChoice(FEW_FRAME_MODEL, db, f"split PSNR {db:.1f} dB < {FEW_FRAME_BELOW_DB:g} dB and axial noise "
+                           f"correlation {ac:.2f} < {UNCORRELATED_BELOW:g}: few-frame average, pixel-independent "
+                           "(Bioptigen-like) noise", ac)
+    return ModelChoice(AVERAGED_MODEL, db, f"split PSNR {db:.1f} dB >= {SINGLE_FRAME_BELOW_DB:g} dB, axial noise "
+                       f"correlation {ac:.2f}: averaged-scan noise", ac)
 
 
 def resolve_auto(weights: Any, data: Any = None) -> tuple[Any, ModelChoice | None]:
@@ -127,7 +151,8 @@ def resolve_auto(weights: Any, data: Any = None) -> tuple[Any, ModelChoice | Non
 def describe_auto() -> str:
     """One line on what :data:`AUTO` picks, for model listings."""
     return (f"picks per input: {SINGLE_FRAME_MODEL} below {SINGLE_FRAME_BELOW_DB:g} dB split PSNR "
-            f"(single-frame noise), else {AVERAGED_MODEL}; boundaries use {BOUNDARY_MODEL}")
+            f"(single-frame noise), {FEW_FRAME_MODEL} up to {FEW_FRAME_BELOW_DB:g} dB for pixel-independent noise "
+            f"(axial correlation < {UNCORRELATED_BELOW:g}), else {AVERAGED_MODEL}; boundaries use {BOUNDARY_MODEL}")
 
 
 def boundary_weights(weights: str) -> str:
