@@ -112,3 +112,29 @@ def test_auto_model_loads_only_the_models_it_uses(tmp_path, tiny_model, monkeypa
     assert fn(x).shape == x.shape
     assert loaded == [str(tiny_model)]
     assert label == "HDcycleGAN" and info["name"] == "auto: tiny" and info["trained"] and info["device"] == "cpu"
+
+
+def test_auto_label_names_only_the_models_of_evaluated_bscans(tmp_path, tiny_model, monkeypatch):
+    """run_methods first calls every method on a small crop (imports, allocations); under "auto" the
+    model chosen for that crop is not one the evaluation used."""
+    from napari_hdcyclegan import engine
+    from napari_hdcyclegan.model import Generator, ModelConfig, choice
+    from napari_hdcyclegan.model.checkpoint import save_model
+
+    other = save_model(tmp_path / "other", {"G_L": Generator(width=4)},
+                       ModelConfig(generator_width=4, discriminator_width=4, discriminator_levels=3,
+                                   name="other", trained=True))
+
+    def pick(data):
+        small = max(np.shape(data)) <= evaluate.WARMUP_PX
+        return choice.ModelChoice(str(other if small else tiny_model), 20.0, "test")
+
+    monkeypatch.setattr(choice, "choose_model", pick)
+    engine.release()
+    rng = np.random.default_rng(0)
+    ref = np.zeros((64, 80), np.float32)
+    ref[20:40] = 0.7
+    noisy = np.clip(ref + rng.normal(0, 0.1, ref.shape), 0, 1).astype(np.float32)
+    label, fn, info = evaluate.model_method("auto", "cpu", noisy)
+    evaluate.run_methods([("a", noisy, ref)], {label: fn}, align=False, log=lambda _: None)
+    assert info["name"] == "auto: tiny"
