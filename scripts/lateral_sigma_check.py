@@ -126,14 +126,16 @@ def sim(fns: dict[float, Denoise], n: int) -> None:
         print(f"  sigma {s:4.2f}: PSNR {psnr:.2f} dB  SSIM {ssim:.3f}")
 
 
-def duke(fns: dict[float, Denoise], split: str, column_step: int = 1) -> None:
+def duke(fns: dict[float, Denoise], split: str, column_step: int = 1, frames: tuple[int, ...] = (1,)) -> None:
     """PSNR / SSIM / MSR / CNR against the Duke averages; ``column_step`` K keeps every K-th A-scan of
-    both (a scanner with a K times coarser lateral sampling)."""
+    both (a scanner with a K times coarser lateral sampling); ``frames``: means of that many registered
+    frames of the dt1 subjects (1: the single frames of every subject)."""
     from napari_hdcyclegan import metrics
     from training.data import duke_pairs
+    from training.frames import frame_average_pairs
 
     rows: dict[float, list[list[float]]] = {s: [] for s in fns}
-    pairs = duke_pairs(split)
+    pairs = [p for k in frames for p in (duke_pairs(split) if k == 1 else frame_average_pairs(split, k))]
     for _, noisy, average in pairs:
         noisy, average = noisy[:, ::column_step], average[:, ::column_step]
         outs = {str(s): fn(noisy).astype(np.float32) for s, fn in fns.items()}
@@ -141,7 +143,7 @@ def duke(fns: dict[float, Denoise], split: str, column_step: int = 1) -> None:
         for s in fns:
             rows[s].append([scores[str(s)][k] for k in ("PSNR", "SSIM", "MSR", "CNR")])
     step = f", every {column_step}-th A-scan only" if column_step > 1 else ""
-    print(f"Duke {split} split, {len(pairs)} pairs{step}, against average.tif")
+    print(f"Duke {split} split, {len(pairs)} pairs ({'/'.join(map(str, frames))} frames){step}, against average.tif")
     for s, v in rows.items():
         psnr, ssim, msr, cnr = np.mean(v, axis=0)
         print(f"  sigma {s:4.2f}: PSNR {psnr:.2f} dB  SSIM {ssim:.3f}  MSR {msr:.2f}  CNR {cnr:.2f}")
@@ -155,6 +157,7 @@ def main() -> None:
     p.add_argument("--sim", type=int, default=0, help="simulated b-scans")
     p.add_argument("--duke", default="", help="Duke split (train, val or test)")
     p.add_argument("--column-step", type=int, default=1, help="Duke: keep every K-th A-scan (coarser sampling)")
+    p.add_argument("--frames", default="1", help="Duke: comma-separated frame counts averaged (1 = single frames)")
     p.add_argument("--data", type=Path, default=SHARED, help="the shared folder (with data/ and tools/)")
     a = p.parse_args()
     from napari_hdcyclegan.engine import get_denoiser
@@ -173,7 +176,7 @@ def main() -> None:
     if a.sim:
         sim(fns, a.sim)
     if a.duke:
-        duke(fns, a.duke, a.column_step)
+        duke(fns, a.duke, a.column_step, tuple(int(k) for k in a.frames.split(",")))
 
 
 if __name__ == "__main__":
