@@ -16,6 +16,7 @@ from training.data import DataError, duke_pairs
 from training.frames import (
     FrameSampler,
     MixedSampler,
+    correlation_map,
     duke_frame_stacks,
     frame_average,
     frame_average_pairs,
@@ -72,9 +73,30 @@ def test_register_frames_undoes_whole_pixel_shifts() -> None:
 
 def test_register_frames_refuses_frames_of_different_scenes() -> None:
     rng = np.random.default_rng(2)
-    a, b = _scene(rng, (64, 64)), _scene(rng, (64, 64))
-    with pytest.raises(DataError, match="do not register"):
-        register_frames([a, np.roll(b, 20, axis=1)])
+    a, b = _scene(rng, (96, 160)), _scene(rng, (96, 160))
+    with pytest.raises(DataError, match="lowest correlation"):
+        register_frames([a, b])
+
+
+def test_register_frames_refuses_shifts_at_the_search_limit() -> None:
+    scene = _scene(np.random.default_rng(3), (120, 200))
+    with pytest.raises(DataError, match="do not register within"):
+        register_frames([scene[12:108], scene[:96]], limit=(10, 24))  # 12 rows apart
+    assert register_frames([scene[8:104], scene[:96]], limit=(10, 24)).shape == (2, 88, 200)
+
+
+def test_correlation_map_scores_every_shift_like_a_direct_computation() -> None:
+    rng = np.random.default_rng(4)
+    a = gaussian_filter(rng.random((50, 70)), 2)
+    b = np.roll(a, (2, -3), axis=(0, 1)) + 0.01 * rng.random(a.shape)
+    m = correlation_map(a, b, (4, 5))
+    core = a[5:45, 6:64]
+    for dr, dc in ((0, 0), (-2, 3), (4, -5), (-4, 5)):
+        view = b[5 - dr:45 - dr, 6 - dc:64 - dc]
+        assert m[4 + dr, 5 + dc] == pytest.approx(np.corrcoef(core.ravel(), view.ravel())[0, 1], abs=1e-9)
+    assert np.unravel_index(np.argmax(m), m.shape) == (4 - 2, 5 + 3)
+    with pytest.raises(DataError, match="different shapes"):
+        correlation_map(a, b[:-1], (4, 5))
 
 
 def test_duke_frame_stacks_take_the_dt1_subjects_of_a_split(duke_tree: Path) -> None:
