@@ -63,8 +63,18 @@ def test_pixel_independent_noise_above_the_threshold_goes_to_the_few_frame_model
         assert 16 < picked.split_psnr_db < 21 and "pixel-independent" in picked.reason
     assert choice.choose_model(_scan(0.3)).weights == choice.SINGLE_FRAME_MODEL  # the level decides first
     assert choice.choose_model(_scan(0.03)).weights == choice.AVERAGED_MODEL  # light noise: any texture
-    flat = choice.choose_model(np.full((16, 16), 9, np.uint8))  # nothing measurable: the averaged model
-    assert flat.weights == choice.AVERAGED_MODEL and np.isnan(flat.axial_correlation)
+    # a blank first / last b-scan of a volume (often the case) does not hide the texture of the others
+    vol = np.stack([np.zeros((64, 128), np.uint8)] + [_scan(0.06, i) for i in range(4)])
+    assert choice.choose_model(vol).weights == choice.FEW_FRAME_MODEL
+
+
+def test_unmeasurable_texture_keeps_the_averaged_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from napari_hdcyclegan import metrics
+
+    monkeypatch.setattr(metrics, "axial_noise_correlation", lambda b: float("nan"))
+    picked = choice.choose_model(_scan(0.06))
+    assert 16 < picked.split_psnr_db < 21 and np.isnan(picked.axial_correlation)
+    assert picked.weights == choice.AVERAGED_MODEL
 
 
 def test_choice_rejects_bad_shapes() -> None:
@@ -89,7 +99,7 @@ def test_choice_on_real_scans() -> None:
         SHARED / f"single_noisy/se_despeckling/{i}.png" for i in (5, 7)]
     assert all(choice.choose_model(read_oct(p).data).weights == choice.SINGLE_FRAME_MODEL for p in single)
     assert all(choice.choose_model(read_oct(p).data).weights == choice.AVERAGED_MODEL for p in averaged)
-    # means of 2-5 registered Bioptigen frames (split PSNR 16-20 dB, like averaged Spectralis scans)
+    # means of 2-5 Bioptigen frames as stored, unregistered (split PSNR 16-20 dB, like averaged Spectralis scans)
     for i in (5, 7, 9):
         folder = SHARED / f"paired/duke_fang2013_dt1/S0{i}"
         frames = np.stack([tifffile.imread(folder / f"{n}.tif") for n in ("test", "1", "2", "3", "4")])

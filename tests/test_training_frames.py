@@ -190,6 +190,8 @@ def test_real_run_mixes_frame_pairs_and_validates_on_frame_averages(duke_tree: P
 @pytest.mark.parametrize("argv, message", [
     (["--n2n-duke-frames", "0.5"], "need --data real"),
     (["--data", "real", "--n2n-duke-frames", "1.5"], "must be in \\[0, 1\\]"),
+    (["--data", "real", "--n2n-duke-frames", "0.5"], "needs --n2n-weight"),
+    (["--data", "real", "--real-duke", "false", "--duke-register", "true"], "duke_register needs"),
 ])
 def test_n2n_duke_frames_flag_is_checked(argv: list[str], message: str) -> None:
     with pytest.raises(SystemExit, match=message):

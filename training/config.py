@@ -192,8 +192,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     real_only = values["real_hold_out"] or float(values["n2n_extra_noise"]) > 0 or float(values["n2n_duke_frames"]) > 0
     if real_only and values["data"] != "real":
         raise SystemExit("error: real_hold_out, n2n_extra_noise and n2n_duke_frames need --data real")
-    if values["duke_register"] and (values["data"] not in ("duke", "real") or not values["duke_extra_frames"]):
-        raise SystemExit("error: duke_register needs --data duke or real and --duke-extra-frames true")
+    if values["duke_register"] and (values["data"] not in ("duke", "real") or not values["duke_extra_frames"]
+                                    or (values["data"] == "real" and not values["real_duke"])):
+        raise SystemExit("error: duke_register needs --data duke (or real with --real-duke true) and "
+                         "--duke-extra-frames true")
+    if float(values["n2n_duke_frames"]) > 0 and float(values["n2n_weight"]) <= 0:
+        raise SystemExit("error: n2n_duke_frames needs --n2n-weight > 0 (the Noise2Noise term draws the frame pairs)")
     if values["duke_frame_means"] not in ("none", "add", "only"):
         raise SystemExit(f"error: duke_frame_means must be none, add or only, got {values['duke_frame_means']!r}")
     if values["duke_frame_means"] != "none" and (values["data"] != "duke" or not values["duke_register"]):

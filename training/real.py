@@ -94,8 +94,8 @@ def load_real(root: str | Path | None, normalisation: dict, duke_extra_frames: b
     """Every real source in the shared data folder, in model units (``duke=False``: no Duke scans).
 
     ``hold_out`` names noisy scans (e.g. ``single/se_despeckling/7``) moved from training to the
-    split-PSNR validation set. ``duke_register``: the Duke frames registered to their average
-    (:func:`training.frames.registered_duke_pairs`).
+    split-PSNR validation set. ``duke_register``: every Duke dt1 frame and its average registered
+    to the subject's ``test.tif`` (:func:`training.frames.registered_duke_pairs`).
     """
     root = Path(root) if root else default_shared_data()
     if not root.is_dir():

@@ -145,8 +145,9 @@ def _real(cfg: FitConfig) -> TrainingData:
             "references_aligned": cfg.duke_align, "ln_bscans": len(sets.ln), "val_pairs": [v.name for v in val],
             "val_split": [n for n, _ in sets.val_split],
             "never_used": ["duke S06-S09", "tian subject 5 (val only)", *_names(cfg.real_hold_out)]}
-    # Noise2Noise only where no reference exists: a Duke frame's mean is not its registered average
-    # (different display mapping), and the two targets would pull its output apart.
+    # Column-split Noise2Noise only where no reference exists: a Duke frame's mean is not its registered
+    # average (different display mapping), and the two targets would pull its output apart. The frame
+    # pairs of --n2n-duke-frames are meant for runs without the Duke pairs (--real-duke false).
     unpaired = [im for n, im in sets.noisy if not n.startswith("duke/")]
     split: PairSampler = SplitSampler(unpaired, cfg.crop, extra_noise=cfg.n2n_extra_noise)
     if cfg.n2n_duke_frames > 0:

@@ -111,8 +111,8 @@ def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
         picks = np.unique(np.linspace(0, shape[0] - 1, min(n_bscans, shape[0])).round().astype(int))
         bscans = [np.asarray(data[int(i)]) for i in picks]
     db = float(np.median([split_psnr(b) for b in bscans]))
-    corr = [metrics.axial_noise_correlation(b) for b in bscans]
-    ac = float(np.median(corr)) if np.isfinite(corr).all() else float("nan")
+    corr = [c for c in (metrics.axial_noise_correlation(b) for b in bscans) if np.isfinite(c)]
+    ac = float(np.median(corr)) if corr else float("nan")  # a blank b-scan has no texture to measure
     if db < SINGLE_FRAME_BELOW_DB:
         return ModelChoice(SINGLE_FRAME_MODEL, db, f"split PSNR {db:.1f} dB < {SINGLE_FRAME_BELOW_DB:g} dB: "
                            "single-frame noise level", ac)
