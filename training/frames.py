@@ -71,7 +71,7 @@ def register_frames(frames: list[np.ndarray], limit: tuple[int, int] = (10, 24),
 
     Whole pixels keep each frame's speckle as recorded (interpolating would smooth it), and the
     exhaustive search finds shifts that phase correlation (``metrics.register``) misses or rejects
-    (S04's frame 4: 5 rows and 13 columns off; it returns no shift). Frames whose
+    (S04's frame 4: 5 rows and 14 columns off; it returns no shift). Frames whose
     best shift reaches ``limit`` (rows, columns) or that correlate less than ``min_correlation`` with
     the first (Duke frames: 0.91-0.97 after smoothing) are not of one scene: an error, not a pair.
     """

@@ -82,7 +82,8 @@ def _duke(cfg: FitConfig) -> TrainingData:
            for name, n, a in _duke_val(cfg.duke_frame_means, root)]
     desc = {"source": "duke_fang2013", "train": sorted({n.split('/')[0] for n, _, _ in train}),
             "n_noisy": len(hn), "n_averaged": len(ln), "val": [v.name for v in val],
-            "test_never_used": ["S06", "S07", "S08", "S09"], "extra_frames": cfg.duke_extra_frames,
+            "test_never_used": ["S06", "S07", "S08", "S09"],
+            "extra_frames": cfg.duke_extra_frames and cfg.duke_frame_means != "only",
             "references_aligned": cfg.duke_align, "frames_registered": cfg.duke_register,
             "frame_means": cfg.duke_frame_means}
     return TrainingData(CropSampler(hn, ln, cfg.crop, targets), desc, val)
