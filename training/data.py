@@ -200,7 +200,7 @@ class CropSampler:
             h.append(self._flip([im[self._window(im, rng)]], rng)[0])
             im = self.ln[int(rng.integers(len(self.ln)))]
             l.append(self._flip([im[self._window(im, rng)]], rng)[0])
-        return _stack(h), _stack(l)
+        return stack_crops(h), stack_crops(l)
 
     def paired_batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """``(input, target)`` crops from the same window of a pair."""
@@ -217,8 +217,9 @@ class CropSampler:
                 a, b = np.clip(a * gain, 0, 1), np.clip(b * gain, 0, 1)
             x.append(a)
             y.append(b)
-        return _stack(x), _stack(y)
+        return stack_crops(x), stack_crops(y)
 
 
-def _stack(crops: list[np.ndarray]) -> np.ndarray:
+def stack_crops(crops: list[np.ndarray]) -> np.ndarray:
+    """2D crops as one contiguous float32 batch of shape (N, 1, H, W)."""
     return np.ascontiguousarray(np.stack(crops)[:, None], dtype=np.float32)

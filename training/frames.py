@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .data import DUKE_DIRS, DUKE_SPLITS, DataError, default_duke_root, duke_pairs, read_image_stack
+from .data import DUKE_DIRS, DUKE_SPLITS, DataError, default_duke_root, duke_pairs, read_image_stack, stack_crops
 
 N_FRAMES = 5
 
@@ -203,8 +203,7 @@ class FrameSampler:
                 a, b = a[:, ::-1], b[:, ::-1]
             x.append(a)
             y.append(b)
-        stack_ = lambda c: np.ascontiguousarray(np.stack(c)[:, None], dtype=np.float32)  # noqa: E731
-        return stack_(x), stack_(y)
+        return stack_crops(x), stack_crops(y)
 
 
 class PairSampler(Protocol):

@@ -28,7 +28,7 @@ import numpy as np
 from napari_hdcyclegan import metrics
 from napari_hdcyclegan.metrics import column_halves
 
-from .data import DataError, duke_pairs, duke_targets, read_image_stack, to_model_units
+from .data import DataError, duke_pairs, duke_targets, read_image_stack, stack_crops, to_model_units
 from .frames import registered_duke_pairs
 
 #: Tian 2015 subjects used for training; subject 5 is the held-back validation subject.
@@ -156,8 +156,7 @@ class SplitSampler:
             # extra noise (later batches differ, one more number having been drawn).
             noise_rng = np.random.default_rng(int(rng.integers(2**62)))
             x = [pa + noise_rng.uniform(0, self.extra_noise) * self._speckle(noise_rng, i) for pa, i in zip(x, scans)]
-        stack = lambda c: np.ascontiguousarray(np.stack(c)[:, None], dtype=np.float32)  # noqa: E731
-        return stack(x), stack(y)
+        return stack_crops(x), stack_crops(y)
 
     def _speckle(self, rng: np.random.Generator, exclude: int) -> np.ndarray:
         """Real speckle without the scene: ``(even - odd) / sqrt 2`` of a random crop of a random scan.
