@@ -82,16 +82,20 @@ def read_folder(folder: str | os.PathLike) -> list[np.ndarray]:
     return images
 
 
-def duke_pairs(split: str, root: str | os.PathLike | None = None, extra_frames: bool = False
-               ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``(name, noisy, average)`` uint8 pairs of a Duke split; ``extra_frames`` adds 1..4.tif."""
+def duke_folders(split: str, root: str | os.PathLike | None = None) -> list[tuple[str, str, Path]]:
+    """``(group, subject, folder)`` of every subject of a Duke split (group: ``dt1`` or ``train``)."""
     if split not in DUKE_SPLITS:
         raise DataError(f"unknown Duke split {split!r}; choose from {sorted(DUKE_SPLITS)}")
     root = Path(root) if root is not None else default_duke_root()
+    return [(group, subject, root / DUKE_DIRS[group] / subject)
+            for group, subject in (key.split("/") for key in DUKE_SPLITS[split])]
+
+
+def duke_pairs(split: str, root: str | os.PathLike | None = None, extra_frames: bool = False
+               ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(name, noisy, average)`` uint8 pairs of a Duke split; ``extra_frames`` adds 1..4.tif."""
     pairs = []
-    for key in DUKE_SPLITS[split]:
-        group, subject = key.split("/")
-        folder = root / DUKE_DIRS[group] / subject
+    for group, subject, folder in duke_folders(split, root):
         noisy_files = [folder / ("test.tif" if group == "dt1" else "raw.tif")]
         if extra_frames and group == "dt1":
             noisy_files += [folder / f"{k}.tif" for k in range(1, 5)]

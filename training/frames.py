@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .data import DUKE_DIRS, DUKE_SPLITS, DataError, default_duke_root, duke_pairs, read_image_stack, stack_crops
+from .data import DataError, duke_folders, duke_pairs, read_image_stack, stack_crops
 
 N_FRAMES = 5
 
@@ -95,15 +95,10 @@ def duke_frame_stacks(split: str, root: str | Path | None = None) -> list[tuple[
 
     The average is cut to the registered frames' window (it is registered to ``test.tif``).
     """
-    if split not in DUKE_SPLITS:
-        raise DataError(f"unknown Duke split {split!r}; choose from {sorted(DUKE_SPLITS)}")
-    root = Path(root) if root is not None else default_duke_root()
     out = []
-    for key in DUKE_SPLITS[split]:
-        group, subject = key.split("/")
+    for group, subject, folder in duke_folders(split, root):
         if group != "dt1":  # only the dt1 subjects have extra frames
             continue
-        folder = root / DUKE_DIRS[group] / subject
         files = [folder / "test.tif"] + [folder / f"{k}.tif" for k in range(1, N_FRAMES)]
         missing = [f.name for f in files + [folder / "average.tif"] if not f.is_file()]
         if missing:
