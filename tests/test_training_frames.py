@@ -287,3 +287,31 @@ def test_validation_bm3d_cache_holds_pairs_of_different_shapes(tmp_path: Path, m
     first = Validator(cfg, data, tmp_path).reference_scores
     second = Validator(cfg, data, tmp_path).reference_scores  # from the cache
     assert calls == [(96, 128), (90, 121)] and first == second and "bm3d_psnr" in first
+
+
+def test_duke_val_frames_validates_on_every_registered_frame_of_s05(duke_tree: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="duke_val_frames needs"):
+        parse_args(["--data", "duke", "--duke-val-frames", "true"])
+    with pytest.raises(SystemExit, match="duke_val_frames needs"):
+        parse_args(["--data", "duke", "--duke-register", "true", "--duke-frame-means", "only",
+                    "--duke-val-frames", "true"])
+    cfg = FitConfig(data="duke", duke_root=str(duke_tree), duke_register=True, duke_val_frames=True, crop=32,
+                    out=str(tmp_path / "r"))
+    data = load_training_data(cfg)
+    assert [v.name for v in data.val] == ["S05/test", "S05/1", "S05/2", "S05/3", "S05/4", "T09/raw"]
+    assert data.description["val_every_frame"] is True
+    shifted = next(v for v in data.val if v.name == "S05/2")  # the fixture's frame 2 is 1 row, 2 columns off
+    assert np.abs(shifted.noisy - shifted.reference).mean() < 1.2 * np.abs(data.val[0].noisy - data.val[0].reference).mean()
+
+
+def test_evaluate_every_frame_scores_each_registered_frame(duke_tree: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "ev"
+    assert evaluate.main(["--data", "duke", "--split", "val", "--every-frame", "--duke-root", str(duke_tree),
+                          "--methods", "median", "--out", str(out), "--examples", "1"]) == 0
+    assert "every registered frame" in (out / "table.md").read_text()
+    scores = (out / "scores.csv").read_text()
+    assert all(scores.count(f"S05/{s},") == 2 for s in ("test", "1", "2", "3", "4"))  # raw and median rows
+    assert scores.count("T09/raw,") == 2
+    assert evaluate.main(["--data", "duke", "--every-frame", "--frames", "2"]) == 2
+    assert "--every-frame: needs" in capsys.readouterr().err

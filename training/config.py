@@ -79,6 +79,9 @@ class FitConfig:
     # means per subject beside the single frames; validation adds S05's 2-/3-frame means) | only (every mean of
     # 2-5 frames, no single frames: a model for few-frame averages; validated on S05's 2-, 3- and 5-frame means)
     duke_frame_means: str = "none"
+    # Duke validation on every registered frame of S05 (five pairs) besides T09, not S05/test.tif alone:
+    # two pairs let one lucky step pick OUT/best (needs duke_register; single-frame runs)
+    duke_val_frames: bool = False
     val_every: int = 200
     ckpt_every: int = 100
     val_bm3d: bool = True
@@ -202,4 +205,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit(f"error: duke_frame_means must be none, add or only, got {values['duke_frame_means']!r}")
     if values["duke_frame_means"] != "none" and (values["data"] != "duke" or not values["duke_register"]):
         raise SystemExit("error: duke_frame_means needs --data duke and --duke-register true")
+    if values["duke_val_frames"] and (values["data"] != "duke" or not values["duke_register"]
+                                      or values["duke_frame_means"] == "only"):
+        raise SystemExit("error: duke_val_frames needs --data duke, --duke-register true and single frames")
     return FitConfig(**values), args.resume

@@ -26,7 +26,7 @@ from napari_hdcyclegan.baselines import BASELINES, MissingExtraError
 from napari_hdcyclegan.io.formats import IMAGE_SUFFIXES
 
 from .data import duke_pairs
-from .frames import frame_average_pairs
+from .frames import frame_average_pairs, registered_duke_pairs
 
 Pair = tuple[str, np.ndarray, np.ndarray]
 #: Metrics of the table, in the paper's column order.
@@ -248,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--split", default="test", help="Duke split: test (default), val or train")
     ap.add_argument("--frames", type=int, default=1,
                     help="Duke: denoise the mean of this many registered frames (2-5, dt1 subjects) instead of one")
+    ap.add_argument("--every-frame", action="store_true",
+                    help="Duke: every registered frame of the dt1 subjects (test: 20 b-scans), not only test.tif")
     ap.add_argument("--duke-root", default=None, help="folder holding duke_fang2013_* (Duke data)")
     ap.add_argument("--out", default="runs/evaluate", help="output folder")
     ap.add_argument("--n", type=int, default=None, help="use the first N pairs (sim default 8)")
@@ -267,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.frames != 1 and (args.data != "duke" or not 1 <= args.frames <= 5):
         print(f"--frames {args.frames}: needs --data duke and 1 to 5 frames", file=sys.stderr)
         return 2
+    if args.every_frame and (args.data != "duke" or args.frames != 1):
+        print("--every-frame: needs --data duke and single frames (--frames 1)", file=sys.stderr)
+        return 2
     if args.data == "sim":
         pairs = load_sim(args.n or 8, tuple(args.shape), args.seed, args.against)
         label = f"simulated ({args.n or 8} b-scans {args.shape[0]}x{args.shape[1]}, vs {args.against})"
@@ -274,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.data == "duke" and args.frames > 1:
         pairs = frame_average_pairs(args.split, args.frames, args.duke_root)
         label = f"Duke / Fang 2013 {args.split} split, {args.frames}-frame averages (dt1 subjects)"
+        simulated_clean = False
+    elif args.data == "duke" and args.every_frame:
+        pairs = registered_duke_pairs(args.split, args.duke_root)
+        label = f"Duke / Fang 2013 {args.split} split, every registered frame"
         simulated_clean = False
     elif args.data == "duke":
         pairs = duke_pairs(args.split, args.duke_root)

@@ -79,20 +79,23 @@ def _duke(cfg: FitConfig) -> TrainingData:
     hn = [to_model_units(n, norm) for _, n, _ in train]
     targets, ln = duke_targets(train, norm, cfg.duke_align)
     val = [ValItem(name, to_model_units(n, norm), to_model_units(a, norm, reference=n), n)
-           for name, n, a in _duke_val(cfg.duke_frame_means, root)]
+           for name, n, a in _duke_val(cfg.duke_frame_means, root, cfg.duke_val_frames)]
     desc = {"source": "duke_fang2013", "train": sorted({n.split('/')[0] for n, _, _ in train}),
             "n_noisy": len(hn), "n_averaged": len(ln), "val": [v.name for v in val],
             "test_never_used": ["S06", "S07", "S08", "S09"],
             "extra_frames": cfg.duke_extra_frames and cfg.duke_frame_means != "only",
             "references_aligned": cfg.duke_align, "frames_registered": cfg.duke_register,
-            "frame_means": cfg.duke_frame_means}
+            "frame_means": cfg.duke_frame_means, "val_every_frame": cfg.duke_val_frames}
     return TrainingData(CropSampler(hn, ln, cfg.crop, targets), desc, val)
 
 
-def _duke_val(frame_means: str, root: str | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Duke validation pairs: the single frames, plus or instead of few-frame means of S05."""
+def _duke_val(frame_means: str, root: str | None, every_frame: bool = False
+              ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Duke validation pairs: the single frames (``every_frame``: all five of S05), plus or instead of
+    few-frame means of S05."""
     means = {"none": (), "add": (2, 3), "only": (2, 3, 5)}[frame_means]
-    singles = duke_pairs("val", root) if frame_means != "only" else []
+    pairs = registered_duke_pairs if every_frame else duke_pairs
+    singles = pairs("val", root) if frame_means != "only" else []
     return singles + [p for k in means for p in frame_average_pairs("val", k, root)]
 
 
