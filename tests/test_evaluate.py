@@ -29,8 +29,10 @@ def test_evaluate_sim_end_to_end(tmp_path, tiny_model, capsys):
         assert np.isfinite(float(row["PSNR_mean"])) and 0 <= float(row["SSIM_mean"]) <= 1
     assert float(table["wavelet"]["PSNR_mean"]) > float(table["raw"]["PSNR_mean"])
     assert float(table["median"]["sec_per_bscan"]) > 0
+    assert float(table["raw"]["profile_change_mean"]) == 0.0  # the input does not change its own profile
+    assert float(table["median"]["profile_change_mean"]) > 0
     md = (out / "table.md").read_text()
-    assert "| method | CNR |" in md and "wavelet" in md and "± " in md
+    assert "| method | CNR |" in md and "wavelet" in md and "± " in md and "profile change" in md
     assert (out / "examples.png").stat().st_size > 1000
     assert len(list(csv.DictReader(open(out / "scores.csv")))) == 2 * 4
     assert "registration off" in capsys.readouterr().out  # clean truth: no registration

@@ -4,9 +4,10 @@
 [--split test] [--out DIR] [--n N]`` denoises each noisy (HN) b-scan with the model and each
 baseline, registers every output to the low-noise (LN) reference (real data; simulated outputs are
 scored against the clean truth, already aligned), computes the signal/background masks once per pair,
-prints mean ± std of CNR, MSR, PSNR and SSIM per method (plus the raw input) and the seconds per
-b-scan each method took in this run, and writes ``table.csv``, ``table.md``, ``scores.csv`` (per
-image) and ``examples.png`` to ``--out``.
+prints mean ± std of CNR, MSR, PSNR and SSIM per method (plus the raw input), the profile change
+(how much the method alters its input's mean A-scan profile around the brightest layer, in the input's
+units; :mod:`napari_hdcyclegan.profiles`) and the seconds per b-scan each method took in this run,
+and writes ``table.csv``, ``table.md``, ``scores.csv`` (per image) and ``examples.png`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_hdcyclegan import metrics
+from napari_hdcyclegan import metrics, profiles
 from napari_hdcyclegan.baselines import BASELINES, MissingExtraError
 from napari_hdcyclegan.io.formats import IMAGE_SUFFIXES
 
@@ -31,6 +32,10 @@ from .frames import frame_average_pairs, registered_duke_pairs
 Pair = tuple[str, np.ndarray, np.ndarray]
 #: Metrics of the table, in the paper's column order.
 TABLE_METRICS = ("CNR", "CNR_dB", "MSR", "PSNR", "SSIM")
+#: The table's columns: the paper's metrics and how much a method changes its input's mean layer profile.
+SUMMARY_METRICS = (*TABLE_METRICS, "profile_change")
+
+
 def _read_2d(path: Path) -> np.ndarray:
     """A single 2D grey image from TIFF/PNG/JPEG (first page/channel)."""
     from skimage.io import imread
@@ -134,7 +139,9 @@ def run_methods(pairs: Sequence[Pair], methods: dict[str, Callable[[np.ndarray],
             seconds[method] += time.perf_counter() - t0
         scores = metrics.score_methods(results, ref, masks=masks, data_range=data_range,
                                        align=align)
+        guide = ref if ref.shape == hn.shape else None
         for method, sc in scores.items():
+            sc["profile_change"] = profiles.mean_profile_change(results[method], hn, guide)
             rows.append({"image": name, "method": method, **sc})
             outputs[method].append(results[method])
         log(f"  {name}: " + ", ".join(f"{m} {s['PSNR']:.2f} dB/{s['SSIM']:.3f}"
@@ -149,8 +156,8 @@ def summarise(rows: Sequence[dict], sec: dict[str, float]) -> list[dict]:
     for method in dict.fromkeys(r["method"] for r in rows):
         sel = [r for r in rows if r["method"] == method]
         entry: dict = {"method": method, "n": len(sel)}
-        for m in TABLE_METRICS:
-            vals = np.array([r[m] for r in sel], dtype=np.float64)
+        for m in SUMMARY_METRICS:
+            vals = np.array([r.get(m, np.nan) for r in sel], dtype=np.float64)
             entry[f"{m}_mean"], entry[f"{m}_std"] = float(np.mean(vals)), float(np.std(vals))
         entry["sec_per_bscan"] = sec.get(method, float("nan"))
         table.append(entry)
@@ -159,13 +166,15 @@ def summarise(rows: Sequence[dict], sec: dict[str, float]) -> list[dict]:
 
 def to_markdown(table: Sequence[dict], title: str = "") -> str:
     """The summary as a Markdown table shaped like the paper's Table 1 (mean ± std)."""
-    fmt = {"CNR": "{:.2f}", "CNR_dB": "{:.2f}", "MSR": "{:.2f}", "PSNR": "{:.2f}", "SSIM": "{:.3f}"}
-    head = ["method", "CNR", "CNR (dB)", "MSR", "PSNR (dB)", "SSIM", "s / b-scan"]
+    fmt = {"CNR": "{:.2f}", "CNR_dB": "{:.2f}", "MSR": "{:.2f}", "PSNR": "{:.2f}", "SSIM": "{:.3f}",
+           "profile_change": "{:.2f}"}
+    head = ["method", "CNR", "CNR (dB)", "MSR", "PSNR (dB)", "SSIM", "profile change", "s / b-scan"]
     lines = ([f"{title}", ""] if title else []) + [
         "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e in table:
         cells = [e["method"]] + [
-            f"{fmt[m].format(e[m + '_mean'])} ± {fmt[m].format(e[m + '_std'])}" for m in TABLE_METRICS]
+            f"{fmt[m].format(e[m + '_mean'])} ± {fmt[m].format(e[m + '_std'])}"
+            for m in SUMMARY_METRICS]
         s = e["sec_per_bscan"]
         cells.append("-" if not np.isfinite(s) else f"{s:.3f}")
         lines.append("| " + " | ".join(cells) + " |")

@@ -1,0 +1,66 @@
+"""Mean layer profiles: the change a denoiser makes to its input's profile around the brightest layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter, gaussian_filter1d
+
+from napari_hdcyclegan.profiles import brightest_rows, flattened_profile, mean_profile_change
+
+
+def _retina(rng: np.random.Generator, shape: tuple[int, int] = (128, 300)) -> tuple[np.ndarray, np.ndarray]:
+    """A tilted 'RPE' (bright, 3 px) with a thin 'IS/OS' line 8 rows above it; clean and speckled."""
+    h, w = shape
+    rpe = (70 + 0.1 * np.arange(w)).astype(int)
+    clean = np.full(shape, 60.0)
+    for c, r in enumerate(rpe):
+        clean[r - 1:r + 2, c] = 200.0
+        clean[r - 8, c] = 150.0
+        clean[r - 30:r - 10, c] = 90.0
+    noisy = clean * rng.gamma(4.0, 0.25, shape)  # multiplicative speckle, unit mean
+    return clean, noisy
+
+
+def test_brightest_rows_follow_a_tilted_layer() -> None:
+    clean, _ = _retina(np.random.default_rng(0))
+    rows = brightest_rows(clean)
+    expected = (70 + 0.1 * np.arange(clean.shape[1])).astype(int)
+    assert np.abs(rows - expected).max() <= 1
+    with pytest.raises(ValueError, match="2D"):
+        brightest_rows(clean[None])
+
+
+def test_flattened_profile_lines_the_layers_up_and_skips_columns_outside() -> None:
+    clean, _ = _retina(np.random.default_rng(0))
+    rows = (70 + 0.1 * np.arange(clean.shape[1])).astype(int)
+    prof = flattened_profile(clean, rows)
+    assert prof.shape == (24 + 10 + 1,)
+    assert prof[24] == 200.0 and prof[24 - 8] == 150.0 and prof[24 - 12] == 90.0
+    rows[:5] = 2  # windows that leave the image: left out, not wrapped
+    np.testing.assert_array_equal(flattened_profile(clean, rows), prof)
+    assert np.isnan(flattened_profile(clean, np.zeros_like(rows))).all()
+
+
+def test_profile_change_is_zero_for_identity_and_offsets_and_grows_when_a_thin_line_is_blurred() -> None:
+    rng = np.random.default_rng(1)
+    clean, noisy = _retina(rng)
+    assert mean_profile_change(noisy, noisy) == 0.0
+    assert mean_profile_change(noisy + 7.0, noisy) == pytest.approx(0.0, abs=1e-9)  # a global offset
+    keeps_layers = gaussian_filter1d(noisy, 1.0, axis=1)  # lateral smoothing along a gentle tilt
+    blurs_layers = gaussian_filter(noisy, 1.0)  # axial blur flattens the thin line into its neighbours
+    kept, blurred = mean_profile_change(keeps_layers, noisy, clean), mean_profile_change(blurs_layers, noisy, clean)
+    assert kept < 4.0 and blurred > 4 * kept
+    # the noisy input's own brightest rows give the same answer on this scan
+    assert mean_profile_change(blurs_layers, noisy) == pytest.approx(blurred, rel=0.2)
+
+
+def test_profile_change_refuses_mismatched_shapes_and_is_nan_without_a_usable_column() -> None:
+    img = np.zeros((40, 30))
+    with pytest.raises(ValueError, match="share a 2D shape"):
+        mean_profile_change(img, img[:, :20])
+    with pytest.raises(ValueError, match="share a 2D shape"):
+        mean_profile_change(img, img, img[:20])
+    top = img.copy()
+    top[0] = 1.0  # brightest row at the very top: no A-scan has 24 rows above it
+    assert np.isnan(mean_profile_change(top, top))
