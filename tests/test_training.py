@@ -330,3 +330,37 @@ def test_device_and_amp_precision_come_from_the_core(domains: str, tmp_path: Pat
     with pytest.raises(SystemExit, match="unknown device"):
         fit.run(_cfg(domains, tmp_path / "bad", device="gpu7"))
     assert not (tmp_path / "bad").exists()  # refused before anything was written
+
+
+def test_lateral_mean_loss_ignores_lateral_smoothing_and_sees_a_flattened_line() -> None:
+    from training import losses
+
+    torch.manual_seed(0)
+    clean = torch.zeros(1, 1, 32, 64)
+    clean[..., 10, :] = 1.0  # a thin bright line
+    noisy = clean + 0.3 * torch.randn_like(clean)
+    smoothed = noisy.reshape(1, 1, 32, 2, 32).mean(-1, keepdim=True).expand(1, 1, 32, 2, 32).reshape(1, 1, 32, 64)
+    assert losses.lateral_mean_loss(smoothed, noisy).item() == pytest.approx(0.0, abs=1e-12)
+    flattened = clean.clone()
+    flattened[..., 9:12, :] = 1 / 3  # the line's energy spread over three rows
+    assert losses.lateral_mean_loss(flattened, noisy).item() > 5 * losses.lateral_mean_loss(clean, noisy).item()
+    assert losses.lateral_mean_loss(clean, noisy, width=1000).item() >= 0  # wider than the crop: one window
+
+
+def test_mean_weight_option_reaches_the_supervised_step(domains: str, tmp_path: Path, monkeypatch) -> None:
+    from training import losses
+
+    with pytest.raises(SystemExit, match="mean_weight must be"):
+        parse_args(["--mean-weight", "-1"])
+    seen: list[int] = []
+
+    def spy(output: torch.Tensor, noisy: torch.Tensor, width: int = 32) -> torch.Tensor:
+        seen.append(width)
+        return output.sum() * 0
+
+    monkeypatch.setattr(losses, "lateral_mean_loss", spy)
+    for weight in (0.0, 2.0):
+        cfg = _cfg(domains, tmp_path / str(weight), paired_folders=True, pretrain_steps=1, steps=0,
+                   mean_weight=weight, mean_width=16)
+        fit.Trainer(cfg, load_training_data(cfg)).step()
+    assert seen == [16]

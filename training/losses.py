@@ -59,3 +59,15 @@ def class_probabilities(logits: torch.Tensor, n_real_h: int, n_real_l: int) -> d
 def paired_loss(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """G_L's output against its target: ``l1`` (the paper's choice) or ``mse`` (the conditional mean)."""
     return F.mse_loss(output, target) if kind == "mse" else F.l1_loss(output, target)
+
+
+def lateral_mean_loss(output: torch.Tensor, noisy: torch.Tensor, width: int = 32) -> torch.Tensor:
+    """MSE between output and noisy input, each averaged over ``width`` neighbouring A-scans.
+
+    A denoiser should keep its input's local mean. Averaged across A-scans (not along them), the
+    speckle mostly cancels while a thin layer keeps its depth profile, so this term holds the output to
+    the input's layer profile: the supervised loss alone lets the network flatten a thin line whose
+    row it cannot tell in one noisy frame (napari_hdcyclegan.profiles).
+    """
+    pool = (1, min(int(width), output.shape[-1]))
+    return F.mse_loss(F.avg_pool2d(output.float(), pool), F.avg_pool2d(noisy.float(), pool))
