@@ -282,6 +282,7 @@ def test_folder_run_with_paired_validation(domains: str, tmp_path: Path) -> None
     fit.run(cfg)
     header, row = [r.split(",") for r in (tmp_path / "run" / "val.csv").read_text().splitlines()]
     assert float(row[header.index("psnr")]) > float(row[header.index("raw_psnr")]) - 20
+    assert float(row[header.index("profile_change")]) >= 0
     with pytest.raises(DataError, match="1 reference"):
         _write_domain(tmp_path / "one", 1, 0.05, 5, size=64)
         load_training_data(_cfg(domains, tmp_path / "r2", val_pairs=f"{noisy},{tmp_path / 'one'}"))
@@ -364,3 +365,15 @@ def test_mean_weight_option_reaches_the_supervised_step(domains: str, tmp_path: 
                    mean_weight=weight, mean_width=16)
         fit.Trainer(cfg, load_training_data(cfg)).step()
     assert seen == [16]
+
+
+def test_append_csv_keeps_an_existing_files_header(tmp_path: Path) -> None:
+    from training.csvlog import append_csv
+
+    path = tmp_path / "val.csv"
+    append_csv(path, {"step": 1, "psnr": 20.0}, ("step", "psnr"))
+    newer = {"step": 2, "psnr": 21.0, "profile_change": 0.5}
+    append_csv(path, newer, ("step", "psnr", "profile_change"))
+    assert path.read_text().splitlines() == ["step,psnr", "1,20.0", "2,21.0"]
+    append_csv(tmp_path / "new.csv", newer, ("step", "psnr", "profile_change"))
+    assert (tmp_path / "new.csv").read_text().splitlines()[0] == "step,psnr,profile_change"

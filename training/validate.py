@@ -16,16 +16,18 @@ from .real import split_psnr
 from .sources import TrainingData, ValItem
 
 FIELDS = ("step", "score", "psnr", "ssim", "msr", "cnr", "bm3d_psnr", "bm3d_ssim", "bm3d_msr", "bm3d_cnr",
-          "raw_psnr", "raw_ssim", "split_psnr", "raw_split_psnr")
+          "raw_psnr", "raw_ssim", "split_psnr", "raw_split_psnr", "profile_change", "bm3d_profile_change")
 
 
 def _scores(image: np.ndarray, item: ValItem) -> dict[str, float]:
-    from napari_hdcyclegan import metrics
+    from napari_hdcyclegan import metrics, profiles
 
     signal, background = metrics.signal_background_masks(item.reference)
     return {"psnr": metrics.psnr(item.reference, image, data_range=1.0),
             "ssim": metrics.ssim(item.reference, image, data_range=1.0),
-            "msr": metrics.msr(image, signal), "cnr": metrics.cnr(image, signal, background)}
+            "msr": metrics.msr(image, signal), "cnr": metrics.cnr(image, signal, background),
+            # model units: how much the output changes its input's mean layer profile (not in the score)
+            "profile_change": profiles.mean_profile_change(image, item.noisy, item.reference)}
 
 
 def _mean(rows: list[dict[str, float]], prefix: str = "") -> dict[str, float]:
