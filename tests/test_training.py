@@ -353,18 +353,21 @@ def test_mean_weight_option_reaches_the_supervised_step(domains: str, tmp_path: 
 
     with pytest.raises(SystemExit, match="mean_weight must be"):
         parse_args(["--mean-weight", "-1"])
-    seen: list[int] = []
+    with pytest.raises(SystemExit, match="mean_anchor must be"):
+        parse_args(["--mean-anchor", "average"])
+    seen: list[tuple[int, float]] = []
 
-    def spy(output: torch.Tensor, noisy: torch.Tensor, width: int = 32) -> torch.Tensor:
-        seen.append(width)
+    def spy(output: torch.Tensor, anchor: torch.Tensor, width: int = 32) -> torch.Tensor:
+        seen.append((width, float(anchor.std())))
         return output.sum() * 0
 
     monkeypatch.setattr(losses, "lateral_mean_loss", spy)
-    for weight in (0.0, 2.0):
-        cfg = _cfg(domains, tmp_path / str(weight), paired_folders=True, pretrain_steps=1, steps=0,
-                   mean_weight=weight, mean_width=16)
+    for weight, anchor in ((0.0, "input"), (2.0, "input"), (2.0, "target")):
+        cfg = _cfg(domains, tmp_path / f"{weight}{anchor}", paired_folders=True, pretrain_steps=1, steps=0,
+                   mean_weight=weight, mean_width=16, mean_anchor=anchor)
         fit.Trainer(cfg, load_training_data(cfg)).step()
-    assert seen == [16]
+    assert [w for w, _ in seen] == [16, 16]
+    assert seen[0][1] > 1.1 * seen[1][1]  # the noisy inputs, then the cleaner targets
 
 
 def test_append_csv_keeps_an_existing_files_header(tmp_path: Path) -> None:

@@ -32,9 +32,11 @@ class FitConfig:
     paired_target: str = "clean"  # simulated data: clean | ln
     gain_jitter: float = 0.0  # paired crops (input and target) times one gain, log-uniform in [1/(1+G), 1+G]
     paired_loss: str = "l1"  # G_L against its target (pre-training and --paired-weight): l1 | mse
-    # paired pre-training: keep the input's mean layer profile (losses.lateral_mean_loss over mean_width A-scans)
+    # paired pre-training: the layer profile averaged over mean_width A-scans (losses.lateral_mean_loss)
+    # against the input (mean_anchor input) or the target (target)
     mean_weight: float = 0.0
     mean_width: int = 32
+    mean_anchor: str = "input"
     n2n_weight: float = 0.0  # MSE between G_L(one column half) and the other half of real noisy scans
     # data=real: add up to this many times real speckle (another scan's half difference) to the N2N input
     n2n_extra_noise: float = 0.0
@@ -182,6 +184,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit(f"error: select_on must be all, pairs or split, got {values['select_on']!r}")
     if float(values["mean_weight"]) < 0 or int(values["mean_width"]) < 1:
         raise SystemExit("error: mean_weight must be >= 0 and mean_width >= 1")
+    if values["mean_anchor"] not in ("input", "target"):
+        raise SystemExit(f"error: mean_anchor must be input or target, got {values['mean_anchor']!r}")
     if values["paired_loss"] not in ("l1", "mse"):
         raise SystemExit(f"error: paired_loss must be l1 or mse, got {values['paired_loss']!r}")
     if not valid_lateral_sigma(float(values["lateral_sigma"])):

@@ -171,7 +171,9 @@ class Trainer:
                 # G_L: HN -> target (or autoencoder); G_H: autoencoder of LN images
                 loss = losses.paired_loss(self.cfg.paired_loss, out["fake_l"], y)
                 if self.cfg.mean_weight > 0 and s.targets is not None:
-                    loss = loss + self.cfg.mean_weight * losses.lateral_mean_loss(out["fake_l"], h, self.cfg.mean_width)
+                    anchor = y if self.cfg.mean_anchor == "target" else h
+                    loss = loss + self.cfg.mean_weight * losses.lateral_mean_loss(out["fake_l"], anchor,
+                                                                                   self.cfg.mean_width)
                 if self.cfg.pretrain_gh:
                     loss = loss + F.l1_loss(out["fake_h"], l)
             elif self.cfg.pretrain_gh:  # G_L learns from the column splits only: no G_L pass here

@@ -61,13 +61,13 @@ def paired_loss(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.
     return F.mse_loss(output, target) if kind == "mse" else F.l1_loss(output, target)
 
 
-def lateral_mean_loss(output: torch.Tensor, noisy: torch.Tensor, width: int = 32) -> torch.Tensor:
-    """MSE between output and noisy input, each averaged over ``width`` neighbouring A-scans.
+def lateral_mean_loss(output: torch.Tensor, anchor: torch.Tensor, width: int = 32) -> torch.Tensor:
+    """MSE between output and ``anchor``, each averaged over ``width`` neighbouring A-scans.
 
-    A denoiser should keep its input's local mean. Averaged across A-scans (not along them), the
-    speckle mostly cancels while a thin layer keeps its depth profile, so this term holds the output to
-    the input's layer profile: the supervised loss alone lets the network flatten a thin line whose
-    row it cannot tell in one noisy frame (napari_hdcyclegan.profiles).
+    Averaged across A-scans (not along them), speckle mostly cancels while a thin layer keeps its depth
+    profile, so this term weighs the layer profile that the per-pixel loss lets the network flatten where
+    it cannot tell a thin line's row in one noisy frame (napari_hdcyclegan.profiles). The anchor is the
+    reference, or the noisy input itself (whose own left-over noise the network can then keep).
     """
     pool = (1, min(int(width), output.shape[-1]))
-    return F.mse_loss(F.avg_pool2d(output.float(), pool), F.avg_pool2d(noisy.float(), pool))
+    return F.mse_loss(F.avg_pool2d(output.float(), pool), F.avg_pool2d(anchor.float(), pool))
