@@ -8,7 +8,9 @@ Tian subject, Duke test frames, the single noisy scans of other scanners) it wri
 split PSNR (dB): denoise the even-column half, compare it with the raw odd-column half and back,
 mean difference removed (as ``real_scan_check.py``). It needs no clean reference, so it works on
 every scanner; over-smoothing, painted texture and leftover noise all lower it. (Layer contrast needs
-layer labels: ``real_scan_check.py denoise`` measures it on the labelled Tian scans.)
+layer labels: ``real_scan_check.py denoise`` measures it on the labelled Tian scans.) A second table
+gives each method's profile change (``napari_hdcyclegan.profiles``): how much it alters the input's
+mean A-scan profile around the brightest layer, in 8-bit grey levels; 0 keeps the layer shape.
 
     python scripts/real_scan_report.py [--weights W [W ...]] [--data DIR] [--out DIR] [--no-bm3d]
 
@@ -26,6 +28,7 @@ import numpy as np
 from napari_hdcyclegan.engine import get_denoiser, release
 from napari_hdcyclegan.intensity import to_unit, unit_range
 from napari_hdcyclegan.metrics import split_psnr
+from napari_hdcyclegan.profiles import mean_profile_change
 
 HERE = Path(__file__).resolve().parents[1]
 BM3D_SCALE = 5.0
@@ -124,7 +127,8 @@ def main() -> None:
     items = scans(Path(a.data))
     if not items:
         raise SystemExit(f"error: no real scans found under {a.data}")
-    results = {name: [] for name in ["raw", *a.weights] + ([] if a.no_bm3d else ["bm3d x5"])}
+    results: dict[str, list[float]] = {name: [] for name in ["raw", *a.weights] + ([] if a.no_bm3d else ["bm3d x5"])}
+    profile: dict[str, list[float]] = {name: [] for name in results if name != "raw"}
     panels: dict[str, list] = {name: [("raw", img)] for name, img in items}
     for w in a.weights:
         def fn(x: np.ndarray, w: str = w) -> np.ndarray:  # "auto" chooses per b-scan, as the CLI does
@@ -134,24 +138,28 @@ def main() -> None:
         for name, img in items:
             o = fn(img)
             results[w].append(split_psnr(img, fn))
+            profile[w].append(255 * mean_profile_change(o, img))
             panels[name].append((w, o))
         release()
     for name, img in items:
         results["raw"].append(split_psnr(img, lambda x: x))
         if not a.no_bm3d:
             key = name.replace(" ", "_")
-            fn = lambda x, k=key: bm3d(x, cache, f"{k}/{x.shape[1]}/{float(x[0].sum()):.3f}")  # noqa: E731
+            bm3d_fn = lambda x, k=key: bm3d(x, cache, f"{k}/{x.shape[1]}/{float(x[0].sum()):.3f}")  # noqa: E731
             o = bm3d(img, cache, key)
-            results["bm3d x5"].append(split_psnr(img, fn))
+            results["bm3d x5"].append(split_psnr(img, bm3d_fn))
+            profile["bm3d x5"].append(255 * mean_profile_change(o, img))
             panels[name].append(("BM3D x5", o))
         panels[name].append((f"residual {a.weights[0]} - raw", panels[name][1][1] - img))
     np.savez_compressed(cache_file, **cache)
     names = [n for n, _ in items]
-    print("| method | " + " | ".join(names) + " | mean |")
-    print("|---|" + "---:|" * (len(names) + 1))
-    for m, vals in results.items():
-        print(f"| {m} | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {np.mean(vals):.2f} |")
-    print("cells: split PSNR (dB), higher is better")
+    for table, note in ((results, "split PSNR (dB), higher is better"),
+                        (profile, "profile change (8-bit grey levels), lower keeps the layer shape")):
+        print("| method | " + " | ".join(names) + " | mean |")
+        print("|---|" + "---:|" * (len(names) + 1))
+        for m, vals in table.items():
+            print(f"| {m} | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {np.mean(vals):.2f} |")
+        print(f"cells: {note}\n")
     sheet([(n, panels[n]) for n in names], out / "contact_sheet.png")
     print(f"wrote {out / 'contact_sheet.png'}")
 
