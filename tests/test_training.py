@@ -375,6 +375,10 @@ def test_mean_weight_option_reaches_the_supervised_step(tmp_path: Path, monkeypa
                    mean_weight=weight, mean_width=16, mean_anchor=anchor)
         fit.Trainer(cfg, load_training_data(cfg)).step()
     assert [w for w, _ in seen] == [16, 16]
+    for bad in (dict(paired_folders=False, pretrain_steps=1), dict(paired_folders=True, pretrain_steps=0)):
+        cfg = _cfg(domains, tmp_path / "bad", mean_weight=1.0, **bad)
+        with pytest.raises(SystemExit, match="mean-weight needs paired data"):
+            fit.Trainer(cfg, load_training_data(cfg))
     assert seen[0][1] > 0.7 and seen[1][1] < 0.3  # the inputs, then the targets
 
 

@@ -72,6 +72,9 @@ class Trainer:
         self.amp_dtype = self._amp_dtype()
         self.ema: WeightAverage | None = None
         self.reset_average()
+        if cfg.mean_weight > 0 and (data.sampler.targets is None or cfg.pretrain_steps <= 0):
+            raise SystemExit("error: --mean-weight needs paired data and --pretrain-steps > 0 (it is a term of "
+                             "the supervised pre-training)")
         if world > 1 and cfg.n2n_weight > 0:
             # the column-split term runs G_L outside the DDP wrapper: its gradients would not be synced
             raise SystemExit("error: --n2n-weight is not supported with several processes yet")
