@@ -157,7 +157,7 @@ def summarise(rows: Sequence[dict], sec: dict[str, float]) -> list[dict]:
         sel = [r for r in rows if r["method"] == method]
         entry: dict = {"method": method, "n": len(sel)}
         for m in SUMMARY_METRICS:
-            vals = np.array([r.get(m, np.nan) for r in sel], dtype=np.float64)
+            vals = np.array([r[m] for r in sel], dtype=np.float64)
             entry[f"{m}_mean"], entry[f"{m}_std"] = float(np.mean(vals)), float(np.std(vals))
         entry["sec_per_bscan"] = sec.get(method, float("nan"))
         table.append(entry)
