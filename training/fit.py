@@ -334,9 +334,23 @@ def run(cfg: FitConfig, resume: bool = False) -> Path:
     except InputError as exc:
         raise SystemExit(f"error: {exc}") from exc
     if world > 1:
+        import gc
+
         import torch.distributed as dist
 
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        try:
+            out = _train(cfg, resume, device, rank, world)
+            dist.barrier()  # no rank tears down gloo while another still saves: it can abort in gloo's threads
+            return out
+        finally:
+            gc.collect()  # the DDP wrappers go before the process group they hold
+            dist.destroy_process_group()
+    return _train(cfg, resume, device, rank, world)
+
+
+def _train(cfg: FitConfig, resume: bool, device: torch.device, rank: int, world: int) -> Path:
+    """The training loop of :func:`run` (inside the process group when there is one)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
@@ -379,10 +393,6 @@ def run(cfg: FitConfig, resume: bool = False) -> Path:
             trainer.save("last")
             plot_curves(out)
     bar.close()
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
     return out
 
 
