@@ -71,6 +71,10 @@ def positive_float(text: str) -> float:
     return value
 
 
+#: ``--adapt`` without a number (``napari_hdcyclegan.adapt.DEFAULT_STEPS``; here: no torch import).
+ADAPT_STEPS = 60
+
+
 def _common(p: argparse.ArgumentParser, weights_help: str, batch: bool = True) -> None:
     """The model, device, precision, batch and quiet options every model-running command takes."""
     p.add_argument("--weights", "-w", metavar="W", help=weights_help)
@@ -99,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lateral-sigma", type=lateral_sigma, metavar="PX",
                    help=f"smoothing across A-scans after the model, Gaussian sigma in pixels, 0 to "
                         f"{MAX_LATERAL_SIGMA:g} (default: the model's own, see its config; 0 = none)")
+    p.add_argument("--adapt", type=positive_int, nargs="?", const=ADAPT_STEPS, metavar="STEPS",
+                   help=f"first fine-tune the model on each input's own column halves (Noise2Noise, "
+                        f"{ADAPT_STEPS} steps if no number is given; ~0.5 s a step on a CPU core), keeping "
+                        f"the result only if it scores better on columns it did not train on: for scans "
+                        f"from a scanner the shipped models were not trained on")
     _common(p, denoise_weights)
 
     p = sub.add_parser("boundaries", help="ILM/RPE per A-scan to CSV (from the model's feature maps)")

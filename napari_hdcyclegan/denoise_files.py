@@ -204,13 +204,16 @@ def read_input(path: Path) -> Any:
     return read_oct(path)
 
 
-def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, int], None] | None = None) -> Any:
+def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, int], None] | None = None,
+                 adapt_steps: int | None = None, note: Callable[[str], None] | None = None) -> Any:
     """Read ``src``, check that ``dst`` can hold the result, denoise batch by batch into ``dst``;
     returns the Denoiser that ran.
 
     ``denoiser`` is a Denoiser, or a function of the input data returning ``(denoiser, choice)``
     (``--weights auto``: :func:`napari_hdcyclegan.engine.choose_denoiser`), the choice being
-    recorded in this file's provenance.
+    recorded in this file's provenance. ``adapt_steps``: fine-tune it on this input first
+    (:func:`napari_hdcyclegan.adapt.iter_adapt`), ``note`` receiving the one-line outcome, which the
+    provenance records too.
     """
     image = read_input(src)
     data = image.data
@@ -220,7 +223,20 @@ def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, i
     choice = None
     if not hasattr(denoiser, "iter_denoise"):
         denoiser, choice = denoiser(data)
+    adaptation = None
+    if adapt_steps:
+        from .adapt import iter_adapt
+        from .progress import drive
+
+        base = denoiser.name
+        if note is not None:
+            note(f"{src.name}: adapting {base} to this input ({adapt_steps} steps) ...")
+        denoiser, adaptation = drive(iter_adapt(denoiser, data, adapt_steps))
+        if note is not None:
+            note(f"{src.name}: {adaptation.describe(base)}")
     provenance = denoiser.provenance(choice, data)
+    if adaptation is not None:
+        provenance["adaptation"] = adaptation.to_json()
     _note_dim(src, denoiser.name, provenance.get("dim_gains"))
     pages = _denoised_pages(denoiser, data, progress)
     write_output(dst, pages, shape, dtype, image, provenance)

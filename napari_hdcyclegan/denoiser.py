@@ -137,8 +137,9 @@ class Denoiser:
         return view
 
     # -- intensity ----------------------------------------------------------------------------
-    def _run(self, unit: torch.Tensor) -> torch.Tensor:
-        """Generator on a (B, H, W) float32 [0, 1] batch -> (B, H, W) float32 clipped to [0, 1]."""
+    def run_units(self, unit: torch.Tensor) -> torch.Tensor:
+        """Generator and lateral smoothing on a (B, H, W) float32 [0, 1] batch on the device ->
+        (B, H, W) float32 clipped to [0, 1] (the model's own units: see :meth:`model_input`)."""
         x = unit[:, None]
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -152,6 +153,17 @@ class Denoiser:
             raise ModelError(f"model {self.name!r} produced NaN/inf values (corrupt weights or an overflow "
                              f"in {self.precision} precision); nothing was written")
         return y.clamp_(0.0, 1.0)
+
+    def model_input(self, raw: np.ndarray, fixed: tuple[float, float] | None = None) -> np.ndarray:
+        """What the generator sees for a (B, H, W) batch of raw values: float32 [0, 1], dim gain applied.
+
+        ``fixed``: the volume's range, as :meth:`iter_denoise` passes it (``normalise.volume_range``).
+        """
+        with torch.inference_mode():
+            unit = self._unit_batch(raw, fixed)[1]
+            gain = dim_gain(unit, self.normalisation)
+            unit = unit if gain is None else (unit * gain).clamp_(0.0, 1.0)
+            return unit.float().cpu().numpy()
 
     @property
     def normalisation(self) -> dict[str, Any]:
@@ -180,7 +192,7 @@ class Denoiser:
         with torch.inference_mode():
             x, unit, lo3, span = self._unit_batch(raw, fixed)
             gain = dim_gain(unit, self.normalisation)
-            y = self._run(unit) if gain is None else self._run((unit * gain).clamp_(0.0, 1.0)) / gain
+            y = self.run_units(unit) if gain is None else self.run_units((unit * gain).clamp_(0.0, 1.0)) / gain
             y = y.to(x.dtype) * span + lo3
             out = y.cpu().numpy()
         if log_input:

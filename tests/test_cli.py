@@ -424,10 +424,10 @@ def test_out_of_memory_fails_one_file_and_the_folder_goes_on(tmp_path, weights, 
         tifffile.imwrite(src / name, _vol(), photometric="minisblack")
     real = denoise_files.denoise_file
 
-    def denoise_file(f, out, denoiser, progress=None):
+    def denoise_file(f, out, denoiser, *args):
         if f.name == "a.tif":
             raise MemoryError()
-        return real(f, out, denoiser, progress)
+        return real(f, out, denoiser, *args)
 
     monkeypatch.setattr(denoise_files, "denoise_file", denoise_file)
     rc = _run(src, tmp_path / "out", weights)

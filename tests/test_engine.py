@@ -27,7 +27,7 @@ def tiny(normalisation=None, **kwargs) -> Denoiser:
 
 def identity(denoiser: Denoiser) -> Denoiser:
     """Replace the network by the identity, so that only the intensity pipeline remains."""
-    denoiser._run = lambda unit: unit.float().clamp(0, 1)
+    denoiser.run_units = lambda unit: unit.float().clamp(0, 1)
     return denoiser
 
 
@@ -200,19 +200,19 @@ def test_iter_denoise_chunks_cover_the_volume():
 
 def test_out_of_memory_halves_the_batch_and_goes_on():
     den = tiny(batch_size=4)
-    real_run = den._run
+    real_run = den.run_units
 
     def run(unit):
         if unit.shape[0] > 1:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real_run(unit)
 
-    den._run = run
+    den.run_units = run
     data = volume(np.uint8, (5, 16, 16))
     with pytest.warns(RuntimeWarning, match="batch size halved to 1"):
         out = den.denoise(data)
     assert den.batch_size == 1
-    den._run = real_run
+    den.run_units = real_run
     np.testing.assert_array_equal(out, den.denoise(data))
 
 
@@ -344,7 +344,7 @@ def test_lateral_smoothing_runs_in_float32_under_reduced_precision():
     den = Denoiser(torch.nn.Identity(), config, "cpu", precision="bf16")  # type: ignore[arg-type]
     data = np.random.default_rng(5).random((1, 16, 48)).astype(np.float32)
     with torch.inference_mode():  # as the denoising pipeline calls it
-        out = den._run(torch.from_numpy(data))
+        out = den.run_units(torch.from_numpy(data))
     assert out.dtype == torch.float32
     want = np.clip(gaussian_filter1d(data, 2.0, axis=-1, mode="nearest", truncate=3.0), 0, 1)
     np.testing.assert_allclose(out.numpy(), want, atol=1e-5)  # bf16 would be off by ~4e-3
@@ -410,7 +410,7 @@ def _seen_units(den: Denoiser) -> list:
         seen.append(unit.clone())
         return unit.float().clamp(0, 1)
 
-    den._run = run
+    den.run_units = run
     return seen
 
 
@@ -479,14 +479,14 @@ def test_cpu_allocation_failure_halves_then_is_a_memory_error():
     def run(unit):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
 
-    den._run = run
+    den.run_units = run
     with pytest.warns(RuntimeWarning, match="halved to 1"), pytest.raises(MemoryError, match="one 16x16 b-scan"):
         den.denoise(volume(np.uint8, (3, 16, 16)))
 
 
 def test_other_runtime_errors_are_not_taken_for_memory():
     den = tiny()
-    den._run = lambda unit: (_ for _ in ()).throw(RuntimeError("a bug"))
+    den.run_units = lambda unit: (_ for _ in ()).throw(RuntimeError("a bug"))
     with pytest.raises(RuntimeError, match="a bug"):
         den.denoise(volume(np.uint8, (3, 16, 16)))
 
@@ -561,8 +561,8 @@ def test_dim_bscans_are_lifted_to_the_models_level_and_others_left_alone():
     plain, lifted = tiny({"method": "dtype"}), tiny(norm)
     np.testing.assert_array_equal(lifted.denoise(bright), plain.denoise(bright))  # not dim: bit-identical
     seen = []
-    run = lifted._run
-    lifted._run = lambda u: seen.append(float(u.median())) or run(u)
+    run = lifted.run_units
+    lifted.run_units = lambda u: seen.append(float(u.median())) or run(u)
     out = lifted.denoise(dim)
     assert out.dtype == np.uint8 and seen[0] == pytest.approx(0.4, abs=0.01)  # the generator saw the level
     assert not np.array_equal(out, plain.denoise(dim))

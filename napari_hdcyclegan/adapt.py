@@ -1,0 +1,170 @@
+"""Adapting a denoiser to one scan: Noise2Noise fine-tuning on the scan's own column halves.
+
+Neighbouring A-scans carry nearly independent speckle, so the even- and odd-column halves of a
+b-scan are two noisy views of almost the same scene: a generator trained to map one half to the
+other learns to denoise this scanner's noise, with no clean reference (Noise2Noise). A shipped
+model meets scans from scanners it never saw; a few dozen such steps on the scan itself fit it to
+their noise. They can also pull a model away from what it learned from real averages, so the
+adaptation is scored on columns it did not train on (the right third of each b-scan, split PSNR
+of :func:`napari_hdcyclegan.metrics.split_psnr`) and kept only when that score rises by
+``min_gain`` dB; otherwise the base model is returned and :class:`Adaptation` says why.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .denoiser import Denoiser
+from .errors import InputError
+from .metrics import column_halves, split_psnr
+from .model.networks import run_generator
+from .normalise import check_input, volume_range
+from .progress import Steps
+
+#: Fine-tuning steps of the CLI's ``--adapt`` when no number is given.
+DEFAULT_STEPS = 60
+#: Keep the adapted model only if the held-out split PSNR rises by at least this much (dB).
+MIN_GAIN_DB = 0.1
+LEARNING_RATE = 1e-4
+BATCH = 4
+CROP = 128
+#: B-scans of a volume the crops come from (evenly spaced), and those the held-out score uses.
+MAX_BSCANS = 16
+SCORED_BSCANS = 4
+#: Columns kept out of training and used for the decision: the right third of each b-scan.
+HELD_OUT = 1 / 3
+MAX_STEPS = 5000
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """What :func:`iter_adapt` did: held-out split PSNR before / after (dB) and whether it kept the result."""
+
+    steps: int
+    before_db: float
+    after_db: float
+    kept: bool
+    min_gain_db: float
+    seconds: float
+    seed: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The record that goes into an output's provenance."""
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+    def describe(self, model: str) -> str:
+        """One line for a user: the scores and the decision."""
+        verdict = ("kept" if self.kept else
+                   f"not kept (below +{self.min_gain_db:g} dB): the output is {model}'s own")
+        return (f"adapted {model} to this scan in {self.steps} steps ({self.seconds:.0f} s): held-out split "
+                f"PSNR {self.before_db:.2f} -> {self.after_db:.2f} dB, {verdict}")
+
+
+def iter_adapt(denoiser: Denoiser, data: Any, steps: int = DEFAULT_STEPS, *, lr: float = LEARNING_RATE,
+               seed: int = 0, min_gain: float = MIN_GAIN_DB) -> Steps[tuple[Denoiser, Adaptation]]:
+    """Fine-tune a copy of ``denoiser`` on ``data``'s column halves; yields ``(done, steps)``.
+
+    Parameters
+    ----------
+    denoiser : Denoiser
+        The base model; it is not changed (a shared, resident model stays as it was).
+    data : array-like
+        A 2D b-scan or a 3D volume (b-scans on axis 0), raw values as :meth:`Denoiser.denoise` takes.
+    steps : int
+        Adam steps of ``BATCH`` crops each (1 to ``MAX_STEPS``).
+    lr : float
+        Adam's learning rate.
+    seed : int
+        Seeds the crops: the same input, model and seed give the same weights on one machine.
+    min_gain : float
+        dB the held-out split PSNR must rise by for the adapted model to be returned.
+
+    Returns
+    -------
+    tuple
+        ``(denoiser, adaptation)``: the adapted copy (named ``<model>+adapted``) if kept, else the base.
+    """
+    if not 1 <= int(steps) <= MAX_STEPS:
+        raise InputError(f"adaptation steps must be from 1 to {MAX_STEPS}, got {steps}")
+    t0 = time.perf_counter()
+    units = _model_inputs(denoiser, data)
+    cut = int(round(units.shape[2] * (1 - HELD_OUT)))
+    pairs = [column_halves(u[:, :cut]) for u in units]
+    crop = _crop_size(pairs[0][0].shape)
+    held = units[np.linspace(0, len(units) - 1, min(SCORED_BSCANS, len(units))).round().astype(int), :, cut:]
+    before = _held_out_db(denoiser, held)
+    gen = copy.deepcopy(denoiser.generator).train()
+    for p in gen.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(gen.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    amp = denoiser.autocast_dtype
+    yield 0, int(steps)
+    for step in range(int(steps)):
+        x, y = (torch.from_numpy(a).to(denoiser.device) for a in _batch(rng, pairs, crop))
+        with torch.autocast(denoiser.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            out = run_generator(gen, x)
+        loss = F.mse_loss(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        yield step + 1, int(steps)
+    adapted = Denoiser(gen, denoiser.config, denoiser.device, name=f"{denoiser.name}+adapted",
+                       trained=denoiser.trained, source=denoiser.source, weights_sha256=denoiser.weights_sha256,
+                       precision=denoiser.precision, batch_size=denoiser.batch_size)
+    after = _held_out_db(adapted, held)
+    kept = after - before >= min_gain
+    record = Adaptation(int(steps), before, after, kept, float(min_gain), time.perf_counter() - t0, int(seed))
+    return (adapted if kept else denoiser), record
+
+
+def _model_inputs(denoiser: Denoiser, data: Any) -> np.ndarray:
+    """Up to ``MAX_BSCANS`` evenly spaced b-scans of ``data`` in the model's units, (N, H, W) float32."""
+    shape, dtype = check_input(data)
+    if shape[-1] < 12:
+        raise InputError(f"adaptation needs b-scans at least 12 A-scans wide, got {shape[-1]}")
+    fixed = volume_range(data, shape, dtype, denoiser.normalisation)
+    if len(shape) == 2:
+        return denoiser.model_input(np.asarray(data)[None], fixed)
+    picks = np.unique(np.linspace(0, shape[0] - 1, min(MAX_BSCANS, shape[0])).round().astype(int))
+    return np.concatenate([denoiser.model_input(np.asarray(data[int(i)])[None], fixed) for i in picks])
+
+
+def _crop_size(half: tuple[int, ...]) -> tuple[int, int]:
+    """Training crop (rows, columns): ``CROP`` or what the column half holds."""
+    return min(CROP, half[0]), min(CROP, half[1])
+
+
+def _batch(rng: np.random.Generator, pairs: list[tuple[np.ndarray, np.ndarray]],
+           crop: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``BATCH`` (input, target) crops: one column half in, the other out, either way round, flipped."""
+    xs, ys = [], []
+    for _ in range(BATCH):
+        a, b = pairs[int(rng.integers(len(pairs)))]
+        if rng.random() < 0.5:
+            a, b = b, a
+        r = int(rng.integers(0, a.shape[0] - crop[0] + 1))
+        c = int(rng.integers(0, a.shape[1] - crop[1] + 1))
+        pa, pb = a[r:r + crop[0], c:c + crop[1]], b[r:r + crop[0], c:c + crop[1]]
+        if rng.random() < 0.5:
+            pa, pb = pa[:, ::-1], pb[:, ::-1]
+        xs.append(pa)
+        ys.append(pb)
+    return (np.ascontiguousarray(np.stack(xs)[:, None], dtype=np.float32),
+            np.ascontiguousarray(np.stack(ys)[:, None], dtype=np.float32))
+
+
+def _held_out_db(denoiser: Denoiser, held: np.ndarray) -> float:
+    """Mean split PSNR (dB, model units) of ``denoiser`` on the held-out columns of each b-scan."""
+    def run(half: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return denoiser.run_units(torch.from_numpy(half)[None].to(denoiser.device))[0].cpu().numpy()
+
+    return float(np.mean([split_psnr(b, run) for b in held]))

@@ -1,0 +1,107 @@
+"""Adaptation to one scan (``denoise --adapt``) measured on real scans, on columns it never trained on.
+
+Real scans without a clean reference (the Tian subject-5 b-scans no shipped model trained on, the
+``.vol`` scans, the single noisy scans): the model is adapted on the LEFT half of the b-scan only
+(:func:`napari_hdcyclegan.adapt.iter_adapt`, which itself keeps its right third out for the decision)
+and the split PSNR is measured on the RIGHT half, for the base model, the adaptation's result (the
+base model where it was not kept) and, unless ``--no-bm3d``, BM3D (sigma = 5 x skimage's estimate).
+Duke pairs (``--duke SPLIT``): adapted on the whole noisy frame, PSNR / SSIM against the average.
+
+    python scripts/adapt_check.py [--weights auto] [--steps 60] [--duke test] [--no-bm3d] [--only NAME,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def real_scans(root: Path) -> list[tuple[str, np.ndarray]]:
+    """(name, [0, 1] float32 b-scan) of every noisy real scan without a reference."""
+    from training.real import single_noisy_scans, tian_scans, vendor_scans
+
+    scans = tian_scans(root, (5,))[::3] + vendor_scans(root) + single_noisy_scans(root)
+    return [(n, np.asarray(im, np.float32) / (255.0 if im.max() > 1.5 else 1.0)) for n, im in scans]
+
+
+def right_half_scores(weights: str, steps: int, image: np.ndarray, bm3d: bool) -> dict[str, float]:
+    """Split PSNR on the right half: raw, base, adapted (on the left half), BM3D x5."""
+    from napari_hdcyclegan import metrics
+    from napari_hdcyclegan.adapt import iter_adapt
+    from napari_hdcyclegan.engine import choose_denoiser
+    from napari_hdcyclegan.progress import drive
+
+    c = (image.shape[1] // 2) // 2 * 2
+    left, right = image[:, :c], image[:, c:]
+    base, _ = choose_denoiser(weights, "cpu", data=image)
+    adapted, record = drive(iter_adapt(base, left, steps))
+    scores = {"raw": metrics.split_psnr(right), "base": metrics.split_psnr(right, base.denoise),
+              "adapted": metrics.split_psnr(right, adapted.denoise), "kept": float(record.kept)}
+    if bm3d:
+        from napari_hdcyclegan.baselines import denoise_bm3d
+
+        scores["bm3d x5"] = metrics.split_psnr(right, lambda h: denoise_bm3d(h, sigma_scale=5.0))
+    print(f"  {base.name}: {record.describe(base.name)}", flush=True)
+    return scores
+
+
+def duke_scores(weights: str, steps: int, split: str) -> None:
+    """PSNR / SSIM against the Duke averages, base and adapted."""
+    from napari_hdcyclegan import metrics
+    from napari_hdcyclegan.adapt import iter_adapt
+    from napari_hdcyclegan.engine import choose_denoiser
+    from napari_hdcyclegan.progress import drive
+    from training.evaluate import duke_pairs
+
+    rows = []
+    for name, hn, ref in duke_pairs(split, None):
+        base, _ = choose_denoiser(weights, "cpu", data=hn)
+        adapted, record = drive(iter_adapt(base, hn, steps))
+        s = metrics.score_methods({"base": base.denoise(hn), "adapted": adapted.denoise(hn)}, ref, align=True)
+        rows.append([s["base"]["PSNR"], s["base"]["SSIM"], s["adapted"]["PSNR"], s["adapted"]["SSIM"]])
+        print(f"{name} ({base.name}): base {rows[-1][0]:.2f} / {rows[-1][1]:.3f}, adapted {rows[-1][2]:.2f} / "
+              f"{rows[-1][3]:.3f}; {record.describe(base.name)}", flush=True)
+    m = np.mean(rows, axis=0)
+    print(f"mean of {len(rows)}: base {m[0]:.2f} / {m[1]:.3f}, adapted {m[2]:.2f} / {m[3]:.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--weights", default="auto")
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--duke", metavar="SPLIT", help="score Duke pairs of this split instead")
+    p.add_argument("--no-bm3d", action="store_true")
+    p.add_argument("--only", help="comma-separated scan names")
+    p.add_argument("--data", type=Path, help="the shared data folder")
+    a = p.parse_args(argv)
+    import torch
+
+    torch.manual_seed(0)
+    if a.duke:
+        duke_scores(a.weights, a.steps, a.duke)
+        return 0
+    from training.real import default_shared_data
+
+    scans = real_scans(a.data or default_shared_data())
+    if a.only:
+        scans = [s for s in scans if s[0] in a.only.split(",")]
+    table = []
+    for name, image in scans:
+        print(name, flush=True)
+        table.append((name, right_half_scores(a.weights, a.steps, image, not a.no_bm3d)))
+    cols = [k for k in table[0][1] if k != "kept"]
+    print("| scan | " + " | ".join(cols) + " | kept |\n|---|" + "---|" * (len(cols) + 1))
+    for name, s in table:
+        print(f"| {name} | " + " | ".join(f"{s[k]:.2f}" for k in cols) + f" | {'yes' if s['kept'] else 'no'} |")
+    means = {k: np.mean([s[k] for _, s in table]) for k in cols}
+    print("| mean | " + " | ".join(f"{means[k]:.2f}" for k in cols) + " | |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
