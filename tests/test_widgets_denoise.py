@@ -267,6 +267,25 @@ def test_lateral_smoothing_choice_reaches_run_preview_and_provenance(qtbot, setu
     assert viewer.layers["oct_preview"].metadata["provenance"]["config"]["lateral_sigma"] == 3.0
 
 
+def test_adapt_steps_adapt_the_model_first_and_say_so(qtbot, setup):
+    from napari_hdcyclegan import engine
+
+    viewer, layer, widget = setup
+    assert widget.adapt_spin.value == 0  # off unless asked for
+    resident = engine.get_denoiser(str(widget.weights_combo.value), "cpu")
+    before = {k: v.clone() for k, v in resident.generator.state_dict().items()}
+    widget.adapt_spin.value = 3
+    run_to_end(qtbot, widget)
+    out = viewer.layers["oct_denoised"]
+    record = out.metadata["provenance"]["adaptation"]
+    assert record["steps"] == 3 and isinstance(record["kept"], bool)
+    assert out.metadata["provenance"]["model"] == ("tiny+adapted" if record["kept"] else "tiny")
+    assert "adapted tiny to this scan in 3 steps" in widget.status.value
+    assert widget.progress_bar.value == layer.data.shape[0]  # the b-scan stage ends the run
+    # the shared resident model is left as it was
+    assert all((v == before[k]).all() for k, v in resident.generator.state_dict().items())
+
+
 def test_input_removed_during_a_run_says_so_in_the_status_line(qtbot, setup):
     viewer, layer, widget = setup
     assert widget.run() is not None

@@ -428,6 +428,7 @@ class WorkerRunner:
         self.progress_bar.max = max(total, 1)
         self.progress_bar.value = done
         if self._progress is not None:
+            self._progress.total = max(total, 1)  # a run may have stages (adaptation, then b-scans)
             self._progress.n = done
             self._progress.refresh()
 
