@@ -15,9 +15,13 @@ from scipy.ndimage import gaussian_filter
 
 #: Rows above / below the brightest layer (RPE on macular scans) that the profile spans.
 ABOVE, BELOW = 24, 10
+#: Smoothing (axial, lateral px) before finding the brightest rows in a noisy input used as its own guide:
+#: with little lateral smoothing the row found is partly where the noise peaked, which puts a spike in
+#: the input's profile that any denoiser removes (a change counted against it on noisy scans).
+NOISY_GUIDE_SIGMA = (2.0, 8.0)
 
 
-def brightest_rows(image: np.ndarray, sigma: float = 2.0) -> np.ndarray:
+def brightest_rows(image: np.ndarray, sigma: float | tuple[float, float] = 2.0) -> np.ndarray:
     """Row of the brightest smoothed pixel in each A-scan (column) of a 2D b-scan."""
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 2:
@@ -53,7 +57,7 @@ def mean_profile_change(output: np.ndarray, image: np.ndarray, guide: np.ndarray
         The denoised b-scan and its noisy input (same 2D shape and units; not registered).
     guide : numpy.ndarray, optional
         Where to find the brightest row per A-scan (a low-noise reference of the same geometry);
-        default the input itself.
+        default the input itself, smoothed by :data:`NOISY_GUIDE_SIGMA`.
     above, below : int
         Rows of the profile above and below that row.
 
@@ -68,6 +72,6 @@ def mean_profile_change(output: np.ndarray, image: np.ndarray, guide: np.ndarray
     guide_shape = img.shape if guide is None else np.asarray(guide).shape
     if out.shape != img.shape or guide_shape != img.shape:
         raise ValueError(f"output {out.shape}, input {img.shape} and guide {guide_shape} must share a 2D shape")
-    rows = brightest_rows(img if guide is None else guide)
+    rows = brightest_rows(img, NOISY_GUIDE_SIGMA) if guide is None else brightest_rows(guide)
     d = flattened_profile(out, rows, above, below) - flattened_profile(img, rows, above, below)
     return float(np.sqrt(np.mean((d - d.mean()) ** 2))) if np.isfinite(d).all() else float("nan")

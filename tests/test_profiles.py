@@ -55,6 +55,21 @@ def test_profile_change_is_zero_for_identity_and_offsets_and_grows_when_a_thin_l
     assert mean_profile_change(blurs_layers, noisy) == pytest.approx(blurred, rel=0.2)
 
 
+def test_a_noisy_input_as_its_own_guide_does_not_count_its_noise_peaks_as_a_layer() -> None:
+    rng = np.random.default_rng(3)
+    clean, _ = _retina(rng, (128, 600))
+    noisy = clean * rng.gamma(1.0, 1.0, clean.shape)  # single-look speckle: a very noisy scan
+    # the ideal denoiser (the clean scan) changes the noisy profile only by what noise is left in the
+    # mean of 600 A-scans: as much as when the true rows are known ...
+    ideal = mean_profile_change(clean, noisy)
+    assert ideal < 1.3 * mean_profile_change(clean, noisy, guide=clean)
+    # ... while rows found on the lightly smoothed noisy input sit on its noise peaks, a spike the
+    # clean scan does not have
+    rows = brightest_rows(noisy)
+    spiked = flattened_profile(clean, rows) - flattened_profile(noisy, rows)
+    assert np.sqrt(np.mean((spiked - spiked.mean()) ** 2)) > 1.5 * ideal
+
+
 def test_profile_change_refuses_mismatched_shapes_and_is_nan_without_a_usable_column() -> None:
     img = np.zeros((40, 30))
     with pytest.raises(ValueError, match="share a 2D shape"):
