@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from .denoiser import Denoiser
-from .errors import InputError
-from .metrics import column_halves, split_psnr
+from .errors import InputError, ModelError
+from .memory import is_out_of_memory, short_oom
+from .metrics import column_halves
 from .model.networks import run_generator
 from .normalise import check_input, volume_range
 from .progress import Steps
@@ -106,21 +107,32 @@ def iter_adapt(denoiser: Denoiser, data: Any, steps: int = DEFAULT_STEPS, *, lr:
     opt = torch.optim.Adam(gen.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     amp = denoiser.autocast_dtype
+    amp = None if amp is torch.float16 else amp  # fp16 gradients underflow without a scaler: train in fp32
     yield 0, int(steps)
     for step in range(int(steps)):
         x, y = (torch.from_numpy(a).to(denoiser.device) for a in _batch(rng, pairs, crop))
-        with torch.autocast(denoiser.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            out = run_generator(gen, x)
-        loss = F.mse_loss(out.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        try:
+            with torch.autocast(denoiser.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                out = run_generator(gen, x)
+            loss = F.mse_loss(out.float(), y)
+            if bool(torch.isfinite(loss)):  # one overflow must not poison the weights
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise MemoryError(f"out of memory on {denoiser.device} while adapting the model "
+                              f"({short_oom(exc)}); adapt without it or free memory") from exc
         yield step + 1, int(steps)
     adapted = Denoiser(gen, denoiser.config, denoiser.device, name=f"{denoiser.name}+adapted",
                        trained=denoiser.trained, source=denoiser.source, weights_sha256=denoiser.weights_sha256,
                        precision=denoiser.precision, batch_size=denoiser.batch_size)
-    after = _held_out_db(adapted, held)
-    kept = after - before >= min_gain
+    try:
+        after = _held_out_db(adapted, held)
+    except ModelError:  # diverged to NaN/inf: the base model stays
+        after = float("nan")
+    kept = bool(np.isfinite(after)) and after - before >= min_gain
     record = Adaptation(int(steps), before, after, kept, float(min_gain), time.perf_counter() - t0, int(seed))
     return (adapted if kept else denoiser), record
 
@@ -162,9 +174,16 @@ def _batch(rng: np.random.Generator, pairs: list[tuple[np.ndarray, np.ndarray]],
 
 
 def _held_out_db(denoiser: Denoiser, held: np.ndarray) -> float:
-    """Mean split PSNR (dB, model units) of ``denoiser`` on the held-out columns of each b-scan."""
-    def run(half: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return denoiser.run_units(torch.from_numpy(half)[None].to(denoiser.device))[0].cpu().numpy()
-
-    return float(np.mean([split_psnr(b, run) for b in held]))
+    """Split PSNR (dB, model units) of ``denoiser`` on the held-out columns, the squared errors pooled
+    over b-scans first (a flat, blank b-scan's near-zero error must not dominate a mean of dB values)."""
+    errors = []
+    for bscan in held:
+        even, odd = column_halves(bscan)
+        for a, b in ((even, odd), (odd, even)):
+            with torch.inference_mode():
+                out = denoiser.run_units(torch.from_numpy(np.ascontiguousarray(a))[None].to(denoiser.device))
+            d = out[0].cpu().numpy().astype(np.float64) - b
+            d = d[np.isfinite(d)]
+            if d.size:
+                errors.append(float(np.mean((d - d.mean()) ** 2)))
+    return float(10 * np.log10(1.0 / max(float(np.mean(errors)), 1e-12))) if errors else float("nan")
