@@ -110,7 +110,8 @@ def test_cli_adapt_records_the_adaptation(tmp_path, weights, capsys) -> None:
 def test_a_non_finite_loss_leaves_the_weights_and_the_base_model_is_kept(monkeypatch) -> None:
     import napari_hdcyclegan.adapt as adapt
 
-    monkeypatch.setattr(adapt, "run_generator", lambda gen, x: gen(x) * float("nan"))
+    real = adapt.run_generator
+    monkeypatch.setattr(adapt, "run_generator", lambda gen, x: real(gen, x) * float("nan"))
     base = _denoiser()
     model, record = drive(iter_adapt(base, cartoon_retina(1, 48, 80, BANDS, seed=6), 3, min_gain=1e-9))
     assert model is base and not record.kept and record.after_db == pytest.approx(record.before_db)
