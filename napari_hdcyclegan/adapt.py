@@ -154,12 +154,17 @@ def _crop_size(half: tuple[int, ...]) -> tuple[int, int]:
     return min(CROP, half[0]), min(CROP, half[1])
 
 
-def _batch(rng: np.random.Generator, pairs: list[tuple[np.ndarray, np.ndarray]],
-           crop: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """``BATCH`` (input, target) crops: one column half in, the other out, either way round, flipped."""
-    xs, ys = [], []
-    for _ in range(BATCH):
-        a, b = pairs[int(rng.integers(len(pairs)))]
+def split_crops(rng: np.random.Generator, pairs: list[tuple[np.ndarray, np.ndarray]], crop: tuple[int, int],
+                n: int) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """``n`` Noise2Noise crops from column-half pairs: (inputs, targets, pair index of each).
+
+    One half in, the other out, either way round, flipped left-right half the time (the draws, in
+    this order, are also those of ``training.real.SplitSampler``).
+    """
+    xs, ys, picked = [], [], []
+    for _ in range(n):
+        picked.append(int(rng.integers(len(pairs))))
+        a, b = pairs[picked[-1]]
         if rng.random() < 0.5:
             a, b = b, a
         r = int(rng.integers(0, a.shape[0] - crop[0] + 1))
@@ -169,6 +174,13 @@ def _batch(rng: np.random.Generator, pairs: list[tuple[np.ndarray, np.ndarray]],
             pa, pb = pa[:, ::-1], pb[:, ::-1]
         xs.append(pa)
         ys.append(pb)
+    return xs, ys, picked
+
+
+def _batch(rng: np.random.Generator, pairs: list[tuple[np.ndarray, np.ndarray]],
+           crop: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``BATCH`` (input, target) crops as (BATCH, 1, h, w) float32 arrays."""
+    xs, ys, _ = split_crops(rng, pairs, crop, BATCH)
     return (np.ascontiguousarray(np.stack(xs)[:, None], dtype=np.float32),
             np.ascontiguousarray(np.stack(ys)[:, None], dtype=np.float32))
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_hdcyclegan import metrics
+from napari_hdcyclegan.adapt import split_crops
 from napari_hdcyclegan.metrics import column_halves
 
 from .data import DataError, duke_pairs, duke_targets, read_image_stack, stack_crops, to_model_units
@@ -138,19 +139,7 @@ class SplitSampler:
 
     def batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """``(input, target)`` float32 arrays of shape (batch, 1, crop, crop)."""
-        x, y, scans = [], [], []
-        for _ in range(batch):
-            scans.append(int(rng.integers(len(self.halves))))
-            a, b = self.halves[scans[-1]]
-            if rng.random() < 0.5:
-                a, b = b, a
-            r = int(rng.integers(0, a.shape[0] - self.crop + 1))
-            c = int(rng.integers(0, a.shape[1] - self.crop + 1))
-            pa, pb = a[r:r + self.crop, c:c + self.crop], b[r:r + self.crop, c:c + self.crop]
-            if rng.random() < 0.5:
-                pa, pb = pa[:, ::-1], pb[:, ::-1]
-            x.append(pa)
-            y.append(pb)
+        x, y, scans = split_crops(rng, self.halves, (self.crop, self.crop), batch)
         if self.extra_noise > 0:
             # A child generator drawn after the crops: this batch's crops are those of a run without the
             # extra noise (later batches differ, one more number having been drawn).
