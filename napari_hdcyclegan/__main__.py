@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .cli_args import build_parser
+from .cli_args import adaptation_steps, build_parser
 from .errors import HDCycleGANError, OutputError
 
 EXIT_USER_ERROR = 2
@@ -99,7 +99,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     for f, out in jobs:
         try:
             with progress_bar(f.name, args.quiet) as progress:
-                used[denoise_file(f, out, denoiser, progress, args.adapt, say).name] += 1
+                used[denoise_file(f, out, denoiser, progress, adaptation_steps(args), say).name] += 1
         except USER_ERRORS as exc:
             gc.collect()  # after an out-of-memory error, the next file starts clean
             say(f"error: {_message(exc, f)}")

@@ -4,9 +4,12 @@ Neighbouring A-scans carry nearly independent speckle, so the even- and odd-colu
 b-scan are two noisy views of almost the same scene: a generator trained to map one half to the
 other learns to denoise this scanner's noise, with no clean reference (Noise2Noise). A shipped
 model meets scans from scanners it never saw; a few dozen such steps on the scan itself fit it to
-their noise. They can also pull a model away from what it learned from real averages, so the
-adaptation is scored on columns it did not train on (the right third of each b-scan, split PSNR
-of :func:`napari_hdcyclegan.metrics.split_psnr`) and kept only when that score rises by
+their noise. The two halves are half a column apart, a shift that a plain half-to-half mapping
+learns as a lateral blur (lines along steep layer edges in the residual); the Neighbor2Neighbor
+consistency term of :mod:`napari_hdcyclegan.column_pairs` reduces it. The steps can also pull a
+model away from what it learned from real averages, so the adaptation is scored on columns it did
+not train on (the right third of each b-scan, split PSNR of
+:func:`napari_hdcyclegan.metrics.split_psnr`) and kept only when that score rises by
 ``min_gain`` dB; otherwise the base model is returned and :class:`Adaptation` says why.
 """
 
@@ -19,8 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .column_pairs import full_crops, neighbour_loss
 from .denoiser import Denoiser
 from .errors import InputError, ModelError
 from .memory import is_out_of_memory, short_oom
@@ -42,6 +45,8 @@ SCORED_BSCANS = 4
 #: Columns kept out of training and used for the decision: the right third of each b-scan.
 HELD_OUT = 1 / 3
 MAX_STEPS = 5000
+#: Weight of the Neighbor2Neighbor consistency term (:func:`napari_hdcyclegan.column_pairs.neighbour_loss`).
+CONSISTENCY = 2.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Adaptation:
     min_gain_db: float
     seconds: float
     seed: int
+    consistency: float
 
     def to_json(self) -> dict[str, Any]:
         """The record that goes into an output's provenance."""
@@ -69,7 +75,8 @@ class Adaptation:
 
 
 def iter_adapt(denoiser: Denoiser, data: Any, steps: int = DEFAULT_STEPS, *, lr: float = LEARNING_RATE,
-               seed: int = 0, min_gain: float = MIN_GAIN_DB) -> Steps[tuple[Denoiser, Adaptation]]:
+               seed: int = 0, min_gain: float = MIN_GAIN_DB,
+               consistency: float = CONSISTENCY) -> Steps[tuple[Denoiser, Adaptation]]:
     """Fine-tune a copy of ``denoiser`` on ``data``'s column halves; yields ``(done, steps)``.
 
     Parameters
@@ -86,6 +93,9 @@ def iter_adapt(denoiser: Denoiser, data: Any, steps: int = DEFAULT_STEPS, *, lr:
         Seeds the crops: the same input, model and seed give the same weights on one machine.
     min_gain : float
         dB the held-out split PSNR must rise by for the adapted model to be returned.
+    consistency : float
+        Weight of the term that keeps the half-to-half mapping from learning a lateral blur
+        (0: plain column-split Noise2Noise).
 
     Returns
     -------
@@ -97,8 +107,8 @@ def iter_adapt(denoiser: Denoiser, data: Any, steps: int = DEFAULT_STEPS, *, lr:
     t0 = time.perf_counter()
     units = _model_inputs(denoiser, data)
     cut = int(round(units.shape[2] * (1 - HELD_OUT)))
-    pairs = [column_halves(u[:, :cut]) for u in units]
-    crop = _crop_size(pairs[0][0].shape)
+    train = [u[:, :cut] for u in units]
+    crop = _crop_size(column_halves(train[0])[0].shape)
     held = units[np.linspace(0, len(units) - 1, min(SCORED_BSCANS, len(units))).round().astype(int), :, cut:]
     before = _held_out_db(denoiser, held)
     gen = copy.deepcopy(denoiser.generator).train()
@@ -110,11 +120,11 @@ def iter_adapt(denoiser: Denoiser, data: Any, steps: int = DEFAULT_STEPS, *, lr:
     amp = None if amp is torch.float16 else amp  # fp16 gradients underflow without a scaler: train in fp32
     yield 0, int(steps)
     for step in range(int(steps)):
-        x, y = (torch.from_numpy(a).to(denoiser.device) for a in _batch(rng, pairs, crop))
+        full, parity = full_crops(rng, train, crop, BATCH)
         try:
             with torch.autocast(denoiser.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                out = run_generator(gen, x)
-            loss = F.mse_loss(out.float(), y)
+                loss = neighbour_loss(lambda x: run_generator(gen, x), torch.from_numpy(full).to(denoiser.device),
+                                      parity, consistency)[0]
             if bool(torch.isfinite(loss)):  # one overflow must not poison the weights
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -133,7 +143,8 @@ def iter_adapt(denoiser: Denoiser, data: Any, steps: int = DEFAULT_STEPS, *, lr:
     except ModelError:  # diverged to NaN/inf: the base model stays
         after = float("nan")
     kept = bool(np.isfinite(after)) and after - before >= min_gain
-    record = Adaptation(int(steps), before, after, kept, float(min_gain), time.perf_counter() - t0, int(seed))
+    record = Adaptation(int(steps), before, after, kept, float(min_gain), time.perf_counter() - t0, int(seed),
+                        float(consistency))
     return (adapted if kept else denoiser), record
 
 
@@ -152,37 +163,6 @@ def _model_inputs(denoiser: Denoiser, data: Any) -> np.ndarray:
 def _crop_size(half: tuple[int, ...]) -> tuple[int, int]:
     """Training crop (rows, columns): ``CROP`` or what the column half holds."""
     return min(CROP, half[0]), min(CROP, half[1])
-
-
-def split_crops(rng: np.random.Generator, pairs: list[tuple[np.ndarray, np.ndarray]], crop: tuple[int, int],
-                n: int) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
-    """``n`` Noise2Noise crops from column-half pairs: (inputs, targets, pair index of each).
-
-    One half in, the other out, either way round, flipped left-right half the time (the draws, in
-    this order, are also those of ``training.real.SplitSampler``).
-    """
-    xs, ys, picked = [], [], []
-    for _ in range(n):
-        picked.append(int(rng.integers(len(pairs))))
-        a, b = pairs[picked[-1]]
-        if rng.random() < 0.5:
-            a, b = b, a
-        r = int(rng.integers(0, a.shape[0] - crop[0] + 1))
-        c = int(rng.integers(0, a.shape[1] - crop[1] + 1))
-        pa, pb = a[r:r + crop[0], c:c + crop[1]], b[r:r + crop[0], c:c + crop[1]]
-        if rng.random() < 0.5:
-            pa, pb = pa[:, ::-1], pb[:, ::-1]
-        xs.append(pa)
-        ys.append(pb)
-    return xs, ys, picked
-
-
-def _batch(rng: np.random.Generator, pairs: list[tuple[np.ndarray, np.ndarray]],
-           crop: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """``BATCH`` (input, target) crops as (BATCH, 1, h, w) float32 arrays."""
-    xs, ys, _ = split_crops(rng, pairs, crop, BATCH)
-    return (np.ascontiguousarray(np.stack(xs)[:, None], dtype=np.float32),
-            np.ascontiguousarray(np.stack(ys)[:, None], dtype=np.float32))
 
 
 def _held_out_db(denoiser: Denoiser, held: np.ndarray) -> float:

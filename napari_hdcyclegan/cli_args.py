@@ -71,8 +71,26 @@ def positive_float(text: str) -> float:
     return value
 
 
-#: ``--adapt`` without a number (``napari_hdcyclegan.adapt.DEFAULT_STEPS``; here: no torch import).
+#: ``--adapt`` without ``--adapt-steps``, and the most steps taken (``napari_hdcyclegan.adapt``'s
+#: ``DEFAULT_STEPS`` and ``MAX_STEPS``; copied here: parsing imports no torch).
 ADAPT_STEPS = 60
+MAX_ADAPT_STEPS = 5000
+
+
+@_named("number of adaptation steps")
+def adapt_steps(text: str) -> int:
+    """An integer from 1 to ``MAX_ADAPT_STEPS``."""
+    value = int(_number(text, int))
+    if not 1 <= value <= MAX_ADAPT_STEPS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_ADAPT_STEPS}, got {value}")
+    return value
+
+
+def adaptation_steps(args: argparse.Namespace) -> int | None:
+    """Steps of ``denoise``'s adaptation (``--adapt``, ``--adapt-steps``), or None without it."""
+    if args.adapt_steps is not None:
+        return int(args.adapt_steps)
+    return ADAPT_STEPS if args.adapt else None
 
 
 def _common(p: argparse.ArgumentParser, weights_help: str, batch: bool = True) -> None:
@@ -103,11 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lateral-sigma", type=lateral_sigma, metavar="PX",
                    help=f"smoothing across A-scans after the model, Gaussian sigma in pixels, 0 to "
                         f"{MAX_LATERAL_SIGMA:g} (default: the model's own, see its config; 0 = none)")
-    p.add_argument("--adapt", type=positive_int, nargs="?", const=ADAPT_STEPS, metavar="STEPS",
+    p.add_argument("--adapt", action="store_true",
                    help=f"first fine-tune the model on each input's own column halves (Noise2Noise, "
-                        f"{ADAPT_STEPS} steps if no number is given; ~0.5 s a step on a CPU core), keeping "
-                        f"the result only if it scores better on columns it did not train on: for scans "
-                        f"from a scanner the shipped models were not trained on")
+                        f"{ADAPT_STEPS} steps; ~0.7 s a step on a CPU core), keeping the result only if it "
+                        f"scores better on columns it did not train on: for scans from a scanner the "
+                        f"shipped models were not trained on")
+    p.add_argument("--adapt-steps", type=adapt_steps, metavar="STEPS",
+                   help=f"steps of --adapt, 1 to {MAX_ADAPT_STEPS} (implies --adapt; default {ADAPT_STEPS})")
     _common(p, denoise_weights)
 
     p = sub.add_parser("boundaries", help="ILM/RPE per A-scan to CSV (from the model's feature maps)")

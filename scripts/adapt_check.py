@@ -7,7 +7,8 @@ and the split PSNR is measured on the RIGHT half, for the base model, the adapta
 base model where it was not kept) and, unless ``--no-bm3d``, BM3D (sigma = 5 x skimage's estimate).
 Duke pairs (``--duke SPLIT``): adapted on the whole noisy frame, PSNR / SSIM against the average.
 
-    python scripts/adapt_check.py [--weights auto] [--steps 60] [--duke test] [--no-bm3d] [--only NAME,...]
+    python scripts/adapt_check.py [--weights auto] [--steps 60] [--consistency 2] [--duke test] [--no-bm3d]
+                                  [--only NAME,...]
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def real_scans(root: Path) -> list[tuple[str, np.ndarray]]:
     return [(n, np.asarray(im, np.float32) / (255.0 if im.max() > 1.5 else 1.0)) for n, im in scans]
 
 
-def right_half_scores(weights: str, steps: int, image: np.ndarray, bm3d: bool) -> dict[str, float]:
+def right_half_scores(weights: str, steps: int, image: np.ndarray, bm3d: bool,
+                      consistency: float) -> dict[str, float]:
     """Split PSNR on the right half: raw, base, adapted (on the left half), BM3D x5."""
     from napari_hdcyclegan import metrics
     from napari_hdcyclegan.adapt import iter_adapt
@@ -39,7 +41,7 @@ def right_half_scores(weights: str, steps: int, image: np.ndarray, bm3d: bool) -
     c = (image.shape[1] // 2) // 2 * 2
     left, right = image[:, :c], image[:, c:]
     base, _ = choose_denoiser(weights, "cpu", data=image)
-    adapted, record = drive(iter_adapt(base, left, steps))
+    adapted, record = drive(iter_adapt(base, left, steps, consistency=consistency))
     scores = {"raw": metrics.split_psnr(right), "base": metrics.split_psnr(right, base.denoise),
               "adapted": metrics.split_psnr(right, adapted.denoise), "kept": float(record.kept)}
     if bm3d:
@@ -50,7 +52,7 @@ def right_half_scores(weights: str, steps: int, image: np.ndarray, bm3d: bool) -
     return scores
 
 
-def duke_scores(weights: str, steps: int, split: str) -> None:
+def duke_scores(weights: str, steps: int, split: str, consistency: float) -> None:
     """PSNR / SSIM against the Duke averages, base and adapted."""
     from napari_hdcyclegan import metrics
     from napari_hdcyclegan.adapt import iter_adapt
@@ -61,7 +63,7 @@ def duke_scores(weights: str, steps: int, split: str) -> None:
     rows = []
     for name, hn, ref in duke_pairs(split, None):
         base, _ = choose_denoiser(weights, "cpu", data=hn)
-        adapted, record = drive(iter_adapt(base, hn, steps))
+        adapted, record = drive(iter_adapt(base, hn, steps, consistency=consistency))
         s = metrics.score_methods({"base": base.denoise(hn), "adapted": adapted.denoise(hn)}, ref, align=True)
         rows.append([s["base"]["PSNR"], s["base"]["SSIM"], s["adapted"]["PSNR"], s["adapted"]["SSIM"]])
         print(f"{name} ({base.name}): base {rows[-1][0]:.2f} / {rows[-1][1]:.3f}, adapted {rows[-1][2]:.2f} / "
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", default="auto")
     p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--consistency", type=float, default=None,
+                   help="weight of the Neighbor2Neighbor term (default: adapt.CONSISTENCY; 0: plain halves)")
     p.add_argument("--duke", metavar="SPLIT", help="score Duke pairs of this split instead")
     p.add_argument("--no-bm3d", action="store_true")
     p.add_argument("--only", help="comma-separated scan names")
@@ -81,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import torch
 
+    from napari_hdcyclegan.adapt import CONSISTENCY
+
+    consistency = CONSISTENCY if a.consistency is None else a.consistency
     torch.manual_seed(0)
     if a.duke:
-        duke_scores(a.weights, a.steps, a.duke)
+        duke_scores(a.weights, a.steps, a.duke, consistency)
         return 0
     from training.real import default_shared_data
 
@@ -93,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     table = []
     for name, image in scans:
         print(name, flush=True)
-        table.append((name, right_half_scores(a.weights, a.steps, image, not a.no_bm3d)))
+        table.append((name, right_half_scores(a.weights, a.steps, image, not a.no_bm3d, consistency)))
     cols = [k for k in table[0][1] if k != "kept"]
     print("| scan | " + " | ".join(cols) + " | kept |\n|---|" + "---|" * (len(cols) + 1))
     for name, s in table:

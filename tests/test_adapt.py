@@ -8,7 +8,7 @@ import tifffile
 import torch
 from conftest import cartoon_retina
 
-from napari_hdcyclegan.adapt import DEFAULT_STEPS, iter_adapt
+from napari_hdcyclegan.adapt import CONSISTENCY, DEFAULT_STEPS, MAX_STEPS, iter_adapt
 from napari_hdcyclegan.denoiser import Denoiser
 from napari_hdcyclegan.errors import InputError
 from napari_hdcyclegan.model.checkpoint import ModelConfig
@@ -67,6 +67,16 @@ def test_the_same_seed_gives_the_same_weights() -> None:
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_the_consistency_term_changes_the_training_and_is_recorded() -> None:
+    scan = cartoon_retina(2, 48, 80, BANDS, seed=3)
+    plain, r0 = drive(iter_adapt(_denoiser(), scan, 5, lr=1e-3, seed=7, min_gain=-1e6, consistency=0.0))
+    default, r1 = drive(iter_adapt(_denoiser(), scan, 5, lr=1e-3, seed=7, min_gain=-1e6))
+    assert r0.consistency == 0.0 and r1.consistency == CONSISTENCY > 0
+    assert r1.to_json()["consistency"] == CONSISTENCY
+    a, b = _weights(plain), _weights(default)
+    assert not all(torch.equal(a[k], b[k]) for k in a)  # same crops, another loss
+
+
 def test_small_inputs_train_on_smaller_crops() -> None:
     scan = cartoon_retina(1, 30, 40, ((10, 20, 150.0),), seed=4)
     model, record = drive(iter_adapt(_denoiser(), scan, 2, min_gain=-1e6))
@@ -86,14 +96,15 @@ def test_too_narrow_a_scan_is_refused() -> None:
 
 def test_cli_adapt_records_the_adaptation(tmp_path, weights, capsys) -> None:
     from napari_hdcyclegan.__main__ import main
-    from napari_hdcyclegan.cli_args import ADAPT_STEPS
+    from napari_hdcyclegan.cli_args import ADAPT_STEPS, MAX_ADAPT_STEPS
     from napari_hdcyclegan.io import read_oct
 
-    assert ADAPT_STEPS == DEFAULT_STEPS  # the CLI's copy (it imports no torch to parse arguments)
+    # the CLI's copies (it imports no torch to parse arguments)
+    assert ADAPT_STEPS == DEFAULT_STEPS and MAX_ADAPT_STEPS == MAX_STEPS
     scan = cartoon_retina(2, 48, 64, BANDS, seed=5)
     tifffile.imwrite(tmp_path / "in.tif", scan, photometric="minisblack")
     rc = main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "out.tif"), "-w", str(weights),
-               "-d", "cpu", "--adapt", "3"])
+               "-d", "cpu", "--adapt-steps", "3"])
     assert rc == 0
     err = capsys.readouterr().err
     assert "adapting tiny to this input (3 steps)" in err and "held-out split PSNR" in err
@@ -102,9 +113,21 @@ def test_cli_adapt_records_the_adaptation(tmp_path, weights, capsys) -> None:
     assert record["steps"] == 3 and isinstance(record["kept"], bool)
     assert img.metadata["provenance"]["model"] == ("tiny+adapted" if record["kept"] else "tiny")
     assert np.asarray(img.data).shape == scan.shape
-    with pytest.raises(SystemExit) as refused:
-        main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "x.tif"), "--adapt", "0"])
-    assert refused.value.code == 2 and not (tmp_path / "x.tif").exists()
+    for bad in ("0", str(MAX_STEPS + 1), "many"):
+        with pytest.raises(SystemExit) as refused:
+            main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "x.tif"), "--adapt-steps", bad])
+        assert refused.value.code == 2 and not (tmp_path / "x.tif").exists()
+    assert "--adapt-steps: must be from 1 to 5000, got 0" in capsys.readouterr().err
+
+
+def test_cli_adapt_is_a_flag_that_leaves_the_paths_alone() -> None:
+    from napari_hdcyclegan.cli_args import ADAPT_STEPS, adaptation_steps, build_parser
+
+    parse = build_parser().parse_args
+    # a flag: the word after it stays a path (with an optional number, "--adapt IN OUT" read IN as steps)
+    assert adaptation_steps(parse(["denoise", "--adapt", "in.tif", "out.tif"])) == ADAPT_STEPS
+    assert adaptation_steps(parse(["denoise", "in.tif", "out.tif", "--adapt-steps", "7"])) == 7
+    assert adaptation_steps(parse(["denoise", "in.tif", "out.tif"])) is None
 
 
 def test_a_non_finite_loss_leaves_the_weights_and_the_base_model_is_kept(monkeypatch) -> None:

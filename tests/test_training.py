@@ -392,3 +392,18 @@ def test_append_csv_keeps_an_existing_files_header(tmp_path: Path) -> None:
     assert path.read_text().splitlines() == ["step,psnr", "1,20.0", "2,21.0"]
     append_csv(tmp_path / "new.csv", newer, ("step", "psnr", "profile_change"))
     assert (tmp_path / "new.csv").read_text().splitlines()[0] == "step,psnr,profile_change"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--n2n-consistency", "-1"], "n2n_consistency must be >= 0"),
+    (["--n2n-consistency", "2"], "n2n_consistency needs --n2n-weight"),
+    (["--n2n-weight", "1", "--n2n-consistency", "2", "--n2n-extra-noise", "1"], "cannot be combined"),
+])
+def test_consistency_term_options_are_checked(extra: list[str], message: str) -> None:
+    with pytest.raises(SystemExit, match=message):
+        parse_args(["--data", "real", *extra])
+
+
+def test_consistency_term_needs_real_data() -> None:
+    with pytest.raises(SystemExit, match="need --data real"):
+        parse_args(["--data", "sim", "--n2n-weight", "1", "--n2n-consistency", "2"])

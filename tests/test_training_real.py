@@ -184,3 +184,24 @@ def test_column_split_term_refuses_several_processes(shared_tree: Path, tmp_path
                     crop=32, batch=2, n2n_weight=1.0, val_bm3d=False, threads=1)
     with pytest.raises(SystemExit, match="several processes"):
         fit.Trainer(cfg, load_training_data(cfg), rank=0, world=2)
+
+
+def test_consistency_term_trains_on_full_width_crops(shared_tree: Path, tmp_path: Path, monkeypatch) -> None:
+    cfg = FitConfig(data="real", shared_data=str(shared_tree), out=str(tmp_path / "run"), width=4, d_width=4,
+                    crop=16, batch=2, pretrain_steps=2, steps=1, n2n_weight=1.0, n2n_consistency=2.0,
+                    real_duke=False, ln_min_split_psnr=0.0, val_bm3d=False, ckpt_every=1000, val_every=1000,
+                    threads=1)
+    data = load_training_data(cfg)
+    calls = []
+    full_batch = SplitSampler.full_batch
+
+    def spy(self: SplitSampler, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, list[int]]:
+        out = full_batch(self, rng, batch)
+        calls.append(out[0].shape)
+        return out
+
+    monkeypatch.setattr(SplitSampler, "full_batch", spy)
+    trainer = fit.Trainer(cfg, data)
+    rows = [trainer.step() for _ in range(3)]
+    assert calls == [(2, 1, 16, 32)] * 3
+    assert all(np.isfinite(r["loss_n2n"]) and r["loss_n2n"] > 0 for r in rows)

@@ -286,6 +286,25 @@ def test_adapt_steps_adapt_the_model_first_and_say_so(qtbot, setup):
     assert all((v == before[k]).all() for k, v in resident.generator.state_dict().items())
 
 
+def test_adaptation_is_scored_with_the_chosen_lateral_smoothing(qtbot, setup, monkeypatch):
+    import napari_hdcyclegan.adapt as adapt
+
+    viewer, layer, widget = setup
+    seen = []
+    real = adapt.iter_adapt
+
+    def spy(denoiser, data, steps, **kw):
+        seen.append(denoiser.config.lateral_sigma)
+        return (yield from real(denoiser, data, steps, **kw))
+
+    monkeypatch.setattr(adapt, "iter_adapt", spy)
+    widget.lateral_combo.value = "2 px"
+    widget.adapt_spin.value = 2
+    run_to_end(qtbot, widget)
+    assert seen == [2.0]  # as the CLI: the held-out columns are scored as the output will look
+    assert viewer.layers["oct_denoised"].metadata["provenance"]["config"]["lateral_sigma"] == 2.0
+
+
 def test_input_removed_during_a_run_says_so_in_the_status_line(qtbot, setup):
     viewer, layer, widget = setup
     assert widget.run() is not None

@@ -38,6 +38,8 @@ class FitConfig:
     mean_width: int = 32
     mean_anchor: str = "input"
     n2n_weight: float = 0.0  # MSE between G_L(one column half) and the other half of real noisy scans
+    # data=real: Neighbor2Neighbor's consistency term on the column halves, this times (column_pairs.neighbour_loss)
+    n2n_consistency: float = 0.0
     # data=real: add up to this many times real speckle (another scan's half difference) to the N2N input
     n2n_extra_noise: float = 0.0
     # data=real: share of the N2N crops drawn from Duke frame stacks (mean of k frames -> the others' mean);
@@ -195,19 +197,27 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit(f"error: ema must be from 0 (off) to below 1, got {values['ema']}")
     if float(values["gain_jitter"]) < 0:
         raise SystemExit(f"error: gain_jitter must be >= 0, got {values['gain_jitter']}")
+    if float(values["n2n_consistency"]) < 0:
+        raise SystemExit(f"error: n2n_consistency must be >= 0, got {values['n2n_consistency']}")
+    if float(values["n2n_consistency"]) > 0 and (float(values["n2n_extra_noise"]) > 0
+                                                 or float(values["n2n_duke_frames"]) > 0):
+        raise SystemExit("error: n2n_consistency cannot be combined with n2n_extra_noise or n2n_duke_frames")
     if float(values["n2n_extra_noise"]) < 0:
         raise SystemExit(f"error: n2n_extra_noise must be >= 0, got {values['n2n_extra_noise']}")
     if values["paired_folders"] and values["data"] in ("sim", "duke", "real"):
         raise SystemExit("error: paired_folders needs --data IN_DIR,TARGET_DIR")
     if not 0 <= float(values["n2n_duke_frames"]) <= 1:
         raise SystemExit(f"error: n2n_duke_frames must be in [0, 1], got {values['n2n_duke_frames']}")
-    real_only = values["real_hold_out"] or float(values["n2n_extra_noise"]) > 0 or float(values["n2n_duke_frames"]) > 0
+    real_only = (values["real_hold_out"] or float(values["n2n_extra_noise"]) > 0 or float(values["n2n_duke_frames"]) > 0
+                 or float(values["n2n_consistency"]) > 0)
     if real_only and values["data"] != "real":
-        raise SystemExit("error: real_hold_out, n2n_extra_noise and n2n_duke_frames need --data real")
+        raise SystemExit("error: real_hold_out, n2n_extra_noise, n2n_duke_frames and n2n_consistency need --data real")
     if values["duke_register"] and (values["data"] not in ("duke", "real") or not values["duke_extra_frames"]
                                     or (values["data"] == "real" and not values["real_duke"])):
         raise SystemExit("error: duke_register needs --data duke (or real with --real-duke true) and "
                          "--duke-extra-frames true")
+    if float(values["n2n_consistency"]) > 0 and float(values["n2n_weight"]) <= 0:
+        raise SystemExit("error: n2n_consistency needs --n2n-weight > 0 (it is part of the Noise2Noise term)")
     if float(values["n2n_duke_frames"]) > 0 and float(values["n2n_weight"]) <= 0:
         raise SystemExit("error: n2n_duke_frames needs --n2n-weight > 0 (the Noise2Noise term draws the frame pairs)")
     if values["duke_frame_means"] not in ("none", "add", "only"):

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from napari_hdcyclegan.column_pairs import neighbour_loss
 from napari_hdcyclegan.devices import resolve_device, resolve_precision
 from napari_hdcyclegan.errors import InputError
 from napari_hdcyclegan.io.atomic import replace_folder
@@ -35,6 +36,7 @@ from .config import FitConfig, parse_args
 from .csvlog import append_csv
 from .data import CropSampler
 from .nets import CycleGenerators, ImagePool, WeightAverage
+from .real import SplitSampler
 from .runlog import plot_curves
 from .sources import TrainingData, load_training_data
 from .validate import Validator
@@ -154,6 +156,11 @@ class Trainer:
         """Column-split Noise2Noise term on real noisy scans (zero without such data or weight)."""
         if self.data.split is None or self.cfg.n2n_weight <= 0:
             return torch.zeros((), device=self.device)
+        if self.cfg.n2n_consistency > 0:
+            if not isinstance(self.data.split, SplitSampler):  # config refuses the mixed samplers
+                raise TypeError("n2n_consistency needs plain column-split pairs")
+            full, parity = self.data.split.full_batch(self.rng, self.cfg.batch)
+            return neighbour_loss(self.gens.G_L, self._tensor(full), parity, self.cfg.n2n_consistency)[0]
         x, y = (self._tensor(a) for a in self.data.split.batch(self.rng, self.cfg.batch))
         return F.mse_loss(self.gens.G_L(x).float(), y)
 

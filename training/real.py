@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_hdcyclegan import metrics
-from napari_hdcyclegan.adapt import split_crops
+from napari_hdcyclegan.column_pairs import full_crops, split_crops
 from napari_hdcyclegan.metrics import column_halves
 
 from .data import DataError, duke_pairs, duke_targets, read_image_stack, stack_crops, to_model_units
@@ -146,6 +146,10 @@ class SplitSampler:
             noise_rng = np.random.default_rng(int(rng.integers(2**62)))
             x = [pa + noise_rng.uniform(0, self.extra_noise) * self._speckle(noise_rng, i) for pa, i in zip(x, scans)]
         return stack_crops(x), stack_crops(y)
+
+    def full_batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, list[int]]:
+        """Full-width crops (batch, 1, crop, 2 x crop) and the input's column parity of each."""
+        return full_crops(rng, self.images, (self.crop, self.crop), batch)
 
     def _speckle(self, rng: np.random.Generator, exclude: int) -> np.ndarray:
         """Real speckle without the scene: ``(even - odd) / sqrt 2`` of a random crop of a random scan.

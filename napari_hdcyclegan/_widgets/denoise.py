@@ -94,11 +94,12 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     yield 0, stack.shape[0]  # lets a Cancel during model loading stop the run before any compute
     denoiser, choice = choose_denoiser(weights, device, data=stack)
     denoiser.batch_size = batch_size
+    # smoothing chosen first, as in the CLI: the adaptation's held-out score sees the output as shown
+    denoiser = denoiser.with_lateral_sigma(lateral_sigma)
     adaptation = None
     if adapt_steps:
         base = denoiser.name
         denoiser, adaptation = yield from iter_adapt(denoiser, stack, adapt_steps)
-    denoiser = denoiser.with_lateral_sigma(lateral_sigma)
     out = yield from iter_denoised(denoiser, data)
     result: dict[str, Any] = {"denoised": out, **model_info(denoiser, choice, data)}
     if adaptation is not None:
