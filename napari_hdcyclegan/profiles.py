@@ -75,3 +75,36 @@ def mean_profile_change(output: np.ndarray, image: np.ndarray, guide: np.ndarray
     rows = brightest_rows(img, NOISY_GUIDE_SIGMA) if guide is None else brightest_rows(guide)
     d = flattened_profile(out, rows, above, below) - flattened_profile(img, rows, above, below)
     return float(np.sqrt(np.mean((d - d.mean()) ** 2))) if np.isfinite(d).all() else float("nan")
+
+
+#: Smoothing (axial, lateral px) of the residual and the output in :func:`residual_edge_correlation`:
+#: enough to average the speckle away, little enough to keep a one-row line along a layer edge.
+RESIDUAL_SIGMA = (1.5, 4.0)
+
+
+def residual_edge_correlation(output: np.ndarray, image: np.ndarray,
+                              sigma: tuple[float, float] = RESIDUAL_SIGMA) -> float:
+    """Does the residual follow the layer edges? Correlation of its smoothed magnitude with edge strength.
+
+    Parameters
+    ----------
+    output, image : numpy.ndarray
+        The denoised b-scan and its noisy input (same 2D shape and units).
+    sigma : tuple of float
+        Gaussian smoothing (axial, lateral px) of the residual ``image - output`` and of the output.
+
+    Returns
+    -------
+    float
+        Pearson correlation between ``|smoothed residual|`` and the axial gradient magnitude of the
+        smoothed output: about 0 when the residual is noise, positive when the method blurred or
+        shifted layer edges (lines along them in the residual). NaN for a flat image.
+    """
+    out, img = np.asarray(output, dtype=np.float64), np.asarray(image, dtype=np.float64)
+    if out.shape != img.shape or out.ndim != 2:
+        raise ValueError(f"output {out.shape} and input {img.shape} must share a 2D shape")
+    res = np.abs(gaussian_filter(img - out, sigma))
+    edges = np.abs(np.gradient(gaussian_filter(out, sigma), axis=0))
+    if res.std() == 0 or edges.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(res.ravel(), edges.ravel())[0, 1])

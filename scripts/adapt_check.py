@@ -6,9 +6,12 @@ Real scans without a clean reference (the Tian subject-5 b-scans no shipped mode
 and the split PSNR is measured on the RIGHT half, for the base model, the adaptation's result (the
 base model where it was not kept) and, unless ``--no-bm3d``, BM3D (sigma = 5 x skimage's estimate).
 Duke pairs (``--duke SPLIT``): adapted on the whole noisy frame, PSNR / SSIM against the average.
+``--residuals 0,2``: what the adapted models (one per consistency weight, adapted on the whole scan and
+shown whether or not the guard would keep them) leave in the residual, beside the base model and BM3D:
+:func:`napari_hdcyclegan.profiles.residual_edge_correlation` and the layer profile change.
 
     python scripts/adapt_check.py [--weights auto] [--steps 60] [--consistency 2] [--duke test] [--no-bm3d]
-                                  [--only NAME,...]
+                                  [--only NAME,...] [--residuals 0,2]
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def real_scans(root: Path) -> list[tuple[str, np.ndarray]]:
 
 
 def right_half_scores(weights: str, steps: int, image: np.ndarray, bm3d: bool,
-                      consistency: float) -> dict[str, float]:
+                      consistency: float, min_gain: float) -> dict[str, float]:
     """Split PSNR on the right half: raw, base, adapted (on the left half), BM3D x5."""
     from napari_hdcyclegan import metrics
     from napari_hdcyclegan.adapt import iter_adapt
@@ -41,7 +44,7 @@ def right_half_scores(weights: str, steps: int, image: np.ndarray, bm3d: bool,
     c = (image.shape[1] // 2) // 2 * 2
     left, right = image[:, :c], image[:, c:]
     base, _ = choose_denoiser(weights, "cpu", data=image)
-    adapted, record = drive(iter_adapt(base, left, steps, consistency=consistency))
+    adapted, record = drive(iter_adapt(base, left, steps, consistency=consistency, min_gain=min_gain))
     scores = {"raw": metrics.split_psnr(right), "base": metrics.split_psnr(right, base.denoise),
               "adapted": metrics.split_psnr(right, adapted.denoise), "kept": float(record.kept)}
     if bm3d:
@@ -52,7 +55,8 @@ def right_half_scores(weights: str, steps: int, image: np.ndarray, bm3d: bool,
     return scores
 
 
-def duke_scores(weights: str, steps: int, split: str, consistency: float) -> None:
+def duke_scores(weights: str, steps: int, split: str, consistency: float, min_gain: float,
+                only: list[str] | None) -> None:
     """PSNR / SSIM against the Duke averages, base and adapted."""
     from napari_hdcyclegan import metrics
     from napari_hdcyclegan.adapt import iter_adapt
@@ -62,8 +66,10 @@ def duke_scores(weights: str, steps: int, split: str, consistency: float) -> Non
 
     rows = []
     for name, hn, ref in duke_pairs(split, None):
+        if only and name not in only:
+            continue
         base, _ = choose_denoiser(weights, "cpu", data=hn)
-        adapted, record = drive(iter_adapt(base, hn, steps, consistency=consistency))
+        adapted, record = drive(iter_adapt(base, hn, steps, consistency=consistency, min_gain=min_gain))
         s = metrics.score_methods({"base": base.denoise(hn), "adapted": adapted.denoise(hn)}, ref, align=True)
         rows.append([s["base"]["PSNR"], s["base"]["SSIM"], s["adapted"]["PSNR"], s["adapted"]["SSIM"]])
         print(f"{name} ({base.name}): base {rows[-1][0]:.2f} / {rows[-1][1]:.3f}, adapted {rows[-1][2]:.2f} / "
@@ -72,35 +78,68 @@ def duke_scores(weights: str, steps: int, split: str, consistency: float) -> Non
     print(f"mean of {len(rows)}: base {m[0]:.2f} / {m[1]:.3f}, adapted {m[2]:.2f} / {m[3]:.3f}")
 
 
+def residual_rows(weights: str, steps: int, name: str, image: np.ndarray, weights_list: list[float],
+                  bm3d: bool) -> None:
+    """Residual edge correlation and profile change (grey levels) of base, adapted and BM3D outputs."""
+    from napari_hdcyclegan.adapt import iter_adapt
+    from napari_hdcyclegan.engine import choose_denoiser
+    from napari_hdcyclegan.profiles import mean_profile_change, residual_edge_correlation
+    from napari_hdcyclegan.progress import drive
+
+    base, _ = choose_denoiser(weights, "cpu", data=image)
+    outputs = {base.name: base.denoise(image)}
+    for g in weights_list:
+        adapted, record = drive(iter_adapt(base, image, steps, consistency=g, min_gain=-np.inf))
+        outputs[f"adapted, consistency {g:g}"] = adapted.denoise(image)
+        print(f"  consistency {g:g}: held-out split PSNR {record.before_db:.2f} -> {record.after_db:.2f}", flush=True)
+    if bm3d:
+        from napari_hdcyclegan.baselines import denoise_bm3d
+
+        outputs["bm3d x5"] = denoise_bm3d(image, sigma_scale=5.0)
+    for method, out in outputs.items():
+        print(f"| {name} | {method} | {residual_edge_correlation(out, image):+.3f} | "
+              f"{255 * mean_profile_change(out, image):.2f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", default="auto")
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--consistency", type=float, default=None,
                    help="weight of the Neighbor2Neighbor term (default: adapt.CONSISTENCY; 0: plain halves)")
+    p.add_argument("--min-gain", type=float, default=None,
+                   help="dB the held-out score must rise by (default: adapt.MIN_GAIN_DB; -99 shows what a "
+                        "refused adaptation does)")
     p.add_argument("--duke", metavar="SPLIT", help="score Duke pairs of this split instead")
     p.add_argument("--no-bm3d", action="store_true")
-    p.add_argument("--only", help="comma-separated scan names")
+    p.add_argument("--only", help="comma-separated scan names (Duke: e.g. S05/test)")
     p.add_argument("--data", type=Path, help="the shared data folder")
+    p.add_argument("--residuals", metavar="G,...", help="residual check of adaptations with these consistency weights")
     a = p.parse_args(argv)
     import torch
 
-    from napari_hdcyclegan.adapt import CONSISTENCY
+    from napari_hdcyclegan.adapt import CONSISTENCY, MIN_GAIN_DB
 
     consistency = CONSISTENCY if a.consistency is None else a.consistency
+    min_gain = MIN_GAIN_DB if a.min_gain is None else a.min_gain
     torch.manual_seed(0)
     if a.duke:
-        duke_scores(a.weights, a.steps, a.duke, consistency)
+        duke_scores(a.weights, a.steps, a.duke, consistency, min_gain, a.only.split(",") if a.only else None)
         return 0
     from training.real import default_shared_data
 
     scans = real_scans(a.data or default_shared_data())
     if a.only:
         scans = [s for s in scans if s[0] in a.only.split(",")]
+    if a.residuals:
+        print("| scan | method | residual-edge correlation | profile change |\n|---|---|---|---|")
+        for name, image in scans:
+            residual_rows(a.weights, a.steps, name, image, [float(g) for g in a.residuals.split(",")], not a.no_bm3d)
+        return 0
     table = []
     for name, image in scans:
         print(name, flush=True)
-        table.append((name, right_half_scores(a.weights, a.steps, image, not a.no_bm3d, consistency)))
+        table.append((name, right_half_scores(a.weights, a.steps, image, not a.no_bm3d, consistency, min_gain)))
     cols = [k for k in table[0][1] if k != "kept"]
     print("| scan | " + " | ".join(cols) + " | kept |\n|---|" + "---|" * (len(cols) + 1))
     for name, s in table:

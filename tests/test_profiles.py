@@ -79,3 +79,30 @@ def test_profile_change_refuses_mismatched_shapes_and_is_nan_without_a_usable_co
     top = img.copy()
     top[0] = 1.0  # brightest row at the very top: no A-scan has 24 rows above it
     assert np.isnan(mean_profile_change(top, top))
+
+
+def _steep_layers(shape: tuple[int, int] = (96, 160)) -> np.ndarray:
+    rows, cols = np.mgrid[:shape[0], :shape[1]]
+    top = 20 + 0.4 * cols  # layers rising 0.4 px per A-scan: steep enough for a lateral blur to show
+    return np.where((rows > top) & (rows < top + 12), 0.8, 0.2) + np.where(rows > top + 30, 0.3, 0.0)
+
+
+def test_residual_edge_correlation_is_near_zero_for_noise_and_high_for_a_lateral_blur() -> None:
+    from scipy.ndimage import gaussian_filter1d
+
+    from napari_hdcyclegan.profiles import residual_edge_correlation
+
+    clean = _steep_layers()
+    noisy = clean + np.random.default_rng(0).normal(0, 0.1, clean.shape)
+    assert abs(residual_edge_correlation(clean, noisy)) < 0.05  # the residual is the noise
+    blurred = gaussian_filter1d(clean, 3.0, axis=1)  # edges smeared across A-scans
+    assert residual_edge_correlation(blurred, noisy) > 0.2
+
+
+def test_residual_edge_correlation_refuses_mismatched_shapes_and_is_nan_when_flat() -> None:
+    from napari_hdcyclegan.profiles import residual_edge_correlation
+
+    with pytest.raises(ValueError, match="share a 2D shape"):
+        residual_edge_correlation(np.zeros((4, 5)), np.zeros((4, 6)))
+    flat = np.full((20, 30), 0.5)
+    assert np.isnan(residual_edge_correlation(flat, flat))
