@@ -10,7 +10,9 @@ mean difference removed (as ``real_scan_check.py``). It needs no clean reference
 every scanner; over-smoothing, painted texture and leftover noise all lower it. (Layer contrast needs
 layer labels: ``real_scan_check.py denoise`` measures it on the labelled Tian scans.) A second table
 gives each method's profile change (``napari_hdcyclegan.profiles``): how much it alters the input's
-mean A-scan profile around the brightest layer, in 8-bit grey levels; 0 keeps the layer shape.
+mean A-scan profile around the brightest layer, in 8-bit grey levels; 0 keeps the layer shape. A
+third gives the residual-edge correlation (``profiles.residual_edge_correlation``): whether the
+smoothed residual follows the layer edges (> 0: lines along them) or is noise (about 0 or below).
 
     python scripts/real_scan_report.py [--weights W [W ...]] [--data DIR] [--out DIR] [--no-bm3d]
 
@@ -28,7 +30,7 @@ import numpy as np
 from napari_hdcyclegan.engine import get_denoiser, release
 from napari_hdcyclegan.intensity import to_unit, unit_range
 from napari_hdcyclegan.metrics import split_psnr
-from napari_hdcyclegan.profiles import mean_profile_change
+from napari_hdcyclegan.profiles import mean_profile_change, residual_edge_correlation
 
 HERE = Path(__file__).resolve().parents[1]
 BM3D_SCALE = 5.0
@@ -129,6 +131,7 @@ def main() -> None:
         raise SystemExit(f"error: no real scans found under {a.data}")
     results: dict[str, list[float]] = {name: [] for name in ["raw", *a.weights] + ([] if a.no_bm3d else ["bm3d x5"])}
     profile: dict[str, list[float]] = {name: [] for name in results if name != "raw"}
+    edges: dict[str, list[float]] = {name: [] for name in profile}
     panels: dict[str, list] = {name: [("raw", img)] for name, img in items}
     for w in a.weights:
         def fn(x: np.ndarray, w: str = w) -> np.ndarray:  # "auto" chooses per b-scan, as the CLI does
@@ -139,6 +142,7 @@ def main() -> None:
             o = fn(img)
             results[w].append(split_psnr(img, fn))
             profile[w].append(255 * mean_profile_change(o, img))
+            edges[w].append(residual_edge_correlation(o, img))
             panels[name].append((w, o))
         release()
     for name, img in items:
@@ -149,12 +153,14 @@ def main() -> None:
             o = bm3d(img, cache, key)
             results["bm3d x5"].append(split_psnr(img, bm3d_fn))
             profile["bm3d x5"].append(255 * mean_profile_change(o, img))
+            edges["bm3d x5"].append(residual_edge_correlation(o, img))
             panels[name].append(("BM3D x5", o))
         panels[name].append((f"residual {a.weights[0]} - raw", panels[name][1][1] - img))
     np.savez_compressed(cache_file, **cache)
     names = [n for n, _ in items]
     for table, note in ((results, "split PSNR (dB), higher is better"),
-                        (profile, "profile change (8-bit grey levels), lower keeps the layer shape")):
+                        (profile, "profile change (8-bit grey levels), lower keeps the layer shape"),
+                        (edges, "residual-edge correlation, about 0 or below: the residual is noise")):
         print("| method | " + " | ".join(names) + " | mean |")
         print("|---|" + "---:|" * (len(names) + 1))
         for m, vals in table.items():
