@@ -22,8 +22,8 @@ def split_crops(rng: np.random.Generator, pairs: list[tuple[np.ndarray, np.ndarr
                 n: int) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
     """``n`` Noise2Noise crops from column-half pairs: (inputs, targets, pair index of each).
 
-    One half in, the other out, either way round, flipped left-right half the time (the draws, in
-    this order, are also those of ``training.real.SplitSampler``).
+    One half in, the other out, either way round, flipped left-right half the time
+    (``training.real.SplitSampler`` draws its crops with it).
     """
     xs, ys, picked = [], [], []
     for _ in range(n):
