@@ -78,7 +78,7 @@ def duke_scores(weights: str, steps: int, split: str, consistency: float, min_ga
     print(f"mean of {len(rows)}: base {m[0]:.2f} / {m[1]:.3f}, adapted {m[2]:.2f} / {m[3]:.3f}")
 
 
-def residual_rows(weights: str, steps: int, name: str, image: np.ndarray, weights_list: list[float],
+def residual_rows(weights: str, steps: int, name: str, image: np.ndarray, consistencies: list[float],
                   bm3d: bool) -> None:
     """Residual edge correlation and profile change (grey levels) of base, adapted and BM3D outputs."""
     from napari_hdcyclegan.adapt import iter_adapt
@@ -88,7 +88,7 @@ def residual_rows(weights: str, steps: int, name: str, image: np.ndarray, weight
 
     base, _ = choose_denoiser(weights, "cpu", data=image)
     outputs = {base.name: base.denoise(image)}
-    for g in weights_list:
+    for g in consistencies:
         adapted, record = drive(iter_adapt(base, image, steps, consistency=g, min_gain=-np.inf))
         outputs[f"adapted, consistency {g:g}"] = adapted.denoise(image)
         print(f"  consistency {g:g}: held-out split PSNR {record.before_db:.2f} -> {record.after_db:.2f}", flush=True)
