@@ -126,7 +126,7 @@ def test_cancel_keeps_previous_result(qtbot, viewer_widget, sim, tmp_path):
 
 
 def test_error_reported_like_the_other_widgets(qtbot, viewer_widget, sim, tmp_path, monkeypatch):
-    from napari_hdcyclegan._widgets import _common
+    from napari_hdcyclegan._widgets import _workers
 
     viewer, widget = viewer_widget
     viewer.add_image(sim.hn[0], name="b", scale=SCALE[1:], units="um")
@@ -135,7 +135,7 @@ def test_error_reported_like_the_other_widgets(qtbot, viewer_widget, sim, tmp_pa
     (broken / "config.json").write_text("{not json")
     widget.set_weights(broken)
     errors: list[str] = []
-    monkeypatch.setattr(_common, "show_error", errors.append)
+    monkeypatch.setattr(_workers, "show_error", errors.append)
     # a broken model folder is the user's to fix: one error line, no traceback (no exception raised)
     with qtbot.capture_exceptions() as caught:
         run_to_end(qtbot, widget)

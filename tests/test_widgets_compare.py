@@ -180,12 +180,12 @@ def test_another_models_denoised_layer_is_neither_reused_nor_replaced(qtbot, set
 
 
 def test_input_removed_during_a_run_says_the_result_was_dropped(qtbot, setup, monkeypatch):
-    from napari_hdcyclegan._widgets import _common
+    from napari_hdcyclegan._widgets import _workers
 
     viewer, layer, other, widget = setup
     widget.bm3d_check.value = False
     shown: list[str] = []
-    monkeypatch.setattr(_common, "show_info", shown.append)
+    monkeypatch.setattr(_workers, "show_info", shown.append)
     assert widget.run() is not None
     viewer.layers.remove(layer)  # before the worker's result reaches the main thread
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)

@@ -157,7 +157,7 @@ def test_preview_latest_request_wins(qtbot, setup):
 
 def test_2d_layer_and_bad_weights(qtbot, make_napari_viewer, tmp_path, tiny_model, cartoon_volume,
                                   monkeypatch):
-    from napari_hdcyclegan._widgets import _common
+    from napari_hdcyclegan._widgets import _workers
     from napari_hdcyclegan._widgets.denoise import DenoiseWidget
 
     viewer = make_napari_viewer()
@@ -174,7 +174,7 @@ def test_2d_layer_and_bad_weights(qtbot, make_napari_viewer, tmp_path, tiny_mode
     widget.set_weights(broken)
     viewer.layers.remove("bscan_denoised")
     errors: list[str] = []
-    monkeypatch.setattr(_common, "show_error", errors.append)
+    monkeypatch.setattr(_workers, "show_error", errors.append)
     # a broken model folder is the user's to fix: one error line, no traceback (no exception raised)
     with qtbot.capture_exceptions() as caught:
         run_to_end(qtbot, widget)
@@ -185,11 +185,11 @@ def test_2d_layer_and_bad_weights(qtbot, make_napari_viewer, tmp_path, tiny_mode
 
 
 def test_user_error_in_the_worker_is_one_line_a_bug_keeps_its_traceback(qtbot, setup, monkeypatch):
-    from napari_hdcyclegan._widgets import _common, denoise
+    from napari_hdcyclegan._widgets import _workers, denoise
 
     viewer, layer, widget = setup
     errors: list[str] = []
-    monkeypatch.setattr(_common, "show_error", errors.append)
+    monkeypatch.setattr(_workers, "show_error", errors.append)
     widget.layer_combo.value = viewer.add_image(np.zeros((8, 8), np.uint8), name="thumb")
     with qtbot.capture_exceptions() as caught:  # too small for the network: an InputError
         run_to_end(qtbot, widget)

@@ -52,7 +52,6 @@ from .._reader import boundary_paths
 from ._common import (
     BROWSE,
     WeightsChooser,
-    WorkerRunner,
     checked_array,
     connect_layer_list,
     current_bscan,
@@ -62,8 +61,8 @@ from ._common import (
     no_image_message,
     save_with_dialog,
     set_image,
-    show_info,
 )
+from ._workers import WorkerRunner, show_info
 from .features import STAGES
 
 if TYPE_CHECKING:

@@ -42,9 +42,7 @@ from qtpy.QtWidgets import QAbstractScrollArea, QTableWidget, QTableWidgetItem, 
 
 from ._aspect import aspect_combo
 from ._common import (
-    LatestRequest,
     WeightsChooser,
-    WorkerRunner,
     checked_array,
     connect_layer_list,
     current_bscan,
@@ -53,11 +51,11 @@ from ._common import (
     kept_metadata,
     no_image_message,
     set_image,
-    show_info,
     slice_geometry,
 )
 from ._dock import ViewerLinks, scrollable
 from ._scores import made_with, model_label, score_bscans, score_or_reason, slice_of  # noqa: F401
+from ._workers import LatestRequest, WorkerRunner, show_info
 
 if TYPE_CHECKING:
     import napari

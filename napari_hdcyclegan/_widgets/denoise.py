@@ -1,7 +1,7 @@
 """Denoise dock widget: run HDcycleGAN on an image layer, with preview, residual and blend.
 
 The widget only gathers parameters, reads layer data on the main thread, runs
-:func:`napari_hdcyclegan.engine.iter_denoised` in napari generator workers (``_common.start_worker``)
+:func:`napari_hdcyclegan.engine.iter_denoised` in napari generator workers (``_workers.start_worker``)
 and turns results into layers:
 
 * ``<input>_denoised``: the whole volume, created or replaced only when a run finishes (a cancelled
@@ -41,9 +41,7 @@ from qtpy.QtWidgets import QWidget
 from ._aspect import aspect_combo
 from ._common import (
     BROWSE,
-    LatestRequest,
     WeightsChooser,
-    WorkerRunner,
     checked_array,
     connect_layer_list,
     current_bscan,
@@ -54,9 +52,9 @@ from ._common import (
     no_image_message,
     place_bscan,
     set_image,
-    show_info,
 )
 from ._dock import ViewerLinks, scrollable
+from ._workers import LatestRequest, WorkerRunner, show_info
 
 if TYPE_CHECKING:
     import napari

@@ -30,7 +30,6 @@ from ..stages import GENERATOR_STAGES
 from ._aspect import aspect_combo
 from ._common import (
     BROWSE,
-    LatestRequest,
     WeightsChooser,
     checked_array,
     connect_layer_list,
@@ -40,10 +39,9 @@ from ._common import (
     place_bscan,
     save_with_dialog,
     set_image,
-    show_info,
-    start_worker,
 )
 from ._dock import ViewerLinks, scrollable
+from ._workers import LatestRequest, show_info, start_worker
 
 if TYPE_CHECKING:
     import napari

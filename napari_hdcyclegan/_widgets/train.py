@@ -30,10 +30,9 @@ from ._common import (
     place_bscan,
     refresh_weights_choosers,
     set_image,
-    show_error,
-    start_worker,
     weights_choices,
 )
+from ._workers import show_error, start_worker
 
 if TYPE_CHECKING:
     import napari
