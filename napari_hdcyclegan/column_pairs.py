@@ -6,7 +6,8 @@ half a (half-width) column against the other, and a network trained to map one o
 that shift as a lateral blur, which shows as lines along steep layer edges in the residual. The
 Neighbor2Neighbor consistency term (Huang et al., CVPR 2021) corrects for it: the difference the
 network's own full-width output shows between the two column parities is what the half-to-half
-mapping should keep, not average away.
+mapping should keep, not average away. An optional layer-profile term (:func:`lateral_mean_loss`)
+weighs the depth profile averaged across A-scans, which the per-pixel term lets the network flatten.
 """
 
 from __future__ import annotations
@@ -65,22 +66,41 @@ def _columns(batch: torch.Tensor, parity: list[int]) -> torch.Tensor:
     return torch.stack([batch[i, :, :, p::2] for i, p in enumerate(parity)])
 
 
+def lateral_mean_loss(output: torch.Tensor, anchor: torch.Tensor, width: int = 32) -> torch.Tensor:
+    """MSE between output and ``anchor``, each averaged over ``width`` neighbouring A-scans.
+
+    Averaged across A-scans (not along them), speckle mostly cancels while a thin layer keeps its depth
+    profile, so this term weighs the layer profile that the per-pixel loss lets the network flatten where
+    it cannot tell a thin line's row in one noisy frame (napari_hdcyclegan.profiles). The anchor is a
+    reference or the other column half, or the noisy input itself (whose own left-over noise the network
+    can then keep).
+    """
+    pool = (1, min(int(width), output.shape[-1]))
+    return F.mse_loss(F.avg_pool2d(output.float(), pool), F.avg_pool2d(anchor.float(), pool))
+
+
 def neighbour_loss(model: Callable[[torch.Tensor], torch.Tensor], full: torch.Tensor, parity: list[int],
-                   consistency: float) -> tuple[torch.Tensor, torch.Tensor]:
+                   consistency: float, profile: float = 0.0, profile_width: int = 16,
+                   profile_anchor: str = "target") -> tuple[torch.Tensor, torch.Tensor]:
     """Column-half Noise2Noise MSE plus ``consistency`` x Neighbor2Neighbor's term: (total, MSE).
 
     ``model`` maps (N, 1, H, W) to the same shape (the caller picks autocast); ``full`` comes from
     :func:`full_crops`. One half of each crop goes in, the other is the target; the term asks the
     output's error against that target to equal the difference between the same two halves of the
-    model's output for the whole crop (computed without gradients, as in the paper).
+    model's output for the whole crop (computed without gradients, as in the paper). ``profile`` > 0
+    adds that times :func:`lateral_mean_loss` over ``profile_width`` half-width columns against the
+    target half (``profile_anchor`` "target") or the input half ("input").
     """
     other = [1 - p for p in parity]
     x, y = _columns(full, parity), _columns(full, other)
     out = model(x).float()
     mse = F.mse_loss(out, y)
+    total = mse
+    if profile > 0:
+        total = total + profile * lateral_mean_loss(out, x if profile_anchor == "input" else y, profile_width)
     if consistency <= 0:
-        return mse, mse
+        return total, mse
     with torch.no_grad():
         whole = model(full).float()
     gap = _columns(whole, parity) - _columns(whole, other)
-    return mse + consistency * F.mse_loss(out - y, gap), mse
+    return total + consistency * F.mse_loss(out - y, gap), mse

@@ -65,3 +65,29 @@ def test_a_lateral_blur_is_penalised_on_a_steep_edge() -> None:
 
     total, mse = neighbour_loss(blur, full, parity, 1.0)
     assert float(total) > float(mse) > 0
+
+
+def test_profile_term_sees_a_flattened_line_not_the_identity() -> None:
+    line = np.zeros((24, 32), np.float32)
+    line[10] = 1.0  # a thin bright line across the crop
+    full = torch.from_numpy(line)[None, None].repeat(2, 1, 1, 1)
+    parity = [0, 1]
+
+    def flatten(x: torch.Tensor) -> torch.Tensor:  # the line's energy spread over three rows
+        return torch.nn.functional.avg_pool2d(x, (3, 1), stride=1, padding=(1, 0))
+
+    plain, mse = neighbour_loss(flatten, full, parity, 0.0)
+    with_profile, same_mse = neighbour_loss(flatten, full, parity, 0.0, profile=2.0, profile_width=8)
+    assert torch.equal(mse, same_mse) and float(with_profile) > float(plain) > 0
+    for anchor in ("input", "target"):  # both halves hold the same flat-topped line
+        total, mse = neighbour_loss(lambda x: x, full, parity, 0.0, profile=2.0, profile_anchor=anchor)
+        assert float(total) == float(mse) == 0.0
+
+
+def test_profile_term_against_the_input_half_or_the_other() -> None:
+    full = torch.from_numpy(full_crops(np.random.default_rng(2), [_image()], (16, 16), 2)[0])
+    parity = [0, 1]
+    to_input, mse = neighbour_loss(lambda x: x, full, parity, 0.0, profile=1.0, profile_anchor="input")
+    to_target, _ = neighbour_loss(lambda x: x, full, parity, 0.0, profile=1.0, profile_anchor="target")
+    assert torch.allclose(to_input, mse)  # the identity keeps its own input's profile exactly
+    assert float(to_target) > float(mse)  # but not the other half's noise

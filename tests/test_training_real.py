@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+import torch
 from skimage import io
 
 from training import fit
@@ -205,3 +207,30 @@ def test_consistency_term_trains_on_full_width_crops(shared_tree: Path, tmp_path
     rows = [trainer.step() for _ in range(3)]
     assert calls == [(2, 1, 16, 32)] * 3
     assert all(np.isfinite(r["loss_n2n"]) and r["loss_n2n"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("consistency", [0.0, 2.0])
+def test_mean_weight_reaches_the_column_split_term(shared_tree: Path, tmp_path: Path, monkeypatch,
+                                                   consistency: float) -> None:
+    from napari_hdcyclegan import column_pairs
+    from training import losses
+
+    seen: list[tuple[int, tuple[int, ...]]] = []
+
+    def spy(output: torch.Tensor, anchor: torch.Tensor, width: int = 32) -> torch.Tensor:
+        seen.append((width, tuple(anchor.shape)))
+        return output.sum() * 0
+
+    monkeypatch.setattr(losses, "lateral_mean_loss", spy)
+    monkeypatch.setattr(column_pairs, "lateral_mean_loss", spy)
+    cfg = FitConfig(data="real", shared_data=str(shared_tree), out=str(tmp_path / "run"), width=4, d_width=4,
+                    crop=16, batch=2, pretrain_steps=2, steps=0, n2n_weight=1.0, n2n_consistency=consistency,
+                    mean_weight=3.0, mean_width=12, mean_anchor="target", real_duke=False, ln_min_split_psnr=0.0,
+                    val_bm3d=False, ckpt_every=1000, val_every=1000, threads=1)
+    trainer = fit.Trainer(cfg, load_training_data(cfg))
+    trainer.step()
+    # one call per step, on the column-half crops, over half the A-scans --mean-width counts
+    assert seen == [(6, (2, 1, 16, 16))]
+    no_split = replace(cfg, n2n_weight=0.0, n2n_consistency=0.0, out=str(tmp_path / "bad"))
+    with pytest.raises(SystemExit, match="mean-weight needs paired data or the column-split term"):
+        fit.Trainer(no_split, load_training_data(no_split))

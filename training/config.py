@@ -32,8 +32,9 @@ class FitConfig:
     paired_target: str = "clean"  # simulated data: clean | ln
     gain_jitter: float = 0.0  # paired crops (input and target) times one gain, log-uniform in [1/(1+G), 1+G]
     paired_loss: str = "l1"  # G_L against its target (pre-training and --paired-weight): l1 | mse
-    # paired pre-training: the layer profile averaged over mean_width A-scans (losses.lateral_mean_loss)
-    # against the input (mean_anchor input) or the target (target)
+    # pre-training: the layer profile averaged over mean_width A-scans (column_pairs.lateral_mean_loss)
+    # against the input (mean_anchor input) or the target (target): the reference of paired data, the
+    # other column half in the column-split term (data=real)
     mean_weight: float = 0.0
     mean_width: int = 32
     mean_anchor: str = "input"

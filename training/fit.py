@@ -74,9 +74,10 @@ class Trainer:
         self.amp_dtype = self._amp_dtype()
         self.ema: WeightAverage | None = None
         self.reset_average()
-        if cfg.mean_weight > 0 and (data.sampler.targets is None or cfg.pretrain_steps <= 0):
-            raise SystemExit("error: --mean-weight needs paired data and --pretrain-steps > 0 (it is a term of "
-                             "the supervised pre-training)")
+        column_split = data.split is not None and cfg.n2n_weight > 0
+        if cfg.mean_weight > 0 and ((data.sampler.targets is None and not column_split) or cfg.pretrain_steps <= 0):
+            raise SystemExit("error: --mean-weight needs paired data or the column-split term (--n2n-weight) "
+                             "and --pretrain-steps > 0 (it is a term of the pre-training)")
         if world > 1 and cfg.n2n_weight > 0:
             # the column-split term runs G_L outside the DDP wrapper: its gradients would not be synced
             raise SystemExit("error: --n2n-weight is not supported with several processes yet")
@@ -160,9 +161,20 @@ class Trainer:
             if not isinstance(self.data.split, SplitSampler):  # config refuses the mixed samplers
                 raise TypeError("n2n_consistency needs plain column-split pairs")
             full, parity = self.data.split.full_batch(self.rng, self.cfg.batch)
-            return neighbour_loss(self.gens.G_L, self._tensor(full), parity, self.cfg.n2n_consistency)[0]
+            return neighbour_loss(self.gens.G_L, self._tensor(full), parity, self.cfg.n2n_consistency,
+                                  self.cfg.mean_weight, self._half_mean_width, self.cfg.mean_anchor)[0]
         x, y = (self._tensor(a) for a in self.data.split.batch(self.rng, self.cfg.batch))
-        return F.mse_loss(self.gens.G_L(x).float(), y)
+        out = self.gens.G_L(x).float()
+        loss = F.mse_loss(out, y)
+        if self.cfg.mean_weight > 0:
+            anchor = x if self.cfg.mean_anchor == "input" else y
+            loss = loss + self.cfg.mean_weight * losses.lateral_mean_loss(out, anchor, self._half_mean_width)
+        return loss
+
+    @property
+    def _half_mean_width(self) -> int:
+        """--mean-width counts A-scans of the whole b-scan; a column half has half as many."""
+        return max(1, self.cfg.mean_width // 2)
 
     def _pretrain_g(self) -> dict[str, float]:
         s: CropSampler = self.data.sampler

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from napari_hdcyclegan.column_pairs import lateral_mean_loss  # noqa: F401  (the paired term's, too)
 from napari_hdcyclegan.model.networks import CLASS_FAKE, CLASS_HN, CLASS_LN
 
 
@@ -59,15 +60,3 @@ def class_probabilities(logits: torch.Tensor, n_real_h: int, n_real_l: int) -> d
 def paired_loss(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """G_L's output against its target: ``l1`` (the paper's choice) or ``mse`` (the conditional mean)."""
     return F.mse_loss(output, target) if kind == "mse" else F.l1_loss(output, target)
-
-
-def lateral_mean_loss(output: torch.Tensor, anchor: torch.Tensor, width: int = 32) -> torch.Tensor:
-    """MSE between output and ``anchor``, each averaged over ``width`` neighbouring A-scans.
-
-    Averaged across A-scans (not along them), speckle mostly cancels while a thin layer keeps its depth
-    profile, so this term weighs the layer profile that the per-pixel loss lets the network flatten where
-    it cannot tell a thin line's row in one noisy frame (napari_hdcyclegan.profiles). The anchor is the
-    reference, or the noisy input itself (whose own left-over noise the network can then keep).
-    """
-    pool = (1, min(int(width), output.shape[-1]))
-    return F.mse_loss(F.avg_pool2d(output.float(), pool), F.avg_pool2d(anchor.float(), pool))
