@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from napari_hdcyclegan.column_pairs import neighbour_loss
 from napari_hdcyclegan.devices import resolve_device, resolve_precision
 from napari_hdcyclegan.errors import InputError
 from napari_hdcyclegan.io.atomic import replace_folder
@@ -36,7 +35,6 @@ from .config import FitConfig, parse_args
 from .csvlog import append_csv
 from .data import CropSampler
 from .nets import CycleGenerators, ImagePool, WeightAverage
-from .real import SplitSampler
 from .runlog import plot_curves
 from .sources import TrainingData, load_training_data
 from .validate import Validator
@@ -157,24 +155,7 @@ class Trainer:
         """Column-split Noise2Noise term on real noisy scans (zero without such data or weight)."""
         if self.data.split is None or self.cfg.n2n_weight <= 0:
             return torch.zeros((), device=self.device)
-        if self.cfg.n2n_consistency > 0:
-            if not isinstance(self.data.split, SplitSampler):  # config refuses the mixed samplers
-                raise TypeError("n2n_consistency needs plain column-split pairs")
-            full, parity = self.data.split.full_batch(self.rng, self.cfg.batch)
-            return neighbour_loss(self.gens.G_L, self._tensor(full), parity, self.cfg.n2n_consistency,
-                                  self.cfg.mean_weight, self._half_mean_width, self.cfg.mean_anchor)[0]
-        x, y = (self._tensor(a) for a in self.data.split.batch(self.rng, self.cfg.batch))
-        out = self.gens.G_L(x).float()
-        loss = F.mse_loss(out, y)
-        if self.cfg.mean_weight > 0:
-            anchor = x if self.cfg.mean_anchor == "input" else y
-            loss = loss + self.cfg.mean_weight * losses.lateral_mean_loss(out, anchor, self._half_mean_width)
-        return loss
-
-    @property
-    def _half_mean_width(self) -> int:
-        """--mean-width counts A-scans of the whole b-scan; a column half has half as many."""
-        return max(1, self.cfg.mean_width // 2)
+        return losses.column_split_loss(self.gens.G_L, self.data.split, self.rng, self.cfg, self._tensor)
 
     def _pretrain_g(self) -> dict[str, float]:
         s: CropSampler = self.data.sampler

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_hdcyclegan.column_pairs import lateral_mean_loss  # noqa: F401  (the paired term's, too)
+from napari_hdcyclegan.column_pairs import lateral_mean_loss, neighbour_loss
 from napari_hdcyclegan.model.networks import CLASS_FAKE, CLASS_HN, CLASS_LN
+
+from .real import SplitSampler
+
+if TYPE_CHECKING:
+    from .config import FitConfig
 
 
 def _targets(n: int, cls: int, device: torch.device) -> torch.Tensor:
@@ -60,3 +69,23 @@ def class_probabilities(logits: torch.Tensor, n_real_h: int, n_real_l: int) -> d
 def paired_loss(kind: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """G_L's output against its target: ``l1`` (the paper's choice) or ``mse`` (the conditional mean)."""
     return F.mse_loss(output, target) if kind == "mse" else F.l1_loss(output, target)
+
+
+def column_split_loss(model: Callable[[torch.Tensor], torch.Tensor], split: Any, rng: np.random.Generator,
+                      cfg: FitConfig, to_tensor: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
+    """Column-split Noise2Noise on real noisy scans: the MSE to the other half, plus Neighbor2Neighbor's
+    consistency term (``cfg.n2n_consistency``, full-width crops) and the layer-profile term
+    (``cfg.mean_weight``, over half of ``cfg.mean_width``: a column half has half the A-scans)."""
+    width = max(1, cfg.mean_width // 2)
+    if cfg.n2n_consistency > 0:
+        if not isinstance(split, SplitSampler):  # config refuses the mixed samplers
+            raise TypeError("n2n_consistency needs plain column-split pairs")
+        full, parity = split.full_batch(rng, cfg.batch)
+        return neighbour_loss(model, to_tensor(full), parity, cfg.n2n_consistency, cfg.mean_weight, width,
+                              cfg.mean_anchor)[0]
+    x, y = (to_tensor(a) for a in split.batch(rng, cfg.batch))
+    out = model(x).float()
+    loss = F.mse_loss(out, y)
+    if cfg.mean_weight > 0:
+        loss = loss + cfg.mean_weight * lateral_mean_loss(out, x if cfg.mean_anchor == "input" else y, width)
+    return loss
