@@ -10,8 +10,8 @@ tell); linear-intensity vendor data (.vol, .e2e) is log-display transformed by d
 :func:`napari_hdcyclegan.intensity.log_display`); boundaries are heights (float rows) per A-scan,
 ``(N, W)``, NaN where missing, named ``ILM`` / ``RPE`` (the vendor's BM) as in docs/conventions.md.
 
-Modules: ``tiff`` (TIFF in and out), ``tiff_block`` (the JSON block written TIFFs carry: exact scale,
-metadata, boundary lines), ``plain`` (PNG/JPEG, folders), ``vendor`` (.vol, .e2e, XML,
+Modules: ``tiff`` (TIFF in), ``tiff_write`` (TIFF out), ``tiff_block`` (the JSON block written TIFFs
+carry: exact scale, metadata, boundary lines), ``plain`` (PNG/JPEG, folders), ``vendor`` (.vol, .e2e, XML,
 .fds/.fda/.img/.oct, DICOM), ``atomic`` (outputs written under a temporary name, then renamed).
 What a reader changed (colour to gray, planes read as b-scans) is in ``metadata["notes"]`` and said
 as a UserWarning.
@@ -45,7 +45,8 @@ from ._common import (  # noqa: F401  (re-exported: the package's public and tes
 )
 from .atomic import atomic_output  # noqa: F401
 from .plain import _is_image_file, _read_folder, _read_plain
-from .tiff import _read_tiff, write_tiff, write_tiff_pages  # noqa: F401
+from .tiff import _read_tiff
+from .tiff_write import write_tiff, write_tiff_pages  # noqa: F401
 from .vendor import (  # noqa: F401
     _dicom_spacing,
     _from_eyevolume,
