@@ -149,8 +149,11 @@ def test_run_writes_logs_checkpoints_and_resumes(domains: str, tmp_path: Path) -
     assert len((out / "log.csv").read_text().splitlines()) == 1 + 4
     with pytest.raises(SystemExit, match="already holds a run"):
         fit.main(args)
+    with (out / "log.csv").open("a") as fh:  # killed after step 4's checkpoint, having logged step 5
+        fh.write("5,gan" + "," * (len(fit.LOG_FIELDS) - 2) + "\n")
     assert fit.main([*args[:-6], "--steps", "5", "--pretrain-steps", "1", "--resume", "--threads", "1"]) == 0
-    assert len((out / "log.csv").read_text().splitlines()) == 1 + 6
+    steps = [line.split(",")[0] for line in (out / "log.csv").read_text().splitlines()[1:]]
+    assert steps == ["1", "2", "3", "4", "5", "6"]  # step 5 logged once, by the resumed run
 
 
 def test_checkpoint_loads_in_core_and_cli(domains: str, tmp_path: Path) -> None:
@@ -380,6 +383,18 @@ def test_mean_weight_option_reaches_the_supervised_step(tmp_path: Path, monkeypa
         with pytest.raises(SystemExit, match="mean-weight needs paired data"):
             fit.Trainer(cfg, load_training_data(cfg))
     assert seen[0][1] > 0.7 and seen[1][1] < 0.3  # the inputs, then the targets
+
+
+def test_drop_rows_after_keeps_the_header_and_the_rows_up_to_the_step(tmp_path: Path) -> None:
+    from training.csvlog import append_csv, drop_rows_after
+
+    path = tmp_path / "val.csv"
+    for step in (25, 50, 75):
+        append_csv(path, {"step": step, "psnr": 20.0 + step}, ("step", "psnr"))
+    assert drop_rows_after(path, 75) == 0 and drop_rows_after(tmp_path / "absent.csv", 1) == 0
+    assert drop_rows_after(path, 50) == 1
+    assert path.read_text().splitlines() == ["step,psnr", "25,45.0", "50,70.0"]
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_append_csv_keeps_an_existing_files_header(tmp_path: Path) -> None:

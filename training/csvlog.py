@@ -23,3 +23,24 @@ def append_csv(path: Path, row: dict, fieldnames: Sequence[str]) -> None:
         if new:
             writer.writeheader()
         writer.writerow(row)
+
+
+def drop_rows_after(path: Path, step: int) -> int:
+    """Drop the rows of ``path`` logged after ``step`` (a run killed after its last checkpoint logged
+    steps that the resumed run logs again); returns how many were dropped. Rewritten atomically."""
+    if not path.exists():
+        return 0
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return 0
+    header, body = rows[0], rows[1:]
+    at = header.index("step") if "step" in header else None
+    kept = [r for r in body if at is None or not r or float(r[at]) <= step]
+    if len(kept) == len(body):
+        return 0
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        csv.writer(fh).writerows([header, *kept])
+    tmp.replace(path)
+    return len(body) - len(kept)

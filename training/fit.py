@@ -32,7 +32,7 @@ from napari_hdcyclegan.model.networks import Discriminator, Generator
 
 from . import losses
 from .config import FitConfig, parse_args
-from .csvlog import append_csv
+from .csvlog import append_csv, drop_rows_after
 from .data import CropSampler
 from .nets import CycleGenerators, ImagePool, WeightAverage
 from .runlog import plot_curves
@@ -361,6 +361,9 @@ def _train(cfg: FitConfig, resume: bool, device: torch.device, rank: int, world:
         if not (out / "last").exists() and not (out / "last.old").exists():
             raise SystemExit(f"error: --resume but no checkpoint in {out / 'last'}")
         trainer.load("last")
+        if rank == 0:
+            for log in ("log.csv", "val.csv"):
+                drop_rows_after(out / log, trainer.step_no)
     elif (out / "last").exists():
         raise SystemExit(f"error: {out} already holds a run; pass --resume or choose another --out")
     elif cfg.init_from:
