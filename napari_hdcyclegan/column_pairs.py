@@ -79,6 +79,16 @@ def lateral_mean_loss(output: torch.Tensor, anchor: torch.Tensor, width: int = 3
     return F.mse_loss(F.avg_pool2d(output.float(), pool), F.avg_pool2d(anchor.float(), pool))
 
 
+def half_pair_loss(out: torch.Tensor, x: torch.Tensor, y: torch.Tensor, profile: float = 0.0,
+                   profile_width: int = 16, profile_anchor: str = "target") -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise2Noise MSE of ``out`` = model(``x``) against the other half ``y``, plus ``profile`` x
+    :func:`lateral_mean_loss` against ``y`` (``profile_anchor`` "target") or ``x`` ("input"): (total, MSE)."""
+    mse = F.mse_loss(out, y)
+    if profile <= 0:
+        return mse, mse
+    return mse + profile * lateral_mean_loss(out, x if profile_anchor == "input" else y, profile_width), mse
+
+
 def neighbour_loss(model: Callable[[torch.Tensor], torch.Tensor], full: torch.Tensor, parity: list[int],
                    consistency: float, profile: float = 0.0, profile_width: int = 16,
                    profile_anchor: str = "target") -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,10 +104,7 @@ def neighbour_loss(model: Callable[[torch.Tensor], torch.Tensor], full: torch.Te
     other = [1 - p for p in parity]
     x, y = _columns(full, parity), _columns(full, other)
     out = model(x).float()
-    mse = F.mse_loss(out, y)
-    total = mse
-    if profile > 0:
-        total = total + profile * lateral_mean_loss(out, x if profile_anchor == "input" else y, profile_width)
+    total, mse = half_pair_loss(out, x, y, profile, profile_width, profile_anchor)
     if consistency <= 0:
         return total, mse
     with torch.no_grad():

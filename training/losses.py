@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_hdcyclegan.column_pairs import lateral_mean_loss, neighbour_loss
+from napari_hdcyclegan.column_pairs import half_pair_loss, lateral_mean_loss, neighbour_loss  # noqa: F401  (lateral_mean_loss: the paired term in fit)
 from napari_hdcyclegan.model.networks import CLASS_FAKE, CLASS_HN, CLASS_LN
 
 from .real import SplitSampler
@@ -84,8 +84,4 @@ def column_split_loss(model: Callable[[torch.Tensor], torch.Tensor], split: Any,
         return neighbour_loss(model, to_tensor(full), parity, cfg.n2n_consistency, cfg.mean_weight, width,
                               cfg.mean_anchor)[0]
     x, y = (to_tensor(a) for a in split.batch(rng, cfg.batch))
-    out = model(x).float()
-    loss = F.mse_loss(out, y)
-    if cfg.mean_weight > 0:
-        loss = loss + cfg.mean_weight * lateral_mean_loss(out, x if cfg.mean_anchor == "input" else y, width)
-    return loss
+    return half_pair_loss(model(x).float(), x, y, cfg.mean_weight, width, cfg.mean_anchor)[0]
