@@ -41,7 +41,7 @@ from .memory import available_memory, cpu_batch_fit, drop_pages, is_out_of_memor
 from .model.checkpoint import MAX_LATERAL_SIGMA, ModelConfig, valid_lateral_sigma
 from .model.choice import ModelChoice
 from .model.networks import Generator, lateral_smooth, run_generator
-from .normalise import OutlierError, check_input, dim_gain, to_device, to_unit, unit_ranges, volume_range
+from .normalise import OutlierError, check_input, dim_gain, like_input, to_device, to_unit, unit_ranges, volume_range
 from .progress import CancelFn, ProgressFn, Steps, drive
 
 __all__ = ["CPU_BATCH", "CUDA_BATCH", "Denoiser", "iter_denoised"]
@@ -187,7 +187,6 @@ class Denoiser:
 
     def _denoise_batch(self, raw: np.ndarray, fixed: tuple[float, float] | None = None) -> np.ndarray:
         """Denoise a (B, H, W) batch of raw values; same dtype and range out (``fixed``: see _unit_batch)."""
-        dtype = raw.dtype
         log_input = bool(self.normalisation.get("log_input", False))
         with torch.inference_mode():
             x, unit, lo3, span = self._unit_batch(raw, fixed)
@@ -197,17 +196,7 @@ class Denoiser:
             out = y.cpu().numpy()
         if log_input:
             out = inverse_log_display(out)
-        if dtype.kind in "iub":
-            if dtype.kind != "b":
-                np.clip(np.rint(out, out=out), *_integer_bounds(dtype, out.dtype), out=out)
-            else:
-                out = out >= 0.5
-            return out.astype(dtype)
-        out = out.astype(dtype)
-        bad = ~np.isfinite(raw)
-        if bad.any():
-            out[bad] = raw[bad]  # NaN stays NaN, inf stays inf
-        return out
+        return like_input(out, raw)
 
     # -- public API ---------------------------------------------------------------------------
     def iter_denoise(self, data: Any) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -374,18 +363,6 @@ class Denoiser:
     def __repr__(self) -> str:
         return (f"Denoiser(name={self.name!r}, trained={self.trained}, device={self.device}, "
                 f"batch_size={self.batch_size}, precision={self.precision!r})")
-
-
-def _integer_bounds(dtype: np.dtype, float_dtype: np.dtype) -> tuple[Any, Any]:
-    """The integer ``dtype``'s range as ``float_dtype`` values that convert back without overflow.
-
-    (2**63 - 1 rounds up to 2**63 in float64, which would wrap to -2**63 in int64.)
-    """
-    info, to_float = np.iinfo(dtype), np.dtype(float_dtype).type
-    lo, hi = to_float(info.min), to_float(info.max)
-    if int(hi) > info.max:
-        hi = np.nextafter(hi, to_float(0))
-    return lo, hi
 
 
 def iter_denoised(denoiser: Any, data: Any, out: np.ndarray | None = None) -> Steps[np.ndarray]:

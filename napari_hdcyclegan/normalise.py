@@ -21,8 +21,8 @@ from .errors import InputError
 from .intensity import DEFAULT_NORMALISATION, integer_range
 from .memory import drop_pages
 
-__all__ = ["MIN_SIZE", "OutlierError", "check_input", "dim_gain", "to_device", "to_unit", "unit_ranges",
-           "volume_range"]
+__all__ = ["MIN_SIZE", "OutlierError", "check_input", "dim_gain", "like_input", "to_device", "to_unit",
+           "unit_ranges", "volume_range"]
 
 #: Smallest b-scan height/width the generator accepts.
 MIN_SIZE = 9
@@ -231,3 +231,32 @@ def dim_gain(unit: torch.Tensor, normalisation: Mapping[str, Any]) -> torch.Tens
         return None
     return gain[:, None, None]
 
+
+
+def like_input(out: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """A float output mapped back to its raw input's range, in the raw's dtype.
+
+    Integers are rounded and clipped to the dtype's range; in a float output the input's non-finite
+    pixels are restored (NaN stays NaN, inf stays inf). ``out`` may be rounded in place.
+    """
+    dtype = raw.dtype
+    if dtype.kind in "iu":
+        np.clip(np.rint(out, out=out), *_integer_bounds(dtype, out.dtype), out=out)
+        return out.astype(dtype)
+    out = out.astype(dtype)
+    bad = ~np.isfinite(raw)
+    if bad.any():
+        out[bad] = raw[bad]
+    return out
+
+
+def _integer_bounds(dtype: np.dtype, float_dtype: np.dtype) -> tuple[Any, Any]:
+    """The integer ``dtype``'s range as ``float_dtype`` values that convert back without overflow.
+
+    (2**63 - 1 rounds up to 2**63 in float64, which would wrap to -2**63 in int64.)
+    """
+    info, to_float = np.iinfo(dtype), np.dtype(float_dtype).type
+    lo, hi = to_float(info.min), to_float(info.max)
+    if int(hi) > info.max:
+        hi = np.nextafter(hi, to_float(0))
+    return lo, hi
