@@ -1,0 +1,82 @@
+"""Does a model leave structure in its residual? Three no-reference measures on real scans, per model.
+
+For each model folder or name given (``--weights a,b,...``; ``bm3d`` scores BM3D x5), on the real
+scans without a clean reference that ``adapt_check.py`` uses (Tian subject 5 b-scans 01/04/07/10, the
+``.vol`` scans, the single noisy scans):
+
+* split PSNR (dB): the method run on the even/odd column halves, scored against the other half
+  (:func:`napari_hdcyclegan.metrics.split_psnr`); higher keeps more of the scene.
+* residual-edge correlation (:func:`napari_hdcyclegan.profiles.residual_edge_correlation`): about 0 or
+  below when the residual is noise, positive when the method blurred or shifted the layer edges.
+* profile change (8-bit grey levels; :func:`napari_hdcyclegan.profiles.mean_profile_change`): how much
+  the mean A-scan profile around the brightest layer moved.
+
+Means over the scans, and with ``--per-scan`` a row per scan. A checkpoint folder of a training run
+(``RUN/last``, ``RUN/best``) works as well as an exported model.
+
+    python scripts/residual_check.py --weights spectralis-real,runs/x/best [--only NAME,...] [--per-scan]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def method(weights: str, image: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The denoising function a ``--weights`` entry names, as chosen for ``image``."""
+    if weights == "bm3d":
+        from napari_hdcyclegan.baselines import denoise_bm3d
+
+        return lambda b: denoise_bm3d(b, sigma_scale=5.0)
+    from napari_hdcyclegan.engine import choose_denoiser
+
+    return choose_denoiser(weights, "cpu", data=image)[0].denoise
+
+
+def scores(denoise: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> tuple[float, float, float]:
+    """(split PSNR dB, residual-edge correlation, profile change in grey levels) of one method on one scan."""
+    from napari_hdcyclegan import metrics
+    from napari_hdcyclegan.profiles import mean_profile_change, residual_edge_correlation
+
+    out = denoise(image)
+    return (metrics.split_psnr(image, denoise), residual_edge_correlation(out, image),
+            255 * mean_profile_change(out, image))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--weights", default="auto", help="comma-separated model names or folders; 'bm3d' for BM3D x5")
+    p.add_argument("--only", help="comma-separated scan names, e.g. vol/valid/0")
+    p.add_argument("--per-scan", action="store_true", help="a row per scan as well as the means")
+    p.add_argument("--data", type=Path, help="the shared data folder")
+    a = p.parse_args(argv)
+    from adapt_check import real_scans
+
+    from training.real import default_shared_data
+
+    scans = real_scans(a.data or default_shared_data())
+    if a.only:
+        scans = [s for s in scans if s[0] in a.only.split(",")]
+    if not scans:
+        raise SystemExit("error: no scans to score (check --only and --data)")
+    print("| weights | scan | split PSNR (dB) | residual-edge correlation | profile change |\n|---|---|---:|---:|---:|")
+    for weights in a.weights.split(","):
+        rows = np.array([scores(method(weights, image), image) for _, image in scans])
+        if a.per_scan:
+            for (name, _), (db, edge, prof) in zip(scans, rows):
+                print(f"| {weights} | {name} | {db:.2f} | {edge:+.3f} | {prof:.2f} |")
+        db, edge, prof = rows.mean(axis=0)
+        print(f"| {weights} | mean of {len(scans)} | {db:.3f} | {edge:+.3f} | {prof:.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
