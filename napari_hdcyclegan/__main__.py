@@ -139,6 +139,8 @@ def _chosen(args: argparse.Namespace, data: Any = None) -> tuple[Any, Any]:
     denoiser = denoiser.with_lateral_sigma(getattr(args, "lateral_sigma", None))
     if choice is not None:
         say(f"model: {denoiser.name} (auto: {choice.reason}; --weights overrides)")
+        if choice.hint and hasattr(args, "adapt") and not adaptation_steps(args):
+            say(f"hint: {choice.hint}")
     return denoiser, choice
 
 

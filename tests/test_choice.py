@@ -192,3 +192,27 @@ def test_split_psnr_leaves_out_nan_and_inf_pixels() -> None:
     assert choice.split_psnr(scan) == pytest.approx(db, abs=0.2)
     assert choice.choose_model(scan).weights == choice.SINGLE_FRAME_MODEL
     assert choice.split_psnr(np.full((8, 8), np.nan)) == np.inf  # nothing to measure, no error
+
+
+def test_noisy_averaged_scans_get_a_hint_to_adapt() -> None:
+    noisy = choice.choose_model(_scan(0.06, grain=1.0))
+    assert noisy.weights == choice.AVERAGED_MODEL and 16 < noisy.split_psnr_db < choice.NOISY_AVERAGED_BELOW_DB
+    assert "--adapt" in noisy.hint and f"{noisy.split_psnr_db:.1f} dB" in noisy.hint
+    assert choice.choose_model(_scan(0.03, grain=1.0)).hint == ""  # as quiet as the training scans
+    assert choice.choose_model(_scan(0.06)).hint == ""  # the few-frame model's inputs
+    assert choice.choose_model(_scan(0.3, grain=1.0)).hint == ""  # single-frame noise
+
+
+def test_cli_gives_the_hint_unless_adapting(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import tifffile
+
+    from napari_hdcyclegan.__main__ import main
+
+    tifffile.imwrite(tmp_path / "in.tif", _scan(0.06, shape=(64, 96), grain=1.0))
+    assert main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "out.tif"), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert f"model: {choice.AVERAGED_MODEL} (auto:" in err and "hint: this scan (split PSNR" in err and "--adapt" in err
+    assert main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "out2.tif"), "--device", "cpu",
+                 "--adapt-steps", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"model: {choice.AVERAGED_MODEL} (auto:" in err and "hint:" not in err

@@ -48,6 +48,10 @@ UNCORRELATED_BELOW = 0.4
 #: Split PSNR (dB) from which even pixel-independent noise is light enough for :data:`AVERAGED_MODEL`
 #: (5-frame Bioptigen means: 18.5-19.7 dB; the Duke references 25.4-27.3 dB).
 FEW_FRAME_BELOW_DB = 21.0
+#: Split PSNR (dB) below which an averaged scan is noisier than any :data:`AVERAGED_MODEL` trained on
+#: in bulk (Tian 22.0-31.2 dB; valid.vol 20.2, se_despeckling 7 16.6), which it then leaves grainy:
+#: the choice suggests adapting the model to the scan (:mod:`napari_hdcyclegan.adapt`).
+NOISY_AVERAGED_BELOW_DB = 21.0
 #: Percentiles of a b-scan whose difference is the peak of its split PSNR.
 RANGE_PERCENTILES = (0.5, 99.5)
 
@@ -60,6 +64,8 @@ class ModelChoice:
     split_psnr_db: float
     reason: str
     axial_correlation: float = float("nan")
+    #: A suggestion for the user where the chosen model is known to fall short ("" = none).
+    hint: str = ""
 
 
 def split_psnr(bscan: np.ndarray) -> float:
@@ -120,8 +126,12 @@ def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
         return ModelChoice(FEW_FRAME_MODEL, db, f"split PSNR {db:.1f} dB < {FEW_FRAME_BELOW_DB:g} dB and axial noise "
                            f"correlation {ac:.2f} < {UNCORRELATED_BELOW:g}: few-frame average, pixel-independent "
                            "(Bioptigen-like) noise", ac)
+    hint = "" if not db < NOISY_AVERAGED_BELOW_DB else (
+        f"this scan (split PSNR {db:.1f} dB) is noisier than the scans {AVERAGED_MODEL} was trained on, which it "
+        "leaves grainy: adapting the model to the scan (--adapt; Adapt steps in Denoise) removed more of the noise "
+        "on such scans")
     return ModelChoice(AVERAGED_MODEL, db, f"split PSNR {db:.1f} dB >= {SINGLE_FRAME_BELOW_DB:g} dB, axial noise "
-                       f"correlation {ac:.2f}: averaged-scan noise", ac)
+                       f"correlation {ac:.2f}: averaged-scan noise", ac, hint)
 
 
 def resolve_auto(weights: Any, data: Any = None) -> tuple[Any, ModelChoice | None]:
