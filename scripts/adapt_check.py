@@ -11,7 +11,7 @@ shown whether or not the guard would keep them) leave in the residual, beside th
 :func:`napari_hdcyclegan.profiles.residual_edge_correlation` and the layer profile change.
 
     python scripts/adapt_check.py [--weights auto] [--steps 60] [--consistency 2] [--duke test] [--no-bm3d]
-                                  [--only NAME,...] [--residuals 0,2]
+                                  [--only NAME,...] [--residuals 0,2 [--show DIR]]
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ def duke_scores(weights: str, steps: int, split: str, consistency: float, min_ga
 
 
 def residual_rows(weights: str, steps: int, name: str, image: np.ndarray, consistencies: list[float],
-                  bm3d: bool) -> None:
-    """Residual edge correlation and profile change (grey levels) of base, adapted and BM3D outputs."""
+                  bm3d: bool) -> dict[str, np.ndarray]:
+    """Residual edge correlation and profile change (grey levels) of base, adapted and BM3D outputs;
+    returns the outputs by method."""
     from napari_hdcyclegan.adapt import iter_adapt
     from napari_hdcyclegan.engine import choose_denoiser
     from napari_hdcyclegan.profiles import mean_profile_change, residual_edge_correlation
@@ -99,6 +100,33 @@ def residual_rows(weights: str, steps: int, name: str, image: np.ndarray, consis
     for method, out in outputs.items():
         print(f"| {name} | {method} | {residual_edge_correlation(out, image):+.3f} | "
               f"{255 * mean_profile_change(out, image):.2f} |", flush=True)
+    return outputs
+
+
+def residual_picture(path: Path, name: str, image: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+    """raw | each output above, each residual (input - output, smoothed 1.5 x 4 px, +-0.05) below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.ndimage import gaussian_filter
+
+    n = 1 + len(outputs)
+    fig, axes = plt.subplots(2, n, figsize=(3.6 * n, 6.0), squeeze=False)
+    axes[0, 0].imshow(image, cmap="gray", vmin=0, vmax=1, aspect="auto")
+    axes[0, 0].set_title(f"{name}: raw", fontsize=8)
+    axes[1, 0].axis("off")
+    for c, (method, out) in enumerate(outputs.items(), 1):
+        axes[0, c].imshow(out, cmap="gray", vmin=0, vmax=1, aspect="auto")
+        axes[0, c].set_title(method, fontsize=8)
+        axes[1, c].imshow(gaussian_filter(image.astype(np.float64) - out, (1.5, 4)), cmap="RdBu_r", vmin=-0.05,
+                          vmax=0.05, aspect="auto")
+        axes[1, c].set_title("residual, smoothed 1.5 x 4 px (red: output darker)", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="comma-separated scan names (Duke: e.g. S05/test)")
     p.add_argument("--data", type=Path, help="the shared data folder")
     p.add_argument("--residuals", metavar="G,...", help="residual check of adaptations with these consistency weights")
+    p.add_argument("--show", type=Path, metavar="DIR", help="with --residuals: a picture per scan in DIR")
     a = p.parse_args(argv)
     import torch
 
@@ -134,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.residuals:
         print("| scan | method | residual-edge correlation | profile change |\n|---|---|---|---|")
         for name, image in scans:
-            residual_rows(a.weights, a.steps, name, image, [float(g) for g in a.residuals.split(",")], not a.no_bm3d)
+            outputs = residual_rows(a.weights, a.steps, name, image, [float(g) for g in a.residuals.split(",")],
+                                    not a.no_bm3d)
+            if a.show:
+                a.show.mkdir(parents=True, exist_ok=True)
+                residual_picture(a.show / f"{name.replace('/', '_')}.png", name, image, outputs)
         return 0
     table = []
     for name, image in scans:
