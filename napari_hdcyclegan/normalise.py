@@ -232,7 +232,6 @@ def dim_gain(unit: torch.Tensor, normalisation: Mapping[str, Any]) -> torch.Tens
     return gain[:, None, None]
 
 
-
 def like_input(out: np.ndarray, raw: np.ndarray) -> np.ndarray:
     """A float output mapped back to its raw input's range, in the raw's dtype.
 

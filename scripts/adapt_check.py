@@ -123,7 +123,8 @@ def residual_picture(path: Path, name: str, image: np.ndarray, outputs: dict[str
                           vmax=0.05, aspect="auto")
         axes[1, c].set_title("residual, smoothed 1.5 x 4 px (red: output darker)", fontsize=7)
     for ax in axes.ravel():
-        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--residuals", metavar="G,...", help="residual check of adaptations with these consistency weights")
     p.add_argument("--show", type=Path, metavar="DIR", help="with --residuals: a picture per scan in DIR")
     a = p.parse_args(argv)
+    if a.show and not a.residuals:
+        p.error("--show draws the residual check: give --residuals too")
     import torch
 
     from napari_hdcyclegan.adapt import CONSISTENCY, MIN_GAIN_DB

@@ -216,3 +216,11 @@ def test_cli_gives_the_hint_unless_adapting(tmp_path: Path, capsys: pytest.Captu
                  "--adapt-steps", "2"]) == 0
     err = capsys.readouterr().err
     assert f"model: {choice.AVERAGED_MODEL} (auto:" in err and "hint:" not in err
+    # a folder of such scans: the hint once, under -q too; the model line per file
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in range(3):
+        tifffile.imwrite(folder / f"{i}.tif", _scan(0.06, seed=i, shape=(64, 96), grain=1.0))
+    assert main(["denoise", str(folder), str(tmp_path / "out3"), "--device", "cpu", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("hint: this scan") == 1 and err.count(f"model: {choice.AVERAGED_MODEL}") == 3

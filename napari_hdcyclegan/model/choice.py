@@ -127,7 +127,7 @@ def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
                            f"correlation {ac:.2f} < {UNCORRELATED_BELOW:g}: few-frame average, pixel-independent "
                            "(Bioptigen-like) noise", ac)
     hint = "" if not db < NOISY_AVERAGED_BELOW_DB else (
-        f"this scan (split PSNR {db:.1f} dB) is noisier than the scans {AVERAGED_MODEL} was trained on, which it "
+        f"this scan (split PSNR {db:.1f} dB) is noisier than most scans {AVERAGED_MODEL} was trained on, which it "
         "leaves grainy: adapting the model to the scan (--adapt; Adapt steps in Denoise) removed more of the noise "
         "on such scans")
     return ModelChoice(AVERAGED_MODEL, db, f"split PSNR {db:.1f} dB >= {SINGLE_FRAME_BELOW_DB:g} dB, axial noise "
