@@ -30,7 +30,7 @@ from napari_hdcyclegan.io.atomic import replace_folder
 from napari_hdcyclegan.model.checkpoint import ModelConfig, load_model, save_model
 from napari_hdcyclegan.model.networks import Discriminator, Generator
 
-from . import losses
+from . import losses, schedule
 from .config import FitConfig, parse_args
 from .csvlog import append_csv, drop_rows_after
 from .data import CropSampler
@@ -88,31 +88,9 @@ class Trainer:
             self.gens_ddp = DDP(self.gens, device_ids=ids)
             self.D_ddp = DDP(self.D, device_ids=ids)
 
-    # ---- phases -------------------------------------------------------------------------
     @property
     def total_steps(self) -> int:
-        return self.cfg.pretrain_steps + self.cfg.pretrain_d_steps + self.cfg.steps
-
-    def phase(self, step: int) -> str:
-        if step < self.cfg.pretrain_steps:
-            return "pretrain_G"
-        if step < self.cfg.pretrain_steps + self.cfg.pretrain_d_steps:
-            return "pretrain_D"
-        return "gan"
-
-    def lr_at(self, step: int) -> float:
-        """Pre-training lr, then the adversarial lr with an optional linear decay to zero."""
-        cfg = self.cfg
-        if self.phase(step) == "pretrain_G":
-            frac = step / max(1, cfg.pretrain_steps)
-            return cfg.pretrain_lr * (1.0 - (1.0 - cfg.pretrain_lr_end) * frac)
-        if self.phase(step) != "gan":
-            return cfg.pretrain_lr
-        k = step - cfg.pretrain_steps - cfg.pretrain_d_steps
-        start = int(cfg.lr_decay_start * cfg.steps)
-        if k < start:
-            return cfg.lr
-        return cfg.lr * max(0.0, 1.0 - (k - start) / max(1, cfg.steps - start))
+        return schedule.total_steps(self.cfg)
 
     def _amp_dtype(self) -> torch.dtype | None:
         """``--amp``: bf16 on a CPU (even without native bf16 convolutions), the ``auto`` precision
@@ -142,11 +120,11 @@ class Trainer:
     def step(self) -> dict[str, float | str]:
         """Advance one global step of the current phase; returns its losses."""
         step = self.step_no
-        lr = self.lr_at(step)
+        lr = schedule.lr_at(self.cfg, step)
         for opt in (self.opt_G, self.opt_D):
             for group in opt.param_groups:
                 group["lr"] = lr
-        phase = self.phase(step)
+        phase = schedule.phase(self.cfg, step)
         row = {"pretrain_G": self._pretrain_g, "pretrain_D": self._pretrain_d, "gan": self._gan}[phase]()
         self.step_no += 1
         return {"step": step + 1, "phase": phase, "lr": lr, **row}
