@@ -207,6 +207,18 @@ def test_user_error_in_the_worker_is_one_line_a_bug_keeps_its_traceback(qtbot, s
     assert any(isinstance(exc, KeyError) for _, exc, _ in caught) and not errors
 
 
+def test_weights_combo_keeps_its_width_and_shows_the_whole_label_in_its_tooltip(qtbot, setup):
+    viewer, layer, widget = setup
+    combo = widget.weights_combo.native
+    labels = [combo.itemText(i) for i in range(combo.count())]
+    longest = max(combo.fontMetrics().horizontalAdvance(t) for t in labels)
+    assert longest > 400  # "auto: by noise level and texture (...)" and the tiny model's folder path
+    assert combo.sizeHint().width() < longest  # sized to its minimum length, not to the longest label
+    assert combo.toolTip() == combo.currentText() and str(widget.weights_combo.value) in combo.toolTip()
+    widget.weights_combo.value = "auto"
+    assert combo.toolTip() == combo.currentText() and combo.toolTip().startswith("auto: ")
+
+
 def test_weights_choices_offer_auto_first():
     from napari_hdcyclegan._widgets._common import BROWSE, weights_choices
     from napari_hdcyclegan.engine import DEFAULT_MODEL

@@ -210,11 +210,32 @@ def refresh_weights_choosers() -> None:
             _CHOOSERS.discard(chooser)
 
 
+#: Characters of a model label the weights combo shows before eliding it (its tooltip shows all).
+WEIGHTS_COMBO_CHARS = 28
+
+
 class WeightsChooser:
     """Mixin for a QWidget with ``weights_combo`` (shipped models, browsed folders, Browse...)."""
 
     weights_combo: Any
     _extra_weights: list[str]
+
+    def _make_weights_combo(self, tooltip: str | None = None) -> Any:
+        """The "Weights" combo, as wide as :data:`WEIGHTS_COMBO_CHARS` characters whatever its labels;
+        without ``tooltip`` its tooltip is the whole label of the current choice."""
+        from magicgui.widgets import ComboBox
+        from qtpy.QtWidgets import QComboBox
+
+        combo = ComboBox(label="Weights", choices=self._weights_choices, tooltip=tooltip)
+        native = combo.native
+        # Qt sizes a combo to its longest label by default: "auto: by noise level ..." or a browsed
+        # folder's path would widen the dock past the window.
+        native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        native.setMinimumContentsLength(WEIGHTS_COMBO_CHARS)
+        if tooltip is None:
+            native.setToolTip(native.currentText())
+            native.currentTextChanged.connect(native.setToolTip)
+        return combo
 
     def _weights_choices(self, widget: Any = None) -> list[tuple[str, str]]:
         _CHOOSERS.add(self)  # so that refresh_weights_choosers() reaches every open chooser

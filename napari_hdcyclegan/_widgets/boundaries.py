@@ -131,7 +131,7 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         self.calibration: dict[str, Any] = {"n": 4, "seed": 0}
 
         self.layer_combo = ComboBox(label="Image", choices=self._layer_choices)
-        self.weights_combo = ComboBox(label="Weights", choices=self._weights_choices)
+        self.weights_combo = self._make_weights_combo()
         self.device_combo = ComboBox(label="Device", choices=available_devices())
         self.auto_check = CheckBox(text="Channel from the model (calibrate if missing)", value=True)
         self.stage_combo = ComboBox(label="Stage", choices=list(STAGES), value="init", enabled=False)

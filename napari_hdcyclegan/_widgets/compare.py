@@ -104,9 +104,8 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         from napari_hdcyclegan.engine import available_devices
 
         self.layer_combo = ComboBox(label="Image", choices=self._layer_choices)
-        self.weights_combo = ComboBox(label="Weights", choices=self._weights_choices,
-                                      tooltip="model compared (an <image>_denoised layer made "
-                                              "with it is reused)")
+        self.weights_combo = self._make_weights_combo(
+            tooltip="model compared (an <image>_denoised layer made with it is reused)")
         self.device_combo = ComboBox(label="Device", choices=available_devices())
         self.reference_combo = ComboBox(label="LN reference", choices=self._reference_choices,
                                         tooltip="low-noise image for PSNR/SSIM (optional)")

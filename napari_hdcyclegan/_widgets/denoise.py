@@ -136,7 +136,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self._last_weights = None
 
         self.layer_combo = ComboBox(label="Image", choices=self._layer_choices)
-        self.weights_combo = ComboBox(label="Weights", choices=self._weights_choices)
+        self.weights_combo = self._make_weights_combo()
         self.device_combo = ComboBox(label="Device", choices=available_devices())
         self.batch_spin = SpinBox(label="Batch size", value=4, min=1, max=256,
                                   tooltip="b-scans per forward pass")

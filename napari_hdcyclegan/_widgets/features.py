@@ -88,7 +88,7 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
         self._extra_weights: list[str] = []
 
         self.layer_combo = ComboBox(label="Image", choices=self._layer_choices)
-        self.weights_combo = ComboBox(label="Weights", choices=self._weights_choices)
+        self.weights_combo = self._make_weights_combo()
         self.stage_combo = ComboBox(label="Stage", choices=list(STAGES), value="init")
         self.channel_slider = Slider(label="Channel", value=0, min=0, max=15)
         self.prev_button = PushButton(text="< channel")
