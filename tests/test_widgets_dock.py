@@ -31,6 +31,25 @@ def test_all_docked_widgets_fit_a_laptop_screen(make_napari_viewer):
     assert window.minimumSizeHint().height() <= SCREEN_HEIGHT
 
 
+def test_docked_widgets_need_no_side_scroll_even_with_a_long_status(make_napari_viewer, qtbot):
+    """napari styles a dock when it is added (wider fonts and paddings) and status lines can be long:
+    the scroll area is refitted when shown, and the status line wraps instead of widening the rows."""
+    from qtpy.QtWidgets import QScrollArea
+
+    from napari_hdcyclegan._widgets._dock import SCROLL_NAME
+
+    viewer = make_napari_viewer(show=True)
+    for name in WIDGETS:
+        dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+        area = widget.findChild(QScrollArea, SCROLL_NAME)
+        qtbot.waitUntil(area.isVisible)
+        before = area.widget().minimumSizeHint().width()
+        widget.status.value = " ".join(["a long status message that must wrap"] * 20)
+        content = area.widget().minimumSizeHint().width()
+        assert content == before, name
+        assert area.minimumWidth() >= content + area.verticalScrollBar().sizeHint().width(), name
+
+
 def test_make_scrollable_moves_rows_once(qtbot):
     from qtpy.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 

@@ -210,6 +210,20 @@ def refresh_weights_choosers() -> None:
             _CHOOSERS.discard(chooser)
 
 
+def status_label() -> Any:
+    """An empty status line that wraps long messages at the dock's width instead of widening the dock.
+
+    magicgui's Label is fixed to its text's width; a word-wrapped QLabel may take any width.
+    """
+    from magicgui.widgets import Label
+    from qtpy.QtWidgets import QSizePolicy
+
+    label = Label(value="")
+    label.native.setWordWrap(True)
+    label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    return label
+
+
 #: Characters of a model label the weights combo shows before eliding it (its tooltip shows all).
 WEIGHTS_COMBO_CHARS = 28
 

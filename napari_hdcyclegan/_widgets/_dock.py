@@ -74,6 +74,8 @@ def _install(owner: QWidget, content: QWidget, min_height: int) -> QScrollArea:
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
     area.setWidget(content)
     fit_width(area)
+    # napari styles a dock only when it is added: fonts and paddings grow, so fit again when shown
+    area.installEventFilter(_refit_on_show(area))
     area.setMinimumHeight(min(min_height, content.sizeHint().height()))
     layout = QVBoxLayout(owner)
     layout.setContentsMargins(0, 0, 0, 0)
@@ -87,6 +89,19 @@ def fit_width(area: QScrollArea) -> None:
     if content is None or scroll is None:
         return
     area.setMinimumWidth(content.minimumSizeHint().width() + scroll.sizeHint().width() + 2)
+
+
+def _refit_on_show(area: QScrollArea) -> Any:
+    """An event filter, owned by ``area``, that runs :func:`fit_width` whenever ``area`` is shown."""
+    from qtpy.QtCore import QEvent, QObject
+
+    class RefitOnShow(QObject):
+        def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 (Qt's name)
+            if event.type() == QEvent.Type.Show:
+                fit_width(area)
+            return False
+
+    return RefitOnShow(area)
 
 
 def disconnect_all(links: list[tuple[Any, Callable]]) -> None:

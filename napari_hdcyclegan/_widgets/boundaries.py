@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, ProgressBar, PushButton, SpinBox
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_hdcyclegan.boundaries import (
@@ -61,6 +61,7 @@ from ._common import (
     no_image_message,
     save_with_dialog,
     set_image,
+    status_label,
 )
 from ._workers import WorkerRunner, show_info
 from .features import STAGES
@@ -149,8 +150,7 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress_bar = ProgressBar(label="Progress", value=0, max=1)
         self.export_button = PushButton(text="Export CSV...", enabled=False)
-        self.status = Label(value="")
-        self.status.native.setWordWrap(True)  # coverage, doubtful A-scans and vendor difference
+        self.status = status_label()
         self.status.native.setMinimumHeight(4 * self.status.native.fontMetrics().height())
         self.controls = Container(widgets=[
             self.layer_combo, self.weights_combo, self.device_combo, self.auto_check,

@@ -33,7 +33,6 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
-    Label,
     ProgressBar,
     PushButton,
     RadioButtons,
@@ -52,6 +51,7 @@ from ._common import (
     no_image_message,
     set_image,
     slice_geometry,
+    status_label,
 )
 from ._dock import ViewerLinks, scrollable
 from ._scores import made_with, model_label, score_bscans, score_or_reason, slice_of  # noqa: F401
@@ -118,8 +118,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.grid_check = CheckBox(text="Grid view", value=True)
         self.progress_bar = ProgressBar(label="Progress", value=0, max=1)
-        self.status = Label(value="")
-        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+        self.status = status_label()
         self.aspect_combo = aspect_combo(self.viewer, lambda: self.layer_combo.value)
 
         self.controls = Container(widgets=[

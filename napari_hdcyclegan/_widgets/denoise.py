@@ -31,7 +31,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FloatSlider,
-    Label,
     ProgressBar,
     PushButton,
     SpinBox,
@@ -52,6 +51,7 @@ from ._common import (
     no_image_message,
     place_bscan,
     set_image,
+    status_label,
 )
 from ._dock import ViewerLinks, scrollable
 from ._workers import LatestRequest, WorkerRunner, show_info
@@ -156,8 +156,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.blend_slider = FloatSlider(label="Blend in->out", value=1.0, min=0.0, max=1.0,
                                         step=0.05, tooltip="opacity of the output over the input")
         self.preview_check = CheckBox(text="Live preview of the current b-scan", value=False)
-        self.status = Label(value="")
-        self.status.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+        self.status = status_label()
         self.aspect_combo = aspect_combo(self.viewer, lambda: self.layer_combo.value)
         self._last_weights = self.weights_combo.value
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSlider, Label, PushButton, Slider
+from magicgui.widgets import ComboBox, Container, FloatSlider, PushButton, Slider
 from qtpy.QtWidgets import QWidget
 
 from ..stages import GENERATOR_STAGES
@@ -39,6 +39,7 @@ from ._common import (
     place_bscan,
     save_with_dialog,
     set_image,
+    status_label,
 )
 from ._dock import ViewerLinks, scrollable
 from ._workers import LatestRequest, show_info, start_worker
@@ -97,8 +98,7 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
         self.opacity_slider = FloatSlider(label="Opacity", value=0.6, min=0.0, max=1.0, step=0.05)
         self.gallery_button = PushButton(text="Gallery of all channels")
         self.export_button = PushButton(text="Export map to TIFF...")
-        self.status = Label(value="")
-        self.status.native.setWordWrap(True)
+        self.status = status_label()
         self.aspect_combo = aspect_combo(self.viewer, lambda: self.layer_combo.value)
         self.controls = Container(widgets=[
             self.layer_combo, self.weights_combo, self.stage_combo, self.channel_slider,

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QWidget
 
@@ -30,6 +30,7 @@ from ._common import (
     place_bscan,
     refresh_weights_choosers,
     set_image,
+    status_label,
     weights_choices,
 )
 from ._workers import show_error, start_worker
@@ -119,8 +120,7 @@ class TrainWidget(WeightsChooser, QWidget):
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.resume_button = PushButton(text="Resume", enabled=False)
         self.export_button = PushButton(text="Export", enabled=False)
-        self.status = Label(value="")
-        self.status.native.setWordWrap(True)
+        self.status = status_label()
         self.plots = TrainPlots()
 
         self.controls = Container(widgets=[
