@@ -12,6 +12,8 @@ WIDGETS = ("Denoise OCT (HDcycleGAN)", "Compare with BM3D and wavelet", "Feature
            "ILM / RPE boundaries and thickness", "Train / fine-tune HDcycleGAN")
 #: Height of a common laptop screen's usable area (px), what the docked window must not exceed.
 SCREEN_HEIGHT = 1000
+#: Widest a dock may ask to be (px): leaves most of a laptop screen to the canvas.
+MAX_DOCK_WIDTH = 520
 
 
 def test_all_docked_widgets_fit_a_laptop_screen(make_napari_viewer):
@@ -48,6 +50,7 @@ def test_docked_widgets_need_no_side_scroll_even_with_a_long_status(make_napari_
         content = area.widget().minimumSizeHint().width()
         assert content == before, name
         assert area.minimumWidth() >= content + area.verticalScrollBar().sizeHint().width(), name
+        assert area.minimumWidth() <= MAX_DOCK_WIDTH, name  # no row sized to a long model label or path
 
 
 def test_make_scrollable_moves_rows_once(qtbot):

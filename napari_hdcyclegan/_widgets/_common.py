@@ -234,13 +234,13 @@ class WeightsChooser:
     weights_combo: Any
     _extra_weights: list[str]
 
-    def _make_weights_combo(self, tooltip: str | None = None) -> Any:
-        """The "Weights" combo, as wide as :data:`WEIGHTS_COMBO_CHARS` characters whatever its labels;
+    def _make_weights_combo(self, tooltip: str | None = None, label: str = "Weights") -> Any:
+        """The weights combo, as wide as :data:`WEIGHTS_COMBO_CHARS` characters whatever its labels;
         without ``tooltip`` its tooltip is the whole label of the current choice."""
         from magicgui.widgets import ComboBox
         from qtpy.QtWidgets import QComboBox
 
-        combo = ComboBox(label="Weights", choices=self._weights_choices, tooltip=tooltip)
+        combo = ComboBox(label=label, choices=self._weights_choices, tooltip=tooltip)
         native = combo.native
         # Qt sizes a combo to its longest label by default: "auto: by noise level ..." or a browsed
         # folder's path would widen the dock past the window.

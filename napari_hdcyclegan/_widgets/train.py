@@ -104,7 +104,7 @@ class TrainWidget(WeightsChooser, QWidget):
                                   tooltip="folder of noisy b-scans held back from training")
         self.val_reference = FileEdit(label="Validation reference", mode="d", value="",  # type: ignore[arg-type]
                                       tooltip="folder of their low-noise references (same order by name)")
-        self.weights_combo = ComboBox(label="Start from", choices=self._weights_choices)
+        self.weights_combo = self._make_weights_combo(label="Start from")
         self.steps_spin = SpinBox(label="Steps", value=300, min=1, max=1_000_000)
         self.minutes_spin = FloatSpinBox(label="Minutes (0: no limit)", value=0.0, min=0.0, max=10_000.0)
         self.device_combo = ComboBox(label="Device", choices=available_devices())
