@@ -162,7 +162,8 @@ def describe_auto() -> str:
     """One line on what :data:`AUTO` picks, for model listings."""
     return (f"picks per input: {SINGLE_FRAME_MODEL} below {SINGLE_FRAME_BELOW_DB:g} dB split PSNR "
             f"(single-frame noise), {FEW_FRAME_MODEL} up to {FEW_FRAME_BELOW_DB:g} dB for pixel-independent noise "
-            f"(axial correlation < {UNCORRELATED_BELOW:g}), else {AVERAGED_MODEL}; boundaries use {BOUNDARY_MODEL}")
+            f"(axial correlation < {UNCORRELATED_BELOW:g}), else {AVERAGED_MODEL} (with a hint to adapt it below "
+            f"{NOISY_AVERAGED_BELOW_DB:g} dB); boundaries use {BOUNDARY_MODEL}")
 
 
 def boundary_weights(weights: str) -> str:
