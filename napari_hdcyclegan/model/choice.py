@@ -48,9 +48,10 @@ UNCORRELATED_BELOW = 0.4
 #: Split PSNR (dB) from which even pixel-independent noise is light enough for :data:`AVERAGED_MODEL`
 #: (5-frame Bioptigen means: 18.5-19.7 dB; the Duke references 25.4-27.3 dB).
 FEW_FRAME_BELOW_DB = 21.0
-#: Split PSNR (dB) below which an averaged scan is noisier than any :data:`AVERAGED_MODEL` trained on
-#: in bulk (Tian 22.0-31.2 dB; valid.vol 20.2, se_despeckling 7 16.6), which it then leaves grainy:
-#: the choice suggests adapting the model to the scan (:mod:`napari_hdcyclegan.adapt`).
+#: Split PSNR (dB) below which an averaged scan is noisier than most :data:`AVERAGED_MODEL` trained on
+#: (48 of the 50 Tian b-scans 21.9-31.3 dB, the other two 19.0 and 20.8; valid.vol 20.2, se_despeckling 7
+#: 16.6), which it may leave grainy: the choice suggests adapting the model to the scan
+#: (:mod:`napari_hdcyclegan.adapt`, whose own check keeps the adaptation only where it helps).
 NOISY_AVERAGED_BELOW_DB = 21.0
 #: Percentiles of a b-scan whose difference is the peak of its split PSNR.
 RANGE_PERCENTILES = (0.5, 99.5)
