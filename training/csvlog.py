@@ -6,6 +6,8 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+from napari_hdcyclegan.io.atomic import atomic_output
+
 
 def append_csv(path: Path, row: dict, fieldnames: Sequence[str]) -> None:
     """Append ``row`` to ``path``, writing the header first when the file is new.
@@ -39,8 +41,6 @@ def drop_rows_after(path: Path, step: int) -> int:
     kept = [r for r in body if at is None or not r or float(r[at]) <= step]
     if len(kept) == len(body):
         return 0
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
+    with atomic_output(path) as tmp, tmp.open("w", newline="") as fh:
         csv.writer(fh).writerows([header, *kept])
-    tmp.replace(path)
     return len(body) - len(kept)
