@@ -234,3 +234,75 @@ def test_mean_weight_reaches_the_column_split_term(shared_tree: Path, tmp_path: 
     no_split = replace(cfg, n2n_weight=0.0, n2n_consistency=0.0, out=str(tmp_path / "bad"))
     with pytest.raises(SystemExit, match="mean-weight needs paired data or the column-split term"):
         fit.Trainer(no_split, load_training_data(no_split))
+
+
+def _teacher_dir(tmp_path: Path, seed: int) -> Path:
+    from napari_hdcyclegan.model.checkpoint import ModelConfig, save_model
+    from napari_hdcyclegan.model.networks import Generator
+
+    torch.manual_seed(seed)
+    config = ModelConfig(generator_width=8, discriminator_width=4, discriminator_levels=3, name="teacher",
+                         trained=True)
+    return save_model(tmp_path / f"teacher{seed}", {"G_L": Generator(width=8, residual=True)}, config)
+
+
+def test_teacher_target_is_its_generator_output_and_stays_frozen(tmp_path: Path) -> None:
+    from training.teacher import Teacher
+
+    teacher = Teacher(_teacher_dir(tmp_path, 0), torch.device("cpu"))
+    full = torch.rand(2, 1, 16, 32)
+    assert torch.equal(teacher.target(full), teacher.net(full).float())
+    assert not any(p.requires_grad for p in teacher.net.parameters())
+    split = SplitSampler([np.random.default_rng(1).random((40, 80), dtype=np.float32)], 16)
+
+    def loss_of(student: torch.nn.Module) -> torch.Tensor:
+        return teacher.loss(student, split, np.random.default_rng(2), 2, torch.from_numpy)
+
+    assert loss_of(teacher.net).item() == 0.0  # a student that is the teacher matches it exactly
+    student = Teacher(_teacher_dir(tmp_path, 1), torch.device("cpu")).net.requires_grad_(True)
+    with torch.no_grad():  # a fresh residual generator is the identity: move it away from the teacher
+        for p in student.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    loss = loss_of(student)
+    assert loss.item() > 0
+    loss.backward()
+    assert all(p.grad is not None for p in student.parameters() if p.requires_grad)
+
+
+def test_teacher_term_trains_g_l_towards_the_teacher(shared_tree: Path, tmp_path: Path) -> None:
+    teacher = _teacher_dir(tmp_path, 0)
+    cfg = FitConfig(data="real", shared_data=str(shared_tree), out=str(tmp_path / "run"), width=8, d_width=4,
+                    crop=16, batch=2, pretrain_steps=30, steps=0, pretrain_gh=False, residual=True,
+                    teacher=str(teacher), teacher_weight=1.0, pretrain_lr=3e-3, real_duke=False,
+                    ln_min_split_psnr=0.0, val_bm3d=False, ckpt_every=1000, val_every=1000, threads=1)
+    trainer = fit.Trainer(cfg, load_training_data(cfg))
+    assert trainer.teacher is not None and trainer.data.split is not None
+    before = [p.detach().clone() for p in trainer.gens.G_H.parameters()]
+
+    def held_out_loss() -> float:
+        with torch.no_grad():
+            return trainer.teacher.loss(trainer.gens.G_L, trainer.data.split, np.random.default_rng(7), 8,
+                                        torch.from_numpy).item()
+
+    start = held_out_loss()
+    rows = [trainer.step() for _ in range(30)]
+    # no column-split weight: G_L learns from the teacher alone (no autoencoder term), G_H is untouched
+    assert all(r["loss_n2n"] == 0 and r["loss_teacher"] > 0 for r in rows)
+    assert held_out_loss() < 0.5 * start
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.gens.G_H.parameters(), strict=True))
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--teacher", "some/model"], "go together"),
+    (["--teacher-weight", "2"], "go together"),
+    (["--teacher", "some/model", "--teacher-weight", "-1"], "go together"),
+    (["--teacher", "m", "--teacher-weight", "1", "--n2n-weight", "1", "--n2n-extra-noise", "1"], "cannot be combined"),
+])
+def test_teacher_flags_are_checked(extra: list[str], message: str) -> None:
+    from training.config import parse_args
+
+    with pytest.raises(SystemExit, match=message):
+        parse_args(["--data", "real", *extra])
+    if message == "go together" and "-1" not in extra and "--teacher" in extra:
+        with pytest.raises(SystemExit, match="need --data real"):
+            parse_args(["--data", "sim", "--teacher", "m", "--teacher-weight", "1"])

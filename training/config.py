@@ -46,6 +46,10 @@ class FitConfig:
     # data=real: share of the N2N crops drawn from Duke frame stacks (mean of k frames -> the others' mean);
     # its validation adds the Duke val subject's 2- and 3-frame averages against their reference
     n2n_duke_frames: float = 0.0
+    # data=real: a model folder whose G_L output on full-width crops of the real scans is a target (MSE,
+    # this weight): distillation from a wider network (training/teacher.py)
+    teacher: str = ""
+    teacher_weight: float = 0.0
     real_hold_out: str = ""  # data=real: comma-separated noisy scans kept out of training, scored by split PSNR
     identity_weight: float = 0.0
     pool_size: int = 0  # past fakes shown to the discriminator (0 = none, as the paper)
@@ -209,10 +213,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit("error: paired_folders needs --data IN_DIR,TARGET_DIR")
     if not 0 <= float(values["n2n_duke_frames"]) <= 1:
         raise SystemExit(f"error: n2n_duke_frames must be in [0, 1], got {values['n2n_duke_frames']}")
-    real_only = (values["real_hold_out"] or float(values["n2n_extra_noise"]) > 0 or float(values["n2n_duke_frames"]) > 0
-                 or float(values["n2n_consistency"]) > 0)
+    if float(values["teacher_weight"]) < 0 or bool(values["teacher"]) != (float(values["teacher_weight"]) > 0):
+        raise SystemExit("error: --teacher and --teacher-weight > 0 go together (distillation from a model folder)")
+    if values["teacher"] and (float(values["n2n_extra_noise"]) > 0 or float(values["n2n_duke_frames"]) > 0):
+        raise SystemExit("error: teacher cannot be combined with n2n_extra_noise or n2n_duke_frames")
+    real_only = (values["real_hold_out"] or bool(values["teacher"]) or float(values["n2n_extra_noise"]) > 0
+                 or float(values["n2n_duke_frames"]) > 0 or float(values["n2n_consistency"]) > 0)
     if real_only and values["data"] != "real":
-        raise SystemExit("error: real_hold_out, n2n_extra_noise, n2n_duke_frames and n2n_consistency need --data real")
+        raise SystemExit("error: real_hold_out, n2n_extra_noise, n2n_duke_frames, n2n_consistency and teacher "
+                         "need --data real")
     if values["duke_register"] and (values["data"] not in ("duke", "real") or not values["duke_extra_frames"]
                                     or (values["data"] == "real" and not values["real_duke"])):
         raise SystemExit("error: duke_register needs --data duke (or real with --real-duke true) and "

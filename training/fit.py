@@ -37,10 +37,12 @@ from .data import CropSampler
 from .nets import CycleGenerators, ImagePool, WeightAverage
 from .runlog import plot_curves
 from .sources import TrainingData, load_training_data
+from .teacher import Teacher
 from .validate import Validator
 
 LOG_FIELDS = ("step", "phase", "loss_G", "loss_gan", "loss_cycle", "loss_identity", "loss_paired",
-              "loss_n2n", "loss_D", "loss_pretrain", "d_real_h", "d_real_l", "d_fake", "lr", "seconds", "loss_r1")
+              "loss_n2n", "loss_D", "loss_pretrain", "d_real_h", "d_real_l", "d_fake", "lr", "seconds", "loss_r1",
+              "loss_teacher")
 
 
 def git_commit() -> str:
@@ -72,6 +74,7 @@ class Trainer:
         self.amp_dtype = self._amp_dtype()
         self.ema: WeightAverage | None = None
         self.reset_average()
+        self.teacher = Teacher(cfg.teacher, self.device) if cfg.teacher_weight > 0 else None
         column_split = data.split is not None and cfg.n2n_weight > 0
         if cfg.mean_weight > 0 and ((data.sampler.targets is None and not column_split) or cfg.pretrain_steps <= 0):
             raise SystemExit("error: --mean-weight needs paired data or the column-split term (--n2n-weight) "
@@ -135,6 +138,15 @@ class Trainer:
             return torch.zeros((), device=self.device)
         return losses.column_split_loss(self.gens.G_L, self.data.split, self.rng, self.cfg, self._tensor)
 
+    def _split_terms(self) -> tuple[torch.Tensor, dict[str, float]]:
+        """The weighted column-split and teacher terms on real scans, and their unweighted values."""
+        zero = torch.zeros((), device=self.device)
+        n2n = self._n2n_loss()
+        teacher = (self.teacher.loss(self.gens.G_L, self.data.split, self.rng, self.cfg.batch, self._tensor)
+                   if self.teacher is not None and self.data.split is not None else zero)
+        total = self.cfg.n2n_weight * n2n + self.cfg.teacher_weight * teacher
+        return total, {"loss_n2n": n2n.item(), "loss_teacher": teacher.item()}
+
     def _pretrain_g(self) -> dict[str, float]:
         s: CropSampler = self.data.sampler
         h_np, l_np = s.unpaired_batch(self.rng, self.cfg.batch)
@@ -143,7 +155,8 @@ class Trainer:
         else:
             y_np = h_np  # no pairs: G_L learns to reproduce its input (autoencoder), as the paper proposes
         # With column-split pairs and no reference pairs, G_L learns from those alone, not to copy its input.
-        g_l_term = s.targets is not None or self.data.split is None or self.cfg.n2n_weight <= 0
+        g_l_term = (s.targets is not None or self.data.split is None
+                    or (self.cfg.n2n_weight <= 0 and self.teacher is None))
         h, y, l = self._tensor(h_np), self._tensor(y_np), self._tensor(l_np)
         with self._autocast():
             loss = torch.zeros((), device=self.device)
@@ -159,14 +172,14 @@ class Trainer:
                     loss = loss + F.l1_loss(out["fake_h"], l)
             elif self.cfg.pretrain_gh:  # G_L learns from the column splits only: no G_L pass here
                 loss = F.l1_loss(self.gens.G_H(l), l)
-            loss_n2n = self._n2n_loss()
-            loss = loss + self.cfg.n2n_weight * loss_n2n
+            split_loss, split_row = self._split_terms()
+            loss = loss + split_loss
         self.opt_G.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_G.step()
         if self.ema is not None:
             self.ema.update()
-        return {"loss_pretrain": loss.item(), "loss_n2n": loss_n2n.item()}
+        return {"loss_pretrain": loss.item(), **split_row}
 
     def _pretrain_d(self) -> dict[str, float]:
         h, l = (self._tensor(a) for a in self.data.sampler.unpaired_batch(self.rng, self.cfg.batch))
@@ -202,8 +215,8 @@ class Trainer:
             if y is not None:
                 loss_pair = losses.paired_loss(cfg.paired_loss, out["fake_l"], y)
                 loss = loss + cfg.paired_weight * loss_pair
-            loss_n2n = self._n2n_loss()
-            loss = loss + cfg.n2n_weight * loss_n2n
+            split_loss, split_row = self._split_terms()
+            loss = loss + split_loss
         self.opt_G.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_G.step()
@@ -223,7 +236,7 @@ class Trainer:
         loss_d.backward()
         self.opt_D.step()
         return {"loss_G": loss.item(), "loss_gan": loss_gan.item(), "loss_cycle": loss_cyc.item(),
-                "loss_identity": loss_id.item(), "loss_paired": loss_pair.item(), "loss_n2n": loss_n2n.item(),
+                "loss_identity": loss_id.item(), "loss_paired": loss_pair.item(), **split_row,
                 "loss_D": loss_d.item(), "loss_r1": loss_r1.item(),
                 **losses.class_probabilities(logits.detach().float(), n, n)}
 
