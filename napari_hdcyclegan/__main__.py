@@ -126,10 +126,9 @@ def _models_used(used: Counter[str]) -> str:
                                                        for name, n in sorted(used.items()))
 
 
-def _chosen(args: argparse.Namespace, data: Any = None, hint: bool = False) -> tuple[Any, Any]:
+def _chosen(args: argparse.Namespace, data: Any = None) -> tuple[Any, Any]:
     """The resident denoiser for ``--weights`` / ``--device`` / ``--batch-size`` (and ``data``), and
-    why ``auto`` chose it (None otherwise), which is printed; ``hint``: also the choice's hint, unless
-    ``denoise`` adapts already."""
+    why ``auto`` chose it (None otherwise), which is printed."""
     from .engine import DEFAULT_MODEL, choose_denoiser
 
     denoiser, choice = choose_denoiser(args.weights or DEFAULT_MODEL, args.device, data=data)
@@ -140,8 +139,6 @@ def _chosen(args: argparse.Namespace, data: Any = None, hint: bool = False) -> t
     denoiser = denoiser.with_lateral_sigma(getattr(args, "lateral_sigma", None))
     if choice is not None:
         say(f"model: {denoiser.name} (auto: {choice.reason}; --weights overrides)")
-        if hint and choice.hint and not adaptation_steps(args):
-            say(f"hint: {choice.hint}")
     return denoiser, choice
 
 
@@ -158,15 +155,7 @@ def _chooser(args: argparse.Namespace) -> Any:
 
     if str(args.weights or DEFAULT_MODEL) != AUTO:
         return _denoiser(args)
-    hinted = False
-
-    def choose(data: Any) -> tuple[Any, Any]:
-        nonlocal hinted  # a folder of noisy scans gets the hint once, not once per file
-        denoiser, choice = _chosen(args, data, hint=not hinted)
-        hinted = hinted or bool(choice is not None and choice.hint)
-        return denoiser, choice
-
-    return choose
+    return lambda data: _chosen(args, data)
 
 
 # ------------------------------------------------------------------------------------------------

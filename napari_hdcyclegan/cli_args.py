@@ -17,7 +17,7 @@ AUTO, BOUNDARY_MODEL, MAX_LATERAL_SIGMA = "auto", "spectralis-sim", 16.0
 #: The device names ``devices.resolve_device`` accepts.
 DEVICE_HELP = "auto (the first CUDA GPU, else the CPU), cpu, cuda, cuda:N or mps (Apple GPUs) (default: auto)"
 #: What ``-q`` hides, said in ``--help`` and the README.
-QUIET_HELP = ("no progress bar and no final 'wrote ...' line (model:, hint:, warning: and error: lines are "
+QUIET_HELP = ("no progress bar and no final 'wrote ...' line (model:, warning: and error: lines are "
               "always printed)")
 
 

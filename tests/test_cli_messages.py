@@ -165,7 +165,7 @@ def test_help_says_auto_the_boundary_default_the_range_and_what_quiet_hides(caps
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
-        assert "auto (the default" in text and "model:, hint:, warning: and error: lines are always printed" in text
+        assert "auto (the default" in text and "model:, warning: and error: lines are always printed" in text
         if command == "boundaries":
             assert choice.BOUNDARY_MODEL in text
         else:

@@ -298,23 +298,24 @@ def test_adapt_steps_adapt_the_model_first_and_say_so(qtbot, setup):
     assert all((v == before[k]).all() for k, v in resident.generator.state_dict().items())
 
 
-def test_a_hint_of_the_automatic_choice_reaches_the_status_line_unless_adapting(qtbot, setup, monkeypatch):
+def test_the_automatic_choice_reaches_the_status_line_adapting_or_not(qtbot, setup, monkeypatch):
     from napari_hdcyclegan import engine
     from napari_hdcyclegan.model.choice import ModelChoice
 
     viewer, layer, widget = setup
     real = engine.choose_denoiser
 
-    def with_hint(weights, device="auto", data=None):
+    def chosen(weights, device="auto", data=None):
         denoiser, _ = real(weights, device, data=data)
-        return denoiser, ModelChoice(denoiser.name, 20.0, "a noisy averaged scan", 0.7, "adapt it")
+        return denoiser, ModelChoice(denoiser.name, 20.0, "a noisy averaged scan", 0.7)
 
-    monkeypatch.setattr(engine, "choose_denoiser", with_hint)
+    monkeypatch.setattr(engine, "choose_denoiser", chosen)
     run_to_end(qtbot, widget)
-    assert "(auto: a noisy averaged scan)" in widget.status.value and "Hint: adapt it" in widget.status.value
+    assert "(auto: a noisy averaged scan)" in widget.status.value
     widget.adapt_spin.value = 2
     run_to_end(qtbot, widget)
-    assert "adapted tiny to this scan in 2 steps" in widget.status.value and "Hint" not in widget.status.value
+    assert "adapted tiny to this scan in 2 steps" in widget.status.value
+    assert "(auto: a noisy averaged scan)" in widget.status.value
 
 
 def test_adaptation_is_scored_with_the_chosen_lateral_smoothing(qtbot, setup, monkeypatch):

@@ -103,8 +103,6 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     if adaptation is not None:
         result["provenance"]["adaptation"] = adaptation.to_json()
         result["adaptation"] = adaptation.describe(base)
-    elif choice is not None and choice.hint:
-        result["hint"] = choice.hint
     if residual:
         res = data.astype(np.float32) - out.astype(np.float32)
         limit = float(np.percentile(np.abs(res), 99.5)) or 1.0
@@ -255,8 +253,6 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.status.value = f"Done: {denoised.name} with {label}"
         if "adaptation" in result:
             self.status.value += f"; {result['adaptation']}"
-        if "hint" in result:
-            self.status.value += f"\nHint: {result['hint']}"
         if not result["trained"]:
             show_info("Denoise used an UNTRAINED model (random weights): the output is not denoised")
 

@@ -48,11 +48,6 @@ UNCORRELATED_BELOW = 0.4
 #: Split PSNR (dB) from which even pixel-independent noise is light enough for :data:`AVERAGED_MODEL`
 #: (5-frame Bioptigen means: 18.5-19.7 dB; the Duke references 25.4-27.3 dB).
 FEW_FRAME_BELOW_DB = 21.0
-#: Split PSNR (dB) below which an averaged scan is noisier than most :data:`AVERAGED_MODEL` trained on
-#: (48 of the 50 Tian b-scans 21.9-31.3 dB, the other two 19.0 and 20.8; valid.vol 20.2, se_despeckling 7
-#: 16.6), which it may leave grainy: the choice suggests adapting the model to the scan
-#: (:mod:`napari_hdcyclegan.adapt`, whose own check keeps the adaptation only where it helps).
-NOISY_AVERAGED_BELOW_DB = 21.0
 #: Percentiles of a b-scan whose difference is the peak of its split PSNR.
 RANGE_PERCENTILES = (0.5, 99.5)
 
@@ -65,8 +60,6 @@ class ModelChoice:
     split_psnr_db: float
     reason: str
     axial_correlation: float = float("nan")
-    #: A suggestion for the user where the chosen model is known to fall short ("" = none).
-    hint: str = ""
 
 
 def split_psnr(bscan: np.ndarray) -> float:
@@ -127,12 +120,8 @@ def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
         return ModelChoice(FEW_FRAME_MODEL, db, f"split PSNR {db:.1f} dB < {FEW_FRAME_BELOW_DB:g} dB and axial noise "
                            f"correlation {ac:.2f} < {UNCORRELATED_BELOW:g}: few-frame average, pixel-independent "
                            "(Bioptigen-like) noise", ac)
-    hint = "" if not db < NOISY_AVERAGED_BELOW_DB else (
-        f"this scan (split PSNR {db:.1f} dB) is noisier than most scans {AVERAGED_MODEL} was trained on, which it "
-        "leaves grainy: adapting the model to the scan (--adapt; Adapt steps in Denoise) removed more of the noise "
-        "on such scans")
     return ModelChoice(AVERAGED_MODEL, db, f"split PSNR {db:.1f} dB >= {SINGLE_FRAME_BELOW_DB:g} dB, axial noise "
-                       f"correlation {ac:.2f}: averaged-scan noise", ac, hint)
+                       f"correlation {ac:.2f}: averaged-scan noise", ac)
 
 
 def resolve_auto(weights: Any, data: Any = None) -> tuple[Any, ModelChoice | None]:
@@ -163,8 +152,7 @@ def describe_auto() -> str:
     """One line on what :data:`AUTO` picks, for model listings."""
     return (f"picks per input: {SINGLE_FRAME_MODEL} below {SINGLE_FRAME_BELOW_DB:g} dB split PSNR "
             f"(single-frame noise), {FEW_FRAME_MODEL} up to {FEW_FRAME_BELOW_DB:g} dB for pixel-independent noise "
-            f"(axial correlation < {UNCORRELATED_BELOW:g}), else {AVERAGED_MODEL} (with a hint to adapt it below "
-            f"{NOISY_AVERAGED_BELOW_DB:g} dB); boundaries use {BOUNDARY_MODEL}")
+            f"(axial correlation < {UNCORRELATED_BELOW:g}), else {AVERAGED_MODEL}; boundaries use {BOUNDARY_MODEL}")
 
 
 def boundary_weights(weights: str) -> str:
