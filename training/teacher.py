@@ -25,7 +25,7 @@ class Teacher:
     """A frozen G_L loaded from a model folder (safetensors; nothing is unpickled)."""
 
     def __init__(self, model_dir: str | Path, device: torch.device) -> None:
-        nets, self.config = load_model(model_dir, parts=("G_L",))
+        nets, _ = load_model(model_dir, parts=("G_L",))
         self.net = cast(Generator, nets["G_L"]).to(device).eval().requires_grad_(False)
 
     @torch.no_grad()
