@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from napari_hdcyclegan import simulate as sim
 from napari_hdcyclegan.speckle_stats import bscan_stats
@@ -50,6 +51,25 @@ def test_ln_closer_to_clean_than_hn():
     b = sim.simulate_from_params(replace(_small(2), hn_frames=1, ln_frames=30, art_blur_px=0.0))
     err = [float(np.mean((x - b.clean) ** 2)) for x in (b.hn, b.ln)]
     assert err[1] < 0.5 * err[0]
+
+
+def test_hn_realisations_share_the_scene_not_the_speckle():
+    p = replace(_small(2), hn_frames=2, art_blur_px=0.0)
+    reps = sim.hn_realisations(p, 6, seed=1)
+    assert reps.shape == (6, 200, 192) and reps.dtype == np.float32 and 0 <= reps.min() and reps.max() <= 1
+    np.testing.assert_array_equal(reps, sim.hn_realisations(p, 6, seed=1))
+    assert not np.array_equal(reps[0], reps[1])
+    hn = sim.simulate_from_params(p).hn  # the same scene: its mean and the realisations' agree
+    assert abs(float(hn.mean() - reps.mean())) < 0.01
+    # the mean of six is a better estimate of another acquisition than any one of them is
+    err_one = float(np.mean((reps[0] - hn) ** 2))
+    err_mean = float(np.mean((reps[1:].mean(axis=0) - hn) ** 2))
+    assert err_mean < 0.75 * err_one
+
+
+def test_hn_realisations_refuses_zero():
+    with pytest.raises(ValueError, match="at least 1"):
+        sim.hn_realisations(_small(0), 0)
 
 
 def test_fold_mirrors_tissue_into_the_top():

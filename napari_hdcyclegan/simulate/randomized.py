@@ -136,29 +136,50 @@ def _display(intensity: np.ndarray, p: BscanParams, peak: float) -> np.ndarray:
     return np.clip(d, 0.0, 1.0).astype(np.float32)
 
 
-def simulate_from_params(p: BscanParams) -> SimulatedBscan:
-    """Simulate the b-scan ``p`` describes: hn, ln, clean (display [0, 1]) and boundaries (rows, may be < 0)."""
-    scene_rng, noise_rng = np.random.default_rng(p.seed).spawn(2)
-    level, tissue, bounds, fold = _tissue_levels(p, scene_rng)
-    h, w = p.shape
+def _scene(p: BscanParams, rng: np.random.Generator) -> tuple[np.ndarray, dict, int, float]:
+    """Noise-free linear intensity of the b-scan (folded), its boundaries, the fold and the display peak."""
+    level, tissue, bounds, fold = _tissue_levels(p, rng)
+    h = p.shape[0]
     depth = np.arange(level.shape[0], dtype=np.float32)[:, None] - fold
     lin = inverse_log_display(level).astype(np.float32) * np.exp(-np.clip(depth, 0, None) * p.um_per_px["axial"]
                                                                   / p.rolloff_um).astype(np.float32)
     img = lin[fold:].copy()
     img[:fold] += p.fold_gain * (lin * tissue)[:fold][::-1][:h]  # above zero delay: folds back as a mirror
+    peak = float(np.percentile(intensity_psf(img, p.psf) + np.float32(p.noise_floor), 99.7))
+    return img, bounds, fold, peak
 
-    def acquire(n: int) -> np.ndarray:
-        """Average of ``n`` frames, smeared laterally by the residual misregistration of frame averaging."""
-        out = speckle_average(img, n, noise_rng, p.rho, p.psf, p.noise_floor)
-        return ndimage.gaussian_filter1d(out, p.art_blur_px, axis=1) if p.art_blur_px > 0 else out
 
+def _acquire(img: np.ndarray, p: BscanParams, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Average of ``n`` frames, smeared laterally by the residual misregistration of frame averaging."""
+    out = speckle_average(img, n, rng, p.rho, p.psf, p.noise_floor)
+    return ndimage.gaussian_filter1d(out, p.art_blur_px, axis=1) if p.art_blur_px > 0 else out
+
+
+def simulate_from_params(p: BscanParams) -> SimulatedBscan:
+    """Simulate the b-scan ``p`` describes: hn, ln, clean (display [0, 1]) and boundaries (rows, may be < 0)."""
+    scene_rng, noise_rng = np.random.default_rng(p.seed).spawn(2)
+    img, bounds, fold, peak = _scene(p, scene_rng)
     clean = intensity_psf(img, p.psf) + np.float32(p.noise_floor)
-    peak = float(np.percentile(clean, 99.7))
-    hn, ln = _display(acquire(p.hn_frames), p, peak), _display(acquire(p.ln_frames), p, peak)
+    hn = _display(_acquire(img, p, p.hn_frames, noise_rng), p, peak)
+    ln = _display(_acquire(img, p, p.ln_frames, noise_rng), p, peak)
     meta = {"simulator": "napari_hdcyclegan.simulate.simulate_from_params", "version": SIM_VERSION,
             **asdict(p), "um_per_px": p.um_per_px, "pathology_drawn": p.pathology,
 }
     return SimulatedBscan(hn, ln, _display(clean, p, peak), {k: v - fold for k, v in bounds.items()}, meta)
+
+
+def hn_realisations(p: BscanParams, k: int, seed: int = 0) -> np.ndarray:
+    """``k`` independent HN acquisitions of the one scene ``p`` describes, float32 (k, H, W) display [0, 1].
+
+    The scene is :func:`simulate_from_params`'s; only the speckle differs (drawn from ``seed``). Their
+    mean estimates the conditional mean a denoiser trained for MSE aims at, which the display's log
+    makes differ from the ``clean`` image (the noise-free intensity's display).
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    img, _, _, peak = _scene(p, np.random.default_rng(p.seed).spawn(2)[0])
+    rng = np.random.default_rng(seed)
+    return np.stack([_display(_acquire(img, p, p.hn_frames, rng), p, peak) for _ in range(k)])
 
 
 def simulate_random(seed: int = 0) -> SimulatedBscan:
