@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default="spectralis-real", help="model name or folder; 'none' to skip")
     p.add_argument("--bm3d", action="store_true", help="score BM3D x5 too (slow)")
     p.add_argument("--seed", type=int, default=5000, help="first random_params seed")
-    p.add_argument("--psf", default="1.4,1.0", help="speckle grain sigma AXIAL,LATERAL in px (default: like Tian)")
+    shared = ",".join(str(v) for v in sim.SPECKLE_REGIMES["shared"][0])
+    p.add_argument("--psf", default=shared, help="speckle grain sigma AXIAL,LATERAL in px (default: like Tian)")
     a = p.parse_args(argv)
     if a.n < 1 or a.k < 1:
         raise SystemExit("error: --n and --k must be at least 1")

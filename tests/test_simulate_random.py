@@ -93,3 +93,15 @@ def test_more_frames_less_speckle():
                 shift_px=0.0, hyaloid=0.0)
     noise = [bscan_stats(sim.simulate_from_params(replace(p, hn_frames=n)).hn)["vitreous_noise"] for n in (1, 40)]
     assert noise[0] > 2.5 * noise[1]
+
+
+def test_truth_pairs_alternate_the_speckle_regimes():
+    from napari_hdcyclegan.speckle_stats import bscan_stats
+
+    pairs = sim.truth_pairs(4, k=8, seed=3)  # full size: the statistics need the layers' homogeneous regions
+    assert len(pairs) == 4 and all(s.shape == t.shape == (496, 512) for s, t in pairs)
+    lateral = [bscan_stats(scan)["acf_lateral_1"] for scan, _ in pairs]
+    assert min(lateral[0], lateral[2]) > max(lateral[1], lateral[3]) + 0.2  # shared, independent, shared, ...
+    for scan, truth in pairs:  # the truth is the scene without most of the speckle
+        assert float(np.mean((truth - truth.mean()) ** 2)) < float(np.mean((scan - scan.mean()) ** 2))
+        assert 0.001 < float(np.mean((scan - truth) ** 2)) < 0.2

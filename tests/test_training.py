@@ -233,7 +233,7 @@ def test_config_file_and_flags(tmp_path: Path) -> None:
     conf.write_text('{"stepz": 1}')
     with pytest.raises(SystemExit, match="unknown keys"):
         parse_args(["--config", str(conf)])
-    with pytest.raises(SystemExit, match="select_on must be all, pairs or split"):
+    with pytest.raises(SystemExit, match="select_on must be all, pairs, split or sim"):
         parse_args(["--select-on", "psnr"])
     with pytest.raises(SystemExit, match="lateral_sigma must be from 0 to 16"):
         parse_args(["--lateral-sigma", "-1"])

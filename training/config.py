@@ -97,7 +97,10 @@ class FitConfig:
     val_every: int = 200
     ckpt_every: int = 100
     val_bm3d: bool = True
-    select_on: str = "all"  # what picks OUT/best: all (pairs' PSNR + 10 SSIM + split PSNR) | pairs | split
+    # simulated maculae scored against their known conditional mean (simulate.truth_pairs; half with speckle
+    # shared between A-scans, where split PSNR rewards kept speckle, half with independent A-scans); 0 = off
+    val_sim: int = 0
+    select_on: str = "all"  # what picks OUT/best: all (pairs' PSNR + 10 SSIM + split PSNR) | pairs | split | sim
     device: str = "auto"
     amp: bool = False  # bf16 autocast on CPU (slow for training on CPUs without native bf16); fp16/bf16 on CUDA
     threads: int = 0  # torch intra-op threads (0 = torch's default)
@@ -187,8 +190,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         if given is not None:
             values[key] = given
     values["sim_shape"] = tuple(values["sim_shape"])
-    if values["select_on"] not in ("all", "pairs", "split"):
-        raise SystemExit(f"error: select_on must be all, pairs or split, got {values['select_on']!r}")
+    if values["select_on"] not in ("all", "pairs", "split", "sim"):
+        raise SystemExit(f"error: select_on must be all, pairs, split or sim, got {values['select_on']!r}")
+    if int(values["val_sim"]) < 0 or (values["select_on"] == "sim" and int(values["val_sim"]) < 1):
+        raise SystemExit("error: val_sim must be >= 0, and >= 1 with select_on sim")
     if float(values["mean_weight"]) < 0 or int(values["mean_width"]) < 1:
         raise SystemExit("error: mean_weight must be >= 0 and mean_width >= 1")
     if values["mean_anchor"] not in ("input", "target"):

@@ -3,7 +3,8 @@
 Phases, by global step: generator pre-training (``--pretrain-steps``), discriminator pre-training
 (``--pretrain-d-steps``), then the paper's adversarial objective (``--steps``). Checkpoints go to
 ``OUT/last`` (every ``--ckpt-every`` steps, atomically, with the exact resume state) and ``OUT/best``
-(best validation score: PSNR + 10 x SSIM on pairs plus split PSNR on real scans, see ``--select-on``);
+(best validation score: PSNR + 10 x SSIM on pairs plus split PSNR on real scans, or PSNR against the
+simulated truth with ``--val-sim``; see ``--select-on``);
 ``OUT/log.csv``, ``OUT/val.csv`` and ``OUT/loss.png``.
 Multi-GPU / multi-process: ``torchrun --nproc_per_node N -m training.fit ...``.
 """
@@ -362,7 +363,7 @@ def _train(cfg: FitConfig, resume: bool, device: torch.device, rank: int, world:
         trainer.reset_average()
     if rank == 0:
         (out / "fit_config.json").write_text(json.dumps(cfg.to_json(), indent=2))
-    validator = Validator(cfg, data, out) if rank == 0 and (data.val or data.val_split) else None
+    validator = Validator(cfg, data, out) if rank == 0 and (data.val or data.val_split or cfg.val_sim) else None
     from tqdm import tqdm
 
     bar = tqdm(total=trainer.total_steps, initial=trainer.step_no, disable=rank != 0, dynamic_ncols=True,

@@ -1,8 +1,10 @@
-"""Validation during training: the model and BM3D on the same held-back pairs (BM3D cached)."""
+"""Validation during training: the model and BM3D on the same held-back pairs (BM3D cached), split PSNR on
+held-back real scans, and PSNR against the known truth of simulated scans (``--val-sim``)."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,9 @@ from .real import split_psnr
 from .sources import TrainingData, ValItem
 
 FIELDS = ("step", "score", "psnr", "ssim", "msr", "cnr", "bm3d_psnr", "bm3d_ssim", "bm3d_msr", "bm3d_cnr",
-          "raw_psnr", "raw_ssim", "split_psnr", "raw_split_psnr", "profile_change", "bm3d_profile_change")
+          "raw_psnr", "raw_ssim", "split_psnr", "raw_split_psnr", "profile_change", "bm3d_profile_change",
+          "sim_psnr", "raw_sim_psnr")
+SIM_SEED = 90_000  # simulate.truth_pairs seeds for --val-sim: apart from the training simulator's
 
 
 def _scores(image: np.ndarray, item: ValItem) -> dict[str, float]:
@@ -44,6 +48,18 @@ class Validator:
         if self.split_items:
             self.reference_scores["raw_split_psnr"] = float(np.mean(
                 [split_psnr(lambda a: a, im) for _, im in self.split_items]))
+        self.sim_items = []
+        if cfg.val_sim > 0:
+            from napari_hdcyclegan.simulate import truth_pairs
+
+            self.sim_items = truth_pairs(cfg.val_sim, seed=SIM_SEED)
+            self.reference_scores["raw_sim_psnr"] = self._sim_psnr(lambda a: a)
+
+    def _sim_psnr(self, denoise: Callable[[np.ndarray], np.ndarray]) -> float:
+        """Mean PSNR of ``denoise`` on the simulated scans against their conditional means."""
+        from napari_hdcyclegan import metrics
+
+        return float(np.mean([metrics.psnr(truth, denoise(scan), data_range=1.0) for scan, truth in self.sim_items]))
 
     def _reference_scores(self) -> dict[str, float]:
         raw = _mean([_scores(it.noisy, it) for it in self.items], "raw_")
@@ -88,18 +104,24 @@ class Validator:
                 scores["score"] = scores["split_psnr"]
             elif self.cfg.select_on == "all":
                 scores["score"] += scores["split_psnr"]
+        if self.sim_items:
+            scores["sim_psnr"] = self._sim_psnr(lambda a: self.denoise(gen, a))
+            if self.cfg.select_on == "sim" or not (rows or self.split_items):
+                scores["score"] = scores["sim_psnr"]
         append_csv(self.out / "val.csv", scores, FIELDS)
         return scores
 
     @staticmethod
     def format(s: dict[str, float]) -> str:
-        if "psnr" not in s:
-            return f"val step {s['step']}: split PSNR {s['split_psnr']:.2f} (raw {s['raw_split_psnr']:.2f})"
-        line = f"val step {s['step']}: PSNR {s['psnr']:.2f} SSIM {s['ssim']:.3f} MSR {s['msr']:.2f} CNR {s['cnr']:.2f}"
-        if "bm3d_psnr" in s:
-            line += (f" | BM3D PSNR {s['bm3d_psnr']:.2f} SSIM {s['bm3d_ssim']:.3f}"
-                     f" MSR {s['bm3d_msr']:.2f} CNR {s['bm3d_cnr']:.2f}")
-        line += f" | raw PSNR {s['raw_psnr']:.2f} SSIM {s['raw_ssim']:.3f}"
+        parts = []
+        if "psnr" in s:
+            parts.append(f"PSNR {s['psnr']:.2f} SSIM {s['ssim']:.3f} MSR {s['msr']:.2f} CNR {s['cnr']:.2f}")
+            if "bm3d_psnr" in s:
+                parts.append(f"BM3D PSNR {s['bm3d_psnr']:.2f} SSIM {s['bm3d_ssim']:.3f}"
+                             f" MSR {s['bm3d_msr']:.2f} CNR {s['bm3d_cnr']:.2f}")
+            parts.append(f"raw PSNR {s['raw_psnr']:.2f} SSIM {s['raw_ssim']:.3f}")
         if "split_psnr" in s:
-            line += f" | split PSNR {s['split_psnr']:.2f} (raw {s['raw_split_psnr']:.2f})"
-        return line
+            parts.append(f"split PSNR {s['split_psnr']:.2f} (raw {s['raw_split_psnr']:.2f})")
+        if "sim_psnr" in s:
+            parts.append(f"simulated vs truth {s['sim_psnr']:.2f} (raw {s['raw_sim_psnr']:.2f})")
+        return f"val step {s['step']}: " + " | ".join(parts)

@@ -17,16 +17,26 @@ and ``CSI`` (choroid/sclera).
 Modules: :mod:`.formation` (speckle image formation), :mod:`.anatomy` (the layered scene),
 :mod:`.api` (b-scans, volumes, multi-eye sets), :mod:`.cache` (on-disk cache, sample volume),
 :mod:`.randomized` (per-b-scan parameter draws covering real scanners: :func:`random_params`,
-:func:`simulate_from_params`, :func:`simulate_random`, :func:`hn_realisations`).
+:func:`simulate_from_params`, :func:`simulate_random`, :func:`hn_realisations`, :func:`truth_pairs`).
 """
 
 from .anatomy import BOUNDARY_NAMES, FOV_UM, PATHOLOGIES, SPECTRALIS_UM_PER_PX
 from .api import SIM_VERSION, SimulatedBscan, SimulatedVolume, eye_seed, simulate_bscan, simulate_pairs, simulate_volume
 from .cache import SAMPLE_PATH, SAMPLE_SETTINGS, cached_pairs, default_cache_dir, load_sample_volume
 from .formation import DEFAULT_NOISE_FLOOR, DEFAULT_PSF, DEFAULT_RHO, intensity_psf, speckle_average
-from .randomized import GEOMETRIES, BscanParams, hn_realisations, random_params, simulate_from_params, simulate_random
+from .randomized import (
+    GEOMETRIES,
+    SPECKLE_REGIMES,
+    BscanParams,
+    hn_realisations,
+    random_params,
+    simulate_from_params,
+    simulate_random,
+    truth_pairs,
+)
 
-__all__ = ["BOUNDARY_NAMES", "BscanParams", "GEOMETRIES", "hn_realisations", "random_params", "simulate_from_params",
+__all__ = ["BOUNDARY_NAMES", "BscanParams", "GEOMETRIES", "hn_realisations", "random_params", "SPECKLE_REGIMES",
+           "truth_pairs", "simulate_from_params",
            "simulate_random", "DEFAULT_NOISE_FLOOR", "DEFAULT_PSF", "DEFAULT_RHO", "FOV_UM", "PATHOLOGIES",
            "SAMPLE_PATH", "SAMPLE_SETTINGS", "SIM_VERSION", "SPECTRALIS_UM_PER_PX", "SimulatedBscan",
            "SimulatedVolume", "cached_pairs", "default_cache_dir", "eye_seed", "intensity_psf", "load_sample_volume",

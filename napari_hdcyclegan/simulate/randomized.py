@@ -185,3 +185,28 @@ def hn_realisations(p: BscanParams, k: int, seed: int = 0) -> np.ndarray:
 def simulate_random(seed: int = 0) -> SimulatedBscan:
     """One b-scan with parameters drawn by :func:`random_params` from ``seed``."""
     return simulate_from_params(random_params(seed))
+
+
+#: Lateral speckle grain (axial, lateral px) and frame counts of the two regimes real scans fall into:
+#: neighbouring A-scans sharing speckle (Tian, Willis ``.vol``: lag-1 lateral autocorrelation 0.6-0.8)
+#: and independent A-scans (valid.vol, single-frame scans: about 0); ``scripts/split_ceiling.py``.
+SPECKLE_REGIMES = {"shared": ((1.4, 1.0), (2, 3, 4)), "independent": ((1.4, 0.3), (1, 2))}
+
+
+def truth_pairs(n: int, k: int = 16, seed: int = 0, shape: tuple[int, int] = (496, 512)
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` simulated maculae as (noisy scan, conditional mean), alternating the two speckle regimes.
+
+    The conditional mean is the mean of ``k`` further acquisitions of the scene (:func:`hn_realisations`),
+    what a denoiser trained for MSE aims at; its leftover noise is 1/``k`` of one acquisition's.
+    """
+    regimes = list(SPECKLE_REGIMES.values())
+    out = []
+    for i in range(n):
+        psf, frames = regimes[i % len(regimes)]
+        p = replace(random_params(seed + i), shape=shape, geometry="macula", psf=psf, art_blur_px=0.0, rho=0.0,
+                    hn_frames=frames[(i // len(regimes)) % len(frames)])
+        reps = hn_realisations(p, k + 1, seed=seed + i)
+        out.append((reps[0], reps[1:].mean(axis=0)))
+    return out
+
