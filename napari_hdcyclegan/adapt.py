@@ -10,7 +10,11 @@ consistency term of :mod:`napari_hdcyclegan.column_pairs` reduces it. The steps 
 model away from what it learned from real averages, so the adaptation is scored on columns it did
 not train on (the right third of each b-scan, split PSNR of
 :func:`napari_hdcyclegan.metrics.split_psnr`) and kept only when that score rises by
-``min_gain`` dB; otherwise the base model is returned and :class:`Adaptation` says why.
+``min_gain`` dB; otherwise the base model is returned and :class:`Adaptation` says why. Scans whose
+neighbouring A-scans share speckle (most averaged Spectralis scans) are not adapted at all: there the
+halves share noise, the objective learns to keep it and the held-out score rewards that (on simulated
+scans of that kind 60 steps raised it by 0.2-2.1 dB while losing 0.8-4.4 dB against the truth;
+docs/real_training.md, section 18).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from .column_pairs import full_crops, neighbour_loss
 from .denoiser import Denoiser
 from .errors import InputError, ModelError
 from .memory import is_out_of_memory, short_oom
-from .metrics import column_halves
+from .metrics import column_halves, lateral_noise_ratio
 from .model.networks import run_generator
 from .normalise import check_input, volume_range
 from .progress import Steps
@@ -45,6 +49,9 @@ SCORED_BSCANS = 4
 #: Columns kept out of training and used for the decision: the right third of each b-scan.
 HELD_OUT = 1 / 3
 MAX_STEPS = 5000
+#: Below this :func:`~napari_hdcyclegan.metrics.lateral_noise_ratio` neighbouring A-scans share speckle and
+#: the scan is not adapted (independent A-scans measure 0.88-0.99, shared 0.44-0.64 on the shared scans).
+SHARED_SPECKLE_BELOW = 0.8
 #: Weight of the Neighbor2Neighbor consistency term (:func:`napari_hdcyclegan.column_pairs.neighbour_loss`).
 CONSISTENCY = 2.0
 
@@ -61,13 +68,17 @@ class Adaptation:
     seconds: float
     seed: int
     consistency: float
+    skipped: str = ""  # why no step was taken (then before_db / after_db are NaN)
 
     def to_json(self) -> dict[str, Any]:
         """The record that goes into an output's provenance."""
-        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        return {k: ((round(v, 3) if np.isfinite(v) else None) if isinstance(v, float) else v)
+                for k, v in asdict(self).items()}
 
     def describe(self, model: str) -> str:
         """One line for a user: the scores and the decision."""
+        if self.skipped:
+            return f"{model} not adapted to this scan: {self.skipped}; the output is {model}'s own"
         verdict = ("kept" if self.kept else
                    f"not kept (below +{self.min_gain_db:g} dB): the output is {model}'s own")
         return (f"adapted {model} to this scan in {self.steps} steps ({self.seconds:.0f} s): held-out split "
@@ -75,8 +86,8 @@ class Adaptation:
 
 
 def iter_adapt(denoiser: Denoiser, data: Any, steps: int = DEFAULT_STEPS, *, lr: float = LEARNING_RATE,
-               seed: int = 0, min_gain: float = MIN_GAIN_DB,
-               consistency: float = CONSISTENCY) -> Steps[tuple[Denoiser, Adaptation]]:
+               seed: int = 0, min_gain: float = MIN_GAIN_DB, consistency: float = CONSISTENCY,
+               shared_speckle: bool = False) -> Steps[tuple[Denoiser, Adaptation]]:
     """Fine-tune a copy of ``denoiser`` on ``data``'s column halves; yields ``(done, steps)``.
 
     Parameters
@@ -96,6 +107,9 @@ def iter_adapt(denoiser: Denoiser, data: Any, steps: int = DEFAULT_STEPS, *, lr:
     consistency : float
         Weight of the term that keeps the half-to-half mapping from learning a lateral blur
         (0: plain column-split Noise2Noise).
+    shared_speckle : bool
+        Adapt even when neighbouring A-scans share speckle (``lateral_noise_ratio`` below
+        ``SHARED_SPECKLE_BELOW``), where the held-out score cannot judge the result; for experiments.
 
     Returns
     -------
@@ -106,6 +120,13 @@ def iter_adapt(denoiser: Denoiser, data: Any, steps: int = DEFAULT_STEPS, *, lr:
         raise InputError(f"adaptation steps must be from 1 to {MAX_STEPS}, got {steps}")
     t0 = time.perf_counter()
     units = _model_inputs(denoiser, data)
+    ratio = lateral_noise_ratio(units)
+    if ratio < SHARED_SPECKLE_BELOW and not shared_speckle:
+        yield 0, int(steps)
+        why = (f"its neighbouring A-scans share speckle (lateral noise ratio {ratio:.2f} < {SHARED_SPECKLE_BELOW:g}), "
+               "so its column halves are no independent views")
+        return denoiser, Adaptation(0, float("nan"), float("nan"), False, float(min_gain), time.perf_counter() - t0,
+                                    int(seed), float(consistency), why)
     cut = int(round(units.shape[2] * (1 - HELD_OUT)))
     train = [u[:, :cut] for u in units]
     crop = _crop_size((units.shape[1], cut // 2))  # a column half of the training columns

@@ -138,3 +138,26 @@ def test_a_non_finite_loss_leaves_the_weights_and_the_base_model_is_kept(monkeyp
     base = _denoiser()
     model, record = drive(iter_adapt(base, cartoon_retina(1, 48, 80, BANDS, seed=6), 3, min_gain=1e-9))
     assert model is base and not record.kept and record.after_db == pytest.approx(record.before_db)
+
+
+def _shared_speckle_scan(seed: int = 3) -> np.ndarray:
+    """A cartoon retina whose speckle is smoothed across A-scans, as on averaged Spectralis scans."""
+    from scipy.ndimage import gaussian_filter1d
+
+    rng = np.random.default_rng(seed)
+    clean = cartoon_retina(1, 64, 96, BANDS, seed=None)[0]
+    speckle = gaussian_filter1d(rng.gamma(4.0, 0.25, size=clean.shape), 1.0, axis=1)
+    return np.clip(clean * speckle / speckle.mean(), 0, 255).astype(np.uint8)
+
+
+def test_scans_whose_a_scans_share_speckle_are_not_adapted() -> None:
+    base = _denoiser()
+    before = _weights(base)
+    model, record = drive(iter_adapt(base, _shared_speckle_scan(), 5, lr=1e-3, min_gain=-1e6))
+    assert model is base and not record.kept and record.steps == 0 and "share speckle" in record.skipped
+    assert "not adapted" in record.describe("tiny") and "tiny's own" in record.describe("tiny")
+    assert record.to_json()["before_db"] is None  # JSON-safe provenance
+    assert all(torch.equal(before[k], v) for k, v in base.generator.state_dict().items())
+    forced, forced_record = drive(iter_adapt(base, _shared_speckle_scan(), 5, lr=1e-3, min_gain=-1e6,
+                                             shared_speckle=True))
+    assert forced is not base and forced_record.kept and forced_record.steps == 5 and not forced_record.skipped

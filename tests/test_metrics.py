@@ -196,3 +196,19 @@ def test_axial_noise_correlation_measures_texture_not_level():
     noisy[5, 6] = np.nan
     assert np.isfinite(metrics.axial_noise_correlation(noisy))
     assert np.isnan(metrics.axial_noise_correlation(np.ones((8, 8))))
+
+
+def test_lateral_noise_ratio_tells_shared_from_independent_speckle() -> None:
+    from scipy.ndimage import gaussian_filter1d
+
+    rng = np.random.default_rng(0)
+    scene = np.linspace(0.2, 0.8, 120)[:, None] * np.ones((1, 200))  # varies along A-scans, not across
+    independent = scene + rng.normal(0, 0.05, scene.shape)
+    shared = scene + gaussian_filter1d(rng.normal(0, 0.05, scene.shape), 1.0, axis=1)
+    assert 0.9 < metrics.lateral_noise_ratio(independent) < 1.1
+    assert metrics.lateral_noise_ratio(shared) < 0.6
+    assert 0.9 < metrics.lateral_noise_ratio(np.stack([independent, independent])) < 1.1  # a volume
+    assert np.isnan(metrics.lateral_noise_ratio(scene))  # nothing varies across A-scans
+    with pytest.raises(ValueError, match="3 A-scans"):
+        metrics.lateral_noise_ratio(np.zeros((10, 2)))
+
