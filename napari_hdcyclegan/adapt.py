@@ -124,7 +124,7 @@ def iter_adapt(denoiser: Denoiser, data: Any, steps: int = DEFAULT_STEPS, *, lr:
     if ratio < SHARED_SPECKLE_BELOW and not shared_speckle:
         yield 0, int(steps)
         why = (f"its neighbouring A-scans share speckle (lateral noise ratio {ratio:.2f} < {SHARED_SPECKLE_BELOW:g}), "
-               "so its column halves are no independent views")
+               "so its column halves are not independent views")
         return denoiser, Adaptation(0, float("nan"), float("nan"), False, float(min_gain), time.perf_counter() - t0,
                                     int(seed), float(consistency), why)
     cut = int(round(units.shape[2] * (1 - HELD_OUT)))
