@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"first fine-tune the model on each input's own column halves (Noise2Noise, "
                         f"{ADAPT_STEPS} steps; ~0.7 s a step on a CPU core), keeping the result only if it "
                         f"scores better on columns it did not train on: for scans from a scanner the "
-                        f"shipped models were not trained on")
+                        f"shipped models were not trained on (not run where neighbouring A-scans share "
+                        f"speckle, as on most averaged Spectralis scans)")
     p.add_argument("--adapt-steps", type=adapt_steps, metavar="STEPS",
                    help=f"steps of --adapt, 1 to {MAX_ADAPT_STEPS} (implies --adapt; default {ADAPT_STEPS})")
     _common(p, denoise_weights)

@@ -145,8 +145,9 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
                                   tooltip="0: off. Fine-tune the model on this layer's own column halves first "
                                           "(Noise2Noise; ~0.5 s a step on a CPU core), kept only if it scores "
                                           "better on columns it did not train on. For scans from a scanner the "
-                                          "shipped models were not trained on; the live preview shows the model "
-                                          "before adaptation")
+                                          "shipped models were not trained on (skipped where neighbouring A-scans "
+                                          "share speckle, as on most averaged Spectralis scans); the live preview "
+                                          "shows the model before adaptation")
         self.residual_check = CheckBox(text="Residual layer (input - output, hidden)", value=True)
         self.run_button = PushButton(text="Denoise volume")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
