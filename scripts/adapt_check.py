@@ -111,7 +111,7 @@ def residual_rows(weights: str, steps: int, name: str, image: np.ndarray, consis
     base, _ = choose_denoiser(weights, "cpu", data=image)
     outputs = {base.name: base.denoise(image)}
     for g in consistencies:
-        adapted, record = drive(iter_adapt(base, image, steps, consistency=g, min_gain=-np.inf))
+        adapted, record = drive(iter_adapt(base, image, steps, consistency=g, min_gain=-np.inf, shared_speckle=True))
         outputs[f"adapted, consistency {g:g}"] = adapted.denoise(image)
         print(f"  consistency {g:g}: held-out split PSNR {record.before_db:.2f} -> {record.after_db:.2f}", flush=True)
     if bm3d:
