@@ -50,7 +50,8 @@ SCORED_BSCANS = 4
 HELD_OUT = 1 / 3
 MAX_STEPS = 5000
 #: Below this :func:`~napari_hdcyclegan.metrics.lateral_noise_ratio` neighbouring A-scans share speckle and
-#: the scan is not adapted (independent A-scans measure 0.88-0.99, shared 0.44-0.64 on the shared scans).
+#: the scan is not adapted (on the shared real scans: 0.88-0.99 with independent A-scans, 0.44-0.64 with shared
+#: speckle; a flat scan gives NaN and is adapted as before).
 SHARED_SPECKLE_BELOW = 0.8
 #: Weight of the Neighbor2Neighbor consistency term (:func:`napari_hdcyclegan.column_pairs.neighbour_loss`).
 CONSISTENCY = 2.0
