@@ -11,7 +11,9 @@ scans without a clean reference that ``adapt_check.py`` uses (Tian subject 5 b-s
 * profile change (8-bit grey levels; :func:`napari_hdcyclegan.profiles.mean_profile_change`): how much
   the mean A-scan profile around the brightest layer moved.
 
-Means over the scans, and with ``--per-scan`` a row per scan. A checkpoint folder of a training run
+Means over the scans, and with ``--per-scan`` a row per scan with the raw scan's
+:func:`napari_hdcyclegan.metrics.lateral_noise_ratio` (below 0.8 neighbouring A-scans share speckle and
+split PSNR rewards keeping it: compare methods there on other measures). A checkpoint folder of a training run
 (``RUN/last``, ``RUN/best``) works as well as an exported model.
 
     python scripts/residual_check.py --weights spectralis-real,runs/x/best [--only NAME,...] [--per-scan]
@@ -67,14 +69,18 @@ def main(argv: list[str] | None = None) -> int:
         scans = [s for s in scans if s[0] in a.only.split(",")]
     if not scans:
         raise SystemExit("error: no scans to score (check --only and --data)")
-    print("| weights | scan | split PSNR (dB) | residual-edge correlation | profile change |\n|---|---|---:|---:|---:|")
+    from napari_hdcyclegan.metrics import lateral_noise_ratio
+
+    print("| weights | scan | split PSNR (dB) | residual-edge correlation | profile change | lateral noise ratio |\n"
+          "|---|---|---:|---:|---:|---:|")
     for weights in a.weights.split(","):
         rows = np.array([scores(method(weights, image), image) for _, image in scans])
         if a.per_scan:
-            for (name, _), (db, edge, prof) in zip(scans, rows):
-                print(f"| {weights} | {name} | {db:.2f} | {edge:+.3f} | {prof:.2f} |")
+            for (name, image), (db, edge, prof) in zip(scans, rows):
+                ratio = lateral_noise_ratio(image)
+                print(f"| {weights} | {name} | {db:.2f} | {edge:+.3f} | {prof:.2f} | {ratio:.2f} |")
         db, edge, prof = rows.mean(axis=0)
-        print(f"| {weights} | mean of {len(scans)} | {db:.3f} | {edge:+.3f} | {prof:.2f} |", flush=True)
+        print(f"| {weights} | mean of {len(scans)} | {db:.3f} | {edge:+.3f} | {prof:.2f} | |", flush=True)
     return 0
 
 
