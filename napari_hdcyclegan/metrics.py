@@ -338,8 +338,27 @@ def split_psnr(image: np.ndarray, denoise: Callable[[np.ndarray], np.ndarray] | 
         d = d[np.isfinite(d)]  # one NaN pixel would make the score NaN
         if d.size == 0:
             return float("inf")
-        scores.append(10 * np.log10(data_range ** 2 / max(float(np.mean((d - d.mean()) ** 2)), 1e-12)))
+        scores.append(offset_free_psnr(d, data_range))
     return float(np.mean(scores))
+
+
+def offset_free_psnr(difference: np.ndarray, data_range: float = 1.0) -> float:
+    """PSNR (dB) of a difference image with its mean removed: a uniform offset is not counted as error.
+
+    Parameters
+    ----------
+    difference : numpy.ndarray
+        Output minus reference, finite values only.
+    data_range : float
+        Peak-to-peak range of the PSNR.
+
+    Returns
+    -------
+    float
+        dB (capped where the difference is constant).
+    """
+    d = np.asarray(difference, dtype=np.float64)
+    return float(10 * np.log10(data_range ** 2 / max(float(np.mean((d - d.mean()) ** 2)), 1e-12)))
 
 
 def axial_noise_correlation(image: np.ndarray) -> float:

@@ -73,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print("| weights | scan | split PSNR (dB) | residual-edge correlation | profile change | lateral noise ratio |\n"
           "|---|---|---:|---:|---:|---:|")
+    ratios = [lateral_noise_ratio(image) for _, image in scans] if a.per_scan else []
     for weights in a.weights.split(","):
         rows = np.array([scores(method(weights, image), image) for _, image in scans])
         if a.per_scan:
-            for (name, image), (db, edge, prof) in zip(scans, rows):
-                ratio = lateral_noise_ratio(image)
+            for (name, _), ratio, (db, edge, prof) in zip(scans, ratios, rows):
                 print(f"| {weights} | {name} | {db:.2f} | {edge:+.3f} | {prof:.2f} | {ratio:.2f} |")
         db, edge, prof = rows.mean(axis=0)
         print(f"| {weights} | mean of {len(scans)} | {db:.3f} | {edge:+.3f} | {prof:.2f} | |", flush=True)

@@ -212,3 +212,9 @@ def test_lateral_noise_ratio_tells_shared_from_independent_speckle() -> None:
     with pytest.raises(ValueError, match="3 A-scans"):
         metrics.lateral_noise_ratio(np.zeros((10, 2)))
 
+
+
+def test_offset_free_psnr_ignores_a_uniform_offset() -> None:
+    d = np.random.default_rng(1).normal(0, 0.1, (20, 30))
+    assert metrics.offset_free_psnr(d + 0.3) == pytest.approx(metrics.offset_free_psnr(d))
+    assert metrics.offset_free_psnr(d) == pytest.approx(20.0, abs=0.3)  # std 0.1 on a range of 1

@@ -32,11 +32,13 @@ from .randomized import (
     random_params,
     simulate_from_params,
     simulate_random,
+    speckle_params,
+    truth_pair,
     truth_pairs,
 )
 
 __all__ = ["BOUNDARY_NAMES", "BscanParams", "GEOMETRIES", "hn_realisations", "random_params", "SPECKLE_REGIMES",
-           "truth_pairs", "simulate_from_params",
+           "speckle_params", "truth_pair", "truth_pairs", "simulate_from_params",
            "simulate_random", "DEFAULT_NOISE_FLOOR", "DEFAULT_PSF", "DEFAULT_RHO", "FOV_UM", "PATHOLOGIES",
            "SAMPLE_PATH", "SAMPLE_SETTINGS", "SIM_VERSION", "SPECTRALIS_UM_PER_PX", "SimulatedBscan",
            "SimulatedVolume", "cached_pairs", "default_cache_dir", "eye_seed", "intensity_psf", "load_sample_volume",

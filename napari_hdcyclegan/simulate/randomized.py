@@ -193,20 +193,29 @@ def simulate_random(seed: int = 0) -> SimulatedBscan:
 SPECKLE_REGIMES = {"shared": ((1.4, 1.0), (2, 3, 4)), "independent": ((1.4, 0.3), (1, 2))}
 
 
+def speckle_params(seed: int, psf: tuple[float, float], frames: int, shape: tuple[int, int] = (496, 512)
+                   ) -> BscanParams:
+    """:func:`random_params` as a macula of ``shape`` with speckle grain ``psf``, ``frames`` frames and no
+    frame-averaging blur or correlation between frames (one of :data:`SPECKLE_REGIMES`)."""
+    return replace(random_params(seed), shape=shape, geometry="macula", psf=psf, art_blur_px=0.0, rho=0.0,
+                   hn_frames=frames)
+
+
+def truth_pair(p: BscanParams, k: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One HN acquisition of ``p``'s scene and its conditional mean, the mean of ``k`` further ones
+    (:func:`hn_realisations`): what a denoiser trained for MSE aims at, with 1/``k`` of the noise left."""
+    reps = hn_realisations(p, k + 1, seed=seed)
+    return reps[0], reps[1:].mean(axis=0)
+
+
 def truth_pairs(n: int, k: int = 16, seed: int = 0, shape: tuple[int, int] = (496, 512)
                 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``n`` simulated maculae as (noisy scan, conditional mean), alternating the two speckle regimes.
-
-    The conditional mean is the mean of ``k`` further acquisitions of the scene (:func:`hn_realisations`),
-    what a denoiser trained for MSE aims at; its leftover noise is 1/``k`` of one acquisition's.
-    """
+    """``n`` simulated maculae as :func:`truth_pair` (noisy scan, conditional mean), alternating the two
+    speckle regimes and their frame counts."""
     regimes = list(SPECKLE_REGIMES.values())
     out = []
     for i in range(n):
         psf, frames = regimes[i % len(regimes)]
-        p = replace(random_params(seed + i), shape=shape, geometry="macula", psf=psf, art_blur_px=0.0, rho=0.0,
-                    hn_frames=frames[(i // len(regimes)) % len(frames)])
-        reps = hn_realisations(p, k + 1, seed=seed + i)
-        out.append((reps[0], reps[1:].mean(axis=0)))
+        p = speckle_params(seed + i, psf, frames[(i // len(regimes)) % len(frames)], shape)
+        out.append(truth_pair(p, k, seed=seed + i))
     return out
-
