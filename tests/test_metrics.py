@@ -217,4 +217,5 @@ def test_lateral_noise_ratio_tells_shared_from_independent_speckle() -> None:
 def test_offset_free_psnr_ignores_a_uniform_offset() -> None:
     d = np.random.default_rng(1).normal(0, 0.1, (20, 30))
     assert metrics.offset_free_psnr(d + 0.3) == pytest.approx(metrics.offset_free_psnr(d))
-    assert metrics.offset_free_psnr(d) == pytest.approx(20.0, abs=0.3)  # std 0.1 on a range of 1
+    assert metrics.offset_free_psnr(d) == pytest.approx(-10 * np.log10(d.var()))  # range 1: 1 / variance
+    assert metrics.offset_free_psnr(d, data_range=10.0) == pytest.approx(metrics.offset_free_psnr(d) + 20.0)
