@@ -319,6 +319,12 @@ def test_val_sim_scores_simulated_truth_and_picks_best(shared_tree: Path, tmp_pa
     assert len(rows) == 2 and col["score"] == col["sim_psnr"]
     assert all(10 < v < 60 for v in col["sim_psnr"] + col["raw_sim_psnr"])
     assert all(float(r[header.index("split_psnr")]) > 0 for r in rows)  # the real-scan measure is kept beside it
+    from napari_hdcyclegan.metrics import offset_free_psnr
+    from napari_hdcyclegan.simulate import truth_pairs
+    from training.validate import SIM_SEED
+
+    raw = np.mean([offset_free_psnr(scan - truth) for scan, truth in truth_pairs(2, seed=SIM_SEED)])
+    assert col["raw_sim_psnr"][0] == pytest.approx(raw, abs=1e-6)  # offset-free, as split_ceiling.py
 
 
 @pytest.mark.parametrize(("extra", "message"), [

@@ -56,10 +56,14 @@ class Validator:
             self.reference_scores["raw_sim_psnr"] = self._sim_psnr(lambda a: a)
 
     def _sim_psnr(self, denoise: Callable[[np.ndarray], np.ndarray]) -> float:
-        """Mean PSNR of ``denoise`` on the simulated scans against their conditional means."""
+        """Mean PSNR of ``denoise`` on the simulated scans against their conditional means.
+
+        Offset-free, as ``scripts/split_ceiling.py`` and split PSNR: a uniform grey-level shift says
+        nothing about the noise removed, and counted as error it swung the score between checkpoints.
+        """
         from napari_hdcyclegan import metrics
 
-        return float(np.mean([metrics.psnr(truth, denoise(scan), data_range=1.0) for scan, truth in self.sim_items]))
+        return float(np.mean([metrics.offset_free_psnr(denoise(scan) - truth) for scan, truth in self.sim_items]))
 
     def _reference_scores(self) -> dict[str, float]:
         raw = _mean([_scores(it.noisy, it) for it in self.items], "raw_")
