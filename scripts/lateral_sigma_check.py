@@ -9,6 +9,9 @@ with several values and prints, per value:
   halves), and the std of the 3-px smoothed residual raw - output;
 * ``--sim N``: PSNR / SSIM against the clean truth on N randomised simulated maculae
   (``simulate_random`` parameters, 6-30 frames, 496 x 512), independent of any real scan;
+* ``--truth N``: offset-free PSNR against the conditional mean of N simulated maculae matched to the
+  real scans' speckle (``simulate.truth_pairs``, the scenes of ``training.fit --val-sim``), per regime:
+  speckle shared between neighbouring A-scans (as on the Tian and Willis scans) or independent;
 * ``--duke SPLIT``: PSNR / SSIM / MSR / CNR against the Duke averages (``training.evaluate``'s
   scoring, registered); ``--column-step K`` keeps every K-th A-scan (a coarser lateral sampling).
 
@@ -18,6 +21,7 @@ float rounding). Asserts nothing. Example (the numbers in docs/real_training.md,
 
     python scripts/lateral_sigma_check.py --weights spectralis-real --tian 1,2,3,4,5 --sim 12
     python scripts/lateral_sigma_check.py --weights bioptigen-duke --duke val --sigmas 0,1,2,3
+    python scripts/lateral_sigma_check.py --weights spectralis-real --truth 16 --sigmas 0.8,1,1.25,1.5
 """
 
 from __future__ import annotations
@@ -126,6 +130,21 @@ def sim(fns: dict[float, Denoise], n: int) -> None:
         print(f"  sigma {s:4.2f}: PSNR {psnr:.2f} dB  SSIM {ssim:.3f}")
 
 
+def truth(fns: dict[float, Denoise], n: int, seed: int = 90_000) -> None:
+    """Offset-free PSNR against the conditional mean of simulated maculae, per speckle regime."""
+    from napari_hdcyclegan.metrics import offset_free_psnr
+    from napari_hdcyclegan.simulate import truth_pairs
+
+    scores: dict[float, list[float]] = {s: [] for s in fns}
+    for scan, mean in truth_pairs(n, seed=seed):  # alternating regimes: shared speckle first
+        for s, fn in fns.items():
+            scores[s].append(offset_free_psnr(fn(scan) - mean))
+    print(f"simulated maculae (simulate.truth_pairs seeds {seed}..{seed + n - 1}), {n} b-scans, "
+          "offset-free against the conditional mean: all / shared speckle / independent A-scans")
+    for s, v in scores.items():
+        print(f"  sigma {s:4.2f}: PSNR {np.mean(v):.3f} / {np.mean(v[0::2]):.3f} / {np.mean(v[1::2]):.3f} dB")
+
+
 def duke(fns: dict[float, Denoise], split: str, column_step: int = 1, frames: tuple[int, ...] = (1,)) -> None:
     """PSNR / SSIM / MSR / CNR against the Duke averages; ``column_step`` K keeps every K-th A-scan of
     both (a scanner with a K times coarser lateral sampling); ``frames``: means of that many registered
@@ -155,6 +174,7 @@ def main() -> None:
     p.add_argument("--sigmas", default="0,0.8,1,1.3,1.6", help="comma-separated lateral_sigma values (px)")
     p.add_argument("--tian", default="", help="comma-separated Tian subjects")
     p.add_argument("--sim", type=int, default=0, help="simulated b-scans")
+    p.add_argument("--truth", type=int, default=0, help="simulated b-scans with a known conditional mean")
     p.add_argument("--duke", default="", help="Duke split (train, val or test)")
     p.add_argument("--column-step", type=int, default=1, help="Duke: keep every K-th A-scan (coarser sampling)")
     p.add_argument("--frames", default="1", help="Duke: comma-separated frame counts averaged (1 = single frames)")
@@ -175,6 +195,8 @@ def main() -> None:
         tian({f"sigma {s:4.2f}": fn for s, fn in fns.items()}, [int(v) for v in a.tian.split(",")], a.data)
     if a.sim:
         sim(fns, a.sim)
+    if a.truth:
+        truth(fns, a.truth)
     if a.duke:
         duke(fns, a.duke, a.column_step, tuple(int(k) for k in a.frames.split(",")))
 
