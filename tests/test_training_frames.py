@@ -187,6 +187,40 @@ def test_real_run_mixes_frame_pairs_and_validates_on_frame_averages(duke_tree: P
     assert x.shape == y.shape == (4, 1, 32, 32) and 0 <= x.min() and x.max() <= 1
 
 
+def test_consistency_term_takes_frame_pairs_beside_the_column_halves(duke_tree: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from training import fit
+    from training.real import SplitSampler
+
+    rng = np.random.default_rng(5)
+    tian = duke_tree.parent / "layers" / "tian2015_octlayers"
+    tian.mkdir(parents=True)
+    for s in range(1, 6):
+        io.imsave(tian / f"Subject{s}_01.png", rng.integers(0, 255, (48, 96), dtype=np.uint8), check_contrast=False)
+    cfg = FitConfig(data="real", shared_data=str(duke_tree.parent), real_duke=False, crop=16, batch=8, width=4,
+                    d_width=4, n2n_weight=1.0, n2n_consistency=2.0, n2n_duke_frames=0.5, pretrain_steps=2,
+                    steps=0, ln_min_split_psnr=0.0, val_bm3d=False, threads=1, out=str(tmp_path / "run"))
+    data = load_training_data(cfg)
+    sizes: dict[str, list[int]] = {"full": [], "frames": []}
+    full_batch, frame_batch = SplitSampler.full_batch, FrameSampler.batch
+
+    def spy_full(self: SplitSampler, r: np.random.Generator, n: int) -> tuple[np.ndarray, list[int]]:
+        sizes["full"].append(n)
+        return full_batch(self, r, n)
+
+    def spy_frames(self: FrameSampler, r: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        sizes["frames"].append(n)
+        return frame_batch(self, r, n)
+
+    monkeypatch.setattr(SplitSampler, "full_batch", spy_full)
+    monkeypatch.setattr(FrameSampler, "batch", spy_frames)
+    trainer = fit.Trainer(cfg, data)
+    rows = [trainer.step() for _ in range(6)]
+    assert all(np.isfinite(r["loss_n2n"]) and r["loss_n2n"] > 0 for r in rows)
+    assert sizes["full"] and sizes["frames"]  # both kinds of pair trained
+    assert sum(sizes["full"]) + sum(sizes["frames"]) == 6 * cfg.batch  # every crop drawn once
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--n2n-duke-frames", "0.5"], "need --data real"),
     (["--data", "real", "--n2n-duke-frames", "1.5"], "must be in \\[0, 1\\]"),

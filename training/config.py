@@ -209,9 +209,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit(f"error: gain_jitter must be >= 0, got {values['gain_jitter']}")
     if float(values["n2n_consistency"]) < 0:
         raise SystemExit(f"error: n2n_consistency must be >= 0, got {values['n2n_consistency']}")
-    if float(values["n2n_consistency"]) > 0 and (float(values["n2n_extra_noise"]) > 0
-                                                 or float(values["n2n_duke_frames"]) > 0):
-        raise SystemExit("error: n2n_consistency cannot be combined with n2n_extra_noise or n2n_duke_frames")
+    if float(values["n2n_consistency"]) > 0 and float(values["n2n_extra_noise"]) > 0:
+        raise SystemExit("error: n2n_consistency cannot be combined with n2n_extra_noise")
     if float(values["n2n_extra_noise"]) < 0:
         raise SystemExit(f"error: n2n_extra_noise must be >= 0, got {values['n2n_extra_noise']}")
     if values["paired_folders"] and values["data"] in ("sim", "duke", "real"):
