@@ -79,22 +79,29 @@ def column_split_loss(model: Callable[[torch.Tensor], torch.Tensor], split: Any,
     (``cfg.mean_weight``, over half of ``cfg.mean_width``: a column half has half the A-scans)."""
     width = max(1, cfg.mean_width // 2)
     if cfg.n2n_consistency > 0:
-        frames, n_frames = None, 0
-        if isinstance(split, MixedSampler):  # --n2n-duke-frames: frame pairs need no consistency term
-            n_frames = int((rng.random(cfg.batch) < split.p).sum())
-            split, frames = split.first, split.second
-        if not isinstance(split, SplitSampler):  # config refuses the other samplers
-            raise TypeError("n2n_consistency needs column-split pairs")
-        parts = []
-        if n_frames < cfg.batch:
-            full, parity = split.full_batch(rng, cfg.batch - n_frames)
-            parts.append((cfg.batch - n_frames, neighbour_loss(
-                model, to_tensor(full), parity, cfg.n2n_consistency, cfg.mean_weight, width, cfg.mean_anchor)[0]))
-        if frames is not None and n_frames:
-            x, y = (to_tensor(a) for a in frames.batch(rng, n_frames))
-            parts.append((n_frames, half_pair_loss(model(x).float(), x, y, cfg.mean_weight, width,
-                                                   cfg.mean_anchor)[0]))
-        total = sum((n * loss for n, loss in parts), parts[0][1].new_zeros(()))
-        return total / cfg.batch  # the per-crop mean, as one batch would give
+        return _consistency_loss(model, split, rng, cfg, to_tensor, width)
     x, y = (to_tensor(a) for a in split.batch(rng, cfg.batch))
     return half_pair_loss(model(x).float(), x, y, cfg.mean_weight, width, cfg.mean_anchor)[0]
+
+
+def _consistency_loss(model: Callable[[torch.Tensor], torch.Tensor], split: Any, rng: np.random.Generator,
+                      cfg: FitConfig, to_tensor: Callable[[np.ndarray], torch.Tensor], width: int) -> torch.Tensor:
+    """Neighbor2Neighbor on full-width crops; with ``--n2n-duke-frames`` its share of the crops are frame
+    pairs, which have no half-column shift and take the plain term. The per-crop mean of both."""
+    frames, n_frames = None, 0
+    if isinstance(split, MixedSampler):
+        n_frames = int((rng.random(cfg.batch) < split.p).sum())
+        split, frames = split.first, split.second
+    if not isinstance(split, SplitSampler):  # config refuses the other samplers
+        raise TypeError("n2n_consistency needs column-split pairs")
+    parts = []
+    if n_frames < cfg.batch:
+        full, parity = split.full_batch(rng, cfg.batch - n_frames)
+        parts.append((cfg.batch - n_frames, neighbour_loss(
+            model, to_tensor(full), parity, cfg.n2n_consistency, cfg.mean_weight, width, cfg.mean_anchor)[0]))
+    if frames is not None and n_frames:
+        x, y = (to_tensor(a) for a in frames.batch(rng, n_frames))
+        parts.append((n_frames, half_pair_loss(model(x).float(), x, y, cfg.mean_weight, width, cfg.mean_anchor)[0]))
+    if len(parts) == 1:  # unscaled: the recipes without frame pairs keep their exact numbers
+        return parts[0][1]
+    return sum((n * loss for n, loss in parts), parts[0][1].new_zeros(())) / cfg.batch

@@ -59,7 +59,7 @@ class Validator:
         """Mean PSNR of ``denoise`` on the simulated scans against their conditional means.
 
         Offset-free, as ``scripts/split_ceiling.py`` and split PSNR: a uniform grey-level shift says
-        nothing about the noise removed, and counted as error it swung the score between checkpoints.
+        nothing about the noise removed.
         """
         from napari_hdcyclegan import metrics
 
