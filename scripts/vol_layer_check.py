@@ -8,9 +8,10 @@ without a line left out) and prints, for the raw scan, the model (``--weights``,
 the CLI) and BM3D (sigma = 5 x skimage's estimate, as the tool): split PSNR (method run on the column
 halves), layer CNR and contrast kept. The b-scans are taken in the 8-bit display domain, as the tool
 reads its PNGs. The vendor lines of ``valid.vol`` are off in places (README, Boundaries); they are
-the same for every method.
+the same for every method. ``--pairs`` adds each method's layer CNR per pair of neighbouring bands
+(mean over the blocks where both bands have 64 pixels), to see which boundary a difference comes from.
 
-    python scripts/vol_layer_check.py [--weights auto] [--data DIR] [--no-bm3d]
+    python scripts/vol_layer_check.py [--weights auto] [--data DIR] [--no-bm3d] [--pairs]
 """
 
 from __future__ import annotations
@@ -40,11 +41,25 @@ def vol_scans(data: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return out
 
 
+def pair_cnr(img: np.ndarray, bands: list[np.ndarray]) -> list[float]:
+    """Layer CNR per pair of neighbouring bands, as the shared tool's ``layer_stats`` blocks (64 A-scans)."""
+    x = np.asarray(img, dtype=np.float64)
+    per: list[list[float]] = [[] for _ in bands[1:]]
+    for c0 in range(0, x.shape[1] - 63, 64):
+        cols = slice(c0, c0 + 64)
+        st = [(v.mean(), v.std()) if v.size >= 64 else None for v in (x[:, cols][b[:, cols]] for b in bands)]
+        for i, (s, t) in enumerate(zip(st[:-1], st[1:])):
+            if s and t:
+                per[i].append(abs(s[0] - t[0]) / np.sqrt(s[1] ** 2 + t[1] ** 2 + 1e-12))
+    return [float(np.mean(v)) if v else float("nan") for v in per]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", default="auto")
     p.add_argument("--data", type=Path, default=SHARED, help="the shared folder (with data/ and tools/)")
     p.add_argument("--no-bm3d", action="store_true")
+    p.add_argument("--pairs", action="store_true", help="also layer CNR per pair of neighbouring bands")
     a = p.parse_args()
     if not (a.data / "tools" / "real_scan_check.py").is_file():
         raise SystemExit(f"{a.data}: shared folder with tools/real_scan_check.py not found (pass --data)")
@@ -66,12 +81,15 @@ def main() -> None:
     print("| scan | " + " | ".join(methods) + " |")
     print("|---|" + "---|" * len(methods))
     totals: dict[str, list] = {m: [] for m in methods}
+    pairs: list[str] = []
     for name, im, lines in vol_scans(a.data / "data"):
         bands = rc.bands_of(lines, im.shape[0])
         raw_diff = np.maximum(np.array(rc.layer_stats(im, bands)[1]), 1e-6)
         even, odd = rc.halves(im)
         cells = []
         for m, fn in methods.items():
+            if a.pairs:
+                pairs.append(f"{name} {m}: " + " / ".join(f"{c:.2f}" for c in pair_cnr(fn(im), bands)))
             cnr, diff = rc.layer_stats(fn(im), bands)
             kept = float(np.median(np.array(diff) / raw_diff))
             scores = (rc.split_psnr(fn(even), fn(odd), im), float(np.mean(cnr)), kept)
@@ -80,6 +98,10 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     means = ("{:.2f} / {:.2f} / {:.2f}".format(*np.mean(v, axis=0)) for v in totals.values())
     print("| mean | " + " | ".join(means) + " |")
+    if pairs:
+        print("layer CNR per pair of neighbouring bands, top to bottom (the first pair: the 30 px above the "
+              "first line against the band below that line):")
+        print("\n".join(f"  {line}" for line in pairs))
 
 
 if __name__ == "__main__":
