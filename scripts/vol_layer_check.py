@@ -21,6 +21,7 @@ import glob
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,16 +42,9 @@ def vol_scans(data: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return out
 
 
-def pair_cnr(img: np.ndarray, bands: list[np.ndarray]) -> list[float]:
-    """Layer CNR per pair of neighbouring bands, as the shared tool's ``layer_stats`` blocks (64 A-scans)."""
-    x = np.asarray(img, dtype=np.float64)
-    per: list[list[float]] = [[] for _ in bands[1:]]
-    for c0 in range(0, x.shape[1] - 63, 64):
-        cols = slice(c0, c0 + 64)
-        st = [(v.mean(), v.std()) if v.size >= 64 else None for v in (x[:, cols][b[:, cols]] for b in bands)]
-        for i, (s, t) in enumerate(zip(st[:-1], st[1:])):
-            if s and t:
-                per[i].append(abs(s[0] - t[0]) / np.sqrt(s[1] ** 2 + t[1] ** 2 + 1e-12))
+def pair_cnr(rc: Any, img: np.ndarray, bands: list[np.ndarray]) -> list[float]:
+    """Layer CNR per pair of neighbouring bands: the shared tool's ``layer_stats`` on each pair alone."""
+    per = [rc.layer_stats(img, bands[i:i + 2])[0] for i in range(len(bands) - 1)]
     return [float(np.mean(v)) if v else float("nan") for v in per]
 
 
@@ -88,9 +82,10 @@ def main() -> None:
         even, odd = rc.halves(im)
         cells = []
         for m, fn in methods.items():
+            out = fn(im)
             if a.pairs:
-                pairs.append(f"{name} {m}: " + " / ".join(f"{c:.2f}" for c in pair_cnr(fn(im), bands)))
-            cnr, diff = rc.layer_stats(fn(im), bands)
+                pairs.append(f"{name} {m}: " + " / ".join(f"{c:.2f}" for c in pair_cnr(rc, out, bands)))
+            cnr, diff = rc.layer_stats(out, bands)
             kept = float(np.median(np.array(diff) / raw_diff))
             scores = (rc.split_psnr(fn(even), fn(odd), im), float(np.mean(cnr)), kept)
             totals[m].append(scores)
