@@ -30,4 +30,6 @@ PYTHON="${PYTHON:-python3}"
 
 # One BLAS/OpenMP thread per process: CI machines have few cores, often shared.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+# A crash after the last test (seen once at interpreter exit, all tests passed) then prints its stack.
+export PYTHONFAULTHANDLER=1
 exec "$PYTHON" -m pytest -q "$@"
