@@ -105,3 +105,15 @@ def test_truth_pairs_alternate_the_speckle_regimes():
     for scan, truth in pairs:  # the truth is the scene without most of the speckle
         assert float(np.mean((truth - truth.mean()) ** 2)) < float(np.mean((scan - scan.mean()) ** 2))
         assert 0.001 < float(np.mean((scan - truth) ** 2)) < 0.2
+
+
+def test_realisation_stacks_share_the_scene_not_the_speckle():
+    stacks = sim.realisation_stacks(2, 3, seed=11, shape=(160, 192))
+    assert [s.shape for s in stacks] == [(3, 160, 192)] * 2 and all(s.dtype == np.float32 for s in stacks)
+    assert np.array_equal(stacks[0], sim.hn_realisations(sim.regime_params(1, 11, (160, 192))[0], 3, seed=11))
+    for s in stacks:
+        d1 = s[0] - s[1]  # speckle only
+        assert 0.001 < float(np.mean(d1 ** 2)) < 0.2 and not np.array_equal(s[1], s[2])
+        mean_corr = np.corrcoef(s[0].ravel(), s[1].ravel())[0, 1]  # the same scene under both
+        assert mean_corr > 0.5
+        assert abs(np.corrcoef((s[0] - s[2]).ravel(), (s[1] - s[2]).ravel())[0, 1] - 0.5) < 0.1  # shared: s[2] only

@@ -221,10 +221,55 @@ def test_consistency_term_takes_frame_pairs_beside_the_column_halves(duke_tree: 
     assert sum(sizes["full"]) + sum(sizes["frames"]) == 6 * cfg.batch  # every crop drawn once
 
 
+def test_simulated_pairs_join_the_frame_pairs_and_column_halves(duke_tree: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from training import fit
+    from training.real import SplitSampler
+
+    rng = np.random.default_rng(6)
+    tian = duke_tree.parent / "layers" / "tian2015_octlayers"
+    tian.mkdir(parents=True)
+    for s in range(1, 6):
+        io.imsave(tian / f"Subject{s}_01.png", rng.integers(0, 255, (48, 96), dtype=np.uint8), check_contrast=False)
+    cfg = FitConfig(data="real", shared_data=str(duke_tree.parent), real_duke=False, crop=16, batch=8, width=4,
+                    d_width=4, n2n_weight=1.0, n2n_consistency=2.0, n2n_duke_frames=0.25, n2n_sim=0.5, sim_n=2,
+                    sim_shape=(48, 64), pretrain_steps=2, steps=0, ln_min_split_psnr=0.0, val_bm3d=False,
+                    threads=1, out=str(tmp_path / "run"))
+    data = load_training_data(cfg)
+    assert isinstance(data.split, MixedSampler) and data.split.p == 0.75  # frames + sim against the halves
+    inner = data.split.second
+    assert isinstance(inner, MixedSampler) and inner.p == pytest.approx(2 / 3)  # sim's part of the pairs
+    assert isinstance(inner.second, FrameSampler) and [s.shape for s in inner.second.stacks] == [(4, 48, 64)] * 2
+    assert data.description["n2n_sim"]["share"] == 0.5 and data.description["n2n_sim"]["scenes"] == 2
+    drawn: dict[str, int] = {"full": 0, "frames": 0, "sim": 0}
+    full_batch, frame_batch = SplitSampler.full_batch, FrameSampler.batch
+
+    def spy_full(self: SplitSampler, r: np.random.Generator, n: int) -> tuple[np.ndarray, list[int]]:
+        drawn["full"] += n
+        return full_batch(self, r, n)
+
+    def spy_pairs(self: FrameSampler, r: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        drawn["sim" if self is inner.second else "frames"] += n
+        return frame_batch(self, r, n)
+
+    monkeypatch.setattr(SplitSampler, "full_batch", spy_full)
+    monkeypatch.setattr(FrameSampler, "batch", spy_pairs)
+    trainer = fit.Trainer(cfg, data)
+    rows = [trainer.step() for _ in range(6)]
+    assert all(np.isfinite(r["loss_n2n"]) and r["loss_n2n"] > 0 for r in rows)
+    assert min(drawn.values()) > 0 and sum(drawn.values()) == 6 * cfg.batch  # all three kinds, each crop once
+    drawn.update(frames=0, sim=0)
+    inner.batch(np.random.default_rng(1), 600)
+    assert 0.6 < drawn["sim"] / 600 < 0.73  # shares 0.5 and 0.25 of all crops: two thirds of the pairs
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["--n2n-sim", "0.5"], "need --data real"),
+    (["--data", "real", "--n2n-sim", "0.5", "--n2n-duke-frames", "0.75", "--n2n-weight", "1"], "at most 1"),
+    (["--data", "real", "--n2n-sim", "0.5"], "need --n2n-weight"),
     (["--n2n-duke-frames", "0.5"], "need --data real"),
     (["--data", "real", "--n2n-duke-frames", "1.5"], "must be in \\[0, 1\\]"),
-    (["--data", "real", "--n2n-duke-frames", "0.5"], "needs --n2n-weight"),
+    (["--data", "real", "--n2n-duke-frames", "0.5"], "need --n2n-weight"),
     (["--data", "real", "--real-duke", "false", "--duke-register", "true"], "duke_register needs"),
 ])
 def test_n2n_duke_frames_flag_is_checked(argv: list[str], message: str) -> None:

@@ -46,6 +46,10 @@ class FitConfig:
     # data=real: share of the N2N crops drawn from Duke frame stacks (mean of k frames -> the others' mean);
     # its validation adds the Duke val subject's 2- and 3-frame averages against their reference
     n2n_duke_frames: float = 0.0
+    # data=real: share of the N2N crops drawn from simulated maculae (sim_n scenes, SIM_REALISATIONS independent
+    # acquisitions each, half of them with speckle shared across A-scans as on the Tian scans): mean of k
+    # acquisitions -> the others' mean, a target whose speckle the input does not share
+    n2n_sim: float = 0.0
     # data=real: a model folder whose G_L output on full-width crops of the real scans is a target (MSE,
     # this weight): distillation from a wider network (training/teacher.py)
     teacher: str = ""
@@ -217,23 +221,28 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit("error: paired_folders needs --data IN_DIR,TARGET_DIR")
     if not 0 <= float(values["n2n_duke_frames"]) <= 1:
         raise SystemExit(f"error: n2n_duke_frames must be in [0, 1], got {values['n2n_duke_frames']}")
+    if not 0 <= float(values["n2n_sim"]) <= 1 or float(values["n2n_sim"]) + float(values["n2n_duke_frames"]) > 1:
+        raise SystemExit(f"error: n2n_sim must be in [0, 1] and n2n_sim + n2n_duke_frames at most 1, got "
+                         f"{values['n2n_sim']} and {values['n2n_duke_frames']}")
     if float(values["teacher_weight"]) < 0 or bool(values["teacher"]) != (float(values["teacher_weight"]) > 0):
         raise SystemExit("error: --teacher and --teacher-weight > 0 go together (distillation from a model folder)")
-    if values["teacher"] and (float(values["n2n_extra_noise"]) > 0 or float(values["n2n_duke_frames"]) > 0):
-        raise SystemExit("error: teacher cannot be combined with n2n_extra_noise or n2n_duke_frames")
+    pair_shares = float(values["n2n_duke_frames"]) + float(values["n2n_sim"])
+    if values["teacher"] and (float(values["n2n_extra_noise"]) > 0 or pair_shares > 0):
+        raise SystemExit("error: teacher cannot be combined with n2n_extra_noise, n2n_duke_frames or n2n_sim")
     real_only = (values["real_hold_out"] or bool(values["teacher"]) or float(values["n2n_extra_noise"]) > 0
-                 or float(values["n2n_duke_frames"]) > 0 or float(values["n2n_consistency"]) > 0)
+                 or pair_shares > 0 or float(values["n2n_consistency"]) > 0)
     if real_only and values["data"] != "real":
-        raise SystemExit("error: real_hold_out, n2n_extra_noise, n2n_duke_frames, n2n_consistency and teacher "
-                         "need --data real")
+        raise SystemExit("error: real_hold_out, n2n_extra_noise, n2n_duke_frames, n2n_sim, n2n_consistency and "
+                         "teacher need --data real")
     if values["duke_register"] and (values["data"] not in ("duke", "real") or not values["duke_extra_frames"]
                                     or (values["data"] == "real" and not values["real_duke"])):
         raise SystemExit("error: duke_register needs --data duke (or real with --real-duke true) and "
                          "--duke-extra-frames true")
     if float(values["n2n_consistency"]) > 0 and float(values["n2n_weight"]) <= 0:
         raise SystemExit("error: n2n_consistency needs --n2n-weight > 0 (it is part of the Noise2Noise term)")
-    if float(values["n2n_duke_frames"]) > 0 and float(values["n2n_weight"]) <= 0:
-        raise SystemExit("error: n2n_duke_frames needs --n2n-weight > 0 (the Noise2Noise term draws the frame pairs)")
+    if pair_shares > 0 and float(values["n2n_weight"]) <= 0:
+        raise SystemExit("error: n2n_duke_frames and n2n_sim need --n2n-weight > 0 (the Noise2Noise term draws "
+                         "their pairs)")
     if values["duke_frame_means"] not in ("none", "add", "only"):
         raise SystemExit(f"error: duke_frame_means must be none, add or only, got {values['duke_frame_means']!r}")
     if values["duke_frame_means"] != "none" and (values["data"] != "duke" or not values["duke_register"]):

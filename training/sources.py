@@ -20,6 +20,12 @@ from .frames import (
 )
 from .real import SplitSampler, default_shared_data, load_real
 
+#: First seed of --n2n-sim's scenes (plus 1000 x the run's seed): apart from ``--val-sim``'s (90 000 ..) and the
+#: scripts' truth scenes (5000 .., 7000 ..).
+SIM_PAIR_SEED = 200_000
+#: Independent acquisitions drawn per --n2n-sim scene.
+SIM_REALISATIONS = 4
+
 
 @dataclass
 class ValItem:
@@ -154,22 +160,50 @@ def _real(cfg: FitConfig) -> TrainingData:
     # pairs of --n2n-duke-frames are meant for runs without the Duke pairs (--real-duke false).
     unpaired = [im for n, im in sets.noisy if not n.startswith("duke/")]
     split: PairSampler = SplitSampler(unpaired, cfg.crop, extra_noise=cfg.n2n_extra_noise)
+    frames = sim = None
     if cfg.n2n_duke_frames > 0:
-        split, frame_val = _with_duke_frames(cfg, split)
+        frames, frame_val = _duke_frames(cfg)
         val += frame_val
         desc["n2n_duke_frames"] = {"share": cfg.n2n_duke_frames, "subjects": "Duke train dt1 (5 frames each)",
                                    "val": [v.name for v in frame_val]}
-    return TrainingData(sampler, desc, val, split, sets.val_split)
+    if cfg.n2n_sim > 0:
+        sim, desc["n2n_sim"] = _sim_stacks(cfg)
+    return TrainingData(sampler, desc, val, _mixed(cfg, split, frames, sim), sets.val_split)
 
 
-def _with_duke_frames(cfg: FitConfig, split: PairSampler) -> tuple[PairSampler, list[ValItem]]:
-    """The N2N sampler mixed with Duke frame stacks, and the val subject's 2-/3-frame averages."""
+def _duke_frames(cfg: FitConfig) -> tuple[FrameSampler, list[ValItem]]:
+    """Duke frame stacks as Noise2Noise pairs, and the val subject's 2-/3-frame averages."""
     norm = cfg.model_normalisation()
     root = Path(cfg.shared_data or default_shared_data()) / "paired"
     stacks = [to_model_units(f, norm, reference=f[0]) for _, f, _ in duke_frame_stacks("train", root)]
     val = [ValItem(name, to_model_units(x, norm), to_model_units(a, norm, reference=x), x)
            for k in (2, 3) for name, x, a in frame_average_pairs("val", k, root)]
-    return MixedSampler(split, FrameSampler(stacks, cfg.crop), cfg.n2n_duke_frames), val
+    return FrameSampler(stacks, cfg.crop), val
+
+
+def _sim_stacks(cfg: FitConfig) -> tuple[FrameSampler, dict]:
+    """Independent acquisitions of simulated maculae as Noise2Noise pairs, and their description."""
+    from napari_hdcyclegan.simulate import realisation_stacks
+
+    seed = SIM_PAIR_SEED + 1000 * cfg.seed
+    norm = cfg.model_normalisation()
+    stacks = [to_model_units(f, norm, reference=f[0])
+              for f in realisation_stacks(cfg.sim_n, SIM_REALISATIONS, seed, cfg.sim_shape)]
+    desc = {"share": cfg.n2n_sim, "scenes": cfg.sim_n, "acquisitions": SIM_REALISATIONS,
+            "seeds": [seed, seed + cfg.sim_n - 1], "shape": list(cfg.sim_shape),
+            "how": "simulate.realisation_stacks: half shared speckle (2-4 frames), half independent A-scans (1-2)"}
+    return FrameSampler(stacks, cfg.crop), desc
+
+
+def _mixed(cfg: FitConfig, split: PairSampler, frames: FrameSampler | None, sim: FrameSampler | None
+           ) -> PairSampler:
+    """The column-split sampler with shares of its crops from frame stacks and simulated acquisitions."""
+    if frames is not None and sim is not None:
+        both = cfg.n2n_duke_frames + cfg.n2n_sim
+        return MixedSampler(split, MixedSampler(frames, sim, cfg.n2n_sim / both), both)
+    if frames is not None:
+        return MixedSampler(split, frames, cfg.n2n_duke_frames)
+    return MixedSampler(split, sim, cfg.n2n_sim) if sim is not None else split
 
 
 def _names(spec: str) -> tuple[str, ...]:

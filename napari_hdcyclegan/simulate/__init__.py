@@ -17,7 +17,8 @@ and ``CSI`` (choroid/sclera).
 Modules: :mod:`.formation` (speckle image formation), :mod:`.anatomy` (the layered scene),
 :mod:`.api` (b-scans, volumes, multi-eye sets), :mod:`.cache` (on-disk cache, sample volume),
 :mod:`.randomized` (per-b-scan parameter draws covering real scanners: :func:`random_params`,
-:func:`simulate_from_params`, :func:`simulate_random`, :func:`hn_realisations`, :func:`truth_pairs`).
+:func:`simulate_from_params`, :func:`simulate_random`, :func:`hn_realisations`, :func:`truth_pairs`,
+:func:`realisation_stacks`).
 """
 
 from .anatomy import BOUNDARY_NAMES, FOV_UM, PATHOLOGIES, SPECTRALIS_UM_PER_PX
@@ -30,6 +31,8 @@ from .randomized import (
     BscanParams,
     hn_realisations,
     random_params,
+    realisation_stacks,
+    regime_params,
     simulate_from_params,
     simulate_random,
     speckle_params,
@@ -37,7 +40,8 @@ from .randomized import (
     truth_pairs,
 )
 
-__all__ = ["BOUNDARY_NAMES", "BscanParams", "GEOMETRIES", "hn_realisations", "random_params", "SPECKLE_REGIMES",
+__all__ = ["BOUNDARY_NAMES", "BscanParams", "GEOMETRIES", "hn_realisations", "random_params", "realisation_stacks",
+           "regime_params", "SPECKLE_REGIMES",
            "speckle_params", "truth_pair", "truth_pairs", "simulate_from_params",
            "simulate_random", "DEFAULT_NOISE_FLOOR", "DEFAULT_PSF", "DEFAULT_RHO", "FOV_UM", "PATHOLOGIES",
            "SAMPLE_PATH", "SAMPLE_SETTINGS", "SIM_VERSION", "SPECTRALIS_UM_PER_PX", "SimulatedBscan",

@@ -208,14 +208,24 @@ def truth_pair(p: BscanParams, k: int = 16, seed: int = 0) -> tuple[np.ndarray, 
     return reps[0], reps[1:].mean(axis=0)
 
 
-def truth_pairs(n: int, k: int = 16, seed: int = 0, shape: tuple[int, int] = (496, 512)
-                ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``n`` simulated maculae as :func:`truth_pair` (noisy scan, conditional mean), alternating the two
-    speckle regimes and their frame counts."""
+def regime_params(n: int, seed: int = 0, shape: tuple[int, int] = (496, 512)) -> list[BscanParams]:
+    """``n`` maculae (:func:`speckle_params`, seeds ``seed`` ..), alternating the two speckle regimes of
+    :data:`SPECKLE_REGIMES` (shared speckle first) and cycling through each regime's frame counts."""
     regimes = list(SPECKLE_REGIMES.values())
     out = []
     for i in range(n):
         psf, frames = regimes[i % len(regimes)]
-        p = speckle_params(seed + i, psf, frames[(i // len(regimes)) % len(frames)], shape)
-        out.append(truth_pair(p, k, seed=seed + i))
+        out.append(speckle_params(seed + i, psf, frames[(i // len(regimes)) % len(frames)], shape))
     return out
+
+
+def truth_pairs(n: int, k: int = 16, seed: int = 0, shape: tuple[int, int] = (496, 512)
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` simulated maculae as :func:`truth_pair` (noisy scan, conditional mean) of :func:`regime_params`."""
+    return [truth_pair(p, k, seed=seed + i) for i, p in enumerate(regime_params(n, seed, shape))]
+
+
+def realisation_stacks(n: int, k: int, seed: int = 0, shape: tuple[int, int] = (496, 512)) -> list[np.ndarray]:
+    """``k`` independent acquisitions (:func:`hn_realisations`) of each of :func:`regime_params`'s ``n``
+    scenes: Noise2Noise pairs whose speckle is as correlated across A-scans as on the real scans."""
+    return [hn_realisations(p, k, seed=seed + i) for i, p in enumerate(regime_params(n, seed, shape))]
