@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -171,12 +173,37 @@ def test_mixed_sampler_draws_from_the_second_with_probability_p() -> None:
     assert 0.18 < share < 0.32
 
 
-def test_real_run_mixes_frame_pairs_and_validates_on_frame_averages(duke_tree: Path, tmp_path: Path) -> None:
-    rng = np.random.default_rng(4)
+def _tian_scans(duke_tree: Path, seed: int) -> None:
+    """One random b-scan per Tian subject beside the Duke fixture (``--data real`` needs them)."""
+    rng = np.random.default_rng(seed)
     tian = duke_tree.parent / "layers" / "tian2015_octlayers"
     tian.mkdir(parents=True)
     for s in range(1, 6):
         io.imsave(tian / f"Subject{s}_01.png", rng.integers(0, 255, (48, 96), dtype=np.uint8), check_contrast=False)
+
+
+def _count_crops(monkeypatch: pytest.MonkeyPatch, kind: Callable[[FrameSampler], str]) -> Counter[str]:
+    """Crops drawn per kind of Noise2Noise pair from now on: ``full`` (column halves) or ``kind(sampler)``."""
+    from training.real import SplitSampler
+
+    drawn: Counter[str] = Counter()
+    full_batch, pair_batch = SplitSampler.full_batch, FrameSampler.batch
+
+    def spy_full(self: SplitSampler, r: np.random.Generator, n: int) -> tuple[np.ndarray, list[int]]:
+        drawn["full"] += n
+        return full_batch(self, r, n)
+
+    def spy_pairs(self: FrameSampler, r: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        drawn[kind(self)] += n
+        return pair_batch(self, r, n)
+
+    monkeypatch.setattr(SplitSampler, "full_batch", spy_full)
+    monkeypatch.setattr(FrameSampler, "batch", spy_pairs)
+    return drawn
+
+
+def test_real_run_mixes_frame_pairs_and_validates_on_frame_averages(duke_tree: Path, tmp_path: Path) -> None:
+    _tian_scans(duke_tree, 4)
     cfg = FitConfig(data="real", shared_data=str(duke_tree.parent), real_duke=False, crop=32, n2n_weight=1.0,
                     n2n_duke_frames=0.5, ln_min_split_psnr=0.0, out=str(tmp_path / "run"))
     data = load_training_data(cfg)
@@ -190,47 +217,25 @@ def test_real_run_mixes_frame_pairs_and_validates_on_frame_averages(duke_tree: P
 def test_consistency_term_takes_frame_pairs_beside_the_column_halves(duke_tree: Path, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from training import fit
-    from training.real import SplitSampler
 
-    rng = np.random.default_rng(5)
-    tian = duke_tree.parent / "layers" / "tian2015_octlayers"
-    tian.mkdir(parents=True)
-    for s in range(1, 6):
-        io.imsave(tian / f"Subject{s}_01.png", rng.integers(0, 255, (48, 96), dtype=np.uint8), check_contrast=False)
+    _tian_scans(duke_tree, 5)
     cfg = FitConfig(data="real", shared_data=str(duke_tree.parent), real_duke=False, crop=16, batch=8, width=4,
                     d_width=4, n2n_weight=1.0, n2n_consistency=2.0, n2n_duke_frames=0.5, pretrain_steps=2,
                     steps=0, ln_min_split_psnr=0.0, val_bm3d=False, threads=1, out=str(tmp_path / "run"))
     data = load_training_data(cfg)
-    sizes: dict[str, list[int]] = {"full": [], "frames": []}
-    full_batch, frame_batch = SplitSampler.full_batch, FrameSampler.batch
-
-    def spy_full(self: SplitSampler, r: np.random.Generator, n: int) -> tuple[np.ndarray, list[int]]:
-        sizes["full"].append(n)
-        return full_batch(self, r, n)
-
-    def spy_frames(self: FrameSampler, r: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        sizes["frames"].append(n)
-        return frame_batch(self, r, n)
-
-    monkeypatch.setattr(SplitSampler, "full_batch", spy_full)
-    monkeypatch.setattr(FrameSampler, "batch", spy_frames)
+    drawn = _count_crops(monkeypatch, lambda sampler: "frames")
     trainer = fit.Trainer(cfg, data)
     rows = [trainer.step() for _ in range(6)]
     assert all(np.isfinite(r["loss_n2n"]) and r["loss_n2n"] > 0 for r in rows)
-    assert sizes["full"] and sizes["frames"]  # both kinds of pair trained
-    assert sum(sizes["full"]) + sum(sizes["frames"]) == 6 * cfg.batch  # every crop drawn once
+    assert drawn["full"] and drawn["frames"]  # both kinds of pair trained
+    assert sum(drawn.values()) == 6 * cfg.batch  # every crop drawn once
 
 
 def test_simulated_pairs_join_the_frame_pairs_and_column_halves(duke_tree: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from training import fit
-    from training.real import SplitSampler
 
-    rng = np.random.default_rng(6)
-    tian = duke_tree.parent / "layers" / "tian2015_octlayers"
-    tian.mkdir(parents=True)
-    for s in range(1, 6):
-        io.imsave(tian / f"Subject{s}_01.png", rng.integers(0, 255, (48, 96), dtype=np.uint8), check_contrast=False)
+    _tian_scans(duke_tree, 6)
     cfg = FitConfig(data="real", shared_data=str(duke_tree.parent), real_duke=False, crop=16, batch=8, width=4,
                     d_width=4, n2n_weight=1.0, n2n_consistency=2.0, n2n_duke_frames=0.25, n2n_sim=0.5, sim_n=2,
                     sim_shape=(48, 64), pretrain_steps=2, steps=0, ln_min_split_psnr=0.0, val_bm3d=False,
@@ -241,23 +246,11 @@ def test_simulated_pairs_join_the_frame_pairs_and_column_halves(duke_tree: Path,
     assert isinstance(inner, MixedSampler) and inner.p == pytest.approx(2 / 3)  # sim's part of the pairs
     assert isinstance(inner.second, FrameSampler) and [s.shape for s in inner.second.stacks] == [(4, 48, 64)] * 2
     assert data.description["n2n_sim"]["share"] == 0.5 and data.description["n2n_sim"]["scenes"] == 2
-    drawn: dict[str, int] = {"full": 0, "frames": 0, "sim": 0}
-    full_batch, frame_batch = SplitSampler.full_batch, FrameSampler.batch
-
-    def spy_full(self: SplitSampler, r: np.random.Generator, n: int) -> tuple[np.ndarray, list[int]]:
-        drawn["full"] += n
-        return full_batch(self, r, n)
-
-    def spy_pairs(self: FrameSampler, r: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        drawn["sim" if self is inner.second else "frames"] += n
-        return frame_batch(self, r, n)
-
-    monkeypatch.setattr(SplitSampler, "full_batch", spy_full)
-    monkeypatch.setattr(FrameSampler, "batch", spy_pairs)
+    drawn = _count_crops(monkeypatch, lambda sampler: "sim" if sampler is inner.second else "frames")
     trainer = fit.Trainer(cfg, data)
     rows = [trainer.step() for _ in range(6)]
     assert all(np.isfinite(r["loss_n2n"]) and r["loss_n2n"] > 0 for r in rows)
-    assert min(drawn.values()) > 0 and sum(drawn.values()) == 6 * cfg.batch  # all three kinds, each crop once
+    assert len(drawn) == 3 and sum(drawn.values()) == 6 * cfg.batch  # all three kinds, each crop once
     drawn.update(frames=0, sim=0)
     inner.batch(np.random.default_rng(1), 600)
     assert 0.6 < drawn["sim"] / 600 < 0.73  # shares 0.5 and 0.25 of all crops: two thirds of the pairs
