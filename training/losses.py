@@ -86,22 +86,23 @@ def column_split_loss(model: Callable[[torch.Tensor], torch.Tensor], split: Any,
 
 def _consistency_loss(model: Callable[[torch.Tensor], torch.Tensor], split: Any, rng: np.random.Generator,
                       cfg: FitConfig, to_tensor: Callable[[np.ndarray], torch.Tensor], width: int) -> torch.Tensor:
-    """Neighbor2Neighbor on full-width crops; with ``--n2n-duke-frames`` its share of the crops are frame
-    pairs, which have no half-column shift and take the plain term. The per-crop mean of both."""
-    frames, n_frames = None, 0
+    """Neighbor2Neighbor on full-width crops; with ``--n2n-duke-frames`` / ``--n2n-sim`` their share of the
+    crops are frame or simulated pairs, which have no half-column shift and take the plain term. The
+    per-crop mean of both."""
+    pairs, n_pairs = None, 0
     if isinstance(split, MixedSampler):
-        n_frames = int((rng.random(cfg.batch) < split.p).sum())
-        split, frames = split.first, split.second
+        n_pairs = int((rng.random(cfg.batch) < split.p).sum())
+        split, pairs = split.first, split.second
     if not isinstance(split, SplitSampler):  # config refuses the other samplers
         raise TypeError("n2n_consistency needs column-split pairs")
     parts = []
-    if n_frames < cfg.batch:
-        full, parity = split.full_batch(rng, cfg.batch - n_frames)
-        parts.append((cfg.batch - n_frames, neighbour_loss(
+    if n_pairs < cfg.batch:
+        full, parity = split.full_batch(rng, cfg.batch - n_pairs)
+        parts.append((cfg.batch - n_pairs, neighbour_loss(
             model, to_tensor(full), parity, cfg.n2n_consistency, cfg.mean_weight, width, cfg.mean_anchor)[0]))
-    if frames is not None and n_frames:
-        x, y = (to_tensor(a) for a in frames.batch(rng, n_frames))
-        parts.append((n_frames, half_pair_loss(model(x).float(), x, y, cfg.mean_weight, width, cfg.mean_anchor)[0]))
-    if len(parts) == 1:  # unscaled: the recipes without frame pairs keep their exact numbers
+    if pairs is not None and n_pairs:
+        x, y = (to_tensor(a) for a in pairs.batch(rng, n_pairs))
+        parts.append((n_pairs, half_pair_loss(model(x).float(), x, y, cfg.mean_weight, width, cfg.mean_anchor)[0]))
+    if len(parts) == 1:  # unscaled: the recipes without frame or simulated pairs keep their exact numbers
         return parts[0][1]
     return sum((n * loss for n, loss in parts), parts[0][1].new_zeros(())) / cfg.batch
