@@ -107,6 +107,19 @@ def test_truth_pairs_alternate_the_speckle_regimes():
         assert 0.001 < float(np.mean((scan - truth) ** 2)) < 0.2
 
 
+def test_realisation_stacks_can_leave_the_fold_out():
+    args = (12, 2, 11, (160, 192))
+    folded, flat = sim.realisation_stacks(*args), sim.realisation_stacks(*args, folds=False)
+    touched = 0
+    for p, a, b in zip(sim.regime_params(12, 11, (160, 192)), folded, flat):
+        rows = np.nonzero(np.abs(a - b).max(axis=(0, 2)) > 0)[0]
+        if rows.size:  # the mirror lies at the top and only adds intensity; the display mapping is the same
+            touched += 1
+            assert p.shift_px < 0 and np.array_equal(a[:, rows.max() + 1:], b[:, rows.max() + 1:])
+            assert float((a - b)[:, : rows.max() + 1].mean()) > 0
+    assert 0 < touched < 12
+
+
 def test_realisation_stacks_share_the_scene_not_the_speckle():
     stacks = sim.realisation_stacks(2, 3, seed=11, shape=(160, 192))
     assert [s.shape for s in stacks] == [(3, 160, 192)] * 2 and all(s.dtype == np.float32 for s in stacks)

@@ -246,6 +246,7 @@ def test_simulated_pairs_join_the_frame_pairs_and_column_halves(duke_tree: Path,
     assert isinstance(inner, MixedSampler) and inner.p == pytest.approx(2 / 3)  # sim's part of the pairs
     assert isinstance(inner.second, FrameSampler) and [s.shape for s in inner.second.stacks] == [(4, 48, 64)] * 2
     assert data.description["n2n_sim"]["share"] == 0.5 and data.description["n2n_sim"]["scenes"] == 2
+    assert data.description["n2n_sim"]["folds"] is True
     drawn = _count_crops(monkeypatch, lambda sampler: "sim" if sampler is inner.second else "frames")
     trainer = fit.Trainer(cfg, data)
     rows = [trainer.step() for _ in range(6)]
@@ -260,6 +261,7 @@ def test_simulated_pairs_join_the_frame_pairs_and_column_halves(duke_tree: Path,
     (["--n2n-sim", "0.5"], "need --data real"),
     (["--data", "real", "--n2n-sim", "0.5", "--n2n-duke-frames", "0.75", "--n2n-weight", "1"], "at most 1"),
     (["--data", "real", "--n2n-sim", "0.5"], "need --n2n-weight"),
+    (["--data", "real", "--n2n-weight", "1", "--n2n-sim-folds", "false"], "n2n_sim_folds false needs --n2n-sim"),
     (["--n2n-duke-frames", "0.5"], "need --data real"),
     (["--data", "real", "--n2n-duke-frames", "1.5"], "must be in \\[0, 1\\]"),
     (["--data", "real", "--n2n-duke-frames", "0.5"], "need --n2n-weight"),
@@ -388,3 +390,15 @@ def test_evaluate_every_frame_scores_each_registered_frame(duke_tree: Path, tmp_
     assert scores.count("T09/raw,") == 2
     assert evaluate.main(["--data", "duke", "--every-frame", "--frames", "2"]) == 2
     assert "--every-frame: needs" in capsys.readouterr().err
+
+
+def test_simulated_pairs_without_folds_reach_the_sampler(tmp_path: Path) -> None:
+    from training.sources import _sim_stacks
+
+    kept, left_out = (FitConfig(data="real", n2n_weight=1.0, n2n_sim=0.5, sim_n=6, sim_shape=(48, 64), seed=3, crop=16,
+                                n2n_sim_folds=f, out=str(tmp_path)) for f in (True, False))
+    (with_folds, desc), (without, desc_without) = _sim_stacks(kept), _sim_stacks(left_out)
+    assert desc["folds"] is True and desc_without["folds"] is False
+    changed = [not np.array_equal(a, b) for a, b in zip(with_folds.stacks, without.stacks)]
+    assert any(changed) and not all(changed)  # only the scenes whose retina crosses the top edge differ
+

@@ -50,6 +50,9 @@ class FitConfig:
     # acquisitions each, half of them with speckle shared across A-scans as on the Tian scans): mean of k
     # acquisitions -> the others' mean, a target whose speckle the input does not share
     n2n_sim: float = 0.0
+    # n2n_sim: keep the mirror image of tissue above the top edge in the simulated scenes (False: left out,
+    # the scenes otherwise as they are; simulate.realisation_stacks)
+    n2n_sim_folds: bool = True
     # data=real: a model folder whose G_L output on full-width crops of the real scans is a target (MSE,
     # this weight): distillation from a wider network (training/teacher.py)
     teacher: str = ""
@@ -224,6 +227,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     if not 0 <= float(values["n2n_sim"]) <= 1 or float(values["n2n_sim"]) + float(values["n2n_duke_frames"]) > 1:
         raise SystemExit(f"error: n2n_sim must be in [0, 1] and n2n_sim + n2n_duke_frames at most 1, got "
                          f"{values['n2n_sim']} and {values['n2n_duke_frames']}")
+    if not values["n2n_sim_folds"] and float(values["n2n_sim"]) <= 0:
+        raise SystemExit("error: n2n_sim_folds false needs --n2n-sim > 0 (it changes the simulated pairs only)")
     if float(values["teacher_weight"]) < 0 or bool(values["teacher"]) != (float(values["teacher_weight"]) > 0):
         raise SystemExit("error: --teacher and --teacher-weight > 0 go together (distillation from a model folder)")
     pair_shares = float(values["n2n_duke_frames"]) + float(values["n2n_sim"])

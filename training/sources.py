@@ -188,9 +188,9 @@ def _sim_stacks(cfg: FitConfig) -> tuple[FrameSampler, dict]:
     seed = SIM_PAIR_SEED + 1000 * cfg.seed
     norm = cfg.model_normalisation()
     stacks = [to_model_units(f, norm, reference=f[0])
-              for f in realisation_stacks(cfg.sim_n, SIM_REALISATIONS, seed, cfg.sim_shape)]
+              for f in realisation_stacks(cfg.sim_n, SIM_REALISATIONS, seed, cfg.sim_shape, folds=cfg.n2n_sim_folds)]
     desc = {"share": cfg.n2n_sim, "scenes": cfg.sim_n, "acquisitions": SIM_REALISATIONS,
-            "seeds": [seed, seed + cfg.sim_n - 1], "shape": list(cfg.sim_shape),
+            "seeds": [seed, seed + cfg.sim_n - 1], "shape": list(cfg.sim_shape), "folds": cfg.n2n_sim_folds,
             "how": "simulate.realisation_stacks: half shared speckle (2-4 frames), half independent A-scans (1-2)"}
     return FrameSampler(stacks, cfg.crop), desc
 

@@ -136,8 +136,9 @@ def _display(intensity: np.ndarray, p: BscanParams, peak: float) -> np.ndarray:
     return np.clip(d, 0.0, 1.0).astype(np.float32)
 
 
-def _scene(p: BscanParams, rng: np.random.Generator) -> tuple[np.ndarray, dict, int, float]:
-    """Noise-free linear intensity of the b-scan (folded), its boundaries, the fold and the display peak."""
+def _scene(p: BscanParams, rng: np.random.Generator, folds: bool = True) -> tuple[np.ndarray, dict, int, float]:
+    """Noise-free linear intensity of the b-scan (folded unless ``folds`` is False: the display peak stays
+    the folded scene's), its boundaries, the fold and the display peak."""
     level, tissue, bounds, fold = _tissue_levels(p, rng)
     h = p.shape[0]
     depth = np.arange(level.shape[0], dtype=np.float32)[:, None] - fold
@@ -146,7 +147,7 @@ def _scene(p: BscanParams, rng: np.random.Generator) -> tuple[np.ndarray, dict, 
     img = lin[fold:].copy()
     img[:fold] += p.fold_gain * (lin * tissue)[:fold][::-1][:h]  # above zero delay: folds back as a mirror
     peak = float(np.percentile(intensity_psf(img, p.psf) + np.float32(p.noise_floor), 99.7))
-    return img, bounds, fold, peak
+    return (img if folds else lin[fold:].copy()), bounds, fold, peak
 
 
 def _acquire(img: np.ndarray, p: BscanParams, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -168,16 +169,17 @@ def simulate_from_params(p: BscanParams) -> SimulatedBscan:
     return SimulatedBscan(hn, ln, _display(clean, p, peak), {k: v - fold for k, v in bounds.items()}, meta)
 
 
-def hn_realisations(p: BscanParams, k: int, seed: int = 0) -> np.ndarray:
+def hn_realisations(p: BscanParams, k: int, seed: int = 0, folds: bool = True) -> np.ndarray:
     """``k`` independent HN acquisitions of the one scene ``p`` describes, float32 (k, H, W) display [0, 1].
 
     The scene is :func:`simulate_from_params`'s; only the speckle differs (drawn from ``seed``). Their
     mean estimates the conditional mean a denoiser trained for MSE aims at, which the display's log
-    makes differ from the ``clean`` image (the noise-free intensity's display).
+    makes differ from the ``clean`` image (the noise-free intensity's display). ``folds=False`` leaves out
+    the mirror image of tissue above the top edge, keeping the display mapping of the folded scene.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    img, _, _, peak = _scene(p, np.random.default_rng(p.seed).spawn(2)[0])
+    img, _, _, peak = _scene(p, np.random.default_rng(p.seed).spawn(2)[0], folds)
     rng = np.random.default_rng(seed)
     return np.stack([_display(_acquire(img, p, p.hn_frames, rng), p, peak) for _ in range(k)])
 
@@ -225,7 +227,9 @@ def truth_pairs(n: int, k: int = 16, seed: int = 0, shape: tuple[int, int] = (49
     return [truth_pair(p, k, seed=seed + i) for i, p in enumerate(regime_params(n, seed, shape))]
 
 
-def realisation_stacks(n: int, k: int, seed: int = 0, shape: tuple[int, int] = (496, 512)) -> list[np.ndarray]:
-    """``k`` independent acquisitions (:func:`hn_realisations`) of each of :func:`regime_params`'s ``n``
-    scenes: Noise2Noise pairs whose speckle is as correlated across A-scans as on the real scans."""
-    return [hn_realisations(p, k, seed=seed + i) for i, p in enumerate(regime_params(n, seed, shape))]
+def realisation_stacks(n: int, k: int, seed: int = 0, shape: tuple[int, int] = (496, 512), folds: bool = True
+                       ) -> list[np.ndarray]:
+    """``k`` independent acquisitions (:func:`hn_realisations`, ``folds`` passed on) of each of
+    :func:`regime_params`'s ``n`` scenes: Noise2Noise pairs whose speckle is as correlated across A-scans
+    as on the real scans."""
+    return [hn_realisations(p, k, seed=seed + i, folds=folds) for i, p in enumerate(regime_params(n, seed, shape))]
