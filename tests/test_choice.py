@@ -139,6 +139,24 @@ def test_cli_default_chooses_per_file_and_says_so(tmp_path: Path, capsys: pytest
     assert choice.SINGLE_FRAME_MODEL in str(out.pages[0].description) + str(out.imagej_metadata)
 
 
+def test_auto_refuses_a_too_small_scan_with_the_denoisers_error_and_goes_on(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    import tifffile
+
+    from napari_hdcyclegan.__main__ import main
+    from napari_hdcyclegan.errors import InputError
+
+    with pytest.raises(InputError, match="at least 9x9"):
+        choice.resolve_auto(choice.AUTO, np.zeros((64, 1), np.uint8))  # one column: no halves to measure
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, img in (("a", _scan(0.3, shape=(64, 96))), ("b", np.zeros((1, 1), np.uint8)), ("c", _scan(0.3, 1))):
+        tifffile.imwrite(src / f"{name}.tif", img)
+    assert main(["denoise", str(src), str(tmp_path / "out"), "--device", "cpu"]) == 2
+    assert "b.tif: b-scans must be at least 9x9 pixels" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.tif", "c.tif"]  # the others still run
+
+
 def test_boundaries_under_auto_use_the_boundary_model() -> None:
     assert choice.boundary_weights("auto") == choice.BOUNDARY_MODEL
     assert choice.boundary_weights("bioptigen-duke") == "bioptigen-duke"

@@ -144,6 +144,9 @@ def resolve_auto(weights: Any, data: Any = None) -> tuple[Any, ModelChoice | Non
         return weights, None
     if data is None:
         return AVERAGED_MODEL, None
+    from ..normalise import check_input
+
+    check_input(data)  # the denoiser's own one-line error, before measuring a scan too small to split
     choice = choose_model(data)
     return choice.weights, choice
 
