@@ -598,3 +598,21 @@ def test_replace_folder_swaps_whole_folders(tmp_path):
     tmp.mkdir()
     replace_folder(tmp, target, old=tmp_path / ".model.old")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_min_is_white_tiff_is_read_as_it_displays(tmp_path, dtype):
+    stored = np.random.default_rng(0).integers(0, 200, (3, 16, 24)).astype(dtype)
+    tifffile.imwrite(tmp_path / "w.tif", stored, photometric="miniswhite")
+    with pytest.warns(UserWarning, match="min-is-white"):
+        im = read_oct(tmp_path / "w.tif")
+    top = np.iinfo(dtype).max
+    assert im.data.dtype == dtype and im.data.shape == stored.shape
+    assert np.array_equal(im.data, top - stored)  # bright tissue stays bright; nothing clipped
+    assert "min-is-white" in im.metadata["notes"][0] and im.metadata["source"]["memory_mapped"] is False
+
+
+def test_min_is_white_float_tiff_is_refused(tmp_path):
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((16, 24), np.float32), photometric="miniswhite")
+    with pytest.raises(OctReadError, match="min-is-white TIFF of float32 samples"):
+        read_oct(tmp_path / "f.tif")

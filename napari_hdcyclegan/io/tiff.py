@@ -2,8 +2,9 @@
 
 Every image series that shares the b-scan shape and type is read (a file appended to in
 several writes holds several series); one planar-RGB page whose colour planes differ is a 3- or 4-b-scan
-volume that was written without ``photometric="minisblack"`` and is read as b-scans. Both changes
-are recorded in ``metadata["notes"]``.
+volume that was written without ``photometric="minisblack"`` and is read as b-scans; an unsigned-integer
+min-is-white page is inverted to min-is-black, as it displays. These changes are recorded in
+``metadata["notes"]``.
 """
 
 from __future__ import annotations
@@ -76,10 +77,14 @@ def _read_tiff_file(path: Path, tif: Any) -> OctImage:
             data, mapped = _tiff_pixels(path, tif, series)
         except Exception as exc:
             raise OctReadError(path, f"corrupt or truncated TIFF ({_short(exc)})") from exc
-    source["memory_mapped"] = mapped
+        inverted = _min_is_white(path, page, data)
+    source["memory_mapped"] = mapped and inverted is None
     metadata = dict(ours.get("metadata", {})) if ours else {}
     metadata.update(path=str(path), format=fmt, source=source)
     metadata.pop("notes", None)  # notes of the file this one was made from do not apply to it
+    if inverted is not None:
+        data = inverted
+        note(metadata, "min-is-white TIFF inverted to min-is-black (bright tissue stays bright, as the file displays)")
     if len(series) > 1:
         note(metadata, f"{len(series)} image series of the same b-scan shape read as one stack of "
                        f"{data.shape[0]} b-scans")
@@ -97,6 +102,22 @@ def _read_tiff_file(path: Path, tif: Any) -> OctImage:
     for problem in problems:
         note(metadata, problem)
     return OctImage(data, scale, units, labels or _default_labels(data.ndim), metadata, boundaries)
+
+
+def _min_is_white(path: Path, page: Any, data: np.ndarray) -> np.ndarray | None:
+    """The pixels of a min-is-white page as they display (min-is-black, same dtype), or None for any other.
+
+    Viewers show such a page inverted; denoising the stored values would hand back a negative.
+    """
+    import tifffile
+
+    if page.photometric != tifffile.PHOTOMETRIC.MINISWHITE:
+        return None
+    if data.dtype.kind != "u":
+        raise OctReadError(path, f"a min-is-white TIFF of {data.dtype} samples has no defined inversion; "
+                                 "save it as min-is-black (photometric='minisblack')")
+    top = min((1 << int(page.bitspersample)) - 1, int(np.iinfo(data.dtype).max))
+    return (top - np.minimum(np.asarray(data), top)).astype(data.dtype)  # above ``top`` cannot be stored
 
 
 def _check_pages_described(path: Path, tif: Any) -> None:
