@@ -428,3 +428,16 @@ def test_inner_boundaries_on_real_spectralis_scans():
     for name in bd.INNER_NAMES:
         err = float(np.nanmean(np.abs(found[name] - labels[name][:, 4])))
         assert err < (3.5 if name == "PR2" else 2.5), (name, err)
+
+
+@pytest.mark.parametrize("recorded, message", [
+    ({"stage": "init", "channel": 9999}, "stage 'init' has 2 channels"),
+    ({"stage": "res9", "channel": 0}, "stages are init"),
+    ({"stage": "init", "channel": "first"}, "needs a stage name and an integer channel"),
+])
+def test_a_recorded_channel_the_generator_lacks_is_a_checkpoint_error(recorded, message):
+    from napari_hdcyclegan.model.checkpoint import CheckpointError
+
+    img, _, _ = synthetic()
+    with pytest.raises(CheckpointError, match=message):
+        bd.model_boundaries(img, FakeDenoiser(recorded))

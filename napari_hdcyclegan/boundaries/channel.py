@@ -216,3 +216,30 @@ def boundary_channel(config: Any) -> tuple[str, int] | None:
     if not bc or "stage" not in bc or "channel" not in bc:
         return None
     return str(bc["stage"]), int(bc["channel"])
+
+
+def recorded_channel(denoiser: Any) -> tuple[str, int] | None:
+    """:func:`boundary_channel` of ``denoiser``'s config, checked against its generator's stages.
+
+    Raises
+    ------
+    CheckpointError
+        For a recorded stage or channel this generator does not have (a hand-edited config).
+    """
+    from ..model.checkpoint import CheckpointError
+
+    where = getattr(denoiser, "source", None) or getattr(denoiser, "name", "the model")
+    try:
+        chosen = boundary_channel(denoiser.config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(where, f"config.json's boundary_channel needs a stage name and an integer channel "
+                                     f"({exc})") from exc
+    if chosen is None:
+        return None
+    channels = denoiser.stage_channels()
+    stage, channel = chosen
+    if stage not in channels or not 0 <= channel < channels[stage]:
+        where = f"stage {stage!r} has {channels[stage]} channels" if stage in channels else \
+            f"stages are {', '.join(channels)}"
+        raise CheckpointError(where, f"config.json's boundary_channel ({stage}, {channel}) is not in this generator ({where})")
+    return chosen

@@ -18,7 +18,7 @@ from scipy import ndimage as ndi
 
 from ..intensity import check_image
 from ..progress import CancelFn, ProgressFn, Steps, drive, map_steps
-from .channel import boundary_channel, iter_calibrate_boundary_channel
+from .channel import iter_calibrate_boundary_channel, recorded_channel
 from .checks import doubtful_ascans
 from .layers import INNER_NAMES, LayerParams, inner_boundaries
 from .paths import PathParams, refine_paths
@@ -186,7 +186,7 @@ def iter_boundaries(data: np.ndarray, denoiser: Any, stage: str | None = None, c
     n = 1 if vol.ndim == 2 else vol.shape[0]
     how = "chosen by the user"
     if stage is None or channel is None:
-        chosen = boundary_channel(denoiser.config)
+        chosen = recorded_channel(denoiser)
         how = (getattr(denoiser.config, "boundary_channel", None) or {}).get("how", "model config")
         if chosen is None:
             message = "calibrating the boundary channel on simulated b-scans"
