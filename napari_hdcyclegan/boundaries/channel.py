@@ -239,7 +239,8 @@ def recorded_channel(denoiser: Any) -> tuple[str, int] | None:
     channels = denoiser.stage_channels()
     stage, channel = chosen
     if stage not in channels or not 0 <= channel < channels[stage]:
-        where = f"stage {stage!r} has {channels[stage]} channels" if stage in channels else \
+        has = f"stage {stage!r} has {channels[stage]} channels" if stage in channels else \
             f"stages are {', '.join(channels)}"
-        raise CheckpointError(where, f"config.json's boundary_channel ({stage}, {channel}) is not in this generator ({where})")
+        raise CheckpointError(where, f"config.json's boundary_channel ({stage}, {channel}) is not in this "
+                                     f"generator ({has})")
     return chosen
