@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import torch
 
-from .model.checkpoint import WEIGHTS_FILE, ModelConfig, load_model, resolve_model_dir
+from .model.checkpoint import WEIGHTS_FILE, CheckpointError, ModelConfig, load_model, resolve_model_dir
 from .model.choice import AVERAGED_MODEL
 from .model.networks import Generator
 
@@ -50,9 +50,14 @@ def load_generator(weights: str | os.PathLike) -> Loaded:
     """``G_L`` of a shipped model or model directory, its config and provenance labels."""
     model_dir = resolve_model_dir(weights)
     nets, config = load_model(model_dir, parts=("G_L",))
+    digest = file_sha256(model_dir / WEIGHTS_FILE)
+    recorded = config.provenance.get("weights_sha256")
+    if isinstance(recorded, str) and recorded != digest:  # exports record it; training checkpoints do not
+        raise CheckpointError(model_dir / WEIGHTS_FILE, f"its SHA-256 ({digest[:12]}...) differs from the one "
+                                                        f"config.json records ({recorded[:12]}...): the file is "
+                                                        "damaged or was replaced; export or install the model again")
     name = config.name if config.name and config.name != "untrained" else model_dir.name
-    return cast(Generator, nets["G_L"]), config, {
-        "name": name, "source": str(weights), "weights_sha256": file_sha256(model_dir / WEIGHTS_FILE)}
+    return cast(Generator, nets["G_L"]), config, {"name": name, "source": str(weights), "weights_sha256": digest}
 
 
 def cache_key(weights: str | os.PathLike, device: torch.device, shipped: list[str]) -> tuple:

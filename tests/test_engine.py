@@ -323,6 +323,23 @@ def test_get_denoiser_bad_path_raises_checkpoint_error(tmp_path):
         get_denoiser(tmp_path / "broken", "cpu")
 
 
+def test_weights_that_differ_from_their_recorded_digest_are_refused(tmp_path):
+    import hashlib
+
+    config, nets = ModelConfig(generator_width=4, name="tiny-exported", trained=True), {"G_L": Generator(4)}
+    save_model(tmp_path / "m", nets, config)
+    weights = tmp_path / "m" / "model.safetensors"
+    config.provenance["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()  # as training.export
+    save_model(tmp_path / "m", nets, config)
+    good = bytes(weights.read_bytes())
+    assert get_denoiser(tmp_path / "m", "cpu").trained
+    damaged = bytearray(good)
+    damaged[-3] ^= 0xFF  # one weight's bits: the file still parses, the network silently changes
+    weights.write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError, match="differs from the one config.json records"):
+        get_denoiser(tmp_path / "m", "cpu")
+
+
 def test_lateral_sigma_smooths_the_output_across_ascans_only():
     from scipy.ndimage import gaussian_filter1d
 
