@@ -441,3 +441,36 @@ def test_a_recorded_channel_the_generator_lacks_is_a_checkpoint_error(recorded, 
     img, _, _ = synthetic()
     with pytest.raises(CheckpointError, match=message):
         bd.model_boundaries(img, FakeDenoiser(recorded))
+
+
+@pytest.mark.parametrize("blank", [0.0, 0.4])
+def test_a_blank_bscan_gets_no_lines_and_leaves_its_neighbours_alone(blank):
+    (a, ma, _), (b, mb, _) = synthetic(0)[:3], synthetic(1)[:3]
+    den = FakeDenoiser({"stage": "init", "channel": 0, "how": "test"})
+    den.maps = {a.tobytes(): ma, b.tobytes(): mb, np.full_like(a, blank).tobytes(): ma}  # a map that responds
+    den.trained = True  # lines on the denoised b-scan, which a real model never returns exactly flat
+    den.denoise = lambda raw: raw + np.random.default_rng(1).normal(0, 0.01, raw.shape).astype(np.float32)
+    alone = bd.model_boundaries(np.stack([a, b]), den)
+    found = bd.model_boundaries(np.stack([a, np.full_like(a, blank), b]), den)
+    assert np.isnan(found["ILM"][1]).all() and np.isnan(found["RPE"][1]).all() and not found["doubtful"][1].any()
+    for name in ("ILM", "RPE", "doubtful"):  # the b-scan after the blank one keeps the prior before it
+        np.testing.assert_array_equal(found[name][[0, 2]], alone[name])
+    assert "both lines on 67% of A-scans" in bd.summary(found)
+
+
+def test_an_rpe_above_the_ilm_is_not_a_line(monkeypatch):
+    from napari_hdcyclegan.boundaries import detect
+
+    img, fmap, _ = synthetic()
+    real = detect.refine_paths
+
+    def swapped(*args, **kwargs):
+        lines = dict(real(*args, **kwargs))
+        lines["ILM"], lines["RPE"] = lines["RPE"].copy(), lines["ILM"].copy()  # inverted where it matters
+        lines["RPE"][: W // 2] = lines["ILM"][: W // 2] + 60  # the left half stays a plausible retina
+        return lines
+
+    monkeypatch.setattr(detect, "refine_paths", swapped)
+    found = bd.detect_boundaries(img, fmap)
+    assert np.isfinite(found["ILM"][: W // 2]).all() and np.isnan(found["ILM"][W // 2:]).all()
+    assert np.isnan(found["RPE"][W // 2:]).all()

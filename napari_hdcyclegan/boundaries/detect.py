@@ -83,7 +83,10 @@ def detect_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size
     stage_one = skeleton_boundaries(bscan, feature_map, refine=False, **kw)
     unit = prep["unit"] if edges is None else prepare_bscan(edges)["unit"]
     lines = refine_paths(unit, combine_priors(stage_one, prior), params)
-    keep = support_columns(prep["unit"], feature_map)
+    # a flat b-scan has no edges to find, and an RPE at or above the ILM is no retina: no lines there
+    flat = not np.nanmax(bscan) > np.nanmin(bscan)
+    with np.errstate(invalid="ignore"):
+        keep = support_columns(prep["unit"], feature_map) & (lines["RPE"] > lines["ILM"]) & (not flat)
     out = {}
     for name in BOUNDARY_NAMES:
         out[name] = np.where(keep, lines[name], np.nan).astype(np.float32)
@@ -165,6 +168,11 @@ def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: 
 
     previous = None
     for i, raw in enumerate(vol):
+        if not np.nanmax(raw) > np.nanmin(raw):  # blank: no lines, and the next b-scan keeps the last prior
+            names = BOUNDARY_NAMES + (INNER_NAMES if kwargs.get("inner") else ())
+            w = raw.shape[-1]
+            yield i, {**{n: np.full(w, np.nan, np.float32) for n in names}, "doubtful": np.zeros(w, bool)}
+            continue
         fmap = np.asarray(denoiser.feature_maps(raw, stage, [int(channel)]), dtype=np.float32)[0]
         bscan = np.asarray(denoiser.denoise(raw), dtype=np.float32) if use_denoised else raw
         previous = detect_checked(bscan, fmap, previous, **kwargs)
