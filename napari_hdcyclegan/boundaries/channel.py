@@ -228,7 +228,7 @@ def recorded_channel(denoiser: Any) -> tuple[str, int] | None:
     """
     from ..model.checkpoint import CheckpointError
 
-    where = getattr(denoiser, "source", None) or getattr(denoiser, "name", "the model")
+    where = str(getattr(denoiser, "source", None) or getattr(denoiser, "name", "the model"))
     try:
         chosen = boundary_channel(denoiser.config)
     except (TypeError, ValueError) as exc:
