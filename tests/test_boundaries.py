@@ -443,7 +443,7 @@ def test_a_recorded_channel_the_generator_lacks_is_a_checkpoint_error(recorded, 
         bd.model_boundaries(img, FakeDenoiser(recorded))
 
 
-@pytest.mark.parametrize("blank", [0.0, 0.4])
+@pytest.mark.parametrize("blank", [0.0, 0.4, np.nan])
 def test_a_blank_bscan_gets_no_lines_and_leaves_its_neighbours_alone(blank):
     (a, ma, _), (b, mb, _) = synthetic(0)[:3], synthetic(1)[:3]
     den = FakeDenoiser({"stage": "init", "channel": 0, "how": "test"})

@@ -30,6 +30,12 @@ FeatureMaps = Callable[[int, np.ndarray], np.ndarray] | np.ndarray
 Step = tuple[int, int, str]
 
 
+def is_flat(bscan: np.ndarray) -> bool:
+    """Whether a b-scan has no two different finite values (blank, constant or all NaN): nothing to detect."""
+    finite = np.asarray(bscan)[np.isfinite(bscan)]
+    return finite.size == 0 or not finite.max() > finite.min()
+
+
 def support_columns(unit: np.ndarray, feature_map: np.ndarray, frac: float = 0.1) -> np.ndarray:
     """A-scans where feature map x b-scan responds at all (column peak > ``frac`` x typical)."""
     product = ndi.uniform_filter(unit * np.abs(np.nan_to_num(np.asarray(feature_map, np.float32))), 5)
@@ -84,9 +90,8 @@ def detect_boundaries(bscan: np.ndarray, feature_map: np.ndarray, *, median_size
     unit = prep["unit"] if edges is None else prepare_bscan(edges)["unit"]
     lines = refine_paths(unit, combine_priors(stage_one, prior), params)
     # a flat b-scan has no edges to find, and an RPE at or above the ILM is no retina: no lines there
-    flat = not np.nanmax(bscan) > np.nanmin(bscan)
     with np.errstate(invalid="ignore"):
-        keep = support_columns(prep["unit"], feature_map) & (lines["RPE"] > lines["ILM"]) & (not flat)
+        keep = support_columns(prep["unit"], feature_map) & (lines["RPE"] > lines["ILM"]) & (not is_flat(bscan))
     out = {}
     for name in BOUNDARY_NAMES:
         out[name] = np.where(keep, lines[name], np.nan).astype(np.float32)
@@ -168,7 +173,7 @@ def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: 
 
     previous = None
     for i, raw in enumerate(vol):
-        if not np.nanmax(raw) > np.nanmin(raw):  # blank: no lines, and the next b-scan keeps the last prior
+        if is_flat(raw):  # blank: no lines, and the next b-scan keeps the last prior
             names = BOUNDARY_NAMES + (INNER_NAMES if kwargs.get("inner") else ())
             w = raw.shape[-1]
             yield i, {**{n: np.full(w, np.nan, np.float32) for n in names}, "doubtful": np.zeros(w, bool)}
