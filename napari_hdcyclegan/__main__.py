@@ -11,7 +11,6 @@ on a progress bar's line. The argument parser is :mod:`.cli_args`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import os
 import signal
@@ -89,12 +88,16 @@ def progress_bar(desc: str, quiet: bool, total: int | None = None) -> Iterator[C
 
 def cmd_denoise(args: argparse.Namespace) -> int:
     """``denoise IN OUT``: a file to a file, or a folder to a folder of same-named files."""
-    from .denoise_files import denoise_file, plan_jobs
+    from .denoise_files import denoise_file, missing_folders, plan_jobs, remove_empty_folders
 
     src, dst = Path(args.input), Path(args.output)
-    new_folder = src.is_dir() and not dst.exists()
+    made = missing_folders(dst) if src.is_dir() else []  # what this run creates, removed if nothing lands there
     jobs = plan_jobs(src, dst)  # every output checked before the model is loaded
-    denoiser = _chooser(args)
+    try:
+        denoiser = _chooser(args)
+    except BaseException:
+        remove_empty_folders(made)
+        raise
     used: Counter[str] = Counter()
     for f, out in jobs:
         try:
@@ -108,9 +111,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     if failed:
         if src.is_dir():
             done = f"{len(jobs) - failed} written to {where}" if failed < len(jobs) else "none written"
-            if failed == len(jobs) and new_folder:
-                with contextlib.suppress(OSError):  # rmdir removes only an empty folder
-                    dst.rmdir()
+            if failed == len(jobs):
+                remove_empty_folders(made)
             say(f"error: {failed} of {len(jobs)} files failed; {done}")
         return EXIT_USER_ERROR
     if not args.quiet:
@@ -129,7 +131,7 @@ def _models_used(used: Counter[str]) -> str:
 def _chosen(args: argparse.Namespace, data: Any = None) -> tuple[Any, Any]:
     """The resident denoiser for ``--weights`` / ``--device`` / ``--batch-size`` (and ``data``), and
     why ``auto`` chose it (None otherwise), which is printed."""
-    from .engine import DEFAULT_MODEL, choose_denoiser
+    from .engine import DEFAULT_MODEL, UNTRAINED_NAME, choose_denoiser
 
     denoiser, choice = choose_denoiser(args.weights or DEFAULT_MODEL, args.device, data=data)
     if getattr(args, "batch_size", None):
@@ -139,6 +141,9 @@ def _chosen(args: argparse.Namespace, data: Any = None) -> tuple[Any, Any]:
     denoiser = denoiser.with_lateral_sigma(getattr(args, "lateral_sigma", None))
     if choice is not None:
         say(f"model: {denoiser.name} (auto: {choice.reason}; --weights overrides)")
+    if not denoiser.trained and denoiser.name != UNTRAINED_NAME:  # the fallback already warns
+        say(f"warning: {denoiser.name} is marked untrained in its config (\"trained\": false): "
+            "its output is not a meaningful denoising")
     return denoiser, choice
 
 

@@ -121,11 +121,9 @@ def iter_adapt(denoiser: Denoiser, data: Any, steps: int = DEFAULT_STEPS, *, lr:
         raise InputError(f"adaptation steps must be from 1 to {MAX_STEPS}, got {steps}")
     t0 = time.perf_counter()
     units = _model_inputs(denoiser, data)
-    ratio = lateral_noise_ratio(units)
-    if ratio < SHARED_SPECKLE_BELOW and not shared_speckle:
+    why = _not_adaptable(units, shared_speckle)
+    if why:
         yield 0, int(steps)
-        why = (f"its neighbouring A-scans share speckle (lateral noise ratio {ratio:.2f} < {SHARED_SPECKLE_BELOW:g}), "
-               "so its column halves are not independent views")
         return denoiser, Adaptation(0, float("nan"), float("nan"), False, float(min_gain), time.perf_counter() - t0,
                                     int(seed), float(consistency), why)
     cut = int(round(units.shape[2] * (1 - HELD_OUT)))
@@ -168,6 +166,17 @@ def iter_adapt(denoiser: Denoiser, data: Any, steps: int = DEFAULT_STEPS, *, lr:
     record = Adaptation(int(steps), before, after, kept, float(min_gain), time.perf_counter() - t0, int(seed),
                         float(consistency))
     return (adapted if kept else denoiser), record
+
+
+def _not_adaptable(units: np.ndarray, shared_speckle: bool) -> str:
+    """Why these b-scans (model units) give no training signal, or "" when they do."""
+    if not float(np.ptp(units)) > 0:  # blank or all NaN: a "gain" on it would measure nothing
+        return "it has no contrast (blank, constant or no finite pixels), so there is nothing to fit"
+    ratio = lateral_noise_ratio(units)
+    if ratio < SHARED_SPECKLE_BELOW and not shared_speckle:
+        return (f"its neighbouring A-scans share speckle (lateral noise ratio {ratio:.2f} < {SHARED_SPECKLE_BELOW:g}), "
+                "so its column halves are not independent views")
+    return ""
 
 
 def _model_inputs(denoiser: Denoiser, data: Any) -> np.ndarray:

@@ -170,6 +170,25 @@ def _warn_skipped(src: Path, files: list[Path]) -> None:
                       f"{'are' if len(skipped) > 1 else 'is'} not an OCT image: {shown}", UserWarning, stacklevel=4)
 
 
+def missing_folders(dst: Path) -> list[Path]:
+    """``dst`` and those of its parents that do not exist yet, deepest first: what creating it makes."""
+    missing = []
+    for folder in (dst, *dst.absolute().parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Remove these folders, deepest first, where they are empty (a folder holding anything stays)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def make_output_folder(dst: Path) -> None:
     """Create the output folder ``dst`` (and its parents) or say, naming it, why it cannot be."""
     try:
@@ -220,6 +239,7 @@ def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, i
     shape, dtype = tuple(int(n) for n in data.shape), np.dtype(data.dtype)
     check_output_fits(dst, shape, dtype)
     warn_plain_output(dst, image)
+    _note_empty(src, data)
     choice = None
     if not hasattr(denoiser, "iter_denoise"):
         denoiser, choice = denoiser(data)
@@ -241,6 +261,18 @@ def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, i
     pages = _denoised_pages(denoiser, data, progress)
     write_output(dst, pages, shape, dtype, image, provenance)
     return denoiser
+
+
+def _note_empty(src: Path, data: Any) -> None:
+    """Say which b-scans hold no finite pixel: nothing in them is denoised, they are written back as read."""
+    if not np.issubdtype(data.dtype, np.floating):
+        return
+    planes = data if data.ndim == 3 else data[None]
+    empty = [i for i in range(len(planes)) if not np.isfinite(planes[i]).any()]  # one b-scan in memory at a time
+    if empty:
+        warnings.warn(f"{src}: {len(empty)} of {len(planes)} b-scans have no finite pixel (all NaN or inf; first: "
+                      f"b-scan {empty[0]}); they are written back as they are, not denoised", UserWarning,
+                      stacklevel=2)
 
 
 def _note_dim(src: Path, model: str, gains: list[float] | None) -> None:

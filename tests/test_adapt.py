@@ -161,3 +161,14 @@ def test_scans_whose_a_scans_share_speckle_are_not_adapted() -> None:
     forced, forced_record = drive(iter_adapt(base, _shared_speckle_scan(), 5, lr=1e-3, min_gain=-1e6,
                                              shared_speckle=True))
     assert forced is not base and forced_record.kept and forced_record.steps == 5 and not forced_record.skipped
+
+
+@pytest.mark.parametrize("blank", [np.full((2, 48, 64), np.nan, np.float32), np.full((48, 64), 7, np.uint16)])
+def test_a_scan_without_contrast_is_not_adapted(blank: np.ndarray) -> None:
+    """An all-NaN scan was "adapted" with a reported gain: both scores measured zeros."""
+    base = _denoiser()
+    before = _weights(base)
+    model, record = drive(iter_adapt(base, blank, 5, lr=1e-3, min_gain=-1e6))
+    assert model is base and not record.kept and record.steps == 0 and "no contrast" in record.skipped
+    assert record.to_json()["after_db"] is None
+    assert all(torch.equal(before[k], v) for k, v in base.generator.state_dict().items())

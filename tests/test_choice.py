@@ -223,6 +223,19 @@ def test_split_psnr_leaves_out_nan_and_inf_pixels() -> None:
     assert choice.split_psnr(np.full((8, 8), np.nan)) == np.inf  # nothing to measure, no error
 
 
+def test_blank_bscans_are_not_scored_and_an_all_blank_scan_says_so() -> None:
+    """An all-NaN b-scan was reported as "split PSNR inf dB": a number without a measurement."""
+    noisy = _scan(0.3).astype(np.float32)
+    volume = np.stack([np.full_like(noisy, np.nan), noisy, np.zeros_like(noisy), noisy])
+    mixed = choice.choose_model(volume)
+    assert mixed.weights == choice.SINGLE_FRAME_MODEL  # the two b-scans with contrast decide
+    assert mixed.split_psnr_db == pytest.approx(choice.split_psnr(noisy))
+    for blank in (np.full((3, 32, 48), np.nan, np.float32), np.zeros((32, 48), np.uint16)):
+        picked = choice.choose_model(blank)
+        assert picked.weights == choice.AVERAGED_MODEL and np.isnan(picked.split_psnr_db)
+        assert "cannot be measured" in picked.reason and "inf" not in picked.reason
+
+
 def test_cli_names_the_model_of_each_file_under_q_too(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     import tifffile
 

@@ -236,3 +236,35 @@ def test_a_flattening_outlier_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'marker.tif'}: a b-scan's values span 0")
     assert "1e+30" in err[0] and "set them to NaN" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["marker.tif"]  # no output, no temporary file
+
+
+def test_a_bad_model_leaves_no_output_folder_tree(tmp_path, capsys):
+    """A folder run into new nested folders with a missing --weights left the (empty) tree behind."""
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "good.tif", _vol(), photometric="minisblack")
+    (tmp_path / "kept").mkdir()
+    rc = main(["denoise", str(src), str(tmp_path / "kept" / "a" / "b"), "-w", str(tmp_path / "no-model"), "-q"])
+    assert rc == 2 and "error:" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "kept"]
+    assert list((tmp_path / "kept").iterdir()) == []  # the user's own folder stays
+
+
+def test_bscans_without_a_finite_pixel_are_named_and_kept(tmp_path, models, capsys):
+    data = _vol((3, 24, 32), np.float32, 200.0)
+    data[1] = np.nan
+    tifffile.imwrite(tmp_path / "in.tif", data, photometric="minisblack")
+    assert main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "o.tif"), "-w", str(models[0]), "-q"]) == 0
+    assert "1 of 3 b-scans have no finite pixel" in capsys.readouterr().err
+    out = tifffile.imread(tmp_path / "o.tif")
+    assert np.isnan(out[1]).all() and np.isfinite(out[[0, 2]]).all()
+
+
+def test_a_model_marked_untrained_is_said_so(tmp_path, capsys):
+    torch.manual_seed(0)
+    config = ModelConfig(generator_width=4, name="raw-net", trained=False)
+    weights = save_model(tmp_path / "m", {"G_L": Generator(4)}, config)
+    tifffile.imwrite(tmp_path / "in.tif", _vol(), photometric="minisblack")
+    assert main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "o.tif"), "-w", str(weights), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: raw-net is marked untrained in its config" in err

@@ -74,22 +74,28 @@ def split_psnr(bscan: np.ndarray) -> float:
     Returns
     -------
     float
-        dB; ``inf`` for a b-scan without contrast. NaN/inf pixels (and their column partners) are
-        left out: one of them would make the score NaN, and NaN counts as "not below the threshold".
+        dB; ``inf`` for a b-scan without contrast (constant, or no finite pixel). NaN/inf pixels (and
+        their column partners) are left out: one of them would make the score NaN, and NaN counts as
+        "not below the threshold".
     """
     b = np.asarray(bscan, dtype=np.float64)
     if b.ndim != 2:
         raise ValueError(f"expected a 2D b-scan, got shape {b.shape}")
+    metrics.column_halves(b)  # refuses a b-scan too narrow to split, blank or not
     finite = b[np.isfinite(b)]
     if finite.size == 0:
         return float("inf")
     low, high = np.percentile(finite, RANGE_PERCENTILES)
-    return metrics.split_psnr((b - low) / (high - low if high > low else 1.0))
+    if not high > low:  # constant: a zero difference would read as a capped, meaningless 120 dB
+        return float("inf")
+    return metrics.split_psnr((b - low) / (high - low))
 
 
 def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
     """Pick a shipped model for a 2D b-scan or 3D volume by the median split PSNR and axial noise
-    correlation of a few b-scans.
+    correlation of a few b-scans. B-scans without contrast (blank, constant, all NaN) are not scored;
+    when none has any, :data:`AVERAGED_MODEL` is chosen with ``split_psnr_db`` NaN and a reason
+    saying so.
 
     Parameters
     ----------
@@ -110,9 +116,13 @@ def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
     else:
         picks = np.unique(np.linspace(0, shape[0] - 1, min(n_bscans, shape[0])).round().astype(int))
         bscans = [np.asarray(data[int(i)]) for i in picks]
-    db = float(np.median([split_psnr(b) for b in bscans]))
+    scores = [s for s in (split_psnr(b) for b in bscans) if np.isfinite(s)]
     corr = [c for c in (metrics.axial_noise_correlation(b) for b in bscans) if np.isfinite(c)]
     ac = float(np.median(corr)) if corr else float("nan")  # a blank b-scan has no texture to measure
+    if not scores:  # blank or all-NaN b-scans: an "inf dB" reading would be a number without a measurement
+        return ModelChoice(AVERAGED_MODEL, float("nan"), f"no b-scan scored has contrast (blank, constant or no finite "
+                           f"pixels), so the noise level cannot be measured: {AVERAGED_MODEL}, the default", ac)
+    db = float(np.median(scores))
     if db < SINGLE_FRAME_BELOW_DB:
         return ModelChoice(SINGLE_FRAME_MODEL, db, f"split PSNR {db:.1f} dB < {SINGLE_FRAME_BELOW_DB:g} dB: "
                            "single-frame noise level", ac)
