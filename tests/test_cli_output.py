@@ -225,3 +225,15 @@ def test_jpeg_inputs_of_a_folder_are_written_as_png(tmp_path, weights, capsys):
     png = iio.imread(tmp_path / "out" / "b.png")
     assert png.shape == (24, 32) and png.dtype == np.uint8
     assert "a.jpg is written as a.jpg.png" in capsys.readouterr().err
+
+
+def test_a_one_bscan_stack_comes_back_as_a_stack(tmp_path, weights):
+    """A (1, H, W) TIFF came back (H, W): same pixels, but a pipeline indexing b-scans broke."""
+    from napari_hdcyclegan.io import read_oct
+
+    tifffile.imwrite(tmp_path / "one.tif", _vol((1, 24, 32)), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "flat.tif", _vol((24, 32)), photometric="minisblack")
+    for name, shape in (("one.tif", (1, 24, 32)), ("flat.tif", (24, 32))):
+        assert read_oct(tmp_path / name).data.shape == shape
+        assert _run(tmp_path / name, tmp_path / f"out_{name}", weights) == 0
+        assert read_oct(tmp_path / f"out_{name}").data.shape == shape

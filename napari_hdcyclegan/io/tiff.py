@@ -91,9 +91,10 @@ def _read_tiff_file(path: Path, tif: Any) -> OctImage:
     data, axes = _planes_as_bscans(data, axes, metadata)
     data, axes, change = _to_gray(data, axes, path)
     note(metadata, change)
+    stack = any(a not in "YXCS" for a in axes)  # the file says b-scan stack, even of one (1, H, W)
     data, axes = _squeeze_axes(data, axes, path)
-    if ours and len(ours.get("axis_labels", [])) == 3 and data.ndim == 2:
-        data, axes = data[None], "Z" + axes  # a one-b-scan stack we wrote: keep its b-scan axis
+    if (stack or (ours and len(ours.get("axis_labels", [])) == 3)) and data.ndim == 2:
+        data, axes = data[None], "Z" + axes  # a one-b-scan stack: keep its b-scan axis, as written
     scale_units = scale_zyx[-data.ndim:]
     scale = tuple(v[0] if v else 1.0 for v in scale_units)
     units = tuple(UM if v else PIXEL for v in scale_units)
