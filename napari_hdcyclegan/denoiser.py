@@ -330,8 +330,11 @@ class Denoiser:
         gains = []
         for i in range(1 if len(shape) == 2 else shape[0]):
             raw = np.asarray(data)[None] if len(shape) == 2 else np.asarray(data[i:i + 1])
-            with torch.inference_mode():
-                gain = dim_gain(self._unit_batch(raw, fixed)[1], self.normalisation)
+            try:
+                with torch.inference_mode():
+                    gain = dim_gain(self._unit_batch(raw, fixed)[1], self.normalisation)
+            except OutlierError as exc:
+                raise (exc.at(i) if len(shape) == 3 else exc) from None  # name the b-scan, as iter_denoise does
             gains.append(1.0 if gain is None else round(float(gain.flatten()[0]), 3))
         return gains
 

@@ -248,3 +248,17 @@ def test_cli_names_the_model_of_each_file_under_q_too(tmp_path: Path, capsys: py
     assert main(["denoise", str(folder), str(tmp_path / "out3"), "--device", "cpu", "-q"]) == 0
     err = capsys.readouterr().err
     assert err.count(f"model: {choice.AVERAGED_MODEL} (auto:") == 3 and "hint" not in err
+
+
+def test_a_flattening_outlier_is_refused_before_it_is_scored() -> None:
+    from napari_hdcyclegan.errors import InputError
+
+    scan = _scan(0.3).astype(np.float32)
+    scan[2, 3] = 1e30
+    with pytest.raises(InputError, match="a b-scan's values span"):
+        choice.choose_model(scan)
+    volume = np.stack([_scan(0.3).astype(np.float32)] * 3)
+    volume[2, 5, 5] = -1e30
+    with pytest.raises(InputError, match="^b-scan 2: values span"):
+        choice.choose_model(volume)
+    assert choice.choose_model(_scan(0.3).astype(np.float32) * 1e6).weights  # a wide but dense range is fine

@@ -268,3 +268,22 @@ def test_a_model_marked_untrained_is_said_so(tmp_path, capsys):
     assert main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "o.tif"), "-w", str(weights), "-q"]) == 0
     err = capsys.readouterr().err
     assert "warning: raw-net is marked untrained in its config" in err
+
+
+def test_auto_refuses_a_flattening_outlier_before_scoring_it(tmp_path, capsys):
+    """Under auto, a 1e30 marker was scored ("split PSNR -528.2 dB"), a model named, then refused."""
+    data = _vol((24, 32), np.float64, 200.0)
+    data[3, 4] = 1e30
+    tifffile.imwrite(tmp_path / "marker.tif", data)
+    assert main(["denoise", str(tmp_path / "marker.tif"), str(tmp_path / "o.tif"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "values span" in err[0] and "dB" not in err[0], err
+
+
+@pytest.mark.parametrize("weights", ["auto", "bioptigen-duke", "spectralis-real"])
+def test_a_flattening_outlier_in_a_volume_names_its_bscan(tmp_path, capsys, weights):
+    data = _vol((6, 24, 32), np.float32, 200.0)
+    data[3, 4, 5] = 3e38  # b-scan 3 is not among those auto scores
+    tifffile.imwrite(tmp_path / "v.tif", data, photometric="minisblack")
+    assert main(["denoise", str(tmp_path / "v.tif"), str(tmp_path / "o.tif"), "-w", weights, "-q"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'v.tif'}: b-scan 3: values")

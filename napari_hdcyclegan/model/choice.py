@@ -111,11 +111,13 @@ def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
     shape = np.shape(data)
     if len(shape) not in (2, 3):
         raise ValueError(f"expected a 2D b-scan or 3D volume, got shape {shape}")
+    picks: np.ndarray | None = None  # the scored b-scans' places in a volume
     if len(shape) == 2:
         bscans = [np.asarray(data)]
     else:
         picks = np.unique(np.linspace(0, shape[0] - 1, min(n_bscans, shape[0])).round().astype(int))
         bscans = [np.asarray(data[int(i)]) for i in picks]
+    _refuse_flattening_outliers(bscans, picks)
     scores = [s for s in (split_psnr(b) for b in bscans) if np.isfinite(s)]
     corr = [c for c in (metrics.axial_noise_correlation(b) for b in bscans) if np.isfinite(c)]
     ac = float(np.median(corr)) if corr else float("nan")  # a blank b-scan has no texture to measure
@@ -132,6 +134,23 @@ def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
                            "(Bioptigen-like) noise", ac)
     return ModelChoice(AVERAGED_MODEL, db, f"split PSNR {db:.1f} dB >= {SINGLE_FRAME_BELOW_DB:g} dB, axial noise "
                        f"correlation {ac:.2f}: averaged-scan noise", ac)
+
+
+def _refuse_flattening_outliers(bscans: list[np.ndarray], picks: np.ndarray | None) -> None:
+    """The models' own one-line refusal of a float b-scan that a few extreme values (no-data markers)
+    would flatten (:func:`napari_hdcyclegan.normalise.unit_ranges`), raised before its split PSNR
+    becomes a meaningless score; ``picks`` are the b-scans' places in a volume (None: one b-scan)."""
+    if not bscans or bscans[0].dtype.kind != "f":
+        return
+    import torch
+
+    from ..normalise import OutlierError, unit_ranges
+
+    for k, b in enumerate(bscans):
+        try:
+            unit_ranges(torch.from_numpy(np.array(b, np.float64)[None]), {"method": "dtype"}, b.dtype)
+        except OutlierError as exc:
+            raise (exc if picks is None else exc.at(int(picks[k]))) from None
 
 
 def resolve_auto(weights: Any, data: Any = None) -> tuple[Any, ModelChoice | None]:
