@@ -265,12 +265,12 @@ def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, i
 
 def _note_empty(src: Path, data: Any) -> None:
     """Say which b-scans hold no finite pixel: nothing in them is denoised, they are written back as read."""
-    if not np.issubdtype(data.dtype, np.floating):
-        return
-    planes = data if data.ndim == 3 else data[None]
-    empty = [i for i in range(len(planes)) if not np.isfinite(planes[i]).any()]  # one b-scan in memory at a time
+    from .normalise import empty_bscans
+
+    empty = empty_bscans(data)
     if empty:
-        warnings.warn(f"{src}: {len(empty)} of {len(planes)} b-scans have no finite pixel (all NaN or inf; first: "
+        total = 1 if data.ndim == 2 else data.shape[0]
+        warnings.warn(f"{src}: {len(empty)} of {total} b-scans have no finite pixel (all NaN or inf; first: "
                       f"b-scan {empty[0]}); they are written back as they are, not denoised", UserWarning,
                       stacklevel=2)
 

@@ -21,7 +21,7 @@ from .errors import InputError
 from .intensity import DEFAULT_NORMALISATION, integer_range
 from .memory import drop_pages
 
-__all__ = ["MIN_SIZE", "OutlierError", "check_input", "dim_gain", "like_input", "to_device", "to_unit",
+__all__ = ["MIN_SIZE", "OutlierError", "check_input", "empty_bscans", "dim_gain", "like_input", "to_device", "to_unit",
            "unit_ranges", "volume_range"]
 
 #: Smallest b-scan height/width the generator accepts.
@@ -158,6 +158,19 @@ def check_input(data: Any) -> tuple[tuple[int, ...], np.dtype]:
         # InstanceNorm needs more than one pixel at the 1/8 scale of the bottleneck.
         raise InputError(f"b-scans must be at least {MIN_SIZE}x{MIN_SIZE} pixels, got shape {shape}")
     return shape, dtype
+
+
+def empty_bscans(data: Any) -> list[int]:
+    """Places of the b-scans of a 2D b-scan or 3D stack that hold no finite pixel (all NaN or inf).
+
+    Nothing in them can be denoised: :func:`like_input` gives them back as they are. Integer data has
+    none. One b-scan is read at a time, so a memory-mapped volume is not loaded whole.
+    """
+    if not np.issubdtype(np.dtype(data.dtype), np.floating):
+        return []
+    if data.ndim == 2:
+        return [] if np.isfinite(data).any() else [0]
+    return [i for i in range(data.shape[0]) if not np.isfinite(data[i]).any()]
 
 
 def _exact_in_float32(dtype: np.dtype) -> bool:

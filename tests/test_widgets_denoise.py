@@ -385,3 +385,28 @@ def test_output_keeps_the_inputs_intensity_domain_and_scan_fields_through_the_wr
     [(back, kwargs, kind)] = read_layers(path)
     assert kind == "image" and kwargs["contrast_limits"] == (0.0, 1.0)
     assert kwargs["metadata"]["laterality"] == "OD" and kwargs["metadata"]["scan_pattern"] == "circle"
+
+
+def test_an_all_nan_bscan_is_named_and_the_residual_stays_viewable(qtbot, setup):
+    """An all-NaN b-scan made the residual's contrast limits NaN, and nothing said why it stayed blank."""
+    viewer, layer, widget = setup
+    data = layer.data.astype(np.float32)
+    data[2] = np.nan
+    layer.data = data
+    run_to_end(qtbot, widget)
+    out = viewer.layers["oct_denoised"].data
+    assert np.isnan(out[2]).all() and np.isfinite(out[[0, 1, 3, 4, 5]]).all()
+    lo, hi = viewer.layers["oct_residual"].contrast_limits
+    assert np.isfinite(hi) and hi > 0 and lo == pytest.approx(-hi)
+    assert "1 b-scan(s) without a finite pixel left as they are (first: 2)" in widget.status.value
+
+
+def test_empty_bscans_finds_only_those_without_a_finite_pixel():
+    from napari_hdcyclegan.normalise import empty_bscans
+
+    stack = np.ones((4, 5, 6), np.float32)
+    stack[1], stack[3] = np.nan, np.inf
+    stack[2, 0, 0] = np.nan  # one finite pixel is enough
+    assert empty_bscans(stack) == [1, 3]
+    assert empty_bscans(stack[1]) == [0] and empty_bscans(stack[0]) == []
+    assert empty_bscans(np.zeros((3, 5, 6), np.uint8)) == []

@@ -87,6 +87,7 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     ``data`` batch by batch, yielding (done, total); returns a result dict."""
     from napari_hdcyclegan.adapt import iter_adapt
     from napari_hdcyclegan.engine import choose_denoiser, iter_denoised
+    from napari_hdcyclegan.normalise import empty_bscans
 
     stack = data[None] if data.ndim == 2 else data
     yield 0, stack.shape[0]  # lets a Cancel during model loading stop the run before any compute
@@ -103,10 +104,12 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     if adaptation is not None:
         result["provenance"]["adaptation"] = adaptation.to_json()
         result["adaptation"] = adaptation.describe(base)
+    result["empty_bscans"] = empty_bscans(data)
     if residual:
         res = data.astype(np.float32) - out.astype(np.float32)
-        limit = float(np.percentile(np.abs(res), 99.5)) or 1.0
-        result["residual"], result["residual_limit"] = res, limit
+        finite = np.abs(res[np.isfinite(res)])  # an all-NaN b-scan must not make the contrast limits NaN
+        limit = float(np.percentile(finite, 99.5)) if finite.size else 0.0
+        result["residual"], result["residual_limit"] = res, limit or 1.0
     return result
 
 
@@ -252,6 +255,10 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         if not result["trained"] and "untrained" not in label.lower():
             label += " (UNTRAINED, random weights)"
         self.status.value = f"Done: {denoised.name} with {label}"
+        if result.get("empty_bscans"):
+            empty = result["empty_bscans"]
+            self.status.value += (f"; {len(empty)} b-scan(s) without a finite pixel left as they are "
+                                  f"(first: {empty[0]})")
         if "adaptation" in result:
             self.status.value += f"; {result['adaptation']}"
         if not result["trained"]:
