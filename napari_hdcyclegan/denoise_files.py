@@ -176,7 +176,8 @@ def missing_folders(dst: Path) -> list[Path]:
     for folder in (dst, *dst.absolute().parents):
         if folder.exists():
             break
-        missing.append(folder)
+        if folder.name not in ("", ".", ".."):  # "new/../out" creates "new" too; "new/.." is not a folder of its own
+            missing.append(folder)
     return missing
 
 

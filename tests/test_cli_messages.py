@@ -248,6 +248,8 @@ def test_a_bad_model_leaves_no_output_folder_tree(tmp_path, capsys):
     assert rc == 2 and "error:" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "kept"]
     assert list((tmp_path / "kept").iterdir()) == []  # the user's own folder stays
+    rc = main(["denoise", str(src), str(tmp_path / "new" / ".." / "out"), "-w", str(tmp_path / "no-model"), "-q"])
+    assert rc == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["in", "kept"]  # "new" went too
 
 
 def test_bscans_without_a_finite_pixel_are_named_and_kept(tmp_path, models, capsys):

@@ -233,7 +233,8 @@ def test_a_one_bscan_stack_comes_back_as_a_stack(tmp_path, weights):
 
     tifffile.imwrite(tmp_path / "one.tif", _vol((1, 24, 32)), photometric="minisblack")
     tifffile.imwrite(tmp_path / "flat.tif", _vol((24, 32)), photometric="minisblack")
-    for name, shape in (("one.tif", (1, 24, 32)), ("flat.tif", (24, 32))):
+    tifffile.imwrite(tmp_path / "channel.tif", _vol((24, 32, 1)), photometric="minisblack")  # (H, W, 1): one b-scan
+    for name, shape in (("one.tif", (1, 24, 32)), ("flat.tif", (24, 32)), ("channel.tif", (24, 32))):
         assert read_oct(tmp_path / name).data.shape == shape
         assert _run(tmp_path / name, tmp_path / f"out_{name}", weights) == 0
         assert read_oct(tmp_path / f"out_{name}").data.shape == shape

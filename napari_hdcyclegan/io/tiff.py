@@ -91,7 +91,9 @@ def _read_tiff_file(path: Path, tif: Any) -> OctImage:
     data, axes = _planes_as_bscans(data, axes, metadata)
     data, axes, change = _to_gray(data, axes, path)
     note(metadata, change)
-    stack = any(a not in "YXCS" for a in axes)  # the file says b-scan stack, even of one (1, H, W)
+    # an axis before the image plane (not colour) says b-scan stack, even of one (1, H, W); a trailing
+    # singleton (H, W, 1) is a channel, not b-scans
+    stack = any(a not in "CS" for a in axes.split("Y")[0])
     data, axes = _squeeze_axes(data, axes, path)
     if (stack or (ours and len(ours.get("axis_labels", [])) == 3)) and data.ndim == 2:
         data, axes = data[None], "Z" + axes  # a one-b-scan stack: keep its b-scan axis, as written
