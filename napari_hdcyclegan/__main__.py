@@ -92,8 +92,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
     src, dst = Path(args.input), Path(args.output)
     made = missing_folders(dst) if src.is_dir() else []  # what this run creates, removed if nothing lands there
-    jobs = plan_jobs(src, dst)  # every output checked before the model is loaded
     try:
+        jobs = plan_jobs(src, dst)  # every output checked before the model is loaded
         denoiser = _chooser(args)
     except BaseException:
         remove_empty_folders(made)

@@ -170,7 +170,12 @@ def empty_bscans(data: Any) -> list[int]:
         return []
     if data.ndim == 2:
         return [] if np.isfinite(data).any() else [0]
-    return [i for i in range(data.shape[0]) if not np.isfinite(data[i]).any()]
+    empty = []
+    for i in range(data.shape[0]):
+        if not np.isfinite(data[i]).any():
+            empty.append(i)
+        drop_pages(data, i, i + 1)  # a memory-mapped volume's pages do not stay resident after this pass
+    return empty
 
 
 def _exact_in_float32(dtype: np.dtype) -> bool:
