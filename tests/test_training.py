@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -154,6 +155,18 @@ def test_run_writes_logs_checkpoints_and_resumes(domains: str, tmp_path: Path) -
     assert fit.main([*args[:-6], "--steps", "5", "--pretrain-steps", "1", "--resume", "--threads", "1"]) == 0
     steps = [line.split(",")[0] for line in (out / "log.csv").read_text().splitlines()[1:]]
     assert steps == ["1", "2", "3", "4", "5", "6"]  # step 5 logged once, by the resumed run
+
+
+def test_resume_alone_continues_with_the_runs_own_settings(domains: str, tmp_path: Path) -> None:
+    """`--out RUN --resume` rebuilt the run from the defaults: a width-4 run failed to load (size mismatch)."""
+    out = tmp_path / "run"
+    assert fit.main(["--data", domains, "--out", str(out), "--width", "4", "--d-width", "4", "--crop", "32",
+                     "--batch", "2", "--steps", "2", "--pretrain-steps", "1", "--ckpt-every", "1",
+                     "--sim-val-n", "0", "--threads", "1"]) == 0
+    assert fit.main(["--out", str(out), "--resume", "--steps", "3"]) == 0  # a flag still overrides
+    saved = json.loads((out / "fit_config.json").read_text())
+    assert (saved["width"], saved["crop"], saved["steps"]) == (4, 32, 3)
+    assert [line.split(",")[0] for line in (out / "log.csv").read_text().splitlines()[1:]] == ["1", "2", "3", "4"]
 
 
 def test_checkpoint_loads_in_core_and_cli(domains: str, tmp_path: Path) -> None:

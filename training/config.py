@@ -168,7 +168,8 @@ def _typed(key: str, value: object, default: object, source: str) -> object:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.fit", description=__doc__.split("\n")[0])
     p.add_argument("--config", help="JSON file with any of the fields below; flags override it")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last exactly where it stopped")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/last exactly where it stopped, with OUT/fit_config.json's settings")
     defaults = FitConfig()
     for f in fields(FitConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -186,12 +187,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     """Defaults, then the config file, then flags; returns ``(config, resume)``."""
     args = _parser().parse_args(argv)
     values = asdict(FitConfig())
-    if args.config:
-        loaded = json.loads(Path(args.config).read_text())
+    config = args.config
+    if args.resume and not config and (Path(args.out or values["out"]) / "fit_config.json").is_file():
+        # --resume alone continues the run as it was configured; flags given with it still override
+        config = str(Path(args.out or values["out"]) / "fit_config.json")
+    if config:
+        loaded = json.loads(Path(config).read_text())
         unknown = set(loaded) - set(values)
         if unknown:
-            raise SystemExit(f"error: unknown keys in {args.config}: {sorted(unknown)}")
-        values.update({k: _typed(k, v, values[k], args.config) for k, v in loaded.items()})
+            raise SystemExit(f"error: unknown keys in {config}: {sorted(unknown)}")
+        values.update({k: _typed(k, v, values[k], config) for k, v in loaded.items()})
     for key in values:
         given = getattr(args, key)
         if given is not None:
