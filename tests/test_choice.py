@@ -250,6 +250,16 @@ def test_cli_names_the_model_of_each_file_under_q_too(tmp_path: Path, capsys: py
     assert err.count(f"model: {choice.AVERAGED_MODEL} (auto:") == 3 and "hint" not in err
 
 
+def test_when_every_sampled_bscan_is_blank_the_others_are_scored() -> None:
+    noisy = _scan(0.3).astype(np.float32)
+    volume = np.stack([noisy] * 11)
+    sampled = [0, 2, 5, 8, 10]  # what five evenly spaced picks of 11 b-scans are
+    volume[sampled] = np.nan
+    picked = choice.choose_model(volume)
+    assert picked.weights == choice.SINGLE_FRAME_MODEL
+    assert picked.split_psnr_db == pytest.approx(choice.split_psnr(noisy))
+
+
 def test_a_flattening_outlier_is_refused_before_it_is_scored() -> None:
     from napari_hdcyclegan.errors import InputError
 

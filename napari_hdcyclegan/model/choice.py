@@ -94,7 +94,8 @@ def split_psnr(bscan: np.ndarray) -> float:
 def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
     """Pick a shipped model for a 2D b-scan or 3D volume by the median split PSNR and axial noise
     correlation of a few b-scans. B-scans without contrast (blank, constant, all NaN) are not scored;
-    when none has any, :data:`AVERAGED_MODEL` is chosen with ``split_psnr_db`` NaN and a reason
+    when none of the sampled ones has any, the volume's other b-scans are read in order until some
+    have; when none has, :data:`AVERAGED_MODEL` is chosen with ``split_psnr_db`` NaN and a reason
     saying so.
 
     Parameters
@@ -119,6 +120,8 @@ def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
         bscans = [np.asarray(data[int(i)]) for i in picks]
     _refuse_flattening_outliers(bscans, picks)
     scores = [s for s in (split_psnr(b) for b in bscans) if np.isfinite(s)]
+    if not scores and picks is not None:  # every sampled b-scan blank: the others may still tell
+        bscans, scores = _other_bscans_with_contrast(data, picks, n_bscans)
     corr = [c for c in (metrics.axial_noise_correlation(b) for b in bscans) if np.isfinite(c)]
     ac = float(np.median(corr)) if corr else float("nan")  # a blank b-scan has no texture to measure
     if not scores:  # blank or all-NaN b-scans: an "inf dB" reading would be a number without a measurement
@@ -134,6 +137,25 @@ def choose_model(data: Any, n_bscans: int = 5) -> ModelChoice:
                            "(Bioptigen-like) noise", ac)
     return ModelChoice(AVERAGED_MODEL, db, f"split PSNR {db:.1f} dB >= {SINGLE_FRAME_BELOW_DB:g} dB, axial noise "
                        f"correlation {ac:.2f}: averaged-scan noise", ac)
+
+
+def _other_bscans_with_contrast(data: Any, picks: np.ndarray, n: int) -> tuple[list[np.ndarray], list[float]]:
+    """Up to ``n`` b-scans of a volume, other than ``picks``, that have contrast, and their split PSNR;
+    read in order, one at a time."""
+    from ..memory import drop_pages
+
+    bscans, scores = [], []
+    for i in (int(i) for i in np.setdiff1d(np.arange(np.shape(data)[0]), picks)):
+        bscan = np.asarray(data[i])
+        _refuse_flattening_outliers([bscan], np.array([i]))
+        score = split_psnr(bscan)
+        drop_pages(data, i, i + 1)
+        if np.isfinite(score):
+            bscans.append(bscan)
+            scores.append(score)
+            if len(scores) == n:
+                break
+    return bscans, scores
 
 
 def _refuse_flattening_outliers(bscans: list[np.ndarray], picks: np.ndarray | None) -> None:
