@@ -240,7 +240,7 @@ def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, i
     shape, dtype = tuple(int(n) for n in data.shape), np.dtype(data.dtype)
     check_output_fits(dst, shape, dtype)
     warn_plain_output(dst, image)
-    _note_empty(src, data)
+    _note_empty(src, data, refuse_outliers=not hasattr(denoiser, "iter_denoise"))
     choice = None
     if not hasattr(denoiser, "iter_denoise"):
         denoiser, choice = denoiser(data)
@@ -264,11 +264,13 @@ def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, i
     return denoiser
 
 
-def _note_empty(src: Path, data: Any) -> None:
-    """Say which b-scans hold no finite pixel: nothing in them is denoised, they are written back as read."""
+def _note_empty(src: Path, data: Any, refuse_outliers: bool = False) -> None:
+    """Say which b-scans hold no finite pixel: nothing in them is denoised, they are written back as read.
+    ``refuse_outliers`` (``auto``): refuse a no-data marker in any b-scan in the same pass, before a model
+    is chosen and named."""
     from .normalise import empty_bscans
 
-    empty = empty_bscans(data)
+    empty = empty_bscans(data, refuse_outliers)
     if empty:
         total = 1 if data.ndim == 2 else data.shape[0]
         warnings.warn(f"{src}: {len(empty)} of {total} b-scans have no finite pixel (all NaN or inf; first: "

@@ -21,8 +21,8 @@ from .errors import InputError
 from .intensity import DEFAULT_NORMALISATION, integer_range
 from .memory import drop_pages
 
-__all__ = ["MIN_SIZE", "OutlierError", "check_input", "empty_bscans", "dim_gain", "like_input", "to_device", "to_unit",
-           "unit_ranges", "volume_range"]
+__all__ = ["MIN_SIZE", "OutlierError", "check_input", "dim_gain", "empty_bscans", "like_input",
+           "refuse_flattening_outliers", "to_device", "to_unit", "unit_ranges", "volume_range"]
 
 #: Smallest b-scan height/width the generator accepts.
 MIN_SIZE = 9
@@ -160,22 +160,41 @@ def check_input(data: Any) -> tuple[tuple[int, ...], np.dtype]:
     return shape, dtype
 
 
-def empty_bscans(data: Any) -> list[int]:
+def empty_bscans(data: Any, refuse_outliers: bool = False) -> list[int]:
     """Places of the b-scans of a 2D b-scan or 3D stack that hold no finite pixel (all NaN or inf).
 
     Nothing in them can be denoised: :func:`like_input` gives them back as they are. Integer data has
-    none. One b-scan is read at a time, so a memory-mapped volume is not loaded whole.
+    none. One b-scan is read at a time, so a memory-mapped volume is not loaded whole. With
+    ``refuse_outliers``, the same pass refuses the first b-scan that :func:`refuse_flattening_outliers`
+    refuses (before any model is chosen or run on the scan).
     """
     if not np.issubdtype(np.dtype(data.dtype), np.floating):
         return []
     if data.ndim == 2:
+        if refuse_outliers:
+            refuse_flattening_outliers(np.asarray(data))
         return [] if np.isfinite(data).any() else [0]
     empty = []
     for i in range(data.shape[0]):
-        if not np.isfinite(data[i]).any():
+        bscan = np.asarray(data[i])
+        if refuse_outliers:
+            refuse_flattening_outliers(bscan, i)
+        if not np.isfinite(bscan).any():
             empty.append(i)
         drop_pages(data, i, i + 1)  # a memory-mapped volume's pages do not stay resident after this pass
     return empty
+
+
+def refuse_flattening_outliers(bscan: np.ndarray, index: int | None = None) -> None:
+    """Raise the models' one-line refusal of a float b-scan that a few extreme values (no-data markers)
+    would flatten under the ``"dtype"`` normalisation of every shipped model (:func:`unit_ranges`);
+    ``index`` is its place in a volume (None: a single b-scan). Other dtypes pass."""
+    if bscan.dtype.kind != "f":
+        return
+    try:
+        unit_ranges(torch.from_numpy(np.array(bscan, np.float64)[None]), {"method": "dtype"}, bscan.dtype)
+    except OutlierError as exc:
+        raise (exc if index is None else exc.at(index)) from None
 
 
 def _exact_in_float32(dtype: np.dtype) -> bool:

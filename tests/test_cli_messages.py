@@ -289,3 +289,17 @@ def test_a_flattening_outlier_in_a_volume_names_its_bscan(tmp_path, capsys, weig
     tifffile.imwrite(tmp_path / "v.tif", data, photometric="minisblack")
     assert main(["denoise", str(tmp_path / "v.tif"), str(tmp_path / "o.tif"), "-w", weights, "-q"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'v.tif'}: b-scan 3: values")
+
+
+def test_auto_refuses_an_outlier_in_an_unscored_bscan_before_naming_a_model(tmp_path, capsys):
+    """Under auto, a marker in a b-scan it does not score was refused only after the `model:` line."""
+    data = _vol((12, 24, 32), np.float32, 200.0)
+    scored = set(np.linspace(0, 11, 5).round().astype(int).tolist())  # the 5 evenly spaced ones auto scores
+    bad = next(i for i in range(12) if i not in scored)
+    data[bad, 4, 5] = 3e38
+    tifffile.imwrite(tmp_path / "v.tif", data, photometric="minisblack")
+    assert main(["denoise", str(tmp_path / "v.tif"), str(tmp_path / "o.tif")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {tmp_path / 'v.tif'}: b-scan {bad}: values"), err
+    assert not any(line.startswith("model:") for line in err), err  # no model named for a scan it refuses
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.tif"]

@@ -1,6 +1,7 @@
 """The raw-image side of the intensity pipeline (napari_hdcyclegan.normalise)."""
 
 import numpy as np
+import pytest
 
 from napari_hdcyclegan.normalise import like_input
 
@@ -26,3 +27,29 @@ def test_like_input_restores_non_finite_pixels_of_a_float_input():
     assert out.dtype == np.float32
     assert np.isnan(out[0, 0]) and out[0, 1] == np.float32(0.9)
     assert out[0, 2] == np.inf and out[0, 3] == -np.inf
+
+
+def test_empty_bscans_finds_only_those_without_a_finite_pixel():
+    from napari_hdcyclegan.normalise import empty_bscans
+
+    stack = np.ones((4, 5, 6), np.float32)
+    stack[1], stack[3] = np.nan, np.inf
+    stack[2, 0, 0] = np.nan  # one finite pixel is enough
+    assert empty_bscans(stack) == [1, 3]
+    assert empty_bscans(stack[1]) == [0] and empty_bscans(stack[0]) == []
+    assert empty_bscans(np.zeros((3, 5, 6), np.uint8)) == []
+
+
+def test_empty_bscans_can_refuse_a_flattening_outlier_naming_its_bscan():
+    from napari_hdcyclegan.errors import InputError
+    from napari_hdcyclegan.normalise import empty_bscans
+
+    stack = np.random.default_rng(0).uniform(0, 200, (5, 16, 16)).astype(np.float32)
+    stack[2] = np.nan
+    stack[4, 3, 3] = 3e38
+    assert empty_bscans(stack) == [2]  # the note alone does not judge the values
+    with pytest.raises(InputError, match=r"^b-scan 4: values span"):
+        empty_bscans(stack, refuse_outliers=True)
+    with pytest.raises(InputError, match=r"^a b-scan's values span"):
+        empty_bscans(stack[4], refuse_outliers=True)
+    assert empty_bscans(stack[:4], refuse_outliers=True) == [2]

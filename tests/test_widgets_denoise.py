@@ -400,13 +400,3 @@ def test_an_all_nan_bscan_is_named_and_the_residual_stays_viewable(qtbot, setup)
     assert np.isfinite(hi) and hi > 0 and lo == pytest.approx(-hi)
     assert "1 b-scan(s) without a finite pixel left as they are (first: 2)" in widget.status.value
 
-
-def test_empty_bscans_finds_only_those_without_a_finite_pixel():
-    from napari_hdcyclegan.normalise import empty_bscans
-
-    stack = np.ones((4, 5, 6), np.float32)
-    stack[1], stack[3] = np.nan, np.inf
-    stack[2, 0, 0] = np.nan  # one finite pixel is enough
-    assert empty_bscans(stack) == [1, 3]
-    assert empty_bscans(stack[1]) == [0] and empty_bscans(stack[0]) == []
-    assert empty_bscans(np.zeros((3, 5, 6), np.uint8)) == []

@@ -159,20 +159,12 @@ def _other_bscans_with_contrast(data: Any, picks: np.ndarray, n: int) -> tuple[l
 
 
 def _refuse_flattening_outliers(bscans: list[np.ndarray], picks: np.ndarray | None) -> None:
-    """The models' own one-line refusal of a float b-scan that a few extreme values (no-data markers)
-    would flatten (:func:`napari_hdcyclegan.normalise.unit_ranges`), raised before its split PSNR
-    becomes a meaningless score; ``picks`` are the b-scans' places in a volume (None: one b-scan)."""
-    if not bscans or bscans[0].dtype.kind != "f":
-        return
-    import torch
-
-    from ..normalise import OutlierError, unit_ranges
+    """:func:`napari_hdcyclegan.normalise.refuse_flattening_outliers` for the b-scans to be scored, raised
+    before a split PSNR becomes a meaningless score; ``picks`` are their places in a volume (None: one b-scan)."""
+    from ..normalise import refuse_flattening_outliers
 
     for k, b in enumerate(bscans):
-        try:
-            unit_ranges(torch.from_numpy(np.array(b, np.float64)[None]), {"method": "dtype"}, b.dtype)
-        except OutlierError as exc:
-            raise (exc if picks is None else exc.at(int(picks[k]))) from None
+        refuse_flattening_outliers(b, None if picks is None else int(picks[k]))
 
 
 def resolve_auto(weights: Any, data: Any = None) -> tuple[Any, ModelChoice | None]:
