@@ -129,8 +129,9 @@ def _check_pages_described(path: Path, tif: Any) -> None:
     described, pages = sum(len(s.pages) for s in tif.series), len(tif.pages)
     if pages > described:
         kind = "ImageJ" if tif.is_imagej else "OME" if tif.is_ome else "image"
-        raise OctReadError(path, f"the TIFF holds {pages} pages but its {kind} metadata describes {described}; "
-                                 "re-save it (e.g. from Fiji) so that no b-scan is left out")
+        raise OctReadError(path, f"the TIFF holds {pages} pages but its {kind} metadata describes {described}: "
+                                 "it is corrupt or truncated, or its writer recorded the wrong shape; re-save it "
+                                 "(e.g. from Fiji) so that no b-scan is left out")
 
 
 def _check_codecs(path: Path, page: Any) -> None:
