@@ -240,9 +240,10 @@ def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, i
     shape, dtype = tuple(int(n) for n in data.shape), np.dtype(data.dtype)
     check_output_fits(dst, shape, dtype)
     warn_plain_output(dst, image)
-    _note_empty(src, data, refuse_outliers=not hasattr(denoiser, "iter_denoise"))
+    auto = not hasattr(denoiser, "iter_denoise")  # a chooser, which picks the model for this input
+    _note_empty(src, data, refuse_outliers=auto)
     choice = None
-    if not hasattr(denoiser, "iter_denoise"):
+    if auto:
         denoiser, choice = denoiser(data)
     adaptation = None
     if adapt_steps:

@@ -191,8 +191,8 @@ def refuse_flattening_outliers(bscan: np.ndarray, index: int | None = None) -> N
     ``index`` is its place in a volume (None: a single b-scan). Other dtypes pass."""
     if bscan.dtype.kind != "f":
         return
-    try:
-        unit_ranges(torch.from_numpy(np.array(bscan, np.float64)[None]), {"method": "dtype"}, bscan.dtype)
+    try:  # the models' own conversion (to_device), so that both judge the same values at the same precision
+        unit_ranges(to_device(np.asarray(bscan)[None], torch.device("cpu")), {"method": "dtype"}, bscan.dtype)
     except OutlierError as exc:
         raise (exc if index is None else exc.at(index)) from None
 

@@ -41,7 +41,8 @@ def pair_ids(bands: list[np.ndarray], width: int) -> list[int]:
 def gaps(den: Any, rc: Any, root: Path, subjects: list[int], cache: dict) -> tuple[np.ndarray, dict]:
     """Model minus BM3D x5 layer CNR, one value per b-scan of ``subjects``, and per method
     (``model``, ``bm3d``) and band pair the (CNR, contrast) values of every window."""
-    out, per_pair = [], {"model": {}, "bm3d": {}}  # type: ignore[var-annotated]
+    out: list[float] = []
+    per_pair: dict[str, dict[int, list[tuple[float, float]]]] = {"model": {}, "bm3d": {}}
     for s in subjects:
         for name, im, lab in rc.load_subject(str(root), s):
             bands = rc.bands_of(lab, im.shape[0])
@@ -64,7 +65,8 @@ def print_pairs(per_pair: dict) -> None:
     print("    band pair: CNR model / BM3D, contrast model / BM3D, noise model / BM3D")
     for k in sorted(per_pair["model"]):
         m, b = (np.array(per_pair[x][k]) for x in ("model", "bm3d"))
-        noise = [float(np.mean(v[:, 1] / np.maximum(v[:, 0], 1e-12))) for v in (m, b)]
+        # contrast / CNR: windows without contrast say nothing about the noise
+        noise = [float(np.mean(v[v[:, 0] > 0, 1] / v[v[:, 0] > 0, 0])) for v in (m, b)]
         print(f"    {k}/{k + 1}: {m[:, 0].mean():.2f} / {b[:, 0].mean():.2f}, {m[:, 1].mean():.1f} / "
               f"{b[:, 1].mean():.1f}, {noise[0]:.1f} / {noise[1]:.1f}")
 

@@ -272,3 +272,15 @@ def test_a_flattening_outlier_is_refused_before_it_is_scored() -> None:
     with pytest.raises(InputError, match="^b-scan 2: values span"):
         choice.choose_model(volume)
     assert choice.choose_model(_scan(0.3).astype(np.float32) * 1e6).weights  # a wide but dense range is fine
+
+
+def test_every_model_auto_chooses_maps_raw_values_by_their_dtype() -> None:
+    """The CLI and the widget refuse a no-data marker before `auto` chooses (refuse_flattening_outliers
+    judges by the "dtype" mapping): true only while every model it can choose maps values that way."""
+    import json
+
+    weights = Path(choice.__file__).resolve().parents[1] / "weights"
+    for name in (choice.AVERAGED_MODEL, choice.SINGLE_FRAME_MODEL, choice.FEW_FRAME_MODEL):
+        config = json.loads((weights / name / "config.json").read_text())
+        assert config["normalisation"]["method"] == "dtype", name
+        assert not config["normalisation"].get("log_input", False), name

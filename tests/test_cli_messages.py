@@ -291,8 +291,13 @@ def test_a_flattening_outlier_in_a_volume_names_its_bscan(tmp_path, capsys, weig
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'v.tif'}: b-scan 3: values")
 
 
-def test_auto_refuses_an_outlier_in_an_unscored_bscan_before_naming_a_model(tmp_path, capsys):
+def test_auto_refuses_an_outlier_in_an_unscored_bscan_before_naming_a_model(tmp_path, capsys, monkeypatch):
     """Under auto, a marker in a b-scan it does not score was refused only after the `model:` line."""
+    import napari_hdcyclegan.engine as engine
+
+    chosen = []
+    real = engine.choose_denoiser
+    monkeypatch.setattr(engine, "choose_denoiser", lambda *a, **k: chosen.append(1) or real(*a, **k))
     data = _vol((12, 24, 32), np.float32, 200.0)
     scored = set(np.linspace(0, 11, 5).round().astype(int).tolist())  # the 5 evenly spaced ones auto scores
     bad = next(i for i in range(12) if i not in scored)
@@ -302,4 +307,5 @@ def test_auto_refuses_an_outlier_in_an_unscored_bscan_before_naming_a_model(tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"error: {tmp_path / 'v.tif'}: b-scan {bad}: values"), err
     assert not any(line.startswith("model:") for line in err), err  # no model named for a scan it refuses
+    assert not chosen  # nor chosen
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.tif"]

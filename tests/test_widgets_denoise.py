@@ -400,3 +400,18 @@ def test_an_all_nan_bscan_is_named_and_the_residual_stays_viewable(qtbot, setup)
     assert np.isfinite(hi) and hi > 0 and lo == pytest.approx(-hi)
     assert "1 b-scan(s) without a finite pixel left as they are (first: 2)" in widget.status.value
 
+
+
+def test_auto_refuses_a_no_data_marker_before_choosing_a_model(monkeypatch):
+    """The Denoise worker under auto chose and loaded a model (and adapted it) before refusing a marker
+    in a b-scan the choice did not score."""
+    import napari_hdcyclegan.engine as engine
+    from napari_hdcyclegan._widgets.denoise import denoise_volume
+    from napari_hdcyclegan.errors import InputError
+    from napari_hdcyclegan.progress import drive
+
+    monkeypatch.setattr(engine, "choose_denoiser", lambda *a, **k: pytest.fail("a model was chosen"))
+    data = np.random.default_rng(0).uniform(0, 200, (12, 24, 32)).astype(np.float32)
+    data[7, 4, 5] = 3e38
+    with pytest.raises(InputError, match=r"^b-scan 7: values span"):
+        drive(denoise_volume(data, "auto", "cpu", 2, residual=False, adapt_steps=5))

@@ -87,10 +87,13 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     ``data`` batch by batch, yielding (done, total); returns a result dict."""
     from napari_hdcyclegan.adapt import iter_adapt
     from napari_hdcyclegan.engine import choose_denoiser, iter_denoised
+    from napari_hdcyclegan.model.choice import AUTO
     from napari_hdcyclegan.normalise import empty_bscans
 
     stack = data[None] if data.ndim == 2 else data
     yield 0, stack.shape[0]  # lets a Cancel during model loading stop the run before any compute
+    # under auto, a no-data marker anywhere is refused before a model is chosen, loaded or adapted
+    empty = empty_bscans(data, refuse_outliers=str(weights) == AUTO)
     denoiser, choice = choose_denoiser(weights, device, data=stack)
     denoiser.batch_size = batch_size
     # smoothing chosen first, as in the CLI: the adaptation's held-out score sees the output as shown
@@ -104,7 +107,7 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     if adaptation is not None:
         result["provenance"]["adaptation"] = adaptation.to_json()
         result["adaptation"] = adaptation.describe(base)
-    result["empty_bscans"] = empty_bscans(data)
+    result["empty_bscans"] = empty
     if residual:
         res = data.astype(np.float32) - out.astype(np.float32)
         finite = np.abs(res[np.isfinite(res)])  # an all-NaN b-scan must not make the contrast limits NaN

@@ -130,7 +130,7 @@ def _check_pages_described(path: Path, tif: Any) -> None:
     if pages > described:
         kind = "ImageJ" if tif.is_imagej else "OME" if tif.is_ome else "image"
         raise OctReadError(path, f"the TIFF holds {pages} pages but its {kind} metadata describes {described}: "
-                                 "it is corrupt or truncated, or its writer recorded the wrong shape; re-save it "
+                                 "it may be corrupt or truncated, or its writer recorded the wrong shape; re-save it "
                                  "(e.g. from Fiji) so that no b-scan is left out")
 
 
