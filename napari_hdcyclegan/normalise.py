@@ -191,6 +191,10 @@ def refuse_flattening_outliers(bscan: np.ndarray, index: int | None = None) -> N
     ``index`` is its place in a volume (None: a single b-scan). Other dtypes pass."""
     if bscan.dtype.kind != "f":
         return
+    finite = np.isfinite(bscan)
+    lo, hi = bscan.min(where=finite, initial=np.inf), bscan.max(where=finite, initial=-np.inf)
+    if lo >= -1e-3 and hi <= 1 + 1e-3:  # unit_ranges' own test: [0, 1] is taken as it is, nothing to flatten
+        return
     try:  # the models' own conversion (to_device), so that both judge the same values at the same precision
         unit_ranges(to_device(np.asarray(bscan)[None], torch.device("cpu")), {"method": "dtype"}, bscan.dtype)
     except OutlierError as exc:
