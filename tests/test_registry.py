@@ -91,3 +91,20 @@ def test_cli_models_lists_auto_first_as_the_default(user_dir, capsys):
     assert DEFAULT_MODEL == choice.AUTO
     assert first[:2] == [choice.AUTO, "default"]
     assert choice.SINGLE_FRAME_MODEL in first[2] and choice.AVERAGED_MODEL in first[2]
+
+
+def test_each_shipped_model_card_names_the_weights_it_describes():
+    """No test pins a shipped model's scores, so swapped weights left the card's and README's figures
+    stale with CI green; a card now names the sha256 its figures were measured with."""
+    import json
+
+    from napari_hdcyclegan.model.layout import SHIPPED_DIR
+
+    names = shipped_models()
+    assert names  # the package ships its models
+    for name in names:
+        config = json.loads((SHIPPED_DIR / name / "config.json").read_text())
+        sha = config["provenance"]["weights_sha256"]
+        assert f"`{sha}`" in (SHIPPED_DIR / name / "MODEL_CARD.md").read_text(), (
+            f"{name}: MODEL_CARD.md does not name the weights {sha[:12]}...; the card (and the README's "
+            "figures for this model) describe other weights: measure these and update them")
