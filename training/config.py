@@ -188,9 +188,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     args = _parser().parse_args(argv)
     values = asdict(FitConfig())
     config = args.config
-    if args.resume and not config and (Path(args.out or values["out"]) / "fit_config.json").is_file():
+    saved = Path(args.out or values["out"]) / "fit_config.json"
+    if args.resume and not config and saved.is_file():
         # --resume alone continues the run as it was configured; flags given with it still override
-        config = str(Path(args.out or values["out"]) / "fit_config.json")
+        config = str(saved)
     if config:
         loaded = json.loads(Path(config).read_text())
         unknown = set(loaded) - set(values)
