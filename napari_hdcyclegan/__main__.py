@@ -348,8 +348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     old_show = warnings.showwarning
     warnings.showwarning = _show_warning
+    received: list[bool] = []
     try:
-        with _sigterm_raises():
+        with _sigterm_raises(received):
             return int(COMMANDS[args.command](args) or 0)
     except USER_ERRORS as exc:  # CheckpointError, OctReadError, ... derive from HDCycleGANError
         print(f"error: {_message(exc)}", file=sys.stderr)
@@ -360,6 +361,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, Cancelled):
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:
+        if not received:
+            raise
+        # C code the signal interrupted may report it as its own error (numpy's tofile: a TypeError)
+        print("error: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     finally:
         warnings.showwarning = old_show
 
@@ -369,13 +376,15 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 @contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Terminated` while the command runs (main thread only)."""
+def _sigterm_raises(received: list[bool]) -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the command runs (main thread only); ``received``
+    gets an entry when it arrives."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
+        received.append(True)
         raise Terminated()
 
     old = signal.signal(signal.SIGTERM, handler)

@@ -513,3 +513,26 @@ def test_dim_bscans_lifted_for_the_model_are_said_and_recorded(tmp_path, capsys)
     assert "1 of 3 b-scans are dimmer than dimmed's training scans" in capsys.readouterr().err
     gains = read_oct(tmp_path / "out.tif").metadata["provenance"]["dim_gains"]
     assert gains[0] == gains[2] == 1.0 and 1.9 < gains[1] <= 2.0
+
+
+def test_sigterm_reported_by_interrupted_c_code_as_another_error_still_exits_143(monkeypatch, capsys):
+    """SIGTERM inside numpy's tofile (tifffile writing a page) surfaced as a TypeError: exit 1 and a
+    traceback instead of "terminated" and 143."""
+    import os
+    import signal
+
+    import napari_hdcyclegan.__main__ as cli
+
+    def command(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except KeyboardInterrupt:  # what the C code did with the handler's exception
+            raise TypeError("expected str, bytes or os.PathLike object, not BufferedWriter") from None
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "models", command)
+    assert main(["models"]) == 143
+    assert capsys.readouterr().err.strip().endswith("error: terminated")
+    monkeypatch.setitem(cli.COMMANDS, "models", lambda args: (_ for _ in ()).throw(TypeError("a bug")))
+    with pytest.raises(TypeError, match="a bug"):  # without the signal, a bug keeps its traceback
+        main(["models"])
