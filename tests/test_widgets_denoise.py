@@ -84,6 +84,7 @@ def test_cancel_stops_between_batches_and_keeps_previous_result(qtbot, setup, mo
 
     gate = threading.Event()
     batches = []
+    released = []  # whether each pause ended by the gate, not by its timeout
     real_get = engine.get_denoiser
 
     class Gated:
@@ -99,7 +100,9 @@ def test_cancel_stops_between_batches_and_keeps_previous_result(qtbot, setup, mo
             for start, stop, chunk in self.inner.iter_denoise(data):
                 batches.append(start)
                 yield start, stop, np.zeros_like(chunk)
-                gate.wait(10)
+                # as long as the test's own timeout: on a loaded machine a short pause ran out before the
+                # main thread cancelled, and the run finished instead of aborting
+                released.append(gate.wait(TIMEOUT_MS / 1000))
 
     monkeypatch.setattr(engine, "get_denoiser", lambda *a, **k: Gated(real_get(*a, **k)))
     worker = widget.run()
@@ -109,6 +112,7 @@ def test_cancel_stops_between_batches_and_keeps_previous_result(qtbot, setup, mo
     widget.cancel()
     gate.set()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert all(released), "the worker went on before the test cancelled it"
     assert aborted == [True]
     assert len(batches) < 3  # 6 b-scans in batches of 2: the run stopped early
     np.testing.assert_array_equal(viewer.layers["oct_denoised"].data, previous)
