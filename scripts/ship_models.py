@@ -1,12 +1,14 @@
 """Turn finished training runs into the shipped models: export G_L (float16) and pick the boundary channel.
 
-    python scripts/ship_models.py RUN_DIR NAME [--description TEXT]
+    python scripts/ship_models.py RUN_DIR NAME [--description TEXT] [--lateral-sigma PX]
 
 RUN_DIR/best (the checkpoint with the best validation score) becomes
 napari_hdcyclegan/weights/NAME/; RUN_DIR may instead be a model already exported with
 ``python -m training.export`` (e.g. on another machine), which is copied as it is; the boundary
 channel is calibrated on simulated b-scans with known
 ILM/RPE (napari_hdcyclegan.boundaries.calibrate_boundary_channel) and stored in its config.json.
+``--lateral-sigma`` sets the shipped model's smoothing across A-scans when it was chosen after training
+(the training run records the one it validated with).
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ import json
 from pathlib import Path
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "napari_hdcyclegan" / "weights"
+
+
+def _set_lateral_sigma(target: Path, sigma: float) -> None:
+    """Write ``sigma`` as the model's ``lateral_sigma``."""
+    config = json.loads((target / "config.json").read_text())
+    config["lateral_sigma"] = sigma
+    (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _copy_export(src: Path, target: Path, name: str, description: str) -> Path:
@@ -45,7 +54,14 @@ def main() -> int:
     p.add_argument("run", type=Path)
     p.add_argument("name")
     p.add_argument("--description", default="")
+    p.add_argument("--lateral-sigma", type=float, default=None,
+                   help="the shipped model's lateral smoothing in px (default: the run's)")
     a = p.parse_args()
+
+    from napari_hdcyclegan.model.checkpoint import MAX_LATERAL_SIGMA, valid_lateral_sigma
+
+    if a.lateral_sigma is not None and not valid_lateral_sigma(a.lateral_sigma):  # before anything is replaced
+        raise SystemExit(f"error: --lateral-sigma {a.lateral_sigma:g}: must be from 0 to {MAX_LATERAL_SIGMA:g}")
 
     from napari_hdcyclegan.boundaries import calibrate_boundary_channel
     from napari_hdcyclegan.engine import Denoiser
@@ -56,6 +72,8 @@ def main() -> int:
         target = export(a.run / "best", WEIGHTS / a.name, name=a.name, description=a.description)
     else:
         target = _copy_export(a.run, WEIGHTS / a.name, a.name, a.description)
+    if a.lateral_sigma is not None:
+        _set_lateral_sigma(target, a.lateral_sigma)
     nets, config = load_model(target)
     denoiser = Denoiser(nets["G_L"], config, "cpu")
     choice = calibrate_boundary_channel(denoiser, n=4, seed=0, model_dir=target)
