@@ -15,8 +15,9 @@ carry pixel-independent noise (lag-1 axial correlation of the column difference 
 Spectralis and other scan on the shared data axially correlated speckle (0.61-0.83). A 2- to
 5-frame Bioptigen average measures 16-20 dB, like an averaged Spectralis scan, but the
 Spectralis model leaves much of its white noise in (0.6 dB and 0.05 SSIM below BM3D at 2 frames with
-the current weights); it goes to a model trained on such averages. Heavily averaged Bioptigen scans (the Duke references: 25-27 dB) stay
-with the Spectralis model, which keeps their detail; the few-frame model over-smooths them.
+the current weights); it goes to a model trained on such averages. Heavily averaged Bioptigen scans
+(the Duke references: 25-27 dB) stay with the Spectralis model, which keeps their detail; the few-frame
+model over-smooths them.
 """
 
 from __future__ import annotations
