@@ -139,6 +139,14 @@ class Trainer:
             return torch.zeros((), device=self.device)
         return losses.column_split_loss(self.gens.G_L, self.data.split, self.rng, self.cfg, self._tensor)
 
+    def _step_generators(self, loss: torch.Tensor) -> None:
+        """One optimiser step of the generators on ``loss`` (and the weight average, if kept)."""
+        self.opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_G.step()
+        if self.ema is not None:
+            self.ema.update()
+
     def _split_terms(self) -> tuple[torch.Tensor, dict[str, float]]:
         """The weighted column-split and teacher terms on real scans, and their unweighted values."""
         zero = torch.zeros((), device=self.device)
@@ -175,11 +183,7 @@ class Trainer:
                 loss = F.l1_loss(self.gens.G_H(l), l)
             split_loss, split_row = self._split_terms()
             loss = loss + split_loss
-        self.opt_G.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_G.step()
-        if self.ema is not None:
-            self.ema.update()
+        self._step_generators(loss)
         return {"loss_pretrain": loss.item(), **split_row}
 
     def _pretrain_d(self) -> dict[str, float]:
@@ -218,11 +222,7 @@ class Trainer:
                 loss = loss + cfg.paired_weight * loss_pair
             split_loss, split_row = self._split_terms()
             loss = loss + split_loss
-        self.opt_G.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_G.step()
-        if self.ema is not None:
-            self.ema.update()
+        self._step_generators(loss)
         self.D.requires_grad_(True)
         # Discriminator step on detached fakes: eq. (3), one batch [real HN, real LN, fakes].
         fake_h = self.pool_h.query(out["fake_h"].detach().float(), self.rng)
