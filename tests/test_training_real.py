@@ -209,6 +209,18 @@ def test_consistency_term_trains_on_full_width_crops(shared_tree: Path, tmp_path
     assert all(np.isfinite(r["loss_n2n"]) and r["loss_n2n"] > 0 for r in rows)
 
 
+def test_blind_spot_term_trains_on_full_width_crops_of_the_real_scans(shared_tree: Path, tmp_path: Path) -> None:
+    cfg = FitConfig(data="real", shared_data=str(shared_tree), out=str(tmp_path / "run"), width=4, d_width=4,
+                    crop=16, batch=2, pretrain_steps=2, steps=0, n2n_weight=1.0, n2n_consistency=2.0,
+                    blind_spot_weight=3.0, real_duke=False, ln_min_split_psnr=0.0, val_bm3d=False,
+                    ckpt_every=1000, val_every=1000, threads=1)
+    trainer = fit.Trainer(cfg, load_training_data(cfg))
+    rows = [trainer.step() for _ in range(2)]
+    assert all(np.isfinite(r["loss_blind_spot"]) and r["loss_blind_spot"] > 0 for r in rows)
+    off = fit.Trainer(replace(cfg, blind_spot_weight=0.0, out=str(tmp_path / "off")), load_training_data(cfg))
+    assert off.step()["loss_blind_spot"] == 0
+
+
 @pytest.mark.parametrize("consistency", [0.0, 2.0])
 def test_mean_weight_reaches_the_column_split_term(shared_tree: Path, tmp_path: Path, monkeypatch,
                                                    consistency: float) -> None:

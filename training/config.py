@@ -57,6 +57,11 @@ class FitConfig:
     # this weight): distillation from a wider network (training/teacher.py)
     teacher: str = ""
     teacher_weight: float = 0.0
+    # data=real: a structured blind-spot term on full-width crops of the real scans, this times (training/
+    # blind_spot.py): boxes of 2 rows + 1 by 2 cols + 1 pixels hidden, G_L scored at their centres against the raw
+    blind_spot_weight: float = 0.0
+    blind_spot_rows: int = 2
+    blind_spot_cols: int = 2
     real_hold_out: str = ""  # data=real: comma-separated noisy scans kept out of training, scored by split PSNR
     identity_weight: float = 0.0
     pool_size: int = 0  # past fakes shown to the discriminator (0 = none, as the paper)
@@ -220,6 +225,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit(f"error: ema must be from 0 (off) to below 1, got {values['ema']}")
     if float(values["gain_jitter"]) < 0:
         raise SystemExit(f"error: gain_jitter must be >= 0, got {values['gain_jitter']}")
+    blind_spot = ("blind_spot_weight", "blind_spot_rows", "blind_spot_cols")
+    if min(float(values[k]) for k in blind_spot) < 0:
+        raise SystemExit("error: blind_spot_weight, blind_spot_rows and blind_spot_cols must be >= 0")
     if float(values["n2n_consistency"]) < 0:
         raise SystemExit(f"error: n2n_consistency must be >= 0, got {values['n2n_consistency']}")
     if float(values["n2n_consistency"]) > 0 and float(values["n2n_extra_noise"]) > 0:
@@ -241,10 +249,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     if values["teacher"] and (float(values["n2n_extra_noise"]) > 0 or pair_shares > 0):
         raise SystemExit("error: teacher cannot be combined with n2n_extra_noise, n2n_duke_frames or n2n_sim")
     real_only = (values["real_hold_out"] or bool(values["teacher"]) or float(values["n2n_extra_noise"]) > 0
-                 or pair_shares > 0 or float(values["n2n_consistency"]) > 0)
+                 or pair_shares > 0 or float(values["n2n_consistency"]) > 0 or float(values["blind_spot_weight"]) > 0)
     if real_only and values["data"] != "real":
-        raise SystemExit("error: real_hold_out, n2n_extra_noise, n2n_duke_frames, n2n_sim, n2n_consistency and "
-                         "teacher need --data real")
+        raise SystemExit("error: real_hold_out, n2n_extra_noise, n2n_duke_frames, n2n_sim, n2n_consistency, "
+                         "blind_spot_weight and teacher need --data real")
     if values["duke_register"] and (values["data"] not in ("duke", "real") or not values["duke_extra_frames"]
                                     or (values["data"] == "real" and not values["real_duke"])):
         raise SystemExit("error: duke_register needs --data duke (or real with --real-duke true) and "

@@ -32,6 +32,7 @@ from napari_hdcyclegan.model.checkpoint import ModelConfig, load_model, save_mod
 from napari_hdcyclegan.model.networks import Discriminator, Generator
 
 from . import losses, schedule
+from .blind_spot import blind_spot_term
 from .config import FitConfig, parse_args
 from .csvlog import append_csv, drop_rows_after
 from .data import CropSampler
@@ -43,7 +44,7 @@ from .validate import Validator
 
 LOG_FIELDS = ("step", "phase", "loss_G", "loss_gan", "loss_cycle", "loss_identity", "loss_paired",
               "loss_n2n", "loss_D", "loss_pretrain", "d_real_h", "d_real_l", "d_fake", "lr", "seconds", "loss_r1",
-              "loss_teacher")
+              "loss_teacher", "loss_blind_spot")
 
 
 def git_commit() -> str:
@@ -153,8 +154,10 @@ class Trainer:
         n2n = self._n2n_loss()
         teacher = (self.teacher.loss(self.gens.G_L, self.data.split, self.rng, self.cfg.batch, self._tensor)
                    if self.teacher is not None and self.data.split is not None else zero)
-        total = self.cfg.n2n_weight * n2n + self.cfg.teacher_weight * teacher
-        return total, {"loss_n2n": n2n.item(), "loss_teacher": teacher.item()}
+        blind = (blind_spot_term(self.gens.G_L, self.data.split, self.rng, self.cfg, self._tensor)
+                 if self.cfg.blind_spot_weight > 0 and self.data.split is not None else zero)
+        total = self.cfg.n2n_weight * n2n + self.cfg.teacher_weight * teacher + self.cfg.blind_spot_weight * blind
+        return total, {"loss_n2n": n2n.item(), "loss_teacher": teacher.item(), "loss_blind_spot": blind.item()}
 
     def _pretrain_g(self) -> dict[str, float]:
         s: CropSampler = self.data.sampler
