@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .frames import MixedSampler
+from .real import SplitSampler
+
 if TYPE_CHECKING:
     from .config import FitConfig
 
@@ -50,19 +53,20 @@ def box_mask(rng: np.random.Generator, shape: tuple[int, int, int], rows: int, c
 def blind_spot_loss(model: Callable[[torch.Tensor], torch.Tensor], full: torch.Tensor, rng: np.random.Generator,
                     rows: int, cols: int) -> torch.Tensor:
     """MSE at the box centres between ``model`` of ``full`` (N, 1, H, W) with the boxes hidden and ``full``."""
-    hidden, source, centre = box_mask(rng, (full.shape[0], full.shape[2], full.shape[3]), rows, cols)
+    hidden, source, centre = (tuple(torch.as_tensor(a, device=full.device) for a in idx)
+                              for idx in box_mask(rng, (full.shape[0], full.shape[2], full.shape[3]), rows, cols))
     image = full[:, 0]
     masked = image.clone()
-    masked[tuple(torch.as_tensor(a, device=full.device) for a in hidden)] = \
-        image[tuple(torch.as_tensor(a, device=full.device) for a in source)]
+    masked[hidden] = image[source]
     out = model(masked[:, None]).float()[:, 0]
-    at = tuple(torch.as_tensor(a, device=full.device) for a in centre)
-    return (out[at] - image[at].float()).pow(2).mean()
+    return (out[centre] - image[centre].float()).pow(2).mean()
 
 
 def blind_spot_term(model: Callable[[torch.Tensor], torch.Tensor], split: Any, rng: np.random.Generator,
                     cfg: FitConfig, to_tensor: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
     """:func:`blind_spot_loss` on a batch of full-width crops of the real noisy scans (``--blind-spot-weight``)."""
-    real = getattr(split, "first", split)  # a MixedSampler's column-split part: frame or simulated pairs are not scans
+    real = split.first if isinstance(split, MixedSampler) else split  # frame or simulated pairs are not scans
+    if not isinstance(real, SplitSampler):  # --data real always builds one
+        raise TypeError("the blind-spot term needs the real scans' column-split sampler")
     full, _ = real.full_batch(rng, cfg.batch)
     return blind_spot_loss(model, to_tensor(full), rng, cfg.blind_spot_rows, cfg.blind_spot_cols)
