@@ -1,0 +1,45 @@
+"""scripts/lateral_sigma_check.py: the edge-preserving smoothing it measures (section 28 of docs/real_training.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_hdcyclegan.model.networks import lateral_smooth
+
+_SPEC = importlib.util.spec_from_file_location(
+    "lateral_sigma_check", Path(__file__).resolve().parents[1] / "scripts" / "lateral_sigma_check.py")
+assert _SPEC is not None and _SPEC.loader is not None
+check = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(check)
+
+
+@pytest.mark.parametrize("width", [1, 3, 64])
+def test_lateral_bilateral_with_a_wide_range_is_the_lateral_gaussian(width):
+    x = torch.from_numpy(np.random.default_rng(1).random((2, 6, width)).astype(np.float32))
+    np.testing.assert_allclose(check.lateral_bilateral(x, 2.0, 1e3).numpy(), lateral_smooth(x, 2.0).numpy(),
+                               atol=1e-6)
+
+
+def test_lateral_bilateral_averages_small_differences_and_keeps_a_step():
+    rng = np.random.default_rng(2)
+    step = np.where(np.arange(80) < 40, 0.3, 0.7).astype(np.float32)  # a vessel shadow's edge, 0.4 deep
+    x = torch.from_numpy(np.tile(step, (8, 1)) + rng.normal(0, 0.01, (8, 80)).astype(np.float32))
+    out = check.lateral_bilateral(x, 6.0, 0.03).numpy()
+    assert out.shape == x.shape and out.dtype == np.float32
+    for flat in (slice(5, 30), slice(50, 75)):  # the noise is averaged on either side
+        assert out[:, flat].std(axis=1).max() < 0.5 * x.numpy()[:, flat].std(axis=1).min()
+    np.testing.assert_allclose(out[:, :39], 0.3, atol=0.02)  # the step stays where it is, as deep
+    np.testing.assert_allclose(out[:, 41:], 0.7, atol=0.02)
+    blurred = lateral_smooth(x, 6.0).numpy()  # a Gaussian as wide moves the step into its neighbours
+    assert np.abs(blurred[:, 34] - 0.3).min() > 0.05
+
+
+@pytest.mark.parametrize("sigma,range_sigma", [(0.0, 0.03), (3.0, 0.0)])
+def test_lateral_bilateral_is_off_at_zero(sigma, range_sigma):
+    x = torch.rand(1, 5, 9)
+    assert check.lateral_bilateral(x, sigma, range_sigma) is x
