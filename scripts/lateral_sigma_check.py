@@ -17,6 +17,8 @@ with several values and prints, per value:
 
 ``--bilateral PX:RANGE`` adds, after each sigma, an edge-preserving smoothing across A-scans
 (:func:`lateral_bilateral`; measured in docs/real_training.md section 28, used by no model).
+``--show DIR`` saves pictures of each method beside the raw b-scan of every real source, with the
+residuals: scores that rise can hide a filter that paints (section 28).
 
 The generator runs once per image; each sigma's filter is applied to its unclipped output, then
 clipped and mapped back to the input's range and dtype as the denoiser does (the same images up to
@@ -227,6 +229,36 @@ def duke(fns: dict[str, Denoise], split: str, column_step: int = 1, frames: tupl
         print(f"  {s}: PSNR {psnr:.2f} dB  SSIM {ssim:.3f}  MSR {msr:.2f}  CNR {cnr:.2f}")
 
 
+def show(fns: dict[str, Denoise], out_dir: Path, data: Path, window: tuple[int, int] = (200, 300)) -> None:
+    """Pictures: per real source (``real_scan_report.scans``), a window at the brightest layer of the raw
+    b-scan and of each method (top, 2x), and each residual smoothed 1.5 x 4 px (bottom, grey 0, one
+    scale per scan: the first method's 99.5th percentile at half the grey range)."""
+    from skimage.io import imsave
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from real_scan_report import scans
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, im in scans(data / "data"):
+        im = im.astype(np.float64)
+        smooth = gaussian_filter(im, 10)
+        row = int(np.argmax(smooth.mean(axis=1)))
+        col = int(np.argmax(smooth[row]))
+        r0 = int(np.clip(row - window[0] // 2, 0, max(im.shape[0] - window[0], 0)))
+        c0 = int(np.clip(col - window[1] // 2, 0, max(im.shape[1] - window[1], 0)))
+        crop = (slice(r0, r0 + window[0]), slice(c0, c0 + window[1]))
+        outs = [fn(im) for fn in fns.values()]
+        top = np.concatenate([im[crop]] + [o[crop] for o in outs], axis=1)
+        res = [gaussian_filter(im - o, (4, 1.5))[crop] for o in outs]
+        gain = 0.5 / max(float(np.percentile(np.abs(res[0]), 99.5)), 1e-6)  # one scale per scan: the first's
+        res = [np.clip(0.5 + gain * r, 0, 1) for r in res]
+        bottom = np.concatenate([np.full_like(im[crop], 0.5)] + res, axis=1)
+        picture = np.kron(np.clip(np.concatenate([top, bottom]), 0, 1), np.ones((2, 2)))
+        stem = "".join(c if c.isalnum() else "_" for c in name).strip("_")
+        imsave(out_dir / f"{stem}.png", (picture * 255).astype(np.uint8), check_contrast=False)
+    print(f"pictures in {out_dir}: raw | {' | '.join(fns)}; smoothed residuals below")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", default="spectralis-real")
@@ -240,6 +272,8 @@ def main() -> None:
     p.add_argument("--bilateral", default="", metavar="PX:RANGE,...",
                    help="also each sigma followed by an edge-preserving (bilateral) smoothing across A-scans: "
                         "spatial sigma in px and intensity sigma in [0, 1] units (measured, not shipped)")
+    p.add_argument("--show", type=Path, default=None, metavar="DIR",
+                   help="pictures of one b-scan per real source: raw | each method, residuals below")
     p.add_argument("--data", type=Path, default=SHARED, help="the shared folder (with data/ and tools/)")
     a = p.parse_args()
     from napari_hdcyclegan.engine import get_denoiser
@@ -264,6 +298,8 @@ def main() -> None:
         truth(fns, a.truth)
     if a.duke:
         duke(fns, a.duke, a.column_step, tuple(int(k) for k in a.frames.split(",")))
+    if a.show:
+        show(fns, a.show, a.data)
 
 
 if __name__ == "__main__":
