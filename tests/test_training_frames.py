@@ -14,7 +14,7 @@ from skimage import io
 
 from training import evaluate
 from training.config import FitConfig, parse_args
-from training.data import DataError, duke_pairs
+from training.data import DataError, align_reference, duke_pairs
 from training.frames import (
     FrameSampler,
     MixedSampler,
@@ -25,6 +25,7 @@ from training.frames import (
     frame_mean_pairs,
     register_frames,
     registered_duke_pairs,
+    synthetic_mean_pairs,
 )
 from training.sources import load_training_data
 
@@ -334,6 +335,37 @@ def test_duke_frame_means_flag_adds_or_replaces_inputs_and_validation(duke_tree:
     only = load_training_data(FitConfig(**{**cfg.to_json(), "duke_frame_means": "only"}))
     assert len(only.sampler.paired_inputs) == 4 * 26 and only.description["frame_means"] == "only"
     assert [v.name for v in only.val] == ["S05/mean2", "S05/mean3", "S05/mean5"]
+
+
+def test_synthetic_mean_pairs_have_a_k_frame_means_noise_around_the_aligned_average(duke_tree: Path) -> None:
+    pairs = synthetic_mean_pairs("train", (2, 4), duke_tree)
+    singles = registered_duke_pairs("train", duke_tree)
+    assert len(pairs) == 2 * len(singles) == 2 * (4 * 5 + 5)  # every frame, T02-T07's single ones too
+    assert [n for n, _, _ in pairs[:2]] == ["S01/test/synthetic2", "S01/test/synthetic4"]
+    assert pairs[-1][0] == "T07/raw/synthetic4"
+    for (name, frame, average), (_, two, avg2), (_, four, _) in zip(singles, pairs[0::2], pairs[1::2]):
+        assert two.dtype == frame.dtype == np.uint8
+        np.testing.assert_array_equal(avg2, average)
+        reference = align_reference(frame, average)
+        noise = [np.std(x.astype(np.float64) - reference) for x in (frame, two, four)]
+        assert noise[1] == pytest.approx(noise[0] / np.sqrt(2), rel=0.05), name  # the fixture's noise sigma is 20
+        assert noise[2] == pytest.approx(noise[0] / 2, rel=0.05), name
+        assert abs(np.mean(two - reference)) < 0.5  # the scene stays the average's, in the frame's mapping
+
+
+def test_duke_synthetic_means_flag_is_checked_and_adds_inputs(duke_tree: Path, tmp_path: Path) -> None:
+    base = ["--data", "duke", "--duke-register", "true"]
+    with pytest.raises(SystemExit, match="duke_synthetic_means needs --duke-frame-means only"):
+        parse_args(base + ["--duke-synthetic-means", "2,3"])
+    for bad in ("1,2", "two", "2,,3"):
+        with pytest.raises(SystemExit, match="frame counts >= 2"):
+            parse_args(base + ["--duke-frame-means", "only", "--duke-synthetic-means", bad])
+    cfg = FitConfig(data="duke", duke_root=str(duke_tree), duke_register=True, duke_frame_means="only",
+                    duke_synthetic_means="2,3,5", crop=32, out=str(tmp_path / "r"))
+    data = load_training_data(cfg)
+    assert len(data.sampler.paired_inputs) == 4 * 26 + 3 * 25
+    assert data.description["synthetic_means"] == [2, 3, 5]
+    assert [v.name for v in data.val] == ["S05/mean2", "S05/mean3", "S05/mean5"]  # validation stays real
 
 
 def test_validation_bm3d_cache_holds_pairs_of_different_shapes(tmp_path: Path, monkeypatch) -> None:

@@ -103,6 +103,9 @@ class FitConfig:
     # means per subject beside the single frames; validation adds S05's 2-/3-frame means) | only (every mean of
     # 2-5 frames, no single frames: a model for few-frame averages; validated on S05's 2-, 3- and 5-frame means)
     duke_frame_means: str = "none"
+    # with duke_frame_means only: also every registered train frame (T02-T07's single frames included) with its
+    # noise divided by sqrt(k), for each k of this comma-separated list, e.g. "2,3,4,5" (frames.synthetic_mean_pairs)
+    duke_synthetic_means: str = ""
     # Duke validation on every registered frame of S05 (five pairs) besides T09, not S05/test.tif alone:
     # two pairs let one lucky step pick OUT/best (needs duke_register; single-frame runs)
     duke_val_frames: bool = False
@@ -126,6 +129,10 @@ class FitConfig:
             size //= 2
             levels += 1
         return levels
+
+    def synthetic_means(self) -> tuple[int, ...]:
+        """``duke_synthetic_means`` as frame counts (empty: none)."""
+        return tuple(int(k) for k in self.duke_synthetic_means.split(",")) if self.duke_synthetic_means else ()
 
     def model_normalisation(self) -> dict:
         """The model config's ``normalisation`` block for :attr:`normalisation`.
@@ -266,6 +273,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit(f"error: duke_frame_means must be none, add or only, got {values['duke_frame_means']!r}")
     if values["duke_frame_means"] != "none" and (values["data"] != "duke" or not values["duke_register"]):
         raise SystemExit("error: duke_frame_means needs --data duke and --duke-register true")
+    if values["duke_synthetic_means"]:
+        try:
+            ks = [int(k) for k in str(values["duke_synthetic_means"]).split(",")]
+        except ValueError:
+            ks = []
+        if not ks or min(ks) < 2:
+            raise SystemExit(f"error: duke_synthetic_means must be frame counts >= 2 separated by commas, "
+                             f"got {values['duke_synthetic_means']!r}")
+        if values["duke_frame_means"] != "only":
+            raise SystemExit("error: duke_synthetic_means needs --duke-frame-means only")
     if values["duke_val_frames"] and (values["data"] != "duke" or not values["duke_register"]
                                       or values["duke_frame_means"] == "only"):
         raise SystemExit("error: duke_val_frames needs --data duke, --duke-register true and single frames")

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .data import DataError, duke_folders, duke_pairs, read_image_stack, stack_crops
+from .data import DataError, align_reference, duke_folders, duke_pairs, read_image_stack, stack_crops
 
 N_FRAMES = 5
 
@@ -144,6 +144,26 @@ def frame_mean_pairs(split: str, root: str | Path | None = None, every: bool = F
                 picks = [list(range(k))] + ([list(range(N_FRAMES - k, N_FRAMES))] if k < N_FRAMES else [])
             for p in picks:
                 out.append((f"{subject}/mean{k}_{''.join(map(str, p))}", frame_average(frames[p], k), average))
+    return out
+
+
+def synthetic_mean_pairs(split: str, ks: tuple[int, ...], root: str | Path | None = None
+                         ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Every registered frame of a Duke split made to look like a mean of k frames, with its average.
+
+    Input: the average in the frame's grey mapping plus the frame's own noise divided by sqrt(k)
+    (``align_reference(frame, average) + (frame - it) / sqrt k``, rounded to the frame's 8 bits), for each
+    k of ``ks``. Bioptigen noise is pixel-independent and nearly additive on the display scale, so this has
+    a k-frame mean's noise level; it brings the single-frame subjects of the ``train`` set (T02-T07),
+    which have no extra frames, into a few-frame model's training.
+    """
+    out = []
+    for name, frame, average in registered_duke_pairs(split, root):
+        reference = align_reference(frame, average).astype(np.float64)
+        noise = frame.astype(np.float64) - reference
+        for k in ks:
+            mean = np.clip(np.rint(reference + noise / np.sqrt(k)), 0, np.iinfo(frame.dtype).max)
+            out.append((f"{name}/synthetic{k}", mean.astype(frame.dtype), average))
     return out
 
 

@@ -17,6 +17,7 @@ from .frames import (
     frame_average_pairs,
     frame_mean_pairs,
     registered_duke_pairs,
+    synthetic_mean_pairs,
 )
 from .real import SplitSampler, default_shared_data, load_real
 
@@ -78,6 +79,7 @@ def _duke(cfg: FitConfig) -> TrainingData:
     root = cfg.duke_root or None
     if cfg.duke_frame_means == "only":
         train = frame_mean_pairs("train", root, every=True)
+        train += synthetic_mean_pairs("train", cfg.synthetic_means(), root) if cfg.duke_synthetic_means else []
     else:
         train = (registered_duke_pairs("train", root) if cfg.duke_register
                  else duke_pairs("train", root, extra_frames=cfg.duke_extra_frames))
@@ -91,7 +93,8 @@ def _duke(cfg: FitConfig) -> TrainingData:
             "test_never_used": ["S06", "S07", "S08", "S09"],
             "extra_frames": cfg.duke_extra_frames and cfg.duke_frame_means != "only",
             "references_aligned": cfg.duke_align, "frames_registered": cfg.duke_register,
-            "frame_means": cfg.duke_frame_means, "val_every_frame": cfg.duke_val_frames}
+            "frame_means": cfg.duke_frame_means, "synthetic_means": list(cfg.synthetic_means()),
+            "val_every_frame": cfg.duke_val_frames}
     return TrainingData(CropSampler(hn, ln, cfg.crop, targets), desc, val)
 
 
