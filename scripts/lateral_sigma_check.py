@@ -37,7 +37,7 @@ import functools
 import math
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,7 @@ def as_float(fn: Denoise) -> Denoise:
     return lambda x: np.asarray(fn(x), np.float64)
 
 
-def sweep(den: Any, sigmas: list[float], bilateral: list[tuple[float, float]] = ()) -> dict[str, Denoise]:
+def sweep(den: Any, sigmas: list[float], bilateral: Sequence[tuple[float, float]] = ()) -> dict[str, Denoise]:
     """Per sigma (and per ``(px, range)`` of ``bilateral`` after it), the model with that lateral
     smoothing, by label (float64 out, in the input's range)."""
     views = {s: den.with_lateral_sigma(s) for s in sigmas}  # refuses a sigma out of range
@@ -284,10 +284,10 @@ def main() -> None:
     den.precision = "fp32"
     print(f"{den.name} (shipped lateral_sigma {den.config.lateral_sigma})")
 
-    edges = [tuple(float(v) for v in spec.split(":")) for spec in a.bilateral.split(",") if spec]
-    if any(len(e) != 2 or e[0] < 0 or not 0 <= e[1] <= 1 for e in edges):
+    specs = [[float(v) for v in spec.split(":")] for spec in a.bilateral.split(",") if spec]
+    if any(len(e) != 2 or e[0] < 0 or not 0 <= e[1] <= 1 for e in specs):
         raise SystemExit(f"--bilateral {a.bilateral}: expected PX:RANGE pairs, px >= 0 and RANGE in [0, 1]")
-    fns = sweep(den, [float(s) for s in a.sigmas.split(",")], edges)  # type: ignore[arg-type]
+    fns = sweep(den, [float(s) for s in a.sigmas.split(",")], [(px, rng) for px, rng in specs])
     if a.tian:
         if not (a.data / "tools" / "real_scan_check.py").is_file():
             raise SystemExit(f"{a.data}: shared folder with tools/real_scan_check.py not found (pass --data)")

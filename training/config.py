@@ -132,7 +132,7 @@ class FitConfig:
 
     def synthetic_means(self) -> tuple[int, ...]:
         """``duke_synthetic_means`` as frame counts (empty: none)."""
-        return tuple(int(k) for k in self.duke_synthetic_means.split(",")) if self.duke_synthetic_means else ()
+        return frame_counts(self.duke_synthetic_means)
 
     def model_normalisation(self) -> dict:
         """The model config's ``normalisation`` block for :attr:`normalisation`.
@@ -147,6 +147,11 @@ class FitConfig:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def frame_counts(text: str) -> tuple[int, ...]:
+    """Comma-separated frame counts, e.g. ``"2,3,5"`` (empty text: none); ValueError on anything else."""
+    return tuple(int(k) for k in text.split(",")) if text else ()
 
 
 def _bool(text: str) -> bool:
@@ -275,9 +280,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit("error: duke_frame_means needs --data duke and --duke-register true")
     if values["duke_synthetic_means"]:
         try:
-            ks = [int(k) for k in str(values["duke_synthetic_means"]).split(",")]
+            ks = frame_counts(str(values["duke_synthetic_means"]))
         except ValueError:
-            ks = []
+            ks = ()
         if not ks or min(ks) < 2:
             raise SystemExit(f"error: duke_synthetic_means must be frame counts >= 2 separated by commas, "
                              f"got {values['duke_synthetic_means']!r}")
