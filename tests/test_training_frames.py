@@ -18,6 +18,7 @@ from training.data import DataError, align_reference, duke_pairs
 from training.frames import (
     FrameSampler,
     MixedSampler,
+    correlated_axially,
     correlation_map,
     duke_frame_stacks,
     frame_average,
@@ -366,6 +367,81 @@ def test_duke_synthetic_means_flag_is_checked_and_adds_inputs(duke_tree: Path, t
     assert len(data.sampler.paired_inputs) == 4 * 26 + 3 * 25
     assert data.description["synthetic_means"] == [2, 3, 5]
     assert [v.name for v in data.val] == ["S05/mean2", "S05/mean3", "S05/mean5"]  # validation stays real
+
+
+def _lag1(noise: np.ndarray, axis: int) -> float:
+    a, b = (noise[1:], noise[:-1]) if axis == 0 else (noise[:, 1:], noise[:, :-1])
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def test_correlated_axially_keeps_the_noise_level_and_correlates_only_along_a_scans() -> None:
+    white = np.random.default_rng(0).normal(0, 3.0, (300, 300))
+    assert correlated_axially(white, 0.0) is white
+    grain = correlated_axially(white, 0.9)
+    assert grain.std() == pytest.approx(white.std(), rel=1e-9)
+    assert abs(_lag1(white, 0)) < 0.03 and 0.68 < _lag1(grain, 0) < 0.78  # Spectralis-like lag-1 correlation
+    assert abs(_lag1(grain, 1)) < 0.03  # A-scans stay independent
+
+
+def test_synthetic_means_with_axial_grain_correlate_the_frames_own_noise(duke_tree: Path) -> None:
+    singles = registered_duke_pairs("train", duke_tree)
+    white = synthetic_mean_pairs("train", (2,), duke_tree)
+    pairs = synthetic_mean_pairs("train", (1, 4), duke_tree, axial_sigma=0.9)
+    assert len(pairs) == 2 * len(singles)
+    assert [n for n, _, _ in pairs[:2]] == ["S01/test/synthetic1_axial0.9", "S01/test/synthetic4_axial0.9"]
+    for (name, frame, average), (_, one, avg1), (_, four, _), (_, two, _) in zip(singles, pairs[0::2], pairs[1::2],
+                                                                                 white):
+        np.testing.assert_array_equal(avg1, average)
+        reference = align_reference(frame, average).astype(np.float64)
+        noise = frame - reference
+        assert np.std(one - reference) == pytest.approx(np.std(noise), rel=0.03), name  # k = 1: the frame's level
+        assert np.std(four - reference) == pytest.approx(np.std(noise) / 2, rel=0.05), name
+        assert _lag1(one - reference, 0) > 0.6 and abs(_lag1(one - reference, 1)) < 0.1
+        assert abs(_lag1(two - reference, 0)) < 0.1  # without grain the noise stays white
+        assert abs(np.mean(one - reference)) < 0.5
+
+
+def test_duke_synthetic_grain_flag_is_checked_and_feeds_real_runs_reference_pairs(duke_tree: Path,
+                                                                                  tmp_path: Path) -> None:
+    only = ["--data", "duke", "--duke-register", "true", "--duke-frame-means", "only"]
+    with pytest.raises(SystemExit, match="duke_synthetic_grain needs --duke-synthetic-means"):
+        parse_args(only + ["--duke-synthetic-grain", "0.9"])
+    with pytest.raises(SystemExit, match="from 0 to 5 pixels"):
+        parse_args(only + ["--duke-synthetic-means", "2", "--duke-synthetic-grain", "-1"])
+    with pytest.raises(SystemExit, match="frame counts >= 1"):
+        parse_args(only + ["--duke-synthetic-means", "0,2", "--duke-synthetic-grain", "0.9"])
+    cfg, _ = parse_args(only + ["--duke-synthetic-means", "1,2", "--duke-synthetic-grain", "0.9"])
+    assert cfg.synthetic_means() == (1, 2) and cfg.duke_synthetic_grain == 0.9  # k = 1 with grain
+    real, _ = parse_args(["--data", "real", "--duke-synthetic-means", "2,8", "--duke-synthetic-grain", "0.9"])
+    assert real.synthetic_means() == (2, 8)
+
+    _tian_scans(duke_tree, 4)
+    base = FitConfig(data="real", shared_data=str(duke_tree.parent), real_duke=False, crop=32, n2n_weight=1.0,
+                     ln_min_split_psnr=0.0, out=str(tmp_path / "run"))
+    assert load_training_data(base).sampler.targets is None  # column splits only
+    cfg = FitConfig(**{**base.to_json(), "duke_synthetic_means": "2,8", "duke_synthetic_grain": 0.9,
+                       "duke_align": True})
+    data = load_training_data(cfg)
+    assert len(data.sampler.paired_inputs) == len(data.sampler.targets) == 2 * 25
+    assert data.description["synthetic_duke_pairs"] == 50 and data.description["duke_pairs"] == 0
+    assert data.description["synthetic_grain_px"] == 0.9
+    x, y = data.sampler.paired_batch(np.random.default_rng(0), 4)
+    assert x.shape == y.shape == (4, 1, 32, 32) and 0 <= x.min() and y.max() <= 1
+
+
+def test_evaluate_grain_scores_correlated_synthetic_means(duke_tree: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "ev"
+    assert evaluate.main(["--data", "duke", "--split", "val", "--grain", "0.9", "--frames", "8", "--duke-root",
+                          str(duke_tree), "--methods", "median", "--out", str(out), "--examples", "1"]) == 0
+    assert "noise correlated axially (0.9 px) and divided by sqrt(8)" in (out / "table.md").read_text()
+    scores = (out / "scores.csv").read_text()
+    assert scores.count("S05/test/synthetic8_axial0.9,") == 2 and scores.count("T09/raw/synthetic8_axial0.9,") == 2
+    assert evaluate.main(["--data", "duke", "--grain", "0.9", "--every-frame"]) == 2
+    assert evaluate.main(["--data", "sim", "--grain", "0.9"]) == 2
+    assert evaluate.main(["--data", "duke", "--frames", "8"]) == 2  # real means: at most five frames
+    err = capsys.readouterr().err
+    assert "--grain 0.9: needs --data duke" in err and "1 to 5 frames" in err
 
 
 def test_validation_bm3d_cache_holds_pairs_of_different_shapes(tmp_path: Path, monkeypatch) -> None:

@@ -106,6 +106,10 @@ class FitConfig:
     # with duke_frame_means only: also every registered train frame (T02-T07's single frames included) with its
     # noise divided by sqrt(k), for each k of this comma-separated list, e.g. "2,3,4,5" (frames.synthetic_mean_pairs)
     duke_synthetic_means: str = ""
+    # the synthetic means' noise smoothed along each A-scan by a Gaussian of this many px (0.9: lag-1 axial
+    # correlation ~0.7, as on Spectralis and most scanners; frames.correlated_axially); then k = 1 is allowed.
+    # With --data real the synthetic means are reference pairs beside the column splits
+    duke_synthetic_grain: float = 0.0
     # Duke validation on every registered frame of S05 (five pairs) besides T09, not S05/test.tif alone:
     # two pairs let one lucky step pick OUT/best (needs duke_register; single-frame runs)
     duke_val_frames: bool = False
@@ -160,6 +164,27 @@ def _bool(text: str) -> bool:
     if word not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
     return word in ("1", "true", "yes", "on")
+
+
+def _check_synthetic_means(values: dict) -> None:
+    """Exit with a one-line error when the synthetic Duke means are asked for in a way that cannot run."""
+    grain = float(values["duke_synthetic_grain"])
+    if grain < 0 or grain > 5:
+        raise SystemExit(f"error: duke_synthetic_grain must be from 0 to 5 pixels, got {grain}")
+    if not values["duke_synthetic_means"]:
+        if grain > 0:
+            raise SystemExit("error: duke_synthetic_grain needs --duke-synthetic-means")
+        return
+    try:
+        ks = frame_counts(str(values["duke_synthetic_means"]))
+    except ValueError:
+        ks = ()
+    least = 1 if grain > 0 else 2  # k = 1 without grain would be the frame itself
+    if not ks or min(ks) < least:
+        raise SystemExit(f"error: duke_synthetic_means must be frame counts >= {least} separated by commas, "
+                         f"got {values['duke_synthetic_means']!r}")
+    if values["data"] != "real" and values["duke_frame_means"] != "only":
+        raise SystemExit("error: duke_synthetic_means needs --duke-frame-means only (or --data real)")
 
 
 def _typed(key: str, value: object, default: object, source: str) -> object:
@@ -278,16 +303,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit(f"error: duke_frame_means must be none, add or only, got {values['duke_frame_means']!r}")
     if values["duke_frame_means"] != "none" and (values["data"] != "duke" or not values["duke_register"]):
         raise SystemExit("error: duke_frame_means needs --data duke and --duke-register true")
-    if values["duke_synthetic_means"]:
-        try:
-            ks = frame_counts(str(values["duke_synthetic_means"]))
-        except ValueError:
-            ks = ()
-        if not ks or min(ks) < 2:
-            raise SystemExit(f"error: duke_synthetic_means must be frame counts >= 2 separated by commas, "
-                             f"got {values['duke_synthetic_means']!r}")
-        if values["duke_frame_means"] != "only":
-            raise SystemExit("error: duke_synthetic_means needs --duke-frame-means only")
+    _check_synthetic_means(values)
     if values["duke_val_frames"] and (values["data"] != "duke" or not values["duke_register"]
                                       or values["duke_frame_means"] == "only"):
         raise SystemExit("error: duke_val_frames needs --data duke, --duke-register true and single frames")

@@ -79,7 +79,8 @@ def _duke(cfg: FitConfig) -> TrainingData:
     root = cfg.duke_root or None
     if cfg.duke_frame_means == "only":
         train = frame_mean_pairs("train", root, every=True)
-        train += synthetic_mean_pairs("train", cfg.synthetic_means(), root) if cfg.duke_synthetic_means else []
+        train += (synthetic_mean_pairs("train", cfg.synthetic_means(), root, cfg.duke_synthetic_grain)
+                  if cfg.duke_synthetic_means else [])
     else:
         train = (registered_duke_pairs("train", root) if cfg.duke_register
                  else duke_pairs("train", root, extra_frames=cfg.duke_extra_frames))
@@ -94,6 +95,7 @@ def _duke(cfg: FitConfig) -> TrainingData:
             "extra_frames": cfg.duke_extra_frames and cfg.duke_frame_means != "only",
             "references_aligned": cfg.duke_align, "frames_registered": cfg.duke_register,
             "frame_means": cfg.duke_frame_means, "synthetic_means": list(cfg.synthetic_means()),
+            "synthetic_grain_px": cfg.duke_synthetic_grain,
             "val_every_frame": cfg.duke_val_frames}
     return TrainingData(CropSampler(hn, ln, cfg.crop, targets), desc, val)
 
@@ -148,13 +150,17 @@ def _real(cfg: FitConfig) -> TrainingData:
     sets = load_real(cfg.shared_data or None, cfg.model_normalisation(), cfg.duke_extra_frames, cfg.ln_min_split_psnr,
                      cfg.real_duke, cfg.duke_align, _names(cfg.real_hold_out), cfg.duke_register)
     hn = [im for _, im in sets.noisy]
+    synthetic = _synthetic_pairs(cfg)
+    sets.pair_inputs += synthetic[0]
+    sets.pair_targets += synthetic[1]
     has_pairs = bool(sets.pair_inputs)
     sampler = CropSampler(hn, sets.ln, cfg.crop, targets=sets.pair_targets if has_pairs else None,
                           pair_inputs=sets.pair_inputs if has_pairs else None)
     val = [ValItem(n, x, a, x) for n, x, a in sets.val_pairs]
     desc = {"source": "real", "noisy_bscans": len(hn),
             "noisy_sources": sorted({n.split("/")[0] for n, _ in sets.noisy}),
-            "duke_pairs": len(sets.pair_inputs),
+            "duke_pairs": len(sets.pair_inputs) - len(synthetic[0]), "synthetic_duke_pairs": len(synthetic[0]),
+            "synthetic_means": list(cfg.synthetic_means()), "synthetic_grain_px": cfg.duke_synthetic_grain,
             "references_aligned": cfg.duke_align, "ln_bscans": len(sets.ln), "val_pairs": [v.name for v in val],
             "val_split": [n for n, _ in sets.val_split],
             "never_used": ["duke S06-S09", "tian subject 5 (val only)", *_names(cfg.real_hold_out)]}
@@ -172,6 +178,16 @@ def _real(cfg: FitConfig) -> TrainingData:
     if cfg.n2n_sim > 0:
         sim, desc["n2n_sim"] = _sim_stacks(cfg)
     return TrainingData(sampler, desc, val, _mixed(cfg, split, frames, sim), sets.val_split)
+
+
+def _synthetic_pairs(cfg: FitConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Inputs and targets of ``--duke-synthetic-means`` as reference pairs for ``--data real`` (none if unset)."""
+    if not cfg.duke_synthetic_means:
+        return [], []
+    norm = cfg.model_normalisation()
+    root = Path(cfg.shared_data or default_shared_data()) / "paired"
+    pairs = synthetic_mean_pairs("train", cfg.synthetic_means(), root, cfg.duke_synthetic_grain)
+    return [to_model_units(x, norm) for _, x, _ in pairs], duke_targets(pairs, norm, cfg.duke_align)[0]
 
 
 def _duke_frames(cfg: FitConfig) -> tuple[FrameSampler, list[ValItem]]:
