@@ -437,11 +437,16 @@ def test_evaluate_grain_scores_correlated_synthetic_means(duke_tree: Path, tmp_p
     assert "noise correlated axially (0.9 px) and divided by sqrt(8)" in (out / "table.md").read_text()
     scores = (out / "scores.csv").read_text()
     assert scores.count("S05/test/synthetic8_axial0.9,") == 2 and scores.count("T09/raw/synthetic8_axial0.9,") == 2
+    scaled = tmp_path / "bm3d"
+    assert evaluate.main(["--data", "duke", "--split", "val", "--grain", "0.9", "--duke-root", str(duke_tree),
+                          "--methods", "bm3d", "--bm3d-scale", "5", "--out", str(scaled), "--examples", "1"]) == 0
+    assert "| bm3d x5 |" in (scaled / "table.md").read_text()  # named for its scale, not the tuned default
+    assert evaluate.main(["--data", "duke", "--bm3d-scale", "0"]) == 2
     assert evaluate.main(["--data", "duke", "--grain", "0.9", "--every-frame"]) == 2
     assert evaluate.main(["--data", "sim", "--grain", "0.9"]) == 2
     assert evaluate.main(["--data", "duke", "--frames", "8"]) == 2  # real means: at most five frames
     err = capsys.readouterr().err
-    assert "--grain 0.9: needs --data duke" in err and "1 to 5 frames" in err
+    assert "--grain 0.9: needs --data duke" in err and "1 to 5 frames" in err and "--bm3d-scale 0.0: must be > 0" in err
 
 
 def test_validation_bm3d_cache_holds_pairs_of_different_shapes(tmp_path: Path, monkeypatch) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import os
 import sys
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_hdcyclegan import metrics, profiles
-from napari_hdcyclegan.baselines import BASELINES, MissingExtraError
+from napari_hdcyclegan.baselines import BASELINES, MissingExtraError, denoise_bm3d
 from napari_hdcyclegan.io.formats import IMAGE_SUFFIXES
 
 from .data import duke_pairs
@@ -263,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Duke: every registered frame with its noise correlated along the A-scans by a Gaussian "
                          "of PX pixels (0.9: lag-1 correlation ~0.7, like most scanners) and divided by "
                          "sqrt(--frames): a correlated-speckle scan with a reference (frames.synthetic_mean_pairs)")
+    ap.add_argument("--bm3d-scale", type=float, default=None, metavar="K",
+                    help="BM3D with sigma = K x the noise estimate instead of the tuned default (the estimate "
+                         "assumes white noise: correlated speckle needs more; the row is named 'bm3d xK')")
     ap.add_argument("--duke-root", default=None, help="folder holding duke_fang2013_* (Duke data)")
     ap.add_argument("--out", default="runs/evaluate", help="output folder")
     ap.add_argument("--n", type=int, default=None, help="use the first N pairs (sim default 8)")
@@ -285,6 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.every_frame and (args.data != "duke" or args.frames != 1):
         print("--every-frame: needs --data duke and single frames (--frames 1)", file=sys.stderr)
+        return 2
+    if args.bm3d_scale is not None and not args.bm3d_scale > 0:
+        print(f"--bm3d-scale {args.bm3d_scale}: must be > 0", file=sys.stderr)
         return 2
     if args.grain is not None and (args.data != "duke" or args.every_frame or not 0 < args.grain <= 5):
         print(f"--grain {args.grain}: needs --data duke, no --every-frame (it uses every frame) and 0 < PX <= 5",
@@ -337,7 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 notes.append("bm3d skipped: " + str(MissingExtraError(
                     'pip install "napari-hdcyclegan[bm3d]"')))
                 continue
-            methods[m] = BASELINES[m]
+            if args.bm3d_scale is None:
+                methods[m] = BASELINES[m]
+            else:
+                methods[f"bm3d x{args.bm3d_scale:g}"] = functools.partial(denoise_bm3d, sigma_scale=args.bm3d_scale)
         else:
             methods[m] = BASELINES[m]
     print(f"evaluating {len(pairs)} pairs: {label}; registration {'on' if align else 'off'}")
