@@ -13,7 +13,8 @@ shown whether or not the guard would keep them) leave in the residual, beside th
 speckle shared between neighbouring A-scans and independent A-scans), adapted on the whole scan even
 where A-scans share speckle: the held-out split PSNR the decision uses beside the PSNR to the truth.
 
-    python scripts/adapt_check.py [--weights auto] [--steps 60] [--consistency 2] [--duke test] [--no-bm3d]
+    python scripts/adapt_check.py [--weights auto] [--steps 60] [--consistency 2] [--duke test [--grain 0.9
+                                  --frames 2]] [--no-bm3d]
                                   [--only NAME,...] [--residuals 0,2 [--show DIR]] [--sim 8]
 """
 
@@ -77,16 +78,19 @@ def sim_scores(weights: str, steps: int, n: int, consistency: float) -> None:
 
 
 def duke_scores(weights: str, steps: int, split: str, consistency: float, min_gain: float,
-                only: list[str] | None) -> None:
-    """PSNR / SSIM against the Duke averages, base and adapted."""
+                only: list[str] | None, grain: float | None = None, frames: int = 1) -> None:
+    """PSNR / SSIM against the Duke averages, base and adapted; ``grain``: every registered frame with its
+    noise correlated along the A-scans and divided by sqrt(``frames``), as ``training.evaluate --grain``."""
     from napari_hdcyclegan import metrics
     from napari_hdcyclegan.adapt import iter_adapt
     from napari_hdcyclegan.engine import choose_denoiser
     from napari_hdcyclegan.progress import drive
     from training.evaluate import duke_pairs
+    from training.frames import synthetic_mean_pairs
 
     rows = []
-    for name, hn, ref in duke_pairs(split, None):
+    pairs = duke_pairs(split, None) if grain is None else synthetic_mean_pairs(split, (frames,), None, grain)
+    for name, hn, ref in pairs:
         if only and name not in only:
             continue
         base, _ = choose_denoiser(weights, "cpu", data=hn)
@@ -161,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="dB the held-out score must rise by (default: adapt.MIN_GAIN_DB; -99 shows what a "
                         "refused adaptation does)")
     p.add_argument("--duke", metavar="SPLIT", help="score Duke pairs of this split instead")
+    p.add_argument("--grain", type=float, metavar="PX",
+                   help="with --duke: every registered frame with its noise correlated along the A-scans by a "
+                        "Gaussian of PX pixels and divided by sqrt(--frames) (training.evaluate --grain)")
+    p.add_argument("--frames", type=int, default=1, help="with --grain: the noise divided by sqrt(FRAMES)")
     p.add_argument("--no-bm3d", action="store_true")
     p.add_argument("--only", help="comma-separated scan names (Duke: e.g. S05/test)")
     p.add_argument("--data", type=Path, help="the shared data folder")
@@ -170,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.show and not a.residuals:
         p.error("--show draws the residual check: give --residuals too")
+    if a.grain is not None and (not a.duke or not 0 < a.grain <= 5 or a.frames < 1):
+        p.error("--grain needs --duke SPLIT, 0 < PX <= 5 and --frames >= 1")
     import torch
 
     from napari_hdcyclegan.adapt import CONSISTENCY, MIN_GAIN_DB
@@ -181,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         sim_scores(a.weights, a.steps, a.sim, consistency)
         return 0
     if a.duke:
-        duke_scores(a.weights, a.steps, a.duke, consistency, min_gain, a.only.split(",") if a.only else None)
+        duke_scores(a.weights, a.steps, a.duke, consistency, min_gain, a.only.split(",") if a.only else None,
+                    a.grain, a.frames)
         return 0
     from training.real import default_shared_data
 
