@@ -6,7 +6,9 @@ columns are common), and an averaged reference. The mean of k of them is a
 Bioptigen b-scan averaged over k frames: laterally independent speckle at a noise level the shared
 data otherwise lacks (split PSNR 16-20 dB for k = 2-5). Two disjoint subsets of one subject's frames
 are a Noise2Noise pair (same scene, independent speckle): :class:`FrameSampler`. ``training.evaluate
---frames K`` scores k-frame averages against the reference.
+--frames K`` scores k-frame averages against the reference. :func:`synthetic_mean_pairs` makes any frame
+look like a k-frame mean, optionally with the axially correlated grain of other scanners
+(``training.evaluate --grain``).
 """
 
 from __future__ import annotations
@@ -164,12 +166,12 @@ def synthetic_mean_pairs(split: str, ks: tuple[int, ...], root: str | Path | Non
     0.7) and independent across A-scans, with a reference to score against.
     """
     out = []
+    grain = f"_axial{axial_sigma:g}" if axial_sigma > 0 else ""
     for name, frame, average in registered_duke_pairs(split, root):
         reference = align_reference(frame, average).astype(np.float64)
         noise = correlated_axially(frame.astype(np.float64) - reference, axial_sigma)
         for k in ks:
             mean = np.clip(np.rint(reference + noise / np.sqrt(k)), 0, np.iinfo(frame.dtype).max)
-            grain = f"_axial{axial_sigma:g}" if axial_sigma > 0 else ""
             out.append((f"{name}/synthetic{k}{grain}", mean.astype(frame.dtype), average))
     return out
 
