@@ -178,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.show and not a.residuals:
         p.error("--show draws the residual check: give --residuals too")
-    if a.grain is not None and (not a.duke or not 0 < a.grain <= 5 or a.frames < 1):
-        p.error("--grain needs --duke SPLIT, 0 < PX <= 5 and --frames >= 1")
+    from training.frames import MAX_GRAIN_PX
+
+    if a.grain is not None and (not a.duke or not 0 < a.grain <= MAX_GRAIN_PX or a.frames < 1):
+        p.error(f"--grain needs --duke SPLIT, 0 < PX <= {MAX_GRAIN_PX:g} and --frames >= 1")
     import torch
 
     from napari_hdcyclegan.adapt import CONSISTENCY, MIN_GAIN_DB

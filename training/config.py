@@ -10,6 +10,8 @@ from pathlib import Path
 from napari_hdcyclegan.intensity import DEFAULT_NORMALISATION
 from napari_hdcyclegan.model.checkpoint import MAX_LATERAL_SIGMA, valid_lateral_sigma
 
+from .frames import MAX_GRAIN_PX
+
 
 @dataclass
 class FitConfig:
@@ -169,8 +171,8 @@ def _bool(text: str) -> bool:
 def _check_synthetic_means(values: dict) -> None:
     """Exit with a one-line error when the synthetic Duke means are asked for in a way that cannot run."""
     grain = float(values["duke_synthetic_grain"])
-    if grain < 0 or grain > 5:
-        raise SystemExit(f"error: duke_synthetic_grain must be from 0 to 5 pixels, got {grain}")
+    if not 0 <= grain <= MAX_GRAIN_PX:
+        raise SystemExit(f"error: duke_synthetic_grain must be from 0 to {MAX_GRAIN_PX:g} pixels, got {grain}")
     if not values["duke_synthetic_means"]:
         if grain > 0:
             raise SystemExit("error: duke_synthetic_grain needs --duke-synthetic-means")

@@ -28,7 +28,7 @@ from napari_hdcyclegan.baselines import BASELINES, MissingExtraError, denoise_bm
 from napari_hdcyclegan.io.formats import IMAGE_SUFFIXES
 
 from .data import duke_pairs
-from .frames import frame_average_pairs, registered_duke_pairs, synthetic_mean_pairs
+from .frames import MAX_GRAIN_PX, frame_average_pairs, registered_duke_pairs, synthetic_mean_pairs
 
 Pair = tuple[str, np.ndarray, np.ndarray]
 #: Metrics of the table, in the paper's column order.
@@ -293,9 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.bm3d_scale is not None and not args.bm3d_scale > 0:
         print(f"--bm3d-scale {args.bm3d_scale}: must be > 0", file=sys.stderr)
         return 2
-    if args.grain is not None and (args.data != "duke" or args.every_frame or not 0 < args.grain <= 5):
-        print(f"--grain {args.grain}: needs --data duke, no --every-frame (it uses every frame) and 0 < PX <= 5",
-              file=sys.stderr)
+    if args.grain is not None and (args.data != "duke" or args.every_frame or not 0 < args.grain <= MAX_GRAIN_PX):
+        print(f"--grain {args.grain}: needs --data duke, no --every-frame (it uses every frame) and "
+              f"0 < PX <= {MAX_GRAIN_PX:g}", file=sys.stderr)
         return 2
     if args.data == "sim":
         pairs = load_sim(args.n or 8, tuple(args.shape), args.seed, args.against)

@@ -24,6 +24,8 @@ from scipy import ndimage
 from .data import DataError, align_reference, duke_folders, duke_pairs, read_image_stack, stack_crops
 
 N_FRAMES = 5
+#: Widest axial grain (px) that synthetic means, ``training.evaluate --grain`` and the fit config accept.
+MAX_GRAIN_PX = 5.0
 
 
 def correlation_map(reference: np.ndarray, frame: np.ndarray, limit: tuple[int, int]) -> np.ndarray:

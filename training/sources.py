@@ -150,16 +150,13 @@ def _real(cfg: FitConfig) -> TrainingData:
     sets = load_real(cfg.shared_data or None, cfg.model_normalisation(), cfg.duke_extra_frames, cfg.ln_min_split_psnr,
                      cfg.real_duke, cfg.duke_align, _names(cfg.real_hold_out), cfg.duke_register)
     hn = [im for _, im in sets.noisy]
-    synthetic = _synthetic_pairs(cfg)
-    sets.pair_inputs += synthetic[0]
-    sets.pair_targets += synthetic[1]
-    has_pairs = bool(sets.pair_inputs)
-    sampler = CropSampler(hn, sets.ln, cfg.crop, targets=sets.pair_targets if has_pairs else None,
-                          pair_inputs=sets.pair_inputs if has_pairs else None)
+    synthetic_inputs, synthetic_targets = _synthetic_pairs(cfg)
+    inputs, targets = sets.pair_inputs + synthetic_inputs, sets.pair_targets + synthetic_targets
+    sampler = CropSampler(hn, sets.ln, cfg.crop, targets=targets or None, pair_inputs=inputs or None)
     val = [ValItem(n, x, a, x) for n, x, a in sets.val_pairs]
     desc = {"source": "real", "noisy_bscans": len(hn),
             "noisy_sources": sorted({n.split("/")[0] for n, _ in sets.noisy}),
-            "duke_pairs": len(sets.pair_inputs) - len(synthetic[0]), "synthetic_duke_pairs": len(synthetic[0]),
+            "duke_pairs": len(sets.pair_inputs), "synthetic_duke_pairs": len(synthetic_inputs),
             "synthetic_means": list(cfg.synthetic_means()), "synthetic_grain_px": cfg.duke_synthetic_grain,
             "references_aligned": cfg.duke_align, "ln_bscans": len(sets.ln), "val_pairs": [v.name for v in val],
             "val_split": [n for n, _ in sets.val_split],
