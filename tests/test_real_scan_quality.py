@@ -1,0 +1,82 @@
+"""The shipped default (`auto`) on real scans: the targets it meets stay met.
+
+No other test runs the shipped weights on real scans and scores them, so a change of the inference path
+(intensity mapping, routing, precision, smoothing) could lose decibels and stay green. These tests score
+`auto` with the shared tool's measures (``../shared/tools/real_scan_check.py``) and the Duke evaluation,
+and hold each figure to the tuned BM3D figure it beats or matches in the README (BM3D itself is too slow
+to run here: its figures are constants, each with the command that measured it). They skip when the
+shared real data is absent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+pytestmark = pytest.mark.skipif(not (SHARED / "tools" / "real_scan_check.py").is_file(),
+                                reason="needs the shared real data and tools (../shared)")
+
+
+@pytest.fixture(scope="module")
+def tool():
+    """The shared tool's measures (split PSNR, layer bands, layer CNR), as the README's tables use them."""
+    sys.path.insert(0, str(SHARED / "tools"))
+    import real_scan_check
+
+    return real_scan_check
+
+
+@pytest.fixture(scope="module")
+def auto():
+    """`auto`'s denoising function: the model chosen per b-scan, as the command line does."""
+    from napari_hdcyclegan import engine
+
+    return lambda x: engine.get_denoiser("auto", "cpu", data=x).denoise(x)
+
+
+def test_held_back_tian_subject_beats_bm3d_split_psnr_and_matches_its_layer_cnr(tool, auto) -> None:
+    # BM3D x5 on subject 5's ten b-scans: split PSNR 27.03 dB, layer CNR 2.693 (`python
+    # ../shared/tools/real_scan_check.py denoise --subjects 5`; README, headline table)
+    scans = tool.load_subject(str(SHARED / "data" / "layers" / "tian2015_octlayers"), 5)
+    split, cnr, kept = [], [], []
+    for _, im, lab in scans:
+        even, odd = tool.halves(im)
+        split.append(tool.split_psnr(auto(even), auto(odd), im))
+        c_out, d_out = tool.layer_stats(auto(im), tool.bands_of(lab, im.shape[0]))
+        c_raw, d_raw = tool.layer_stats(im, tool.bands_of(lab, im.shape[0]))
+        cnr.append(np.mean(c_out))
+        kept.extend(np.array(d_out) / np.maximum(np.array(d_raw), 1e-6))
+    assert len(scans) == 10
+    assert np.mean(split) > 27.03 + 0.3, np.mean(split)  # shipped: 27.48
+    assert np.mean(cnr) > 2.693 - 0.02, np.mean(cnr)  # shipped: 2.69, level with BM3D (not above: issue open)
+    assert np.median(kept) >= 0.95
+
+
+def test_noisy_vol_scan_beats_bm3d_split_psnr(auto) -> None:
+    from napari_hdcyclegan import metrics
+    from training.real import vendor_scans
+
+    scans = dict(vendor_scans(SHARED / "data"))
+    unit = np.asarray(scans["vol/valid/0"], np.float32)  # log display, [0, 1]
+    # BM3D x5: 23.59 dB, raw 21.34 (`python scripts/vol_layer_check.py`; README, the `.vol` table)
+    assert metrics.split_psnr(unit) < 21.5
+    assert metrics.split_psnr(unit, auto) > 23.59  # shipped: 23.74
+
+
+def test_duke_test_pairs_beat_bm3d_on_psnr_ssim_and_cnr(tmp_path, capsys) -> None:
+    from training.evaluate import main
+
+    assert main(["--data", "duke", "--split", "test", "--weights", "auto", "--methods", "model",
+                 "--duke-root", str(SHARED / "data" / "paired"), "--out", str(tmp_path), "--examples", "1"]) == 0
+    rows = {r["method"]: r for r in csv.DictReader(io.StringIO((tmp_path / "table.csv").read_text()))}
+    model = rows["HDcycleGAN"]
+    # tuned BM3D on the four test b-scans: 28.03 dB / 0.678 / MSR 28.53 / CNR 6.54 (`python -m
+    # training.evaluate --data duke --split test --methods model bm3d`; README, headline table)
+    assert float(model["PSNR_mean"]) > 28.03 and float(model["SSIM_mean"]) > 0.678  # shipped: 28.28 / 0.683
+    assert float(model["CNR_mean"]) > 6.54  # shipped: 6.64 (MSR 28.45 is level with BM3D's, not above)
