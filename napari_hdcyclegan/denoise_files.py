@@ -242,6 +242,7 @@ def denoise_file(src: Path, dst: Path, denoiser: Any, progress: Callable[[int, i
     warn_plain_output(dst, image)
     auto = not hasattr(denoiser, "iter_denoise")  # a chooser, which picks the model for this input
     _note_empty(src, data, refuse_outliers=auto)
+    _note_linear(src, data)
     choice = None
     if auto:
         denoiser, choice = denoiser(data)
@@ -276,6 +277,19 @@ def _note_empty(src: Path, data: Any, refuse_outliers: bool = False) -> None:
         total = 1 if data.ndim == 2 else data.shape[0]
         warnings.warn(f"{src}: {len(empty)} of {total} b-scans have no finite pixel (all NaN or inf; first: "
                       f"b-scan {empty[0]}); they are written back as they are, not denoised", UserWarning,
+                      stacklevel=2)
+
+
+def _note_linear(src: Path, data: Any) -> None:
+    """Say when the input looks like linear intensities: it is denoised as it is, which does little."""
+    from .intensity import looks_linear
+
+    level = looks_linear(data)
+    if level is not None:
+        warnings.warn(f"{src} looks like linear intensities (median pixel at {level:.2%} of its range; "
+                      "log-compressed display scans: 3-43 %): the models expect display-domain b-scans as "
+                      "scanners export them, so little noise is removed; log-compress it first "
+                      "(napari_hdcyclegan.intensity.log_display) or read the vendor file", UserWarning,
                       stacklevel=2)
 
 

@@ -8,6 +8,8 @@ import numpy as np
 LOG_EPS, LOG_OFFSET, LOG_SPAN = 2.44e-4, 8.3, 8.285
 #: A model config's ``normalisation`` when it names none: robust 0.5 / 99.5 percentiles per b-scan.
 DEFAULT_NORMALISATION: dict = {"method": "percentile", "low": 0.5, "high": 99.5}
+#: Below this :func:`median_level` a b-scan looks like linear intensities, not a log-compressed display.
+LINEAR_LEVEL_BELOW = 0.01
 
 
 def check_image(data: np.ndarray, ndims: tuple[int, ...] = (2, 3)) -> np.ndarray:
@@ -219,3 +221,60 @@ def unit_range(data: np.ndarray, normalisation: dict | None = None) -> tuple[flo
             return 0.0, 1.0
         return lo, hi
     raise ValueError(f"unknown normalisation method {method!r}")
+
+
+def median_level(bscan: np.ndarray) -> float:
+    """Where a b-scan's median pixel lies in its own 0.5-99.5 percentile range (0 to 1).
+
+    Pixels at or below the 0.5th percentile (black padding, masked areas) are left out of the median.
+    Log-compressed display b-scans, as scanners export them, put it at 0.03-0.43 (the 127 shared real
+    images: Spectralis, Bioptigen, other scanners), the linear intensities stored in a Heidelberg ``.vol``
+    (valid.vol) at 0.0016: speckle spans decades that a linear scale crowds near zero. (The shared images
+    mapped back through :func:`inverse_log_display` land at 0.0002-0.024, the noisiest single frames
+    highest.)
+
+    Parameters
+    ----------
+    bscan : array_like
+        A 2D b-scan, any real dtype; NaN and inf pixels are left out.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN when the b-scan has no finite pixels or no spread.
+    """
+    x = np.asarray(bscan, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan")
+    lo, hi = np.percentile(x, [0.5, 99.5])
+    above = x[x > lo]
+    if hi <= lo or above.size == 0:
+        return float("nan")
+    return float(np.clip((np.median(above) - lo) / (hi - lo), 0.0, 1.0))
+
+
+def looks_linear(data: np.ndarray, max_bscans: int = 8) -> float | None:
+    """The median :func:`median_level` of up to ``max_bscans`` evenly spaced b-scans of ``data`` when it
+    is below :data:`LINEAR_LEVEL_BELOW` (the data look like linear intensities), else None.
+
+    Parameters
+    ----------
+    data : array_like
+        A 2D b-scan or a (B, H, W) volume.
+    max_bscans : int
+        How many b-scans of a volume to measure.
+
+    Returns
+    -------
+    float or None
+        The level when it says linear; None for display-domain data and when nothing can be measured.
+    """
+    volume = len(data.shape) == 3  # b-scans are read one at a time (a memory-mapped volume stays on disk)
+    n = data.shape[0] if volume else 1
+    picks = np.unique(np.linspace(0, n - 1, min(max_bscans, n)).round().astype(int))
+    levels = [v for v in (median_level(data[i] if volume else data) for i in picks) if np.isfinite(v)]
+    if not levels:
+        return None
+    level = float(np.median(levels))
+    return level if level < LINEAR_LEVEL_BELOW else None

@@ -309,3 +309,19 @@ def test_auto_refuses_an_outlier_in_an_unscored_bscan_before_naming_a_model(tmp_
     assert not any(line.startswith("model:") for line in err), err  # no model named for a scan it refuses
     assert not chosen  # nor chosen
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.tif"]
+
+
+def test_linear_intensities_are_said_to_need_log_compression(tmp_path, models, capsys):
+    rows = np.arange(64)[:, None]
+    scene = np.where((rows > 20) & (rows < 40), 0.3, 0.004) * np.ones((64, 96))
+    linear = (scene * np.random.default_rng(0).exponential(1.0, (2, 64, 96))).astype(np.float32)
+    tifffile.imwrite(tmp_path / "lin.tif", linear, photometric="minisblack")
+    assert main(["denoise", str(tmp_path / "lin.tif"), str(tmp_path / "o.tif"), "-w", str(models[0]), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "lin.tif looks like linear intensities" in err and "log-compress it first" in err
+    assert tifffile.imread(tmp_path / "o.tif").shape == linear.shape  # denoised all the same, as asked
+    from napari_hdcyclegan.intensity import log_display
+
+    tifffile.imwrite(tmp_path / "disp.tif", log_display(linear), photometric="minisblack")
+    assert main(["denoise", str(tmp_path / "disp.tif"), str(tmp_path / "o2.tif"), "-w", str(models[0]), "-q"]) == 0
+    assert "linear" not in capsys.readouterr().err

@@ -87,6 +87,7 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     ``data`` batch by batch, yielding (done, total); returns a result dict."""
     from napari_hdcyclegan.adapt import iter_adapt
     from napari_hdcyclegan.engine import choose_denoiser, iter_denoised
+    from napari_hdcyclegan.intensity import looks_linear
     from napari_hdcyclegan.model.choice import AUTO
     from napari_hdcyclegan.normalise import empty_bscans
 
@@ -108,6 +109,7 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
         result["provenance"]["adaptation"] = adaptation.to_json()
         result["adaptation"] = adaptation.describe(base)
     result["empty_bscans"] = empty
+    result["linear_level"] = looks_linear(data)
     if residual:
         res = data.astype(np.float32) - out.astype(np.float32)
         finite = np.abs(res[np.isfinite(res)])  # an all-NaN b-scan must not make the contrast limits NaN
@@ -264,6 +266,10 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
                                   f"(first: {empty[0]})")
         if "adaptation" in result:
             self.status.value += f"; {result['adaptation']}"
+        if result.get("linear_level") is not None:
+            show_info(f"{source.name} looks like linear intensities (median pixel at {result['linear_level']:.2%} "
+                      "of its range): the models expect log-compressed display b-scans; log-compress it first")
+            self.status.value += "; the input looks like linear intensities (little is denoised)"
         if not result["trained"]:
             show_info("Denoise used an UNTRAINED model (random weights): the output is not denoised")
 
