@@ -282,15 +282,11 @@ def _note_empty(src: Path, data: Any, refuse_outliers: bool = False) -> None:
 
 def _note_linear(src: Path, data: Any) -> None:
     """Say when the input looks like linear intensities: it is denoised as it is, which does little."""
-    from .intensity import looks_linear
+    from .intensity import linear_warning, looks_linear
 
     level = looks_linear(data)
     if level is not None:
-        warnings.warn(f"{src} looks like linear intensities (median pixel at {level:.2%} of its range; "
-                      "log-compressed display scans: 3-43 %): the models expect display-domain b-scans as "
-                      "scanners export them, so little noise is removed; log-compress it first "
-                      "(napari_hdcyclegan.intensity.log_display) or read the vendor file", UserWarning,
-                      stacklevel=2)
+        warnings.warn(linear_warning(str(src), level), UserWarning, stacklevel=2)
 
 
 def _note_dim(src: Path, model: str, gains: list[float] | None) -> None:

@@ -226,12 +226,15 @@ def unit_range(data: np.ndarray, normalisation: dict | None = None) -> tuple[flo
 def median_level(bscan: np.ndarray) -> float:
     """Where a b-scan's median pixel lies in its own 0.5-99.5 percentile range (0 to 1).
 
-    Pixels at or below the 0.5th percentile (black padding, masked areas) are left out of the median.
-    Log-compressed display b-scans, as scanners export them, put it at 0.03-0.43 (the 127 shared real
-    images: Spectralis, Bioptigen, other scanners), the linear intensities stored in a Heidelberg ``.vol``
-    (valid.vol) at 0.0016: speckle spans decades that a linear scale crowds near zero. (The shared images
-    mapped back through :func:`inverse_log_display` land at 0.0002-0.024, the noisiest single frames
-    highest.)
+    Pixels at or below the 0.5th percentile (black padding, masked areas) are left out of the median; when
+    they are most of the b-scan nothing is said (NaN): a dark display scan (Tian subject 2 b-scan 08) and
+    linear data rounded to 8 bits both look like that.
+
+    Log-compressed display b-scans, as scanners export them, put it at 0.03-0.43 (126 of the 127 shared
+    real images: Spectralis, Bioptigen, other scanners; the other is not measurable), the linear
+    intensities stored in a Heidelberg ``.vol`` (valid.vol) at 0.0016: speckle spans decades that a linear
+    scale crowds near zero. (The shared images mapped back through :func:`inverse_log_display` land at
+    0.0002-0.024, the noisiest single frames highest.)
 
     Parameters
     ----------
@@ -248,20 +251,26 @@ def median_level(bscan: np.ndarray) -> float:
     if x.size == 0:
         return float("nan")
     lo, hi = np.percentile(x, [0.5, 99.5])
+    if hi <= lo:
+        return float("nan")
     above = x[x > lo]
-    if hi <= lo or above.size == 0:
+    if above.size < x.size / 2:  # most pixels at the floor: dark display scans and 8-bit linear data alike
         return float("nan")
     return float(np.clip((np.median(above) - lo) / (hi - lo), 0.0, 1.0))
 
 
 def looks_linear(data: np.ndarray, max_bscans: int = 8) -> float | None:
-    """The median :func:`median_level` of up to ``max_bscans`` evenly spaced b-scans of ``data`` when it
-    is below :data:`LINEAR_LEVEL_BELOW` (the data look like linear intensities), else None.
+    """The level of ``data`` if it looks like linear intensities, else None.
+
+    The median :func:`median_level` of up to ``max_bscans`` evenly spaced b-scans, when it is below
+    :data:`LINEAR_LEVEL_BELOW`. Linear intensities as a ``.vol`` stores them (floating point) are caught;
+    linear amplitudes (their square root), linear data rounded to 8 bits and the linear form of the
+    noisiest single frames are not (they read above the threshold, or as not measurable).
 
     Parameters
     ----------
-    data : array_like
-        A 2D b-scan or a (B, H, W) volume.
+    data : numpy.ndarray
+        A 2D b-scan or a (B, H, W) volume (anything with ``shape`` and b-scan indexing).
     max_bscans : int
         How many b-scans of a volume to measure.
 
@@ -278,3 +287,11 @@ def looks_linear(data: np.ndarray, max_bscans: int = 8) -> float | None:
         return None
     level = float(np.median(levels))
     return level if level < LINEAR_LEVEL_BELOW else None
+
+
+def linear_warning(name: str, level: float) -> str:
+    """The one-line warning for an input that :func:`looks_linear` flags."""
+    return (f"{name} looks like linear intensities (median pixel at {level:.2%} of its range; log-compressed "
+            "display scans read several per cent): the models expect display-domain b-scans as scanners export "
+            "them, so little noise is removed; log-compress it first (napari_hdcyclegan.intensity.log_display) "
+            "or read the vendor file")

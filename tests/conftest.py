@@ -85,6 +85,21 @@ def cartoon_volume() -> Callable[..., np.ndarray]:
     return cartoon_retina
 
 
+def linear_oct(shape: tuple[int, ...] = (200, 300), seed: int = 0) -> np.ndarray:
+    """Linear OCT intensities (float32): a bright retina band over a dark vitreous, with exponential speckle;
+    a stack when ``shape`` has three axes."""
+    rows = np.arange(shape[-2])[:, None]
+    band = (rows > shape[-2] * 0.3) & (rows < shape[-2] * 0.65)
+    scene = np.where(band, 0.3, 0.004) * np.ones(shape[-2:])
+    return (scene * np.random.default_rng(seed).exponential(1.0, shape)).astype(np.float32)
+
+
+@pytest.fixture
+def linear_scan() -> Callable[..., np.ndarray]:
+    """:func:`linear_oct`, for tests of what is said about linear-intensity inputs."""
+    return linear_oct
+
+
 def speckled_domain(seed: int, noise: float, n: int = 3, size: int = 40) -> np.ndarray:
     """(n, size, size) uint8 banded b-scans with gamma speckle of strength ``noise``: one training
     domain (HN with strong, LN with weak speckle). Imported by the training job and Train widget tests."""

@@ -12,24 +12,20 @@ from napari_hdcyclegan.intensity import LINEAR_LEVEL_BELOW, inverse_log_display,
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _linear_scan(seed: int = 0, shape: tuple[int, int] = (200, 300)) -> np.ndarray:
-    """Linear OCT intensities: a bright retina band over a dark vitreous, with exponential speckle."""
-    rows = np.arange(shape[0])[:, None]
-    scene = np.where((rows > 80) & (rows < 140), 0.3, 0.004) * np.ones(shape)
-    return scene * np.random.default_rng(seed).exponential(1.0, shape)
-
-
-def test_a_log_display_sits_mid_range_and_its_linear_intensities_near_zero() -> None:
-    linear = _linear_scan()
+def test_a_log_display_sits_mid_range_and_its_linear_intensities_near_zero(linear_scan) -> None:
+    linear = linear_scan()
     display = log_display(linear)
     assert 0.2 < median_level(display) < 0.5
     assert median_level(linear) < LINEAR_LEVEL_BELOW / 2
     assert looks_linear(display) is None
     assert looks_linear(linear) == pytest.approx(median_level(linear))
+    assert looks_linear(np.round(65535 * linear / linear.max()).astype(np.uint16)) is not None
+    # rounded to 8 bits most pixels are 0, as on a dark display scan: no claim either way
+    assert np.isnan(median_level(np.round(255 * linear / linear.max()).astype(np.uint8)))
 
 
-def test_the_level_ignores_padding_gain_offset_and_bad_pixels() -> None:
-    display = log_display(_linear_scan())
+def test_the_level_ignores_padding_gain_offset_and_bad_pixels(linear_scan) -> None:
+    display = log_display(linear_scan())
     level = median_level(display)
     assert median_level(np.pad(display, 40)) == pytest.approx(level, abs=0.02)  # black margins left out
     assert median_level(display * 200 + 30) == pytest.approx(level, abs=1e-6)
@@ -41,7 +37,7 @@ def test_the_level_ignores_padding_gain_offset_and_bad_pixels() -> None:
     assert looks_linear(np.zeros((4, 4))) is None  # nothing to measure: no claim
 
 
-def test_a_volume_is_judged_by_sampled_bscans_read_one_at_a_time() -> None:
+def test_a_volume_is_judged_by_sampled_bscans_read_one_at_a_time(linear_scan) -> None:
     class OnlyIndexed:
         """A volume that can only be read b-scan by b-scan (as a memory-mapped or lazy one)."""
 
@@ -55,7 +51,7 @@ def test_a_volume_is_judged_by_sampled_bscans_read_one_at_a_time() -> None:
         def __array__(self, *args: object, **kwargs: object) -> np.ndarray:
             raise AssertionError("the whole volume was read")
 
-    linear = np.stack([_linear_scan(i, (200, 60)) for i in range(20)])
+    linear = np.stack([linear_scan((200, 60), i) for i in range(20)])
     vol = OnlyIndexed(linear)
     assert looks_linear(vol) is not None and len(vol.read) == 8 and vol.read[0] == 0 and vol.read[-1] == 19
     mixed = np.concatenate([log_display(linear[:15]), linear[15:]])  # a display volume, a few odd b-scans

@@ -421,15 +421,13 @@ def test_auto_refuses_a_no_data_marker_before_choosing_a_model(monkeypatch):
         drive(denoise_volume(data, "auto", "cpu", 2, residual=False, adapt_steps=5))
 
 
-def test_linear_intensities_are_said_to_need_log_compression(qtbot, setup, monkeypatch):
+def test_linear_intensities_are_said_to_need_log_compression(qtbot, setup, monkeypatch, linear_scan):
     from napari_hdcyclegan._widgets import denoise
 
     said: list[str] = []
     monkeypatch.setattr(denoise, "show_info", said.append)
     viewer, layer, widget = setup
-    rows = np.arange(64)[:, None]
-    scene = np.where((rows > 20) & (rows < 40), 0.3, 0.004) * np.ones((64, 64))
-    layer.data = (scene * np.random.default_rng(0).exponential(1.0, (6, 64, 64))).astype(np.float32)
+    layer.data = linear_scan((6, 64, 64))
     run_to_end(qtbot, widget)
     assert "the input looks like linear intensities" in widget.status.value
     assert any("oct looks like linear intensities" in s and "log-compress" in s for s in said)

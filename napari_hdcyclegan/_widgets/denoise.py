@@ -267,8 +267,9 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         if "adaptation" in result:
             self.status.value += f"; {result['adaptation']}"
         if result.get("linear_level") is not None:
-            show_info(f"{source.name} looks like linear intensities (median pixel at {result['linear_level']:.2%} "
-                      "of its range): the models expect log-compressed display b-scans; log-compress it first")
+            from napari_hdcyclegan.intensity import linear_warning
+
+            show_info(linear_warning(source.name, result["linear_level"]))
             self.status.value += "; the input looks like linear intensities (little is denoised)"
         if not result["trained"]:
             show_info("Denoise used an UNTRAINED model (random weights): the output is not denoised")
