@@ -18,6 +18,7 @@ with every ``--sigmas`` value. Per factor and sigma it prints:
 Asserts nothing. Example (the numbers in the README, "Smoothing across A-scans")::
 
     python scripts/sampling_check.py --subjects 5 --factors 0.5,2 --sigmas 0.55,1.1,2.2
+    python scripts/sampling_check.py --subjects 5 --factors 1/3,3 --sigmas 0.37,1.1,3.3
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -54,7 +57,7 @@ def resample_columns(image: np.ndarray, factor: float, start: int = 0) -> np.nda
 
 
 def scores(denoise: Callable[[float], Denoise], native: np.ndarray, factor: float, sigma: float,
-           image: np.ndarray, label: np.ndarray, rc) -> tuple[float, float, float, float]:
+           image: np.ndarray, label: np.ndarray, rc: ModuleType) -> tuple[float, float, float, float]:
     """(agreement dB, layer CNR, the native output's layer CNR, split PSNR or NaN) of one b-scan at
     one factor and sigma; ``native`` is the model's output of ``image`` at its own sigma."""
     from napari_hdcyclegan.noise_measures import offset_free_psnr
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", default="spectralis-real")
     p.add_argument("--subjects", default="5", help="comma-separated Tian subjects")
-    p.add_argument("--factors", default="0.5,2", help="A-scans per mm relative to the scan: 1/k, or above 1")
+    p.add_argument("--factors", default="0.5,2", help="A-scans per mm relative to the scan: 1/k (e.g. 1/3), or above 1")
     p.add_argument("--sigmas", default="0.55,1.1,2.2", help="comma-separated lateral sigmas (px)")
     p.add_argument("--data", type=Path, default=SHARED, help="the shared folder (with data/ and tools/)")
     a = p.parse_args(argv)
@@ -89,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 
     den = get_denoiser(a.weights, "cpu")
     den.precision = "fp32"
-    factors = [float(f) for f in a.factors.split(",")]
+    try:
+        factors = [float(Fraction(f)) for f in a.factors.split(",")]
+    except (ValueError, ZeroDivisionError):
+        raise SystemExit(f"error: --factors {a.factors}: expected numbers such as 0.5, 1/3 or 2") from None
     sigmas = [float(s) for s in a.sigmas.split(",")]
     for f in factors:
         resample_columns(np.zeros((1, 8)), f)  # refuse a bad factor before any work
@@ -102,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return views[sigma]
 
     rows: dict[tuple[float, float], list[tuple[float, float, float, float]]] = {}
+    if not factors or not sigmas:
+        raise SystemExit("error: give at least one factor and one sigma")
     for subject in (int(s) for s in a.subjects.split(",")):
         for _, im, lab in rc.load_subject(str(a.data / "data" / "layers" / "tian2015_octlayers"), subject):
             native = denoise(den.config.lateral_sigma)(im.astype(np.float32))
@@ -109,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 for s in sigmas:
                     rows.setdefault((f, s), []).append(
                         scores(denoise, native, f, s, im, lab, rc))
+    if not rows:
+        raise SystemExit(f"error: no labelled b-scans of subjects {a.subjects} under {a.data}")
     print(f"{den.name} (its lateral_sigma {den.config.lateral_sigma} px), Tian subjects {a.subjects}, "
           f"{len(next(iter(rows.values())))} b-scans\n")
     print("| A-scans per mm (x) | sigma (px) | agreement with the native output (dB) | layer CNR (native output) "

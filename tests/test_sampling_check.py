@@ -38,3 +38,36 @@ def test_more_a_scans_interpolate_linearly_between_the_ends() -> None:
 def test_factors_that_are_not_a_sampling_are_refused(factor: float) -> None:
     with pytest.raises(ValueError, match="factor"):
         check.resample_columns(np.zeros((2, 8)), factor)
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.mark.skipif(not (SHARED / "tools" / "real_scan_check.py").is_file(),
+                    reason="needs the shared tools (../shared)")
+def test_scores_of_an_identity_method_on_a_synthetic_scan() -> None:
+    """The copy, its labels and the split are taken alike: an identity reproduces the native copy exactly
+    (agreement at the PSNR cap), and its split PSNR is the raw scan's."""
+    import sys
+
+    sys.path.insert(0, str(SHARED / "tools"))
+    try:
+        import real_scan_check as rc
+    finally:
+        sys.path.remove(str(SHARED / "tools"))
+    rng = np.random.default_rng(3)
+    rows = np.arange(120)[:, None]
+    image = np.clip(np.where((rows > 40) & (rows < 80), 160.0, 40.0) + rng.normal(0, 20, (120, 256)), 0, 255)
+    label = np.array([np.full(256, r, dtype=np.float64) for r in (40, 50, 60, 70, 75, 78, 79, 80)])
+    identity = lambda sigma: (lambda x: np.asarray(x, dtype=np.float64))  # noqa: E731
+    for factor in (0.5, 2.0):
+        agree, cnr, native_cnr, split = check.scores(identity, image, factor, 1.0, image, label, rc)
+        assert agree > 100 and cnr == pytest.approx(native_cnr)
+        assert np.isnan(split) == (factor != 0.5)
+    assert split_of_raw(rc, image) == pytest.approx(check.scores(identity, image, 0.5, 1.0, image, label, rc)[3])
+
+
+def split_of_raw(rc, image: np.ndarray) -> float:
+    """The tool's split PSNR of the raw scan (each half against the other)."""
+    even, odd = rc.halves(image)
+    return rc.split_psnr(even, odd, image)
