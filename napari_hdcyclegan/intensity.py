@@ -250,7 +250,7 @@ def median_level(bscan: np.ndarray) -> float:
     x = x[np.isfinite(x)]
     if x.size == 0:
         return float("nan")
-    lo, hi = np.percentile(x, [0.5, 99.5])
+    lo, hi = robust_range(x)  # the range the percentile normalisation maps to [0, 1]
     if hi <= lo:
         return float("nan")
     above = x[x > lo]

@@ -99,13 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     sigmas = [float(s) for s in a.sigmas.split(",")]
     for f in factors:
         resample_columns(np.zeros((1, 8)), f)  # refuse a bad factor before any work
-    views: dict[float, Denoise] = {}
+    # lateral_sigma_check's sweep runs the generator once per image and smooths its output per sigma
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from lateral_sigma_check import sweep
+
+    by_sigma = sweep(den, sorted({den.config.lateral_sigma, *sigmas}))
 
     def denoise(sigma: float) -> Denoise:
-        if sigma not in views:
-            view = den.with_lateral_sigma(sigma)
-            views[sigma] = lambda x: view.denoise(x / 255.0) * 255.0
-        return views[sigma]
+        fn = by_sigma[f"sigma {sigma:4.2f}"]
+        return lambda x: fn(x / 255.0) * 255.0
 
     rows: dict[tuple[float, float], list[tuple[float, float, float, float]]] = {}
     if not factors or not sigmas:
