@@ -252,6 +252,11 @@ def test_config_file_and_flags(tmp_path: Path) -> None:
         parse_args(["--lateral-sigma", "-1"])
     with pytest.raises(SystemExit, match="n2n_extra_noise must be >= 0"):
         parse_args(["--data", "real", "--n2n-extra-noise", "-0.5"])
+    with pytest.raises(SystemExit, match=r"n2n_shrink must be 0 \(off\) or in \(0, 1\]"):
+        parse_args(["--data", "real", "--n2n-shrink", "2"])
+    with pytest.raises(SystemExit, match="n2n_shrink.*need --data real"):
+        parse_args(["--data", "sim", "--n2n-shrink", "0.5"])
+    assert parse_args(["--data", "real", "--n2n-shrink", "0.5"])[0].n2n_shrink == 0.5
     with pytest.raises(SystemExit, match="paired_folders needs"):
         parse_args(["--data", "duke", "--paired-folders", "true"])
     with pytest.raises(SystemExit, match="need --data real"):

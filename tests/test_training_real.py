@@ -124,6 +124,22 @@ def test_split_sampler_extra_noise_is_another_scans_speckle_on_the_input_only() 
         SplitSampler(scans[:1], 16, extra_noise=1.0)
 
 
+def test_split_sampler_shrink_resamples_both_halves_alike() -> None:
+    rows, cols = np.mgrid[0:96, 0:128].astype(np.float32)
+    img = (rows + 1000 * cols) / 1e5  # a ramp down the A-scans and across them
+    x, y = SplitSampler([img], 16, shrink=0.5).batch(np.random.default_rng(0), 64)
+    assert x.shape == y.shape == (64, 1, 16, 16) and x.dtype == np.float32
+    # a linear resampling keeps the pair one column apart: the halves' offset is unchanged
+    np.testing.assert_allclose(np.abs(x - y), 1000 / 1e5, atol=1e-6)
+    # the step down the A-scans grows by 1 / scale: native crops keep it, shrunk ones reach up to 2x
+    step = np.median(np.diff(x[:, 0], axis=1), axis=(1, 2)) * 1e5
+    assert step.min() > 0.99 and step.max() < 2.01
+    native = np.isclose(step, 1.0, atol=0.01)  # float32 rounding of the ramp
+    assert 0.3 < native.mean() < 0.7 and (step[~native] > 1.0).all() and step.max() > 1.6
+    with pytest.raises(DataError, match="shrink"):
+        SplitSampler([img], 16, shrink=1.5)
+
+
 def test_real_run_wires_hold_out_and_extra_noise(shared_tree: Path, tmp_path: Path) -> None:
     cfg = FitConfig(data="real", shared_data=str(shared_tree), real_duke=False, crop=32, n2n_weight=1.0,
                     real_hold_out="single/set/1", n2n_extra_noise=0.7, ln_min_split_psnr=0.0,

@@ -45,6 +45,9 @@ class FitConfig:
     n2n_consistency: float = 0.0
     # data=real: add up to this many times real speckle (another scan's half difference) to the N2N input
     n2n_extra_noise: float = 0.0
+    # data=real: half the N2N crops come from a window up to 1/S times larger shrunk to the crop, S drawn from
+    # [this, 1] per crop (0 = off), as in scans resized for a dataset or a thumbnail
+    n2n_shrink: float = 0.0
     # data=real: share of the N2N crops drawn from Duke frame stacks (mean of k frames -> the others' mean);
     # its validation adds the Duke val subject's 2- and 3-frame averages against their reference
     n2n_duke_frames: float = 0.0
@@ -273,6 +276,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit("error: n2n_consistency cannot be combined with n2n_extra_noise")
     if float(values["n2n_extra_noise"]) < 0:
         raise SystemExit(f"error: n2n_extra_noise must be >= 0, got {values['n2n_extra_noise']}")
+    if not (float(values["n2n_shrink"]) == 0 or 0 < float(values["n2n_shrink"]) <= 1):
+        raise SystemExit(f"error: n2n_shrink must be 0 (off) or in (0, 1], got {values['n2n_shrink']}")
     if values["paired_folders"] and values["data"] in ("sim", "duke", "real"):
         raise SystemExit("error: paired_folders needs --data IN_DIR,TARGET_DIR")
     if not 0 <= float(values["n2n_duke_frames"]) <= 1:
@@ -288,10 +293,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     if values["teacher"] and (float(values["n2n_extra_noise"]) > 0 or pair_shares > 0):
         raise SystemExit("error: teacher cannot be combined with n2n_extra_noise, n2n_duke_frames or n2n_sim")
     real_only = (values["real_hold_out"] or bool(values["teacher"]) or float(values["n2n_extra_noise"]) > 0
+                 or float(values["n2n_shrink"]) > 0
                  or pair_shares > 0 or float(values["n2n_consistency"]) > 0 or float(values["blind_spot_weight"]) > 0)
     if real_only and values["data"] != "real":
-        raise SystemExit("error: real_hold_out, n2n_extra_noise, n2n_duke_frames, n2n_sim, n2n_consistency, "
-                         "blind_spot_weight and teacher need --data real")
+        raise SystemExit("error: real_hold_out, n2n_extra_noise, n2n_shrink, n2n_duke_frames, n2n_sim, "
+                         "n2n_consistency, blind_spot_weight and teacher need --data real")
     if values["duke_register"] and (values["data"] not in ("duke", "real") or not values["duke_extra_frames"]
                                     or (values["data"] == "real" and not values["real_duke"])):
         raise SystemExit("error: duke_register needs --data duke (or real with --real-duke true) and "

@@ -128,6 +128,7 @@ class SplitSampler:
     images: list[np.ndarray]
     crop: int
     extra_noise: float = 0.0  # Noisier2Noise-style: up to this many times another scan's speckle on the input
+    shrink: float = 0.0  # half the crops shrunk by a factor drawn from [shrink, 1] (0 = off): resized scans
 
     def __post_init__(self) -> None:
         self.halves = [column_halves(im) for im in self.images]
@@ -136,16 +137,45 @@ class SplitSampler:
             raise DataError(f"column halves {small[:3]} are smaller than the crop {self.crop}")
         if self.extra_noise > 0 and len(self.halves) < 2:
             raise DataError("extra noise on the Noise2Noise input needs at least two noisy scans")
+        if not (self.shrink == 0 or 0 < self.shrink <= 1):
+            raise DataError(f"shrink must be 0 (off) or in (0, 1], got {self.shrink}")
 
     def batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """``(input, target)`` float32 arrays of shape (batch, 1, crop, crop)."""
-        x, y, scans = split_crops(rng, self.halves, (self.crop, self.crop), batch)
+        if self.shrink > 0:
+            x, y, scans = self._shrunk_crops(rng, batch)
+        else:
+            x, y, scans = split_crops(rng, self.halves, (self.crop, self.crop), batch)
         if self.extra_noise > 0:
             # A child generator drawn after the crops: this batch's crops are those of a run without the
             # extra noise (later batches differ, one more number having been drawn).
             noise_rng = np.random.default_rng(int(rng.integers(2**62)))
             x = [pa + noise_rng.uniform(0, self.extra_noise) * self._speckle(noise_rng, i) for pa, i in zip(x, scans)]
         return stack_crops(x), stack_crops(y)
+
+    def _shrunk_crops(self, rng: np.random.Generator, n: int) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+        """Crops of which about half come from a larger window shrunk to the crop, as in a resized scan.
+
+        Both halves of a pair are resampled alike (a linear map applied to each), so their noise stays
+        independent and the pair stays a Noise2Noise pair. The factor is one per crop, applied along the
+        A-scans and, as far as the half's width allows, across them.
+        """
+        from skimage.transform import resize
+
+        xs, ys, picked = [], [], []
+        for _ in range(n):
+            scale = 1.0 if rng.random() < 0.5 else float(rng.uniform(self.shrink, 1.0))
+            i = int(rng.integers(len(self.halves)))
+            a = self.halves[i][0]
+            window = (min(a.shape[0], round(self.crop / scale)), min(a.shape[1], round(self.crop / scale)))
+            x, y, _ = split_crops(rng, [self.halves[i]], window, 1)
+            if window != (self.crop, self.crop):
+                x, y = [[resize(c, (self.crop, self.crop), order=1, anti_aliasing=True, preserve_range=True)
+                         .astype(np.float32) for c in pair] for pair in (x, y)]
+            xs += x
+            ys += y
+            picked.append(i)
+        return xs, ys, picked
 
     def full_batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, list[int]]:
         """Full-width crops (batch, 1, crop, 2 x crop) and the input's column parity of each."""
