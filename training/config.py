@@ -45,8 +45,9 @@ class FitConfig:
     n2n_consistency: float = 0.0
     # data=real: add up to this many times real speckle (another scan's half difference) to the N2N input
     n2n_extra_noise: float = 0.0
-    # data=real: half the N2N crops come from a window up to 1/S times larger shrunk to the crop, S drawn from
-    # [this, 1] per crop (0 = off), as in scans resized for a dataset or a thumbnail
+    # data=real: half the column-split crops (and full-width crops of the consistency term) come from a window
+    # up to 1/S times taller shrunk to the crop along the A-scans, S drawn from [this, 1] (0 = off): the finer
+    # grain of scans resized for a dataset or a thumbnail (SplitSampler._shrink_rows)
     n2n_shrink: float = 0.0
     # data=real: share of the N2N crops drawn from Duke frame stacks (mean of k frames -> the others' mean);
     # its validation adds the Duke val subject's 2- and 3-frame averages against their reference

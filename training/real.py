@@ -128,7 +128,7 @@ class SplitSampler:
     images: list[np.ndarray]
     crop: int
     extra_noise: float = 0.0  # Noisier2Noise-style: up to this many times another scan's speckle on the input
-    shrink: float = 0.0  # half the crops shrunk by a factor drawn from [shrink, 1] (0 = off): resized scans
+    shrink: float = 0.0  # half the crops shrunk along the A-scans by a factor from [shrink, 1] (0 = off)
 
     def __post_init__(self) -> None:
         self.halves = [column_halves(im) for im in self.images]
@@ -153,33 +153,48 @@ class SplitSampler:
             x = [pa + noise_rng.uniform(0, self.extra_noise) * self._speckle(noise_rng, i) for pa, i in zip(x, scans)]
         return stack_crops(x), stack_crops(y)
 
+    def full_batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, list[int]]:
+        """Full-width crops (batch, 1, crop, 2 x crop) and the input's column parity of each."""
+        if self.shrink == 0:
+            return full_crops(rng, self.images, (self.crop, self.crop), batch)
+        out, parity = [], []
+        for _ in range(batch):
+            image = self.images[int(rng.integers(len(self.images)))]
+            patch, p = full_crops(rng, [image], (self._window_rows(rng, image.shape[0]), self.crop), 1)
+            out.append(self._shrink_rows(patch[0, 0]))
+            parity += p
+        return np.stack(out)[:, None], parity
+
     def _shrunk_crops(self, rng: np.random.Generator, n: int) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
-        """Crops of which about half come from a larger window shrunk to the crop, as in a resized scan.
-
-        Both halves of a pair are resampled alike (a linear map applied to each), so their noise stays
-        independent and the pair stays a Noise2Noise pair. The factor is one per crop, applied along the
-        A-scans and, as far as the half's width allows, across them.
-        """
-        from skimage.transform import resize
-
+        """Column-half crops, about half of them from a taller window shrunk to the crop (:meth:`_shrink_rows`)."""
         xs, ys, picked = [], [], []
         for _ in range(n):
-            scale = 1.0 if rng.random() < 0.5 else float(rng.uniform(self.shrink, 1.0))
             i = int(rng.integers(len(self.halves)))
-            a = self.halves[i][0]
-            window = (min(a.shape[0], round(self.crop / scale)), min(a.shape[1], round(self.crop / scale)))
+            window = (self._window_rows(rng, self.halves[i][0].shape[0]), self.crop)
             x, y, _ = split_crops(rng, [self.halves[i]], window, 1)
-            if window != (self.crop, self.crop):
-                x, y = [[resize(c, (self.crop, self.crop), order=1, anti_aliasing=True, preserve_range=True)
-                         .astype(np.float32) for c in pair] for pair in (x, y)]
-            xs += x
-            ys += y
+            xs.append(self._shrink_rows(x[0]))
+            ys.append(self._shrink_rows(y[0]))
             picked.append(i)
         return xs, ys, picked
 
-    def full_batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, list[int]]:
-        """Full-width crops (batch, 1, crop, 2 x crop) and the input's column parity of each."""
-        return full_crops(rng, self.images, (self.crop, self.crop), batch)
+    def _window_rows(self, rng: np.random.Generator, height: int) -> int:
+        """Rows of a crop window: the crop half the time, else up to ``crop / shrink`` (as ``height`` allows)."""
+        scale = 1.0 if rng.random() < 0.5 else float(rng.uniform(self.shrink, 1.0))
+        return min(height, round(self.crop / scale))
+
+    def _shrink_rows(self, patch: np.ndarray) -> np.ndarray:
+        """``patch`` resampled to ``crop`` rows, anti-aliased along the A-scans only.
+
+        Along the A-scans only: resampling across them would mix neighbouring A-scans' speckle, which the
+        column-split pairs need independent. (A scan shrunk as a whole also has its A-scans averaged in
+        pairs; its finer grain along the A-scans is what was measured to cost the network most.)
+        """
+        from skimage.transform import resize
+
+        if patch.shape[0] == self.crop:
+            return np.ascontiguousarray(patch, dtype=np.float32)
+        return resize(patch, (self.crop, patch.shape[1]), order=1, anti_aliasing=True,
+                      preserve_range=True).astype(np.float32)
 
     def _speckle(self, rng: np.random.Generator, exclude: int) -> np.ndarray:
         """Real speckle without the scene: ``(even - odd) / sqrt 2`` of a random crop of a random scan.
