@@ -217,3 +217,20 @@ def test_results_keep_the_inputs_scan_fields(qtbot, setup):
     for name in ("oct_preview", "oct_wavelet"):  # saved with the plugin's writer, these go with them
         meta = viewer.layers[name].metadata
         assert (meta["laterality"], meta["scan_pattern"]) == ("OS", "volume") and "path" not in meta
+
+
+def test_linear_intensities_are_said_to_need_log_compression(qtbot, setup, monkeypatch, linear_scan):
+    from napari_hdcyclegan._widgets import compare
+
+    said: list[str] = []
+    monkeypatch.setattr(compare, "show_info", said.append)
+    viewer, layer, other, widget = setup
+    widget.bm3d_check.value = False
+    layer.data = linear_scan((4, 96, 64))
+    run_and_wait(qtbot, widget, rows=3)
+    assert "the input looks like linear intensities" in widget.status.value
+    assert any("oct looks like linear intensities" in s and "log-compress" in s for s in said)
+    layer.data = np.log1p(layer.data * 1000).astype(np.float32)  # the same scan log-compressed: nothing said
+    said.clear()
+    run_and_wait(qtbot, widget, rows=3)
+    assert "linear" not in widget.status.value and not said

@@ -74,6 +74,7 @@ def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: 
                        weights: str, device: str) -> Generator[tuple[int, int], None, dict[str, Any]]:
     """Worker: model (if needed) and baselines of every b-scan of ``stack``; yields (done, total)."""
     from napari_hdcyclegan.baselines import iter_comparison
+    from napari_hdcyclegan.intensity import looks_linear
 
     yield 0, stack.shape[0] * (len(methods) + int(need_model))  # Cancel works while the model loads
     denoiser = choice = None
@@ -83,6 +84,7 @@ def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: 
         denoiser, choice = choose_denoiser(weights, device, data=stack)
     output = yield from iter_comparison(stack, methods, denoiser)
     output["provenance"] = denoiser.provenance(choice, stack) if denoiser is not None else None
+    output["linear_level"] = looks_linear(stack)
     return output
 
 
@@ -256,6 +258,11 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self._link_contrast([self.viewer.layers[n] for n in shown.values()])
         self._arrange(list(shown.values()))
         self.status.value = "Shown: " + ", ".join(shown)
+        if output.get("linear_level") is not None:
+            from napari_hdcyclegan.intensity import linear_warning
+
+            show_info(linear_warning(source.name, output["linear_level"]))
+            self.status.value += "; the input looks like linear intensities (little is denoised)"
         self.update_table()
 
     def _model_layer_name(self, source: Image, volume_mode: bool, provenance: dict) -> str:
