@@ -74,6 +74,24 @@ def test_evaluate_folders_and_untrained_label(tmp_path, monkeypatch):
     assert table["HDcycleGAN (untrained)"]["PSNR_mean"] == table["raw"]["PSNR_mean"]
 
 
+def test_shrunk_pairs_resize_both_alike_and_keep_the_dtype(tmp_path, capsys):
+    from training.data import shrunk_pairs
+
+    rng = np.random.default_rng(1)
+    ref = np.zeros((96, 128), np.uint8)
+    ref[40:60] = 200
+    noisy = np.clip(ref + rng.normal(0, 40, ref.shape), 0, 255).astype(np.uint8)
+    [(name, x, r)] = shrunk_pairs([("b0", noisy, ref)], 2, 1)
+    assert name == "b0" and x.shape == r.shape == (48, 128) and x.dtype == r.dtype == np.uint8
+    assert r[21:29].min() == 200 and r[:15].max() == 0  # the band moves with the rows, levels kept
+    assert x.astype(float).std() < noisy.astype(float).std()  # anti-aliased: rows averaged, noise lower
+    [(_, x2, _)] = shrunk_pairs([("b0", noisy, ref)], 2, 2)
+    assert x2.shape == (48, 64)
+    for bad in ("0.5", "2,2,2", "x"):
+        assert evaluate.main(["--data", "sim", "--n", "1", "--shrink", bad, "--out", str(tmp_path)]) == 2
+        assert "--shrink" in capsys.readouterr().err
+
+
 def test_load_folders_errors(tmp_path):
     (tmp_path / "hn").mkdir()
     (tmp_path / "ln").mkdir()

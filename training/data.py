@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,6 +223,25 @@ class CropSampler:
             x.append(a)
             y.append(b)
         return stack_crops(x), stack_crops(y)
+
+
+def shrunk_pairs(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], rows: float, cols: float
+                 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Each noisy b-scan and its reference shrunk alike by ``rows`` x ``cols`` (anti-aliased, dtype kept).
+
+    A resized scan (a thumbnail, a dataset resized for a network): finer grain, A-scans averaged.
+    """
+    from skimage.transform import resize
+
+    def shrink(im: np.ndarray) -> np.ndarray:
+        shape = (max(1, round(im.shape[0] / rows)), max(1, round(im.shape[1] / cols)))
+        out = resize(im.astype(np.float64), shape, order=1, anti_aliasing=True, preserve_range=True)
+        if np.issubdtype(im.dtype, np.integer):
+            info = np.iinfo(im.dtype)
+            out = np.clip(np.round(out), info.min, info.max)
+        return out.astype(im.dtype)
+
+    return [(name, shrink(x), shrink(ref)) for name, x, ref in pairs]
 
 
 def stack_crops(crops: list[np.ndarray]) -> np.ndarray:

@@ -27,7 +27,7 @@ from napari_hdcyclegan import metrics, profiles
 from napari_hdcyclegan.baselines import BASELINES, MissingExtraError, denoise_bm3d
 from napari_hdcyclegan.io.formats import IMAGE_SUFFIXES
 
-from .data import duke_pairs
+from .data import duke_pairs, shrunk_pairs
 from .frames import MAX_GRAIN_PX, frame_average_pairs, registered_duke_pairs, synthetic_mean_pairs
 
 Pair = tuple[str, np.ndarray, np.ndarray]
@@ -277,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--register", choices=["auto", "yes", "no"], default="auto",
                     help="register outputs to the reference (auto: real data yes, clean truth no)")
     ap.add_argument("--examples", type=int, default=2, help="b-scans in examples.png")
+    ap.add_argument("--shrink", default=None, metavar="ROWS[,COLS]",
+                    help="shrink every b-scan and its reference by these factors (>= 1; one number: both axes), "
+                         "as a resized scan")
     return ap
 
 
@@ -328,6 +331,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.n is not None:
         pairs = pairs[: args.n]
+    if args.shrink:
+        try:
+            factors = [float(v) for v in args.shrink.split(",")]
+        except ValueError:
+            factors = []
+        if len(factors) not in (1, 2) or min(factors) < 1:
+            print(f"--shrink {args.shrink}: one or two factors >= 1 (ROWS[,COLS])", file=sys.stderr)
+            return 2
+        pairs = shrunk_pairs(pairs, factors[0], factors[-1])
+        label += f", shrunk {factors[0]:g} x {factors[-1]:g}"
     align = {"yes": True, "no": False}.get(args.register, not simulated_clean)
 
     methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
