@@ -81,3 +81,21 @@ def test_gain_jitter_scales_input_and_target_by_one_gain_per_crop() -> None:
         from training.config import parse_args
 
         parse_args(["--gain-jitter", "-0.1"])
+
+
+def test_pair_shrink_takes_one_window_of_both_and_shrinks_half_the_crops() -> None:
+    from training.config import parse_args
+    from training.data import CropSampler
+
+    rows, cols = np.mgrid[0:64, 0:64].astype(np.float64)
+    inputs = [(rows + 100 * cols) / 1e4]
+    targets = [0.5 * inputs[0] + 0.1]  # a linear map of the input: a shared window keeps it exactly
+    x, y = CropSampler(inputs, inputs, 16, targets, pair_shrink=0.5).paired_batch(np.random.default_rng(0), 64)
+    assert x.shape == y.shape == (64, 1, 16, 16)
+    np.testing.assert_allclose(y, 0.5 * x + 0.1, atol=1e-6)
+    # the step down the A-scans grows by 1 / scale for shrunk crops, up to 2x
+    step = np.median(np.diff(x[:, 0], axis=1), axis=(1, 2)) * 1e4
+    native = np.isclose(step, 1.0, atol=0.01)
+    assert 0.3 < native.mean() < 0.7 and step.max() > 1.6 and step.max() < 2.01
+    with pytest.raises(SystemExit, match=r"pair_shrink must be 0 \(off\) or in \(0, 1\]"):
+        parse_args(["--pair-shrink", "1.5"])

@@ -32,6 +32,8 @@ class FitConfig:
     pretrain_d_steps: int = 0  # discriminator as an HN-vs-LN domain classifier
     paired_weight: float = 0.0  # L1(G_L(h), target) kept during the adversarial phase (paired data only)
     paired_target: str = "clean"  # simulated data: clean | ln
+    # paired crops: half of them from a window up to 1/S times larger, shrunk to the crop (0 = off; resized scans)
+    pair_shrink: float = 0.0
     gain_jitter: float = 0.0  # paired crops (input and target) times one gain, log-uniform in [1/(1+G), 1+G]
     paired_loss: str = "l1"  # G_L against its target (pre-training and --paired-weight): l1 | mse
     # pre-training: the layer profile averaged over mean_width A-scans (column_pairs.lateral_mean_loss)
@@ -266,6 +268,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
                          f"got {values['lateral_sigma']}")
     if not 0 <= float(values["ema"]) < 1:
         raise SystemExit(f"error: ema must be from 0 (off) to below 1, got {values['ema']}")
+    if not (float(values["pair_shrink"]) == 0 or 0 < float(values["pair_shrink"]) <= 1):
+        raise SystemExit(f"error: pair_shrink must be 0 (off) or in (0, 1], got {values['pair_shrink']}")
     if float(values["gain_jitter"]) < 0:
         raise SystemExit(f"error: gain_jitter must be >= 0, got {values['gain_jitter']}")
     blind_spot = ("blind_spot_weight", "blind_spot_rows", "blind_spot_cols")

@@ -170,6 +170,9 @@ class CropSampler:
     # Paired crops times one gain, log-uniform in [1/(1+G), 1+G]: scanners and exports differ in
     # display gain, and a model that learned the noise in absolute grey levels under-denoises a dimmer scan.
     gain_jitter: float = 0.0
+    # Half the paired crops from a window up to 1/S times larger in both directions, shrunk to the crop
+    # (0 = off): resized scans. Paired targets need no independent noise, so A-scans may be averaged too.
+    pair_shrink: float = 0.0
 
     def __post_init__(self) -> None:
         for name, images in (("HN", self.hn), ("LN", self.ln)):
@@ -197,6 +200,20 @@ class CropSampler:
             return [a[:, ::-1] for a in arrays]
         return arrays
 
+    def _shrunk_window(self, image: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        """The same window of ``image`` and ``target``, half the time up to 1/pair_shrink larger and shrunk."""
+        from skimage.transform import resize
+
+        scale = 1.0 if rng.random() < 0.5 else float(rng.uniform(self.pair_shrink, 1.0))
+        size = [min(n, round(self.crop / scale)) for n in image.shape]
+        y = int(rng.integers(0, image.shape[0] - size[0] + 1))
+        x = int(rng.integers(0, image.shape[1] - size[1] + 1))
+        win = slice(y, y + size[0]), slice(x, x + size[1])
+        if size == [self.crop, self.crop]:
+            return [image[win], target[win]]
+        return [resize(a[win], (self.crop, self.crop), order=1, anti_aliasing=True, preserve_range=True)
+                .astype(np.float32) for a in (image, target)]
+
     def unpaired_batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """``(h, l)`` float32 arrays of shape (batch, 1, crop, crop)."""
         h, l = [], []
@@ -215,8 +232,11 @@ class CropSampler:
         inputs = self.paired_inputs
         for _ in range(batch):
             i = int(rng.integers(len(inputs)))
-            win = self._window(inputs[i], rng)
-            a, b = self._flip([inputs[i][win], self.targets[i][win]], rng)
+            if self.pair_shrink > 0:  # drawn only when on: older recipes keep their random stream
+                a, b = self._flip(self._shrunk_window(inputs[i], self.targets[i], rng), rng)
+            else:
+                win = self._window(inputs[i], rng)
+                a, b = self._flip([inputs[i][win], self.targets[i][win]], rng)
             if self.gain_jitter > 0:  # drawn only when on: older recipes keep their random stream
                 gain = float(np.exp(rng.uniform(-1, 1) * np.log1p(self.gain_jitter)))
                 a, b = np.clip(a * gain, 0, 1), np.clip(b * gain, 0, 1)

@@ -232,4 +232,5 @@ def load_training_data(cfg: FitConfig) -> TrainingData:
     load = {"sim": _sim, "duke": _duke, "real": _real}.get(cfg.data, _folders)
     data = load(cfg)
     data.sampler.gain_jitter = cfg.gain_jitter
+    data.sampler.pair_shrink = cfg.pair_shrink
     return data
