@@ -268,8 +268,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
                          f"got {values['lateral_sigma']}")
     if not 0 <= float(values["ema"]) < 1:
         raise SystemExit(f"error: ema must be from 0 (off) to below 1, got {values['ema']}")
-    if not (float(values["pair_shrink"]) == 0 or 0 < float(values["pair_shrink"]) <= 1):
-        raise SystemExit(f"error: pair_shrink must be 0 (off) or in (0, 1], got {values['pair_shrink']}")
+    for key in ("pair_shrink", "n2n_shrink"):
+        if not (float(values[key]) == 0 or 0 < float(values[key]) <= 1):
+            raise SystemExit(f"error: {key} must be 0 (off) or in (0, 1], got {values[key]}")
     if float(values["gain_jitter"]) < 0:
         raise SystemExit(f"error: gain_jitter must be >= 0, got {values['gain_jitter']}")
     blind_spot = ("blind_spot_weight", "blind_spot_rows", "blind_spot_cols")
@@ -281,8 +282,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit("error: n2n_consistency cannot be combined with n2n_extra_noise")
     if float(values["n2n_extra_noise"]) < 0:
         raise SystemExit(f"error: n2n_extra_noise must be >= 0, got {values['n2n_extra_noise']}")
-    if not (float(values["n2n_shrink"]) == 0 or 0 < float(values["n2n_shrink"]) <= 1):
-        raise SystemExit(f"error: n2n_shrink must be 0 (off) or in (0, 1], got {values['n2n_shrink']}")
     if values["paired_folders"] and values["data"] in ("sim", "duke", "real"):
         raise SystemExit("error: paired_folders needs --data IN_DIR,TARGET_DIR")
     if not 0 <= float(values["n2n_duke_frames"]) <= 1:

@@ -202,17 +202,14 @@ class CropSampler:
 
     def _shrunk_window(self, image: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
         """The same window of ``image`` and ``target``, half the time up to 1/pair_shrink larger and shrunk."""
-        from skimage.transform import resize
-
-        scale = 1.0 if rng.random() < 0.5 else float(rng.uniform(self.pair_shrink, 1.0))
+        scale = shrink_scale(rng, self.pair_shrink)
         size = [min(n, round(self.crop / scale)) for n in image.shape]
         y = int(rng.integers(0, image.shape[0] - size[0] + 1))
         x = int(rng.integers(0, image.shape[1] - size[1] + 1))
         win = slice(y, y + size[0]), slice(x, x + size[1])
         if size == [self.crop, self.crop]:
             return [image[win], target[win]]
-        return [resize(a[win], (self.crop, self.crop), order=1, anti_aliasing=True, preserve_range=True)
-                .astype(np.float32) for a in (image, target)]
+        return [resized(a[win], (self.crop, self.crop)).astype(np.float32) for a in (image, target)]
 
     def unpaired_batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """``(h, l)`` float32 arrays of shape (batch, 1, crop, crop)."""
@@ -245,17 +242,26 @@ class CropSampler:
         return stack_crops(x), stack_crops(y)
 
 
+def shrink_scale(rng: np.random.Generator, smallest: float) -> float:
+    """The scale of one crop under a shrink option: 1 (native) half the time, else uniform in [smallest, 1]."""
+    return 1.0 if rng.random() < 0.5 else float(rng.uniform(smallest, 1.0))
+
+
+def resized(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``image`` resampled to ``shape``: linear, anti-aliased along each axis it shrinks, values kept."""
+    from skimage.transform import resize
+
+    return resize(image, shape, order=1, anti_aliasing=True, preserve_range=True)
+
+
 def shrunk_pairs(pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], rows: float, cols: float
                  ) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Each noisy b-scan and its reference shrunk alike by ``rows`` x ``cols`` (anti-aliased, dtype kept).
 
     A resized scan (a thumbnail, a dataset resized for a network): finer grain, A-scans averaged.
     """
-    from skimage.transform import resize
-
     def shrink(im: np.ndarray) -> np.ndarray:
-        shape = (max(1, round(im.shape[0] / rows)), max(1, round(im.shape[1] / cols)))
-        out = resize(im.astype(np.float64), shape, order=1, anti_aliasing=True, preserve_range=True)
+        out = resized(im.astype(np.float64), (max(1, round(im.shape[0] / rows)), max(1, round(im.shape[1] / cols))))
         if np.issubdtype(im.dtype, np.integer):
             info = np.iinfo(im.dtype)
             out = np.clip(np.round(out), info.min, info.max)

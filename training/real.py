@@ -29,7 +29,16 @@ from napari_hdcyclegan import metrics
 from napari_hdcyclegan.column_pairs import full_crops, split_crops
 from napari_hdcyclegan.metrics import column_halves
 
-from .data import DataError, duke_pairs, duke_targets, read_image_stack, stack_crops, to_model_units
+from .data import (
+    DataError,
+    duke_pairs,
+    duke_targets,
+    read_image_stack,
+    resized,
+    shrink_scale,
+    stack_crops,
+    to_model_units,
+)
 from .frames import registered_duke_pairs
 
 #: Tian 2015 subjects used for training; subject 5 is the held-back validation subject.
@@ -179,7 +188,7 @@ class SplitSampler:
 
     def _window_rows(self, rng: np.random.Generator, height: int) -> int:
         """Rows of a crop window: the crop half the time, else up to ``crop / shrink`` (as ``height`` allows)."""
-        scale = 1.0 if rng.random() < 0.5 else float(rng.uniform(self.shrink, 1.0))
+        scale = shrink_scale(rng, self.shrink)
         return min(height, round(self.crop / scale))
 
     def _shrink_rows(self, patch: np.ndarray) -> np.ndarray:
@@ -189,12 +198,9 @@ class SplitSampler:
         column-split pairs need independent. (A scan shrunk as a whole also has its A-scans averaged in
         pairs; its finer grain along the A-scans is what was measured to cost the network most.)
         """
-        from skimage.transform import resize
-
         if patch.shape[0] == self.crop:
             return np.ascontiguousarray(patch, dtype=np.float32)
-        return resize(patch, (self.crop, patch.shape[1]), order=1, anti_aliasing=True,
-                      preserve_range=True).astype(np.float32)
+        return resized(patch, (self.crop, patch.shape[1])).astype(np.float32)
 
     def _speckle(self, rng: np.random.Generator, exclude: int) -> np.ndarray:
         """Real speckle without the scene: ``(even - odd) / sqrt 2`` of a random crop of a random scan.
