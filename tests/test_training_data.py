@@ -99,3 +99,22 @@ def test_pair_shrink_takes_one_window_of_both_and_shrinks_half_the_crops() -> No
     assert 0.3 < native.mean() < 0.7 and step.max() > 1.6 and step.max() < 2.01
     with pytest.raises(SystemExit, match=r"pair_shrink must be 0 \(off\) or in \(0, 1\]"):
         parse_args(["--pair-shrink", "1.5"])
+
+
+def test_shrink_share_sets_the_share_of_shrunk_crops() -> None:
+    from training.config import parse_args
+    from training.data import CropSampler, shrink_scale
+
+    rows, cols = np.mgrid[0:64, 0:64].astype(np.float64)
+    inputs = [(rows + 100 * cols) / 1e4]
+    sampler = CropSampler(inputs, inputs, 16, inputs, pair_shrink=0.5, shrink_share=0.25)
+    x, _ = sampler.paired_batch(np.random.default_rng(0), 400)
+    step = np.median(np.diff(x[:, 0], axis=1), axis=(1, 2)) * 1e4
+    assert 0.68 < np.isclose(step, 1.0, atol=0.01).mean() < 0.82
+    # the default share draws what the option drew before it had a share: older runs resume unchanged
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    old = [1.0 if a.random() < 0.5 else float(a.uniform(0.5, 1.0)) for _ in range(50)]
+    assert [shrink_scale(b, 0.5) for _ in range(50)] == old
+    assert parse_args(["--pair-shrink", "0.5", "--shrink-share", "0.25"])[0].shrink_share == 0.25
+    with pytest.raises(SystemExit, match=r"shrink_share must be in \(0, 1\]"):
+        parse_args(["--shrink-share", "0"])

@@ -138,6 +138,9 @@ def test_split_sampler_shrink_resamples_both_halves_alike() -> None:
     assert 0.3 < native.mean() < 0.7 and step.max() > 1.6
     with pytest.raises(DataError, match="shrink"):
         SplitSampler([img], 16, shrink=1.5)
+    x, _ = SplitSampler([img], 16, shrink=0.5, shrink_share=0.9).batch(np.random.default_rng(0), 64)
+    step = np.median(np.diff(x[:, 0], axis=1), axis=(1, 2)) * 1e5
+    assert np.isclose(step, 1.0, atol=0.01).mean() < 0.25  # --shrink-share: most crops shrunk
 
 
 def test_split_sampler_shrink_keeps_neighbouring_a_scans_independent() -> None:

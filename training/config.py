@@ -51,6 +51,8 @@ class FitConfig:
     # up to 1/S times taller shrunk to the crop along the A-scans, S drawn from [this, 1] (0 = off): the finer
     # grain of scans resized for a dataset or a thumbnail (SplitSampler._shrink_rows)
     n2n_shrink: float = 0.0
+    # the share of crops that --pair-shrink / --n2n-shrink draw shrunk (the rest stay native)
+    shrink_share: float = 0.5
     # data=real: share of the N2N crops drawn from Duke frame stacks (mean of k frames -> the others' mean);
     # its validation adds the Duke val subject's 2- and 3-frame averages against their reference
     n2n_duke_frames: float = 0.0
@@ -271,6 +273,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     for key in ("pair_shrink", "n2n_shrink"):
         if not (float(values[key]) == 0 or 0 < float(values[key]) <= 1):
             raise SystemExit(f"error: {key} must be 0 (off) or in (0, 1], got {values[key]}")
+    if not 0 < float(values["shrink_share"]) <= 1:
+        raise SystemExit(f"error: shrink_share must be in (0, 1], got {values['shrink_share']}")
     if float(values["gain_jitter"]) < 0:
         raise SystemExit(f"error: gain_jitter must be >= 0, got {values['gain_jitter']}")
     blind_spot = ("blind_spot_weight", "blind_spot_rows", "blind_spot_cols")

@@ -173,6 +173,7 @@ class CropSampler:
     # Half the paired crops from a window up to 1/S times larger in both directions, shrunk to the crop
     # (0 = off): resized scans. Paired targets need no independent noise, so A-scans may be averaged too.
     pair_shrink: float = 0.0
+    shrink_share: float = 0.5  # the share of paired crops shrunk when pair_shrink is on
 
     def __post_init__(self) -> None:
         for name, images in (("HN", self.hn), ("LN", self.ln)):
@@ -201,8 +202,8 @@ class CropSampler:
         return arrays
 
     def _shrunk_window(self, image: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-        """The same window of ``image`` and ``target``, half the time up to 1/pair_shrink larger and shrunk."""
-        scale = shrink_scale(rng, self.pair_shrink)
+        """One window of ``image`` and ``target``; a ``shrink_share`` of them up to 1/pair_shrink larger, shrunk."""
+        scale = shrink_scale(rng, self.pair_shrink, self.shrink_share)
         size = [min(n, round(self.crop / scale)) for n in image.shape]
         y = int(rng.integers(0, image.shape[0] - size[0] + 1))
         x = int(rng.integers(0, image.shape[1] - size[1] + 1))
@@ -242,9 +243,9 @@ class CropSampler:
         return stack_crops(x), stack_crops(y)
 
 
-def shrink_scale(rng: np.random.Generator, smallest: float) -> float:
-    """The scale of one crop under a shrink option: 1 (native) half the time, else uniform in [smallest, 1]."""
-    return 1.0 if rng.random() < 0.5 else float(rng.uniform(smallest, 1.0))
+def shrink_scale(rng: np.random.Generator, smallest: float, share: float = 0.5) -> float:
+    """The scale of one crop under a shrink option: uniform in [smallest, 1] with probability ``share``, else 1."""
+    return 1.0 if rng.random() < 1.0 - share else float(rng.uniform(smallest, 1.0))
 
 
 def resized(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

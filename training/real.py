@@ -137,7 +137,8 @@ class SplitSampler:
     images: list[np.ndarray]
     crop: int
     extra_noise: float = 0.0  # Noisier2Noise-style: up to this many times another scan's speckle on the input
-    shrink: float = 0.0  # half the crops shrunk along the A-scans by a factor from [shrink, 1] (0 = off)
+    shrink: float = 0.0  # some crops (shrink_share) shrunk along the A-scans by a factor from [shrink, 1] (0 = off)
+    shrink_share: float = 0.5  # the share of crops shrunk when shrink is on
 
     def __post_init__(self) -> None:
         self.halves = [column_halves(im) for im in self.images]
@@ -188,7 +189,7 @@ class SplitSampler:
 
     def _window_rows(self, rng: np.random.Generator, height: int) -> int:
         """Rows of a crop window: the crop half the time, else up to ``crop / shrink`` (as ``height`` allows)."""
-        scale = shrink_scale(rng, self.shrink)
+        scale = shrink_scale(rng, self.shrink, self.shrink_share)
         return min(height, round(self.crop / scale))
 
     def _shrink_rows(self, patch: np.ndarray) -> np.ndarray:

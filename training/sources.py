@@ -165,7 +165,8 @@ def _real(cfg: FitConfig) -> TrainingData:
     # average (different display mapping), and the two targets would pull its output apart. The frame
     # pairs of --n2n-duke-frames are meant for runs without the Duke pairs (--real-duke false).
     unpaired = [im for n, im in sets.noisy if not n.startswith("duke/")]
-    split: PairSampler = SplitSampler(unpaired, cfg.crop, extra_noise=cfg.n2n_extra_noise, shrink=cfg.n2n_shrink)
+    split: PairSampler = SplitSampler(unpaired, cfg.crop, extra_noise=cfg.n2n_extra_noise, shrink=cfg.n2n_shrink,
+                                        shrink_share=cfg.shrink_share)
     frames = sim = None
     if cfg.n2n_duke_frames > 0:
         frames, frame_val = _duke_frames(cfg)
@@ -233,4 +234,5 @@ def load_training_data(cfg: FitConfig) -> TrainingData:
     data = load(cfg)
     data.sampler.gain_jitter = cfg.gain_jitter
     data.sampler.pair_shrink = cfg.pair_shrink
+    data.sampler.shrink_share = cfg.shrink_share
     return data
