@@ -274,20 +274,36 @@ def dim_gain(unit: torch.Tensor, normalisation: Mapping[str, Any]) -> torch.Tens
 
 
 def like_input(out: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    """A float output mapped back to its raw input's range, in the raw's dtype.
+    """A float (B, H, W) output mapped back to its raw (B, H, W) input's range, in the raw's dtype.
 
     Integers are rounded and clipped to the dtype's range; in a float output the input's non-finite
-    pixels are restored (NaN stays NaN, inf stays inf). ``out`` may be rounded in place.
+    pixels are restored (NaN stays NaN, inf stays inf); a b-scan of one value (:func:`flat_bscans`)
+    comes back as it was. ``out`` may be rounded in place.
     """
     dtype = raw.dtype
     if dtype.kind in "iu":
         np.clip(np.rint(out, out=out), *_integer_bounds(dtype, out.dtype), out=out)
-        return out.astype(dtype)
-    out = out.astype(dtype)
-    bad = ~np.isfinite(raw)
-    if bad.any():
-        out[bad] = raw[bad]
+        out = out.astype(dtype)
+    else:
+        out = out.astype(dtype)
+        bad = ~np.isfinite(raw)
+        if bad.any():
+            out[bad] = raw[bad]
+    flat = flat_bscans(raw)
+    if flat.any():  # nothing to denoise there, and the generator would paint structure into it
+        out[flat] = raw[flat]
     return out
+
+
+def flat_bscans(raw: np.ndarray) -> np.ndarray:
+    """Which b-scans of a (B, H, W) batch hold one value only (blank, constant), NaN and inf aside."""
+    flat_raw = raw.reshape(raw.shape[0], -1)
+    if raw.dtype.kind != "f":
+        return np.asarray(flat_raw.min(axis=1) == flat_raw.max(axis=1))
+    finite = np.isfinite(flat_raw)
+    lo = np.min(flat_raw, axis=1, where=finite, initial=np.inf)
+    hi = np.max(flat_raw, axis=1, where=finite, initial=-np.inf)
+    return np.asarray(hi <= lo)
 
 
 def _integer_bounds(dtype: np.dtype, float_dtype: np.dtype) -> tuple[Any, Any]:

@@ -110,6 +110,17 @@ def test_constant_image_comes_back_constant(dtype, value):
     assert out.dtype == data.dtype and np.array_equal(out, data)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_a_b_scan_of_one_value_is_not_painted_under_the_dtype_mapping(dtype):
+    # the shipped models' mapping sends a constant 77 to 77/255, not to 0: the generator would invent
+    # structure in a blank b-scan of a volume (top and bottom rows ~50 and ~120 with spectralis-real)
+    data = np.full((3, 32, 40), 77, dtype)
+    data[1] = volume(dtype, (1, 32, 40))[0] % 200
+    out = tiny({"method": "dtype"}).denoise(data)
+    np.testing.assert_array_equal(out[[0, 2]], data[[0, 2]])
+    assert not np.array_equal(out[1], data[1])
+
+
 def test_bad_input_is_a_clear_error():
     den = tiny()
     with pytest.raises(ValueError, match="dimensions|2D b-scan"):

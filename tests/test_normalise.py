@@ -22,11 +22,24 @@ def test_like_input_keeps_the_largest_uint64_from_wrapping():
 
 
 def test_like_input_restores_non_finite_pixels_of_a_float_input():
-    raw = np.array([[np.nan, 1.0, np.inf, -np.inf]], np.float32)
-    out = like_input(np.array([[0.5, 0.9, 0.7, 0.2]]), raw)
+    raw = np.array([[np.nan, 1.0, np.inf, -np.inf, 3.0]], np.float32)
+    out = like_input(np.array([[0.5, 0.9, 0.7, 0.2, 2.5]]), raw)
     assert out.dtype == np.float32
-    assert np.isnan(out[0, 0]) and out[0, 1] == np.float32(0.9)
+    assert np.isnan(out[0, 0]) and out[0, 1] == np.float32(0.9) and out[0, 4] == np.float32(2.5)
     assert out[0, 2] == np.inf and out[0, 3] == -np.inf
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32])
+def test_like_input_gives_back_b_scans_of_one_value_as_they_were(dtype: type) -> None:
+    raw = np.zeros((3, 4, 5), dtype)
+    raw[0] = 77  # constant
+    raw[2, 1, 2] = 9  # one pixel differs: denoised as usual
+    if raw.dtype.kind == "f":
+        raw[1, 0, 0] = np.nan  # blank apart from NaN
+    out = like_input(np.full((3, 4, 5), 40.0), raw)
+    np.testing.assert_array_equal(out[:2], raw[:2])
+    assert out.dtype == raw.dtype and (out[2] == 40).all()
+
 
 
 def test_empty_bscans_finds_only_those_without_a_finite_pixel():
