@@ -116,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("denoise", help="denoise a b-scan/volume file or a folder of them")
     p.add_argument("input", metavar="IN", help="TIFF/PNG/JPEG/vendor file, or a folder of them")
     p.add_argument("output", metavar="OUT", help="output file (.tif/.tiff, or .png for one 8/16-bit b-scan; "
-                                                 "JPEG is refused as lossy), or a folder when IN is one "
-                                                 "(JPEG inputs are written as .png, vendor files as .tif)")
+                                                 "JPEG is refused as lossy), or an existing folder that "
+                                                 "receives OUT/<name> (JPEG inputs are written as .png, "
+                                                 "vendor files as .tif); a folder when IN is one")
     p.add_argument("--lateral-sigma", type=lateral_sigma, metavar="PX",
                    help=f"smoothing across A-scans after the model, Gaussian sigma in pixels, 0 to "
                         f"{MAX_LATERAL_SIGMA:g} (default: the model's own, see its config; 0 = none)")

@@ -132,7 +132,15 @@ def plan_jobs(src: Path, dst: Path) -> list[Job]:
 def _file_job(src: Path, dst: Path) -> Job:
     """IN is a file: OUT is a file, or a folder that receives the same-named file."""
     if dst.is_dir():
-        dst = dst / output_name(src)
+        name = output_name(src)
+        if name != src.name and (dst / name).exists() and same_file(dst, src.parent):
+            # a converted input written beside itself: that name is another file of its folder (as in a
+            # folder run, where it would be another input's output), not a previous output to replace
+            renamed = src.name + Path(name).suffix
+            warnings.warn(f"{src.name} is written as {renamed} ({name} is another file of its folder)",
+                          UserWarning, stacklevel=4)
+            name = renamed
+        dst = dst / name
     check_output_path(dst)
     check_writable(dst.parent, dst)
     return src, dst

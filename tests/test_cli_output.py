@@ -227,6 +227,25 @@ def test_jpeg_inputs_of_a_folder_are_written_as_png(tmp_path, weights, capsys):
     assert "a.jpg is written as a.jpg.png" in capsys.readouterr().err
 
 
+def test_a_jpeg_denoised_into_its_own_folder_leaves_the_other_files_there(tmp_path, weights, capsys):
+    """`denoise J/scan.jpg J` wrote J/scan.png over another image of the folder."""
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "scan.jpg", _vol((24, 32), np.uint8))
+    other = _vol((24, 32), np.uint8)[::-1].copy()
+    iio.imwrite(tmp_path / "scan.png", other)
+    assert _run(tmp_path / "scan.jpg", tmp_path, weights) == 0
+    np.testing.assert_array_equal(iio.imread(tmp_path / "scan.png"), other)
+    assert iio.imread(tmp_path / "scan.jpg.png").shape == (24, 32)
+    assert "scan.jpg is written as scan.jpg.png" in capsys.readouterr().err
+    # into another folder the converted name is the output's, and a rerun replaces it
+    out = tmp_path / "out"
+    out.mkdir()
+    for _ in range(2):
+        assert _run(tmp_path / "scan.jpg", out, weights) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["scan.png"]
+
+
 def test_a_one_bscan_stack_comes_back_as_a_stack(tmp_path, weights):
     """A (1, H, W) TIFF came back (H, W): same pixels, but a pipeline indexing b-scans broke."""
     from napari_hdcyclegan.io import read_oct
