@@ -29,6 +29,10 @@ MIN_SIZE = 9
 #: Under ``"dtype"``, a float b-scan whose middle 99 % of values fill less than this part of its
 #: min..max range is refused: mapped by its min..max, it would reach the model as one grey level.
 OUTLIER_FRACTION = 1e-5
+#: ... or whose values leave an empty gap over this part of the range with under MARKER_SHARE of them on
+#: one side of it: a few no-data markers (-9999 below data in 0..1, 65535 above 12-bit data).
+MARKER_GAP = 0.9
+MARKER_SHARE = 0.05
 
 
 class OutlierError(InputError):
@@ -87,20 +91,46 @@ def unit_ranges(x: torch.Tensor, normalisation: Mapping[str, Any] | None, dtype:
 def _refuse_outliers(flat: torch.Tensor, finite: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
                      check: torch.Tensor) -> None:
     """Refuse a float b-scan (rows ``check`` of ``flat``) mapped by its min..max that a few extreme
-    values (no-data markers such as float32 max, a stray 1e30) would flatten to one grey level."""
+    values (no-data markers such as float32 max, -9999, a stray 1e30) would flatten to one grey level."""
     if not bool(check.any()):
         return
     step = max(1, flat.shape[1] // 65536)  # a strided sample tells the bulk's spread, and quantile stays small
     sample = flat[:, ::step].masked_fill(~finite[:, ::step], float("nan"))
-    q = torch.tensor([0.005, 0.995], dtype=flat.dtype, device=flat.device)
-    a, b = torch.nanquantile(sample, q, dim=1)
-    half_span = hi / 2 - lo / 2  # halves: hi - lo itself may overflow
-    bad = check & (b > a) & (b - a < 2 * OUTLIER_FRACTION * half_span)
+    bad, a, b = marker_rows(sample, lo, hi)
+    bad &= check
     if bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
-        raise OutlierError(i, f"values span {lo[i].item():.3g} to {hi[i].item():.3g} but 99 % of them lie in "
+        raise OutlierError(i, f"values span {lo[i].item():.3g} to {hi[i].item():.3g} but nearly all lie in "
                               f"[{a[i].item():.4g}, {b[i].item():.4g}]: a few extreme values (no-data markers?) "
                               "would flatten it to one grey level; set them to NaN (NaN is kept) or clip them")
+
+
+def marker_rows(sample: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows of ``sample`` (B, N; NaN = no value) whose min..max ``lo``/``hi`` (B,) a few markers set.
+
+    Mapped by ``lo``..``hi``, such a row's bulk would reach the model as (nearly) one grey level: its
+    middle 99 % fill less than :data:`OUTLIER_FRACTION` of the span (a stray 1e30), or the values leave
+    an empty gap over :data:`MARKER_GAP` of the span with under :data:`MARKER_SHARE` of them on one side
+    (-9999 below data in 0..1, 65535 above 12-bit data). A row whose bulk is one value (a blank b-scan
+    with a few bright pixels) has nothing to flatten. Returns the rows and each row's bulk (lowest,
+    highest value).
+    """
+    q = torch.tensor([0.005, 0.995], dtype=sample.dtype, device=sample.device)
+    a, b = torch.nanquantile(sample, q, dim=1)
+    half_span = hi / 2 - lo / 2  # halves: hi - lo itself may overflow
+    narrow = b - a < 2 * OUTLIER_FRACTION * half_span
+    fill = torch.nanmedian(sample, dim=1, keepdim=True).values  # no value: counted in the bulk
+    values = torch.cat([lo[:, None], torch.where(torch.isnan(sample), fill, sample), hi[:, None]], dim=1)
+    values = values.sort(dim=1).values
+    gap, at = (values[:, 1:] / 2 - values[:, :-1] / 2).max(dim=1)
+    below = (at + 1).to(sample.dtype) / values.shape[1]
+    gapped = (gap > MARKER_GAP * half_span) & (torch.minimum(below, 1 - below) < MARKER_SHARE) & ~narrow
+    edge_up = values.gather(1, (at + 1)[:, None])[:, 0]  # the bulk above a gap
+    edge_down = values.gather(1, at[:, None])[:, 0]  # the bulk below it
+    bulk_lo = torch.where(gapped & (below < 0.5), edge_up, torch.where(gapped, lo, a))
+    bulk_hi = torch.where(gapped & (below >= 0.5), edge_down, torch.where(gapped, hi, b))
+    return (b > a) & (narrow | gapped), bulk_lo, bulk_hi
 
 
 def _wide_span(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,9 +196,12 @@ def empty_bscans(data: Any, refuse_outliers: bool = False) -> list[int]:
     Nothing in them can be denoised: :func:`like_input` gives them back as they are. Integer data has
     none. One b-scan is read at a time, so a memory-mapped volume is not loaded whole. With
     ``refuse_outliers``, the same pass refuses the first b-scan that :func:`refuse_flattening_outliers`
-    refuses (before any model is chosen or run on the scan).
+    refuses, and an integer volume that :func:`volume_range` refuses (before any model is chosen or run
+    on the scan).
     """
     if not np.issubdtype(np.dtype(data.dtype), np.floating):
+        if refuse_outliers and np.dtype(data.dtype).kind in "iu":  # the integer refusal is the volume's
+            volume_range(data, tuple(data.shape), np.dtype(data.dtype), {"method": "dtype"})
         return []
     if data.ndim == 2:
         if refuse_outliers:
@@ -235,15 +268,29 @@ def volume_range(data: Any, shape: tuple[int, ...], dtype: np.dtype, normalisati
         return None
     if dtype == np.uint8 or dtype.kind == "b":
         return integer_range(0, 1, dtype)
-    if len(shape) == 2:
-        arr = np.asarray(data)
-        return integer_range(arr.min(), arr.max(), dtype)
-    lo, hi, step = np.inf, -np.inf, 16
-    for start in range(0, shape[0], step):
-        chunk = np.asarray(data[start:start + step])
+    chunks = [(0, 1)] if len(shape) == 2 else [(i, min(shape[0], i + 16)) for i in range(0, shape[0], 16)]
+    lo, hi, samples = np.inf, -np.inf, []
+    for start, stop in chunks:
+        chunk = np.asarray(data) if len(shape) == 2 else np.asarray(data[start:stop])
         lo, hi = min(lo, chunk.min()), max(hi, chunk.max())
-        drop_pages(data, start, start + step)
+        samples.append(chunk.ravel()[::max(1, chunk.size // 65536)].astype(np.float64))
+        if len(shape) == 3:
+            drop_pages(data, start, stop)
+    sample = np.concatenate(samples)
+    _refuse_integer_markers(sample[::max(1, sample.size // 2**22)], float(lo), float(hi))  # quantile's limit
     return integer_range(lo, hi, dtype)
+
+
+def _refuse_integer_markers(sample: np.ndarray, lo: float, hi: float) -> None:
+    """Refuse an integer volume whose range a few markers (65535 above 12-bit data) would set
+    (:func:`marker_rows`): mapped by that bit depth, the rest would reach the model nearly black."""
+    bounds = torch.tensor([lo], dtype=torch.float64), torch.tensor([hi], dtype=torch.float64)
+    bad, a, b = marker_rows(torch.from_numpy(sample)[None], *bounds)
+    if bool(bad[0]):
+        raise InputError(f"values span {lo:.6g} to {hi:.6g} but nearly all lie in [{a[0].item():.6g}, "
+                         f"{b[0].item():.6g}]: a few extreme values (no-data markers?) would set the bit depth "
+                         "and flatten the rest to a few grey levels; clip them, or store the image as float "
+                         "with NaN where values are missing (NaN is kept)")
 
 
 #: Largest gain :func:`dim_gain` applies, and how much dimmer than the model's level a b-scan must be.

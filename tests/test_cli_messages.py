@@ -238,6 +238,19 @@ def test_a_flattening_outlier_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["marker.tif"]  # no output, no temporary file
 
 
+@pytest.mark.parametrize("weights", ["auto", "spectralis-real"])
+def test_integer_no_data_markers_are_one_line_and_write_nothing(tmp_path, capsys, weights):
+    """Ten pixels at 65535 in 12-bit uint16 data set a 16-bit range: the output came back 0..32768, silently."""
+    data = np.random.default_rng(0).integers(450, 3826, (2, 48, 64)).astype(np.uint16)
+    data[1, 0, :10] = 65535
+    tifffile.imwrite(tmp_path / "marker.tif", data, photometric="minisblack")
+    assert main(["denoise", str(tmp_path / "marker.tif"), str(tmp_path / "o.tif"), "-w", weights, "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'marker.tif'}: values span 450 to 65535")
+    assert "clip them" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["marker.tif"]
+
+
 def test_a_bad_model_leaves_no_output_folder_tree(tmp_path, capsys):
     """A folder run into new nested folders with a missing --weights left the (empty) tree behind."""
     src = tmp_path / "in"

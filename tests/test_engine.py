@@ -572,6 +572,20 @@ def test_a_few_extreme_float_values_are_refused_not_flattened():
     assert np.isfinite(tiny({"method": "dtype"}).denoise(sparse)).all()
 
 
+def test_a_few_no_data_markers_below_float_data_are_refused():
+    """Ten pixels at -9999 in a float b-scan of 0.1..1 came back -5667..1, every row changed, silently."""
+    data = (volume(np.float32, (2, 20, 24)) + 20) / 270
+    data[1, 0, :10] = -9999
+    with pytest.raises(InputError, match=r"^b-scan 1: values span -1e\+04 to .*extreme values.*set them to NaN"):
+        tiny({"method": "dtype"}, batch_size=1).denoise(data)
+    data[1, 0, :10] = np.nan  # what the message asks for
+    out = tiny({"method": "dtype"}).denoise(data)
+    assert np.isnan(out[1, 0, :10]).all() and np.nanmin(out) >= 0 and np.nanmax(out) <= 1
+    reflex = volume(np.float32, (1, 20, 24)) + 30
+    reflex[0, 5, :12] = np.linspace(300, 3000, 12)  # a graded bright reflex is data, not a marker
+    assert np.isfinite(tiny({"method": "dtype"}).denoise(reflex)).all()
+
+
 def test_dim_bscans_are_lifted_to_the_models_level_and_others_left_alone():
     from napari_hdcyclegan.normalise import MAX_DIM_GAIN, dim_gain
 

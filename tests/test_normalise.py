@@ -66,3 +66,31 @@ def test_empty_bscans_can_refuse_a_flattening_outlier_naming_its_bscan():
     with pytest.raises(InputError, match=r"^a b-scan's values span"):
         empty_bscans(stack[4], refuse_outliers=True)
     assert empty_bscans(stack[:4], refuse_outliers=True) == [2]
+
+
+def test_a_few_integer_markers_that_would_set_the_bit_depth_are_refused():
+    """uint16 12-bit data with ten pixels at 65535 came out 0..32768; int16 with -32768 went below its range."""
+    from napari_hdcyclegan.errors import InputError
+    from napari_hdcyclegan.normalise import empty_bscans, volume_range
+
+    rng = np.random.default_rng(0)
+    twelve = rng.integers(450, 3826, (3, 64, 96)).astype(np.uint16)
+    norm = {"method": "dtype"}
+    assert volume_range(twelve, twelve.shape, twelve.dtype, norm) == (0.0, 4095.0)
+    marked = twelve.copy()
+    marked[1, 0, :10] = 65535
+    with pytest.raises(InputError, match=r"^values span 450 to 65535 but nearly all lie in \[450, 3825\].*clip them"):
+        volume_range(marked, marked.shape, marked.dtype, norm)
+    with pytest.raises(InputError, match="no-data markers"):
+        empty_bscans(marked, refuse_outliers=True)  # before auto chooses a model
+    assert empty_bscans(marked) == []
+    signed = rng.integers(120, 1021, (64, 96)).astype(np.int16)
+    signed[0, :10] = -32768
+    with pytest.raises(InputError, match="^values span -32768 to 1020"):
+        volume_range(signed, signed.shape, signed.dtype, norm)
+    full = rng.integers(0, 60001, (64, 96)).astype(np.uint16)
+    full[0, 0] = 65535  # a saturated pixel at the top of data that use the whole range: kept
+    assert volume_range(full, full.shape, full.dtype, norm) == (0.0, 65535.0)
+    sparse = np.zeros((2, 64, 96), np.uint16)
+    sparse[0, 5, :3] = 60000  # a blank volume with a few bright pixels: no bulk to flatten
+    assert volume_range(sparse, sparse.shape, sparse.dtype, norm) == (0.0, 65535.0)
