@@ -169,6 +169,23 @@ def test_cmyk_jpeg_is_read_as_its_image_not_black(tmp_path):
     assert im.data.shape == img.shape and np.abs(im.data.astype(int) - img).mean() < 5
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_an_exif_orientation_is_applied_as_viewers_show_the_image(tmp_path, suffix):
+    """A phone JPEG tagged "turn 90 degrees" was read as stored: its output showed turned against the input."""
+    from PIL import Image
+
+    img = np.zeros((16, 32), np.uint8)
+    img[:4, :8] = 250  # top left as stored
+    exif = Image.fromarray(img).getexif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: the block at the top right
+    Image.fromarray(img).save(tmp_path / f"t{suffix}", exif=exif.tobytes())
+    with pytest.warns(UserWarning, match="EXIF orientation"):
+        im = read_oct(tmp_path / f"t{suffix}")
+    assert im.data.shape == (32, 16) and im.data[:4, -4:].mean() > 200 and im.data[:4, :4].mean() < 30
+    Image.fromarray(img).save(tmp_path / f"plain{suffix}")
+    np.testing.assert_array_equal(read_oct(tmp_path / f"plain{suffix}").data > 128, img > 128)
+
+
 def test_jpeg(tmp_path):
     img = np.tile(np.linspace(0, 255, 32, dtype=np.uint8), (16, 1))
     iio.imwrite(tmp_path / "b.jpg", img)

@@ -31,11 +31,15 @@ def _read_plain(path: Path) -> OctImage:
         # Pillow hands a CMYK (print) JPEG over as 4 channels that read as RGB + alpha: C, M, Y are 0
         # for a gray image, which became black; ask for RGB instead
         cmyk = iio.immeta(path).get("mode") == "CMYK"
-        arr = np.asarray(iio.imread(path, mode="RGB" if cmyk else None))
+        # an EXIF orientation (phone and camera JPEGs) turns the pixels for display: read them as
+        # viewers show the image, or the output (written without the tag) shows turned against the input
+        arr = np.asarray(iio.imread(path, mode="RGB" if cmyk else None, rotate=True))
+        turned = _exif_orientation(path) not in (0, 1)
     except Exception as exc:
         kind = path.suffix.lstrip(".").upper()
         raise OctReadError(path, f"corrupt, truncated or not a {kind} image ({_short(exc)})") from exc
-    extra = "CMYK (print) image converted to RGB" if cmyk else None
+    extra = "; ".join(n for n, on in (("CMYK (print) image converted to RGB", cmyk),
+                                       ("turned as its EXIF orientation says", turned)) if on) or None
     if arr.ndim == 3 and arr.shape[-1] == 2:
         arr, extra = arr[..., 0], alpha_note(arr[..., 1])  # gray + alpha
     axes = "YXS" if arr.ndim == 3 and arr.shape[-1] in (3, 4) else "YX"
@@ -46,6 +50,14 @@ def _read_plain(path: Path) -> OctImage:
             "source": {"shape": list(arr.shape), "dtype": str(arr.dtype)}}
     note(meta, change)
     return OctImage(data, (1.0,) * data.ndim, (PIXEL,) * data.ndim, _default_labels(data.ndim), meta)
+
+
+def _exif_orientation(path: Path) -> int:
+    """The EXIF orientation tag of an image file (1: as stored; 0: none)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return int(im.getexif().get(0x0112, 0))
 
 
 def _read_folder(folder: Path) -> OctImage:
