@@ -100,9 +100,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         raise
     used: Counter[str] = Counter()
     for f, out in jobs:
+        run = _chooser(args, f.name) if src.is_dir() and not hasattr(denoiser, "iter_denoise") else denoiser
         try:
             with progress_bar(f.name, args.quiet) as progress:
-                used[denoise_file(f, out, denoiser, progress, adaptation_steps(args), say).name] += 1
+                used[denoise_file(f, out, run, progress, adaptation_steps(args), say).name] += 1
         except USER_ERRORS as exc:
             gc.collect()  # after an out-of-memory error, the next file starts clean
             say(f"error: {_message(exc, f)}")
@@ -128,9 +129,9 @@ def _models_used(used: Counter[str]) -> str:
                                                        for name, n in sorted(used.items()))
 
 
-def _chosen(args: argparse.Namespace, data: Any = None) -> tuple[Any, Any]:
+def _chosen(args: argparse.Namespace, data: Any = None, label: str | None = None) -> tuple[Any, Any]:
     """The resident denoiser for ``--weights`` / ``--device`` / ``--batch-size`` (and ``data``), and
-    why ``auto`` chose it (None otherwise), which is printed."""
+    why ``auto`` chose it (None otherwise), which is printed (after ``label``, a folder run's file)."""
     from .engine import DEFAULT_MODEL, UNTRAINED_NAME, choose_denoiser
 
     denoiser, choice = choose_denoiser(args.weights or DEFAULT_MODEL, args.device, data=data)
@@ -140,7 +141,7 @@ def _chosen(args: argparse.Namespace, data: Any = None) -> tuple[Any, Any]:
         denoiser.precision = args.precision
     denoiser = denoiser.with_lateral_sigma(getattr(args, "lateral_sigma", None))
     if choice is not None:
-        say(f"model: {denoiser.name} (auto: {choice.reason}; --weights overrides)")
+        say(f"{label + ': ' if label else ''}model: {denoiser.name} (auto: {choice.reason}; --weights overrides)")
     if not denoiser.trained and denoiser.name != UNTRAINED_NAME:  # the fallback already warns
         say(f"warning: {denoiser.name} is marked untrained in its config (\"trained\": false): "
             "its output is not a meaningful denoising")
@@ -152,15 +153,15 @@ def _denoiser(args: argparse.Namespace, data: Any = None) -> Any:
     return _chosen(args, data)[0]
 
 
-def _chooser(args: argparse.Namespace) -> Any:
+def _chooser(args: argparse.Namespace, label: str | None = None) -> Any:
     """A denoiser, or for ``--weights auto`` (the default) a function of the input returning
-    ``(denoiser, choice)``."""
+    ``(denoiser, choice)`` that names ``label`` (a folder run's file) in its `model:` line."""
     from .engine import DEFAULT_MODEL
     from .model.choice import AUTO
 
     if str(args.weights or DEFAULT_MODEL) != AUTO:
         return _denoiser(args)
-    return lambda data: _chosen(args, data)
+    return lambda data: _chosen(args, data, label)
 
 
 # ------------------------------------------------------------------------------------------------
