@@ -157,7 +157,9 @@ def _folder_jobs(src: Path, dst: Path) -> list[Job]:
     files = folder_files(src)
     _warn_skipped(src, files)
     if not files:
-        raise OutputError(f"{src}: no TIFF, PNG, JPEG or vendor OCT files in this folder")
+        subfolders = _subfolders(src)
+        inside = f" (subfolders are not searched: {_shown(subfolders)})" if subfolders else ""
+        raise OutputError(f"{src}: no TIFF, PNG, JPEG or vendor OCT files in this folder{inside}")
     names = _unique_names(files)
     make_output_folder(dst)
     jobs = [(f, dst / names[f]) for f in files]
@@ -173,9 +175,23 @@ def _warn_skipped(src: Path, files: list[Path]) -> None:
     kept = set(files)
     skipped = [f.name for f in visible_files(src) if f not in kept]
     if skipped:
-        shown = ", ".join(skipped[:SKIPPED_SHOWN]) + (", ..." if len(skipped) > SKIPPED_SHOWN else "")
         warnings.warn(f"{src}: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''} that "
-                      f"{'are' if len(skipped) > 1 else 'is'} not an OCT image: {shown}", UserWarning, stacklevel=4)
+                      f"{'are' if len(skipped) > 1 else 'is'} not an OCT image: {_shown(skipped)}", UserWarning,
+                      stacklevel=4)
+    subfolders = _subfolders(src)
+    if subfolders and files:
+        warnings.warn(f"{src}: skipped {len(subfolders)} subfolder{'s' if len(subfolders) > 1 else ''} "
+                      f"(not searched): {_shown(subfolders)}", UserWarning, stacklevel=4)
+
+
+def _subfolders(src: Path) -> list[str]:
+    """The names of a folder's visible subfolders, sorted."""
+    return sorted(d.name for d in src.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _shown(names: list[str]) -> str:
+    """The first few of ``names``, comma-separated, "..." for the rest."""
+    return ", ".join(names[:SKIPPED_SHOWN]) + (", ..." if len(names) > SKIPPED_SHOWN else "")
 
 
 def missing_folders(dst: Path) -> list[Path]:

@@ -186,7 +186,10 @@ def check_input(data: Any) -> tuple[tuple[int, ...], np.dtype]:
         raise InputError(f"empty image of shape {shape}")
     if min(shape[-2:]) < MIN_SIZE:
         # InstanceNorm needs more than one pixel at the 1/8 scale of the bottleneck.
-        raise InputError(f"b-scans must be at least {MIN_SIZE}x{MIN_SIZE} pixels, got shape {shape}")
+        colour = (len(shape) == 3 and shape[-1] in (3, 4) and min(shape[:2]) >= MIN_SIZE)
+        hint = (f" ({shape[0]} b-scans of {shape[1]}x{shape[2]}; a last axis of {shape[-1]} looks like colour "
+                "channels: save the image as RGB or as one gray b-scan)") if colour else ""
+        raise InputError(f"b-scans must be at least {MIN_SIZE}x{MIN_SIZE} pixels, got shape {shape}{hint}")
     return shape, dtype
 
 

@@ -172,6 +172,20 @@ def test_empty_folder(tmp_path, weights, capsys):
     (tmp_path / "empty").mkdir()
     rc = main(["denoise", str(tmp_path / "empty"), str(tmp_path / "out"), "-w", str(weights)])
     _one_line_error(capsys, rc, "no TIFF")
+    (tmp_path / "empty" / "scans").mkdir()  # images one level down are not searched: say so
+    rc = main(["denoise", str(tmp_path / "empty"), str(tmp_path / "out"), "-w", str(weights)])
+    _one_line_error(capsys, rc, "no TIFF, PNG, JPEG or vendor OCT files in this folder (subfolders are not "
+                                "searched: scans)")
+
+
+def test_folder_run_says_it_skipped_subfolders(tmp_path, weights, capsys):
+    src = tmp_path / "in"
+    (src / "left eye").mkdir(parents=True)
+    (src / ".hidden").mkdir()
+    tifffile.imwrite(src / "a.tif", _vol(), photometric="minisblack")
+    assert main(["denoise", str(src), str(tmp_path / "out"), "--weights", str(weights), "-q"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warned == [f"warning: {src}: skipped 1 subfolder (not searched): left eye"]
 
 
 def test_subprocess_exit_code_and_no_traceback(tmp_path):

@@ -131,6 +131,10 @@ def test_bad_input_is_a_clear_error():
         den.denoise(np.zeros((20, 20), bool))
     with pytest.raises(ValueError, match="at least"):
         den.denoise(np.zeros((4, 4)))
+    with pytest.raises(ValueError, match=r"at least 9x9 pixels, got shape \(4, 4\)$"):
+        den.denoise(np.zeros((4, 4)))
+    with pytest.raises(ValueError, match=r"\(128 b-scans of 96x3; a last axis of 3 looks like colour channels"):
+        den.denoise(np.zeros((128, 96, 3), np.uint8))  # an RGB image saved as a gray stack
 
 
 def test_big_endian_input():
