@@ -173,6 +173,7 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
     from . import boundaries as bnd
     from .io import um_per_pixel
     from .io.atomic import check_writable
+    from .normalise import check_input
 
     src, dst = Path(args.input), Path(args.output)
     if not src.exists():
@@ -183,6 +184,10 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
         raise UserError(f"{dst.parent}: output folder does not exist")
     check_writable(dst.parent, dst)
     image = read_input(src)
+    try:  # a scan the model cannot take is refused before the model loads, naming the file
+        check_input(image.data)
+    except HDCycleGANError as exc:
+        raise UserError(f"{src}: {exc}") from None
     axial = args.axial_um
     if axial is None:
         axial = um_per_pixel(getattr(image, "scale", None), getattr(image, "units", None), -2)

@@ -186,6 +186,19 @@ def test_boundaries_refuse_an_unwritable_folder_before_the_model_runs(tmp_path, 
     assert _error_line(capsys).startswith(f"error: {tmp_path / 'locked' / 'b.csv'}: {os.strerror(errno.EACCES)}")
 
 
+def test_boundaries_refuse_a_too_small_scan_naming_it_before_the_model_loads(tmp_path, weights, monkeypatch, capsys):
+    from napari_hdcyclegan import engine
+
+    monkeypatch.setattr(engine, "get_denoiser", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(engine, "choose_denoiser", lambda *a, **k: pytest.fail("model loaded"))
+    tifffile.imwrite(tmp_path / "tiny.tif", _vol((8, 8)), photometric="minisblack")
+    for w in (str(weights), "auto"):
+        rc = main(["boundaries", str(tmp_path / "tiny.tif"), str(tmp_path / "b.csv"), "-w", w, "-q"])
+        assert rc == 2
+        assert _error_line(capsys).startswith(f"error: {tmp_path / 'tiny.tif'}: b-scans must be at least 9x9")
+    assert not (tmp_path / "b.csv").exists()
+
+
 def test_atomic_output_names_the_target_and_leaves_nothing(tmp_path):
     target = tmp_path / "out.tif"
     target.write_bytes(b"old")
