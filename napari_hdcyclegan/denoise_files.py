@@ -137,8 +137,8 @@ def _file_job(src: Path, dst: Path) -> Job:
             # a converted input written beside itself: that name is another file of its folder (as in a
             # folder run, where it would be another input's output), not a previous output to replace
             renamed = src.name + Path(name).suffix
-            warnings.warn(f"{src.name} is written as {renamed} ({name} is another file of its folder)",
-                          UserWarning, stacklevel=4)
+            warnings.warn(f"{src.name} is written as {renamed} ({name} is there already: a converted file "
+                          "written beside its input never replaces a file of that folder)", UserWarning, stacklevel=4)
             name = renamed
         dst = dst / name
     check_output_path(dst)
@@ -155,9 +155,9 @@ def _folder_jobs(src: Path, dst: Path) -> list[Job]:
     if dst.exists() and same_file(src, dst):
         raise OutputError(f"{dst}: OUT must differ from IN (the inputs would be overwritten)")
     files = folder_files(src)
-    _warn_skipped(src, files)
+    _warn_skipped(src, files, dst)
     if not files:
-        subfolders = _subfolders(src)
+        subfolders = _subfolders(src, dst)
         inside = f" (subfolders are not searched: {_shown(subfolders)})" if subfolders else ""
         raise OutputError(f"{src}: no TIFF, PNG, JPEG or vendor OCT files in this folder{inside}")
     names = _unique_names(files)
@@ -168,7 +168,7 @@ def _folder_jobs(src: Path, dst: Path) -> list[Job]:
     return jobs
 
 
-def _warn_skipped(src: Path, files: list[Path]) -> None:
+def _warn_skipped(src: Path, files: list[Path], dst: Path) -> None:
     """One warning naming how many visible files of ``src`` are not images it denoises, and the first few."""
     from .io import visible_files
 
@@ -178,15 +178,16 @@ def _warn_skipped(src: Path, files: list[Path]) -> None:
         warnings.warn(f"{src}: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''} that "
                       f"{'are' if len(skipped) > 1 else 'is'} not an OCT image: {_shown(skipped)}", UserWarning,
                       stacklevel=4)
-    subfolders = _subfolders(src)
+    subfolders = _subfolders(src, dst)
     if subfolders and files:
         warnings.warn(f"{src}: skipped {len(subfolders)} subfolder{'s' if len(subfolders) > 1 else ''} "
                       f"(not searched): {_shown(subfolders)}", UserWarning, stacklevel=4)
 
 
-def _subfolders(src: Path) -> list[str]:
-    """The names of a folder's visible subfolders, sorted."""
-    return sorted(d.name for d in src.iterdir() if d.is_dir() and not d.name.startswith("."))
+def _subfolders(src: Path, dst: Path) -> list[str]:
+    """The names of a folder's visible subfolders, sorted, the output folder ``dst`` left out."""
+    return sorted(d.name for d in src.iterdir()
+                  if d.is_dir() and not d.name.startswith(".") and not (dst.exists() and same_file(d, dst)))
 
 
 def _shown(names: list[str]) -> str:

@@ -102,7 +102,8 @@ def _refuse_outliers(flat: torch.Tensor, finite: torch.Tensor, lo: torch.Tensor,
         i = int(bad.nonzero()[0, 0])
         raise OutlierError(i, f"values span {lo[i].item():.3g} to {hi[i].item():.3g} but nearly all lie in "
                               f"[{a[i].item():.4g}, {b[i].item():.4g}]: a few extreme values (no-data markers?) "
-                              "would flatten it to one grey level; set them to NaN (NaN is kept) or clip them")
+                              "would squeeze the rest into a sliver of the range the model sees; set them to NaN "
+                              "(NaN is kept) or clip them")
 
 
 def marker_rows(sample: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
@@ -120,11 +121,12 @@ def marker_rows(sample: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
     a, b = torch.nanquantile(sample, q, dim=1)
     half_span = hi / 2 - lo / 2  # halves: hi - lo itself may overflow
     narrow = b - a < 2 * OUTLIER_FRACTION * half_span
-    fill = torch.nanmedian(sample, dim=1, keepdim=True).values  # no value: counted in the bulk
-    values = torch.cat([lo[:, None], torch.where(torch.isnan(sample), fill, sample), hi[:, None]], dim=1)
-    values = values.sort(dim=1).values
-    gap, at = (values[:, 1:] / 2 - values[:, :-1] / 2).max(dim=1)
-    below = (at + 1).to(sample.dtype) / values.shape[1]
+    values = torch.cat([lo[:, None], sample, hi[:, None]], dim=1).sort(dim=1).values  # NaN (no value) last
+    count = (~torch.isnan(values)).sum(dim=1)  # shares count values only: a masked region changes nothing
+    gaps = values[:, 1:] / 2 - values[:, :-1] / 2
+    gaps = gaps.masked_fill(torch.isnan(gaps), float("-inf"))
+    gap, at = gaps.max(dim=1)
+    below = (at + 1).to(sample.dtype) / count.clamp_min(1).to(sample.dtype)
     gapped = (gap > MARKER_GAP * half_span) & (torch.minimum(below, 1 - below) < MARKER_SHARE) & ~narrow
     edge_up = values.gather(1, (at + 1)[:, None])[:, 0]  # the bulk above a gap
     edge_down = values.gather(1, at[:, None])[:, 0]  # the bulk below it
@@ -276,22 +278,24 @@ def volume_range(data: Any, shape: tuple[int, ...], dtype: np.dtype, normalisati
     for start, stop in chunks:
         chunk = np.asarray(data) if len(shape) == 2 else np.asarray(data[start:stop])
         lo, hi = min(lo, chunk.min()), max(hi, chunk.max())
-        samples.append(chunk.ravel()[::max(1, chunk.size // 65536)].astype(np.float64))
+        budget = max(1024, 2**20 // len(chunks))  # about 2**20 values in all: the spread, not every pixel
+        samples.append(chunk.ravel()[::max(1, chunk.size // budget)].astype(np.float64))
         if len(shape) == 3:
             drop_pages(data, start, stop)
     sample = np.concatenate(samples)
-    _refuse_integer_markers(sample[::max(1, sample.size // 2**22)], float(lo), float(hi))  # quantile's limit
+    _refuse_integer_markers(sample[::max(1, sample.size // 2**20)], float(lo), float(hi), dtype)
     return integer_range(lo, hi, dtype)
 
 
-def _refuse_integer_markers(sample: np.ndarray, lo: float, hi: float) -> None:
+def _refuse_integer_markers(sample: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> None:
     """Refuse an integer volume whose range a few markers (65535 above 12-bit data) would set
     (:func:`marker_rows`): mapped by that bit depth, the rest would reach the model nearly black."""
     bounds = torch.tensor([lo], dtype=torch.float64), torch.tensor([hi], dtype=torch.float64)
     bad, a, b = marker_rows(torch.from_numpy(sample)[None], *bounds)
-    if bool(bad[0]):
-        raise InputError(f"values span {lo:.6g} to {hi:.6g} but nearly all lie in [{a[0].item():.6g}, "
-                         f"{b[0].item():.6g}]: a few extreme values (no-data markers?) would set the bit depth "
+    bulk = round(a[0].item()), round(b[0].item())
+    if bool(bad[0]) and integer_range(*bulk, dtype) != integer_range(lo, hi, dtype):  # else the same mapping
+        raise InputError(f"values span {lo:.6g} to {hi:.6g} but nearly all lie in [{bulk[0]}, {bulk[1]}]: "
+                         "a few extreme values (no-data markers?) would set the bit depth "
                          "and flatten the rest to a few grey levels; clip them, or store the image as float "
                          "with NaN where values are missing (NaN is kept)")
 

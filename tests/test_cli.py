@@ -186,6 +186,15 @@ def test_folder_run_says_it_skipped_subfolders(tmp_path, weights, capsys):
     assert main(["denoise", str(src), str(tmp_path / "out"), "--weights", str(weights), "-q"]) == 0
     warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert warned == [f"warning: {src}: skipped 1 subfolder (not searched): left eye"]
+    import warnings
+
+    from napari_hdcyclegan.denoise_files import plan_jobs
+
+    (src / "out").mkdir()  # OUT inside IN, as after a first run: not named as skipped
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        plan_jobs(src, src / "out")
+    assert [str(w.message) for w in seen] == [f"{src}: skipped 1 subfolder (not searched): left eye"]
 
 
 def test_subprocess_exit_code_and_no_traceback(tmp_path):

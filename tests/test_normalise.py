@@ -91,6 +91,31 @@ def test_a_few_integer_markers_that_would_set_the_bit_depth_are_refused():
     full = rng.integers(0, 60001, (64, 96)).astype(np.uint16)
     full[0, 0] = 65535  # a saturated pixel at the top of data that use the whole range: kept
     assert volume_range(full, full.shape, full.dtype, norm) == (0.0, 65535.0)
+    zeros = rng.integers(3700, 4095, (64, 96)).astype(np.uint16)
+    zeros[:2] = 0  # zeros below 12-bit data leave its bit depth as it is: the same mapping, not refused
+    assert volume_range(zeros, zeros.shape, zeros.dtype, norm) == (0.0, 4095.0)
     sparse = np.zeros((2, 64, 96), np.uint16)
     sparse[0, 5, :3] = 60000  # a blank volume with a few bright pixels: no bulk to flatten
     assert volume_range(sparse, sparse.shape, sparse.dtype, norm) == (0.0, 65535.0)
+
+
+def test_markers_are_judged_on_the_values_not_on_nan_masks():
+    """A b-scan masked with NaN around a region was judged with its NaNs counted in the bulk."""
+    import torch
+
+    from napari_hdcyclegan.normalise import marker_rows
+
+    rng = np.random.default_rng(0)
+    region = rng.uniform(990, 1000, (60, 300))
+    region[:5] = rng.uniform(0, 1, (5, 300))  # 8 % of the values far below the rest: data, not markers
+    masked = np.full((200, 400), np.nan)
+    masked[50:110, 50:350] = region
+    rows = torch.from_numpy(np.stack([masked.ravel(), np.resize(region.ravel(), masked.size)]))
+    lo, hi = torch.tensor([region.min()] * 2), torch.tensor([region.max()] * 2)
+    assert not marker_rows(rows, lo, hi)[0].any()
+    region = rng.uniform(990, 1000, (60, 300))
+    region[0, :100] = -9999  # 0.6 % of the values: markers, masked or not
+    masked[50:110, 50:350] = region
+    for row in (masked.ravel(), region.ravel()):
+        t = torch.from_numpy(row)[None]
+        assert marker_rows(t, torch.tensor([-9999.0]), torch.tensor([float(region.max())]))[0].all()

@@ -34,12 +34,12 @@ def _read_plain(path: Path) -> OctImage:
         # an EXIF orientation (phone and camera JPEGs) turns the pixels for display: read them as
         # viewers show the image, or the output (written without the tag) shows turned against the input
         arr = np.asarray(iio.imread(path, mode="RGB" if cmyk else None, rotate=True))
-        turned = _exif_orientation(path) not in (0, 1)
+        turned = _exif_orientation(path) in range(2, 9)  # 1: as stored; other values are not orientations
     except Exception as exc:
         kind = path.suffix.lstrip(".").upper()
         raise OctReadError(path, f"corrupt, truncated or not a {kind} image ({_short(exc)})") from exc
     extra = "; ".join(n for n, on in (("CMYK (print) image converted to RGB", cmyk),
-                                       ("turned as its EXIF orientation says", turned)) if on) or None
+                                       ("turned or mirrored as its EXIF orientation says", turned)) if on) or None
     if arr.ndim == 3 and arr.shape[-1] == 2:
         arr, extra = arr[..., 0], alpha_note(arr[..., 1])  # gray + alpha
     axes = "YXS" if arr.ndim == 3 and arr.shape[-1] in (3, 4) else "YX"
