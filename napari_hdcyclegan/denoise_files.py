@@ -178,8 +178,8 @@ def _warn_skipped(src: Path, files: list[Path], dst: Path) -> None:
         warnings.warn(f"{src}: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''} that "
                       f"{'are' if len(skipped) > 1 else 'is'} not an OCT image: {_shown(skipped)}", UserWarning,
                       stacklevel=4)
-    subfolders = _subfolders(src, dst)
-    if subfolders and files:
+    subfolders = _subfolders(src, dst) if files else []  # without files, the "no files" error names them
+    if subfolders:
         warnings.warn(f"{src}: skipped {len(subfolders)} subfolder{'s' if len(subfolders) > 1 else ''} "
                       f"(not searched): {_shown(subfolders)}", UserWarning, stacklevel=4)
 

@@ -335,14 +335,13 @@ def like_input(out: np.ndarray, raw: np.ndarray) -> np.ndarray:
     comes back as it was. ``out`` may be rounded in place.
     """
     dtype = raw.dtype
-    if dtype.kind in "iu":
+    integer = dtype.kind in "iu"
+    if integer:
         np.clip(np.rint(out, out=out), *_integer_bounds(dtype, out.dtype), out=out)
-        out = out.astype(dtype)
-    else:
-        out = out.astype(dtype)
-        bad = ~np.isfinite(raw)
-        if bad.any():
-            out[bad] = raw[bad]
+    out = out.astype(dtype)
+    bad = None if integer else ~np.isfinite(raw)
+    if bad is not None and bad.any():
+        out[bad] = raw[bad]
     flat = flat_bscans(raw)
     if flat.any():  # nothing to denoise there, and the generator would paint structure into it
         out[flat] = raw[flat]

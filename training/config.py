@@ -32,7 +32,7 @@ class FitConfig:
     pretrain_d_steps: int = 0  # discriminator as an HN-vs-LN domain classifier
     paired_weight: float = 0.0  # L1(G_L(h), target) kept during the adversarial phase (paired data only)
     paired_target: str = "clean"  # simulated data: clean | ln
-    # paired crops: half of them from a window up to 1/S times larger, shrunk to the crop (0 = off; resized scans)
+    # paired crops: a share (shrink_share) from a window up to 1/S times larger, shrunk to the crop (0 = off)
     pair_shrink: float = 0.0
     gain_jitter: float = 0.0  # paired crops (input and target) times one gain, log-uniform in [1/(1+G), 1+G]
     paired_loss: str = "l1"  # G_L against its target (pre-training and --paired-weight): l1 | mse
@@ -47,9 +47,9 @@ class FitConfig:
     n2n_consistency: float = 0.0
     # data=real: add up to this many times real speckle (another scan's half difference) to the N2N input
     n2n_extra_noise: float = 0.0
-    # data=real: half the column-split crops (and full-width crops of the consistency term) come from a window
-    # up to 1/S times taller shrunk to the crop along the A-scans, S drawn from [this, 1] (0 = off): the finer
-    # grain of scans resized for a dataset or a thumbnail (SplitSampler._shrink_rows)
+    # data=real: a share (shrink_share) of the column-split crops (and the consistency term's full-width ones)
+    # from a window up to 1/S times taller shrunk to the crop along the A-scans, S drawn from [this, 1] (0 = off):
+    # the finer grain of scans resized for a dataset or a thumbnail (SplitSampler._shrink_rows)
     n2n_shrink: float = 0.0
     # the share of crops that --pair-shrink / --n2n-shrink draw shrunk (the rest stay native)
     shrink_share: float = 0.5

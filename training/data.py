@@ -170,8 +170,8 @@ class CropSampler:
     # Paired crops times one gain, log-uniform in [1/(1+G), 1+G]: scanners and exports differ in
     # display gain, and a model that learned the noise in absolute grey levels under-denoises a dimmer scan.
     gain_jitter: float = 0.0
-    # Half the paired crops from a window up to 1/S times larger in both directions, shrunk to the crop
-    # (0 = off): resized scans. Paired targets need no independent noise, so A-scans may be averaged too.
+    # A share (shrink_share) of the paired crops from a window up to 1/S times larger both ways, shrunk to
+    # the crop (0 = off): resized scans. Paired targets need no independent noise, so A-scans may be averaged too.
     pair_shrink: float = 0.0
     shrink_share: float = 0.5  # the share of paired crops shrunk when pair_shrink is on
 

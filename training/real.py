@@ -176,7 +176,7 @@ class SplitSampler:
         return np.stack(out)[:, None], parity
 
     def _shrunk_crops(self, rng: np.random.Generator, n: int) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
-        """Column-half crops, about half of them from a taller window shrunk to the crop (:meth:`_shrink_rows`)."""
+        """Column-half crops, a ``shrink_share`` of them from a taller window shrunk (:meth:`_shrink_rows`)."""
         xs, ys, picked = [], [], []
         for _ in range(n):
             i = int(rng.integers(len(self.halves)))
@@ -188,7 +188,8 @@ class SplitSampler:
         return xs, ys, picked
 
     def _window_rows(self, rng: np.random.Generator, height: int) -> int:
-        """Rows of a crop window: the crop half the time, else up to ``crop / shrink`` (as ``height`` allows)."""
+        """Rows of a crop window: the crop, or for a ``shrink_share`` of them up to ``crop / shrink`` (as ``height``
+        allows)."""
         scale = shrink_scale(rng, self.shrink, self.shrink_share)
         return min(height, round(self.crop / scale))
 
