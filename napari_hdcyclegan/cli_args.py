@@ -71,6 +71,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+@_named("path")
+def path(text: str) -> str:
+    """A file or folder name that is not empty (an empty ``OUT`` would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"an empty path ({text!r}) names no file or folder")
+    return text
+
+
 #: ``--adapt`` without ``--adapt-steps``, and the most steps taken (``napari_hdcyclegan.adapt``'s
 #: ``DEFAULT_STEPS`` and ``MAX_STEPS``; copied here: parsing imports no torch).
 ADAPT_STEPS = 60
@@ -114,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "a shipped or user model name, or a model folder")
 
     p = sub.add_parser("denoise", help="denoise a b-scan/volume file or a folder of them")
-    p.add_argument("input", metavar="IN", help="TIFF/PNG/JPEG/vendor file, or a folder of them")
-    p.add_argument("output", metavar="OUT", help="output file (.tif/.tiff, or .png for one 8/16-bit b-scan; "
+    p.add_argument("input", metavar="IN", type=path, help="TIFF/PNG/JPEG/vendor file, or a folder of them")
+    p.add_argument("output", metavar="OUT", type=path, help="output file (.tif/.tiff, or .png for one 8/16-bit b-scan; "
                                                  "JPEG is refused as lossy), or an existing folder that "
                                                  "receives OUT/<name> (JPEG inputs are written as .png, "
                                                  "vendor files as .tif); a folder when IN is one")
@@ -133,14 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, denoise_weights)
 
     p = sub.add_parser("boundaries", help="ILM/RPE per A-scan to CSV (from the model's feature maps)")
-    p.add_argument("input", metavar="IN")
-    p.add_argument("output", metavar="OUT.csv")
+    p.add_argument("input", metavar="IN", type=path)
+    p.add_argument("output", metavar="OUT.csv", type=path)
     p.add_argument("--axial-um", type=positive_float, help="axial µm per pixel (default: from IN)")
     _common(p, f"{AUTO} (the default: the shipped {BOUNDARY_MODEL} model, whose smoother output suits "
                "the boundary paths), a shipped or user model name, or a model folder", batch=False)
 
     p = sub.add_parser("demo", help="denoise the bundled simulated volume; PNG + TIFFs; napari if a display exists")
-    p.add_argument("--out", default="hdcyclegan-demo", help="output folder (default: ./hdcyclegan-demo)")
+    p.add_argument("--out", default="hdcyclegan-demo", type=path, help="output folder (default: ./hdcyclegan-demo)")
     p.add_argument("--no-viewer", action="store_true", help="do not open napari")
     _common(p, denoise_weights)
 

@@ -155,6 +155,22 @@ def test_argument_errors_speak_the_users_language(tmp_path, capsys, flag, value,
     assert "_" not in err.splitlines()[-1].split(":", 2)[-1]  # no internal function name
 
 
+@pytest.mark.parametrize("argv,name", [
+    (["denoise", "IN", ""], "OUT"),
+    (["denoise", "", "OUT"], "IN"),
+    (["boundaries", "IN", " "], "OUT.csv"),
+    (["demo", "--no-viewer", "--out", ""], "--out"),
+])
+def test_an_empty_path_is_refused_not_taken_as_the_current_folder(tmp_path, monkeypatch, capsys, argv, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "IN").write_bytes(b"")  # IN exists: only the empty path can be refused
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and f"argument {name}: an empty path" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["IN"]  # nothing written to the current folder
+
+
 def test_lateral_sigma_range_ends_are_accepted():
     from napari_hdcyclegan.__main__ import build_parser
 
