@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +16,16 @@ from conftest import speckled_domain as _domain
 
 from napari_hdcyclegan.model import registry
 from napari_hdcyclegan.model.checkpoint import load_model, read_config, resolve_model_dir
-from training.job import JobError, JobSpec, TrainingJob, check_domains, fit_config, prepare_data, read_folder_images
+from training.job import (
+    EXIT_WITH_PARENT,
+    JobError,
+    JobSpec,
+    TrainingJob,
+    check_domains,
+    fit_config,
+    prepare_data,
+    read_folder_images,
+)
 from training.publish import ExportError, export_run
 from training.runlog import CsvTail, RunLog, checkpoint_folder, checkpoint_step, smooth, truncate_log
 
@@ -139,6 +151,28 @@ def test_job_runs_stops_resumes_and_exports(tmp_path, user_dir):
         export_run(spec.out, "mine")
     with pytest.raises(ExportError, match="no checkpoint"):
         export_run(tmp_path / "empty", "other")
+
+
+def test_a_run_ends_when_the_process_that_started_it_goes(tmp_path):
+    spec = _spec(tmp_path, 100_000)
+    job = TrainingJob(spec)
+    job.start()
+    _wait(lambda: (checkpoint_step(checkpoint_folder(spec.out, "last")) or 0) >= 4)
+    job.proc.stdin.close()  # what the OS does when napari quits or crashes: the pipe's parent end closes
+    code = job.proc.wait(timeout=60)
+    assert code != 0 and job.state == "running"  # ended on its own: nobody called stop()
+    assert checkpoint_step(checkpoint_folder(spec.out, "last")) >= 4  # checkpoints stay, as with Stop
+    job.poll()
+    assert job.state == "failed" and job.can_resume()
+
+
+def test_a_run_started_from_a_shell_is_not_watched():
+    code = ("import sys, time\nfrom training.job import exit_with_parent\nexit_with_parent()\n"
+            "time.sleep(2)\nprint('still running')")
+    env = {k: v for k, v in os.environ.items() if k != EXIT_WITH_PARENT}
+    done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          env=env, cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert done.returncode == 0 and "still running" in done.stdout, done.stderr  # nohup: stdin at EOF at once
 
 
 def test_finished_and_failed_runs(tmp_path):

@@ -215,3 +215,22 @@ def test_inner_layers_added_in_order_and_removed_by_a_plain_rerun(qtbot, viewer_
     run_to_end(qtbot, widget)
     assert not any(f"oct {n} (detected)" in viewer.layers for n in INNER_NAMES)
     assert "oct ILM (detected)" in viewer.layers
+
+
+
+def _follows(emitter, widget) -> bool:
+    """Whether a method of ``widget`` is connected to the napari ``emitter`` (held as (weakref, name))."""
+    return any(isinstance(cb, tuple) and cb[0]() is widget for cb in emitter.callbacks)
+
+
+def test_closed_dock_stops_following_the_viewer(qtbot, viewer_widget, sim):
+    """Closing the dock (what its x button does) disconnects the widget, as the other docks do."""
+    viewer, widget = viewer_widget
+    dock = viewer.window.add_dock_widget(widget, name="boundaries")
+    viewer.add_image(sim.hn, name="first")
+    assert [layer.name for layer in widget.layer_combo.choices] == ["first"]
+    assert _follows(viewer.dims.events.current_step, widget)  # open, the profile follows the slider
+    viewer.window.remove_dock_widget(dock)
+    viewer.add_image(sim.hn, name="second")
+    assert not _follows(viewer.dims.events.current_step, widget) and widget.closed
+    assert [layer.name for layer in widget.layer_combo.choices] == ["first"]

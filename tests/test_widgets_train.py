@@ -150,3 +150,27 @@ def test_paired_validation_folders_reach_the_run(setup, tmp_path):
     assert (spec.validation, spec.val_noisy, spec.val_reference) == ("pairs", str(noisy), str(ref))
     widget.val_reference.line_edit.value = ""  # the user clears the field
     assert widget.spec(str(tmp_path / "run")).val_reference == ""
+
+
+def test_closing_the_dock_stops_the_run(qtbot, setup):
+    """The dock's x button unparents the widget without a closeEvent: the run must not go on alone."""
+    viewer, widget = setup
+    dock = viewer.window.add_dock_widget(widget, name="train")
+    _start(qtbot, widget, 100_000)
+    qtbot.waitUntil(lambda: _last_ckpt(widget) >= 4, timeout=TIMEOUT_MS)
+    viewer.window.remove_dock_widget(dock)
+    assert widget.job.proc.poll() is not None and widget.job.state == "stopped"
+    assert "dock was closed" in widget.job.reason and widget.job.can_resume()
+    assert not widget.timer.isActive()
+
+
+def test_a_deleted_widget_stops_the_run(qtbot, setup):
+    """Closing the viewer deletes its docks, again without a closeEvent."""
+    viewer, widget = setup
+    viewer.window.add_dock_widget(widget, name="train")
+    _start(qtbot, widget, 100_000)
+    job = widget.job
+    assert job.state == "running"
+    widget.deleteLater()
+    qtbot.waitUntil(lambda: job.state != "running", timeout=TIMEOUT_MS)
+    assert job.proc.poll() is not None and job.state == "stopped" and "napari closed" in job.reason

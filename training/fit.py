@@ -395,7 +395,10 @@ def _train(cfg: FitConfig, resume: bool, device: torch.device, rank: int, world:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .job import exit_with_parent
+
     cfg, resume = parse_args(argv)
+    exit_with_parent()
     run(cfg, resume)
     return 0
 

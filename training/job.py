@@ -205,6 +205,33 @@ def write_config(spec: JobSpec) -> Path:
     return path
 
 
+#: Set in the environment of the process :class:`TrainingJob` starts: see :func:`exit_with_parent`.
+EXIT_WITH_PARENT = "HDCYCLEGAN_EXIT_WITH_PARENT"
+
+
+def exit_with_parent() -> None:
+    """In a process started by :class:`TrainingJob`, end it as Stop does (SIGTERM; checkpoints stay)
+    when the parent's end of its stdin pipe closes: napari quit or crashed, and nobody is watching.
+
+    The parent never writes to the pipe, so EOF means it is gone, on every platform; a run started
+    any other way (a shell, ``nohup``) is not watched.
+    """
+    if os.environ.get(EXIT_WITH_PARENT) != "1" or sys.stdin is None:
+        return
+    import threading
+
+    fd = sys.stdin.fileno()
+
+    def watch() -> None:
+        # the raw descriptor: a daemon thread blocked in sys.stdin's buffered read holds its lock, and
+        # the interpreter aborts at exit when it cannot take that lock
+        while os.read(fd, 4096):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def fit_command(config: Path, resume: bool = False) -> list[str]:
     """The command line of the training subprocess."""
     return [sys.executable, "-m", "training.fit", "--config", str(config)] + (["--resume"] if resume else [])
@@ -242,12 +269,12 @@ class TrainingJob:
                 raise JobError(f"{self.out}: no checkpoint to resume from")
             for name in ("log.csv", "val.csv"):
                 truncate_log(self.out / name, step)
-        env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1",
+        env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1", EXIT_WITH_PARENT: "1",
                "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                               os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
         self._stderr = (self.out / STDERR_NAME).open("a" if resume else "w")
         self.proc = subprocess.Popen(fit_command(config, resume), stdout=self._stderr, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env, cwd=self.out)
+                                     stdin=subprocess.PIPE, env=env, cwd=self.out)
         self.state, self.reason, self.started = "running", "", time.monotonic()
 
     def poll(self) -> str:
@@ -279,6 +306,8 @@ class TrainingJob:
         self.state, self.reason = "stopped", reason
 
     def _close(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            self.proc.stdin.close()
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None

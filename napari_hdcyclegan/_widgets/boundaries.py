@@ -63,6 +63,7 @@ from ._common import (
     set_image,
     status_label,
 )
+from ._dock import ViewerLinks
 from ._workers import WorkerRunner, show_info
 from .features import STAGES
 
@@ -113,7 +114,7 @@ def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None
     return {**result, **model_info(denoiser)}
 
 
-class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
+class BoundaryWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
     """Dock widget: ILM/RPE overlays, thickness map and profile, CSV export."""
 
     #: Cancel takes effect after the current b-scan or calibration step.
@@ -171,13 +172,13 @@ class BoundaryWidget(WeightsChooser, WorkerRunner, QWidget):
         layout.addWidget(self.canvas)
         layout.addStretch(1)
 
-        connect_layer_list(self.viewer, self.layer_combo)
+        connect_layer_list(self.viewer, self.layer_combo, owner=self)
         self.weights_combo.changed.connect(self._on_weights_changed)
         self.auto_check.changed.connect(self._on_auto)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.export_button.changed.connect(self._export_dialog)
-        self.viewer.dims.events.current_step.connect(self.update_profile)
+        self.link(self.viewer.dims.events.current_step, self.update_profile)
 
     # -- choices -------------------------------------------------------------------------------
     def _layer_choices(self, widget: Any = None) -> list[tuple[str, Image]]:

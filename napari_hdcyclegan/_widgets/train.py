@@ -33,6 +33,7 @@ from ._common import (
     status_label,
     weights_choices,
 )
+from ._dock import ViewerLinks
 from ._workers import show_error, start_worker
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def preview_worker(model_dir: str, bscan: np.ndarray, step: int) -> dict[str, An
         return None
 
 
-class TrainWidget(WeightsChooser, QWidget):
+class TrainWidget(ViewerLinks, WeightsChooser, QWidget):
     """Dock widget: train or fine-tune HDcycleGAN from layers or folders, watch it, export the model."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
@@ -137,7 +138,10 @@ class TrainWidget(WeightsChooser, QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
-        connect_layer_list(self.viewer, self.hn_layer, self.ln_layer, self.preview_layer)
+        connect_layer_list(self.viewer, self.hn_layer, self.ln_layer, self.preview_layer, owner=self)
+        # closing the viewer deletes the dock without a closeEvent; the lambda must not hold self
+        self._jobs: list[Any] = []
+        self.destroyed.connect(lambda *_, jobs=self._jobs: _stop_all(jobs, "napari closed the widget"))
         self.weights_combo.changed.connect(self._on_weights_changed)
         self.device_combo.changed.connect(self._on_device_changed)
         self.start_button.changed.connect(self.start)
@@ -214,6 +218,7 @@ class TrainWidget(WeightsChooser, QWidget):
             return
         spec = result["spec"]
         self.job, self.run_log, self._preview_step = TrainingJob(spec), RunLog(spec.out), None
+        self._jobs[:] = [self.job]
         self.plots.clear()
         try:
             self.job.start()
@@ -345,10 +350,21 @@ class TrainWidget(WeightsChooser, QWidget):
         # start_worker already relays the exception to napari's notifications: a second would double it
         self.status.value = f"Train: {exc}"
 
+    def on_links_closed(self) -> None:
+        """Dock closed (its close button unparents the widget): the run stops, checkpoints stay."""
+        self.timer.stop()
+        _stop_all(self._jobs, "the Train dock was closed")
+
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         """Closing the widget stops a running training process."""
         self.stop()
         super().closeEvent(event)
+
+
+def _stop_all(jobs: list[Any], reason: str) -> None:
+    """Stop the running jobs of ``jobs`` (a training process must not outlive its widget)."""
+    for job in jobs:
+        job.stop(reason)
 
 
 def _folder(edit: Any) -> str:
