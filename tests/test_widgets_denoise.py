@@ -435,3 +435,37 @@ def test_linear_intensities_are_said_to_need_log_compression(qtbot, setup, monke
     said.clear()
     run_to_end(qtbot, widget)
     assert "linear" not in widget.status.value and not said
+
+
+class CountingVolume:
+    """An array-like volume that records which b-scans are read and on which thread (as a lazily
+    loaded stack reads them from disk)."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.reads = data, []
+        self.shape, self.dtype, self.ndim = data.shape, data.dtype, data.ndim
+
+    def __getitem__(self, key):
+        self.reads.append((key, threading.current_thread() is threading.main_thread()))
+        return self.data[key]
+
+    def __array__(self, dtype=None, copy=None):
+        self.reads.append(("all", threading.current_thread() is threading.main_thread()))
+        return self.data if dtype is None else self.data.astype(dtype)
+
+
+def test_a_lazy_volume_is_read_one_b_scan_for_a_preview_and_whole_only_in_the_worker(qtbot, setup, cartoon_volume):
+    viewer, _, widget = setup
+    lazy = CountingVolume(cartoon_volume(6, 64, 64, BANDS))
+    layer = viewer.add_image(lazy, name="lazy")
+    widget.layer_combo.value = layer
+    viewer.dims.set_current_step(0, 2)
+    lazy.reads.clear()
+    widget.preview_check.value = True
+    qtbot.waitUntil(lambda: "lazy_preview" in viewer.layers, timeout=TIMEOUT_MS)
+    assert ("all", True) not in lazy.reads and (2, True) in lazy.reads  # b-scan 2 only, not the volume
+    widget.preview_check.value = False
+    lazy.reads.clear()
+    run_to_end(qtbot, widget)
+    assert ("all", False) in lazy.reads and ("all", True) not in lazy.reads  # read by the worker
+    assert viewer.layers["lazy_denoised"].data.shape == (6, 64, 64)

@@ -73,23 +73,43 @@ def connect_layer_list(viewer: napari.Viewer, *combos: Any, owner: Any = None
     return refresh
 
 
-def layer_array(layer: Image) -> np.ndarray:
-    """The layer's data as a numpy array (read on the main thread), or a clear ValueError."""
+def layer_data(layer: Image) -> Any:
+    """The layer's data as napari holds it (a numpy, dask or zarr array: nothing is read), checked
+    to be a numeric 2D b-scan or 3D volume, else a clear ValueError."""
     if layer.multiscale or layer.rgb:
         raise ValueError(f"layer {layer.name!r}: multiscale and RGB images are not supported")
-    data = np.asarray(layer.data)
-    if data.ndim not in (2, 3):
-        raise ValueError(f"layer {layer.name!r} has shape {data.shape}; expected a 2D b-scan or a "
+    data = layer.data
+    shape, dtype = tuple(data.shape), np.dtype(data.dtype)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"layer {layer.name!r} has shape {shape}; expected a 2D b-scan or a "
                          "3D volume with b-scans on axis 0")
-    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
-        raise ValueError(f"layer {layer.name!r} has dtype {data.dtype}; expected a numeric image")
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise ValueError(f"layer {layer.name!r} has dtype {dtype}; expected a numeric image")
     return data
 
 
-def checked_array(layer: Image, what: str) -> np.ndarray | None:
-    """:func:`layer_array`, or None after an error notification prefixed with ``what``."""
+def layer_array(layer: Image, index: int | None = None) -> np.ndarray:
+    """:func:`layer_data` read as a numpy array; with ``index``, only b-scan ``index`` of a volume
+    (a lazily loaded volume is not read whole for one b-scan on the main thread)."""
+    data = layer_data(layer)
+    return np.asarray(data if index is None or data.ndim == 2 else data[index])
+
+
+def checked_data(layer: Image, what: str) -> Any:
+    """:func:`layer_data` (unread: a worker reads it), or None after an error notification prefixed
+    with ``what``."""
     try:
-        return layer_array(layer)
+        return layer_data(layer)
+    except ValueError as exc:
+        show_error(f"{what}: {exc}")
+        return None
+
+
+def checked_bscan(layer: Image, what: str, index: int) -> np.ndarray | None:
+    """A copy of b-scan ``index`` of the layer (its only one when 2D), or None after an error
+    notification prefixed with ``what``."""
+    try:
+        return np.array(layer_array(layer, index))
     except ValueError as exc:
         show_error(f"{what}: {exc}")
         return None

@@ -52,7 +52,7 @@ from .._reader import boundary_paths
 from ._common import (
     BROWSE,
     WeightsChooser,
-    checked_array,
+    checked_data,
     connect_layer_list,
     current_bscan,
     geometry,
@@ -104,6 +104,7 @@ def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None
     yielding its (done, total, message) steps; returns its result dict plus the model's info."""
     from napari_hdcyclegan.engine import get_denoiser
 
+    data = np.asarray(data)  # read here, off the main thread
     stack = data[None] if data.ndim == 2 else data
     yield 0, stack.shape[0], "loading the model"
     from napari_hdcyclegan.model.choice import boundary_weights
@@ -207,13 +208,13 @@ class BoundaryWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
             return None
         if self._busy("Boundaries: a run is already in progress"):
             return None
-        data = checked_array(layer, "Boundaries")
+        data = checked_data(layer, "Boundaries")  # read in the worker
         if data is None:
             return None
         stage = None if self.auto_check.value else str(self.stage_combo.value)
         channel = None if self.auto_check.value else int(self.channel_spin.value)
         refine = not self.skeleton_check.value
-        args = (np.asarray(data), str(weights), str(self.device_combo.value), stage, channel,
+        args = (data, str(weights), str(self.device_combo.value), stage, channel,
                 None if self.denoised_check.value else False, dict(self.calibration), refine,
                 refine and bool(self.inner_check.value))
         total = 1 if data.ndim == 2 else data.shape[0]

@@ -42,7 +42,7 @@ from qtpy.QtWidgets import QAbstractScrollArea, QTableWidget, QTableWidgetItem, 
 from ._aspect import aspect_combo
 from ._common import (
     WeightsChooser,
-    checked_array,
+    checked_data,
     connect_layer_list,
     current_bscan,
     geometry,
@@ -76,6 +76,7 @@ def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: 
     from napari_hdcyclegan.baselines import iter_comparison
     from napari_hdcyclegan.intensity import looks_linear
 
+    stack = np.array(stack)  # read here, off the main thread (a copy: the layer may change meanwhile)
     yield 0, stack.shape[0] * (len(methods) + int(need_model))  # Cancel works while the model loads
     denoiser = choice = None
     if need_model:
@@ -201,7 +202,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
             return None
         if self._busy("Compare: a comparison is already running"):
             return None
-        data = checked_array(layer, "Compare")
+        data = checked_data(layer, "Compare")  # read in the worker; one b-scan only for the current one
         if data is None:
             return None
         volume_mode = data.ndim == 2 or self.scope_radio.value == VOLUME
@@ -216,7 +217,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
             f"Comparing on {layer.name}",
             partial(self._on_results, layer, volume_mode, index, denoised if reuse else None),
             self._on_error, "Computing " + ", ".join(self.methods() + (() if reuse else ("model",))),
-            np.array(stack), self.methods(), not reuse, self.weights, self.device)
+            stack, self.methods(), not reuse, self.weights, self.device)
 
     def _on_error(self, exc: BaseException) -> None:
         self.status.value = f"Compare failed: {exc}"  # napari notifies with the traceback

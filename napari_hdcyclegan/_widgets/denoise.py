@@ -41,7 +41,8 @@ from ._aspect import aspect_combo
 from ._common import (
     BROWSE,
     WeightsChooser,
-    checked_array,
+    checked_bscan,
+    checked_data,
     connect_layer_list,
     current_bscan,
     geometry,
@@ -91,6 +92,7 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     from napari_hdcyclegan.model.choice import AUTO
     from napari_hdcyclegan.normalise import empty_bscans
 
+    data = np.asarray(data)
     stack = data[None] if data.ndim == 2 else data
     yield 0, stack.shape[0]  # lets a Cancel during model loading stop the run before any compute
     # under auto, a no-data marker anywhere is refused before a model is chosen, loaded or adapted
@@ -226,7 +228,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
             return None
         if self._busy("Denoise: a run is already in progress"):
             return None
-        data = checked_array(layer, "Denoise")
+        data = checked_data(layer, "Denoise")  # read in the worker: a lazy volume would block napari
         if data is None:
             return None
         total = 1 if data.ndim == 2 else data.shape[0]
@@ -309,11 +311,10 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         ticket = self._preview.next()
         if ticket is None:  # one at a time; the newest request runs next
             return None
-        data = checked_array(layer, "Preview")
-        if data is None:
-            return None
         index = current_bscan(self.viewer, layer)
-        bscan = data if data.ndim == 2 else np.array(data[index])
+        bscan = checked_bscan(layer, "Preview", index)
+        if bscan is None:
+            return None
         return self._preview.launch(denoise_bscan, bscan, self.weights_combo.value, self.device_combo.value,
                                     LATERAL_CHOICES[self.lateral_combo.value],
                                     returned=partial(self._on_preview, ticket, layer, index),

@@ -31,7 +31,7 @@ from ._aspect import aspect_combo
 from ._common import (
     BROWSE,
     WeightsChooser,
-    checked_array,
+    checked_bscan,
     connect_layer_list,
     current_bscan,
     image_layer_choices,
@@ -161,10 +161,9 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
             return None
         if self._maps.next() is None:  # one at a time; the latest request runs next
             return None
-        data = checked_array(layer, "Feature maps")
-        if data is None:
+        bscan = checked_bscan(layer, "Feature maps", index)
+        if bscan is None:
             return None
-        bscan = np.array(data if data.ndim == 2 else data[index])
         self.status.value = f"Computing {stage} maps of b-scan {index} ..."
         return self._maps.launch(compute_maps, bscan, weights, stage,
                                  returned=partial(self._on_maps, key, layer, index, stage),
