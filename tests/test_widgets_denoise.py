@@ -469,3 +469,15 @@ def test_a_lazy_volume_is_read_one_b_scan_for_a_preview_and_whole_only_in_the_wo
     run_to_end(qtbot, widget)
     assert ("all", False) in lazy.reads and ("all", True) not in lazy.reads  # read by the worker
     assert viewer.layers["lazy_denoised"].data.shape == (6, 64, 64)
+
+
+def test_a_rerun_without_the_residual_removes_the_earlier_one(qtbot, setup):
+    viewer, layer, widget = setup
+    widget.residual_check.value = True
+    run_to_end(qtbot, widget)
+    assert "oct_residual" in viewer.layers
+    other = viewer.add_image(np.zeros((6, 64, 64), np.float32), name="other_residual")  # not this input's
+    widget.residual_check.value = False
+    run_to_end(qtbot, widget)
+    assert "oct_denoised" in viewer.layers and "oct_residual" not in viewer.layers  # it no longer matched
+    assert other in viewer.layers

@@ -9,7 +9,8 @@ and turns results into layers:
   ``metadata["provenance"]`` holds the model's provenance.
 * ``<input>_residual``: input minus output (float32, symmetric limits), added hidden; shown, it
   is a translucent overlay (:func:`residual_colormap`: blue where the model added signal, clear at
-  0, red where it removed some), so the b-scan beneath stays visible.
+  0, red where it removed some), so the b-scan beneath stays visible. A rerun without it removes
+  the earlier run's, which no longer matches the output.
 * Blend slider: the opacity of the denoised (and preview) layer drawn over the input with the same
   contrast limits and gray colormap, so the canvas shows ``(1 - a) * input + a * output`` for the
   current view at no cost (nothing is recomputed or copied).
@@ -128,6 +129,13 @@ def denoise_bscan(bscan: np.ndarray, weights: str, device: str, lateral_sigma: f
     denoiser, choice = choose_denoiser(weights, device, data=bscan)
     denoiser = denoiser.with_lateral_sigma(lateral_sigma)
     return {"denoised": denoiser.denoise(bscan), **model_info(denoiser, choice, bscan)}
+
+
+def _remove_stale_residual(viewer: napari.Viewer, source: Image) -> None:
+    """Remove ``<source>_residual`` of an earlier run: it no longer matches the new ``_denoised``."""
+    name = f"{source.name}_residual"
+    if name in viewer.layers and viewer.layers[name].metadata.get("source_layer") == source.name:
+        viewer.layers.remove(name)
 
 
 class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
@@ -256,6 +264,8 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
                       colormap=residual_colormap(), contrast_limits=(-limit, limit), visible=False,
                       blending="translucent", opacity=RESIDUAL_OPACITY,
                       metadata={**metadata, "residual": "input - output"}, **geometry(source))
+        else:
+            _remove_stale_residual(self.viewer, source)
         self._apply_blend()
         self.viewer.layers.selection.active = denoised
         label = result["name"]
