@@ -234,3 +234,19 @@ def test_closed_dock_stops_following_the_viewer(qtbot, viewer_widget, sim):
     viewer.add_image(sim.hn, name="second")
     assert not _follows(viewer.dims.events.current_step, widget) and widget.closed
     assert [layer.name for layer in widget.layer_combo.choices] == ["first"]
+
+
+def test_lines_and_thickness_of_a_rotated_layer_are_drawn_over_it(qtbot, viewer_widget, sim, tmp_path):
+    viewer, widget = viewer_widget
+    layer = viewer.add_image(sim.hn, name="oct", scale=SCALE, translate=TRANSLATE, rotate=20, shear=[0.1, 0, 0.2])
+    widget.set_weights(save_tiny(tmp_path / "tiny", {"stage": "init", "channel": 0, "how": "test"}))
+    widget.layer_combo.value = layer
+    run_to_end(qtbot, widget)
+    h = SHAPE[0]
+    thick = viewer.layers["oct_thickness"]
+    for b, col in ((0, 0), (1, 17)):  # the thickness pixel sits at mid-depth of its A-scan
+        np.testing.assert_allclose(thick.data_to_world((b, 0, col)), layer.data_to_world((b, (h - 1) / 2, col)),
+                                   atol=1e-6)
+    shapes = viewer.layers["oct ILM (detected)"]
+    vertex = shapes.data[0][3]
+    np.testing.assert_allclose(shapes.data_to_world(vertex), layer.data_to_world(vertex), atol=1e-6)

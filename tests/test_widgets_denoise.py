@@ -481,3 +481,30 @@ def test_a_rerun_without_the_residual_removes_the_earlier_one(qtbot, setup):
     run_to_end(qtbot, widget)
     assert "oct_denoised" in viewer.layers and "oct_residual" not in viewer.layers  # it no longer matched
     assert other in viewer.layers
+
+
+def _same_place(source, derived, source_index: int = 0, derived_index: int = 0) -> None:
+    """Pixels of b-scan ``source_index`` of ``source`` and ``derived_index`` of ``derived`` share world points."""
+    for y, x in ((0, 0), (17, 40), (63, 63)):
+        np.testing.assert_allclose(derived.data_to_world((derived_index, y, x)),
+                                   source.data_to_world((source_index, y, x)), atol=1e-6)
+
+
+def test_results_of_a_rotated_sheared_layer_are_drawn_over_it(qtbot, setup, cartoon_volume):
+    viewer, _, widget = setup
+    affine = np.array([[1.0, 0, 0, 5], [0, 0.9, 0.1, 0], [0, 0, 1, 3], [0, 0, 0, 1]])
+    layer = viewer.add_image(cartoon_volume(6, 64, 64, BANDS), name="turned", scale=SCALE, translate=TRANSLATE,
+                             rotate=15, shear=[0.1, 0.2, 0.05], affine=affine)
+    from napari_hdcyclegan._widgets._aspect import display_aspect
+
+    display_aspect(viewer).set_mode("axial ×2")  # the display stretch, on top of the layer's own affine
+    widget.layer_combo.value = layer
+    widget.residual_check.value = True
+    run_to_end(qtbot, widget)
+    for name in ("turned_denoised", "turned_residual"):
+        _same_place(layer, viewer.layers[name], 4, 4)
+    viewer.dims.set_current_step(0, layer.data_to_world((3, 0, 0))[0])
+    widget.preview_check.value = True
+    qtbot.waitUntil(lambda: "turned_preview" in viewer.layers, timeout=TIMEOUT_MS)
+    preview = viewer.layers["turned_preview"]
+    _same_place(layer, preview, preview.metadata["bscan"], 0)

@@ -104,6 +104,18 @@ class DisplayAspect:
         self.apply(event.value)
 
 
+def own_affine(layer: Layer) -> np.ndarray:
+    """``layer``'s affine without the depth stretch a viewer's aspect gave it: what a derived layer
+    copies (the aspect then stretches the copy once, as it stretches every layer added)."""
+    matrix = np.array(layer.affine.affine_matrix)
+    axis = depth_axis(layer)
+    for aspect in list(_CONTROLLERS.values()):
+        stretch = aspect._applied.get(layer)
+        if stretch and axis is not None:
+            matrix[axis] /= stretch  # undoes apply's left factor: row ``axis`` scaled by the stretch
+    return matrix
+
+
 def display_aspect(viewer: napari.Viewer) -> DisplayAspect:
     """The :class:`DisplayAspect` of ``viewer`` (created on first use)."""
     viewer = getattr(viewer, "__wrapped__", viewer)  # napari hands widgets a proxy per widget

@@ -116,8 +116,13 @@ def checked_bscan(layer: Image, what: str, index: int) -> np.ndarray | None:
 
 
 def geometry(source: Image) -> dict[str, Any]:
-    """scale, translate, units and axis_labels of ``source``, to copy onto a derived layer."""
+    """scale, translate, rotate, shear, affine, units and axis_labels of ``source``, to copy onto a
+    derived layer (drawn exactly over it, also when the layer is rotated or sheared; the display
+    aspect's stretch is left out of the affine: the aspect stretches the new layer itself)."""
+    from ._aspect import own_affine
+
     return {"scale": tuple(source.scale), "translate": tuple(source.translate),
+            "rotate": np.array(source.rotate), "shear": np.array(source.shear), "affine": own_affine(source),
             "units": tuple(source.units), "axis_labels": tuple(source.axis_labels)}
 
 
@@ -133,10 +138,17 @@ def kept_metadata(source: Image) -> dict[str, Any]:
 def slice_geometry(source: Image, index: int) -> dict[str, Any]:
     """Geometry of a (1, H, W) layer showing b-scan ``index`` of a 3D ``source`` at its place."""
     geo = geometry(source)
-    translate = list(geo["translate"])
-    translate[0] += index * geo["scale"][0]
-    geo["translate"] = tuple(translate)
+    geo["translate"] = origin_at(geo, [index, 0, 0])
     return geo
+
+
+def origin_at(geo: dict[str, Any], point: list[float]) -> tuple[float, ...]:
+    """The translate that puts a derived layer's data origin at data ``point`` of a layer with
+    geometry ``geo`` (:func:`geometry`): that point through its scale, shear, rotate and translate."""
+    from napari.utils.transforms import Affine
+
+    to_physical = Affine(scale=geo["scale"], translate=geo["translate"], rotate=geo["rotate"], shear=geo["shear"])
+    return tuple(float(v) for v in to_physical(point))
 
 
 def place_bscan(source: Image, index: int, image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:

@@ -59,6 +59,7 @@ from ._common import (
     image_layer_choices,
     model_info,
     no_image_message,
+    origin_at,
     save_with_dialog,
     set_image,
     status_label,
@@ -285,18 +286,20 @@ class BoundaryWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
     def _add_thickness(self, source: Image, thick: np.ndarray, unit: str, meta: dict) -> None:
         """``<input>_thickness``: (N, 1, W) for a volume ((1, W) for a b-scan), depth collapsed."""
         h = source.data.shape[-2]
-        scale, translate = list(source.scale), list(source.translate)
+        geo = geometry(source)
         # one pixel covering rows -0.5 .. h-0.5 of the source: centre at (h-1)/2, size h
-        translate[-2] += (h - 1) / 2 * scale[-2]
+        centre = [0.0] * source.ndim
+        centre[-2] = (h - 1) / 2
+        scale = list(geo["scale"])
         scale[-2] *= h
+        geo.update(scale=tuple(scale), translate=origin_at(geo, centre))
         data = thick[:, None, :] if source.ndim == 3 else thick
         finite = thick[np.isfinite(thick)]
         limits = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         if limits[1] <= limits[0]:
             limits = (limits[0], limits[0] + 1.0)
         set_image(self.viewer, f"{source.name}_thickness", data.astype(np.float32), colormap="turbo",
-                  contrast_limits=limits, visible=False, scale=tuple(scale), translate=tuple(translate),
-                  units=tuple(source.units), axis_labels=tuple(source.axis_labels),
+                  contrast_limits=limits, visible=False, **geo,
                   metadata={**meta, "thickness": thick, "unit": unit,
                             "layout": "depth collapsed; view b-scan x lateral for the en-face map"})
 
