@@ -54,12 +54,15 @@ def oct_layers(image: OctImage, name: str) -> list[LayerDataTuple]:
         "axis_labels": tuple(image.axis_labels),
         "metadata": meta,
     }
+    if image.translate is not None:
+        kwargs["translate"] = tuple(image.translate)
     if meta.get("intensity_transform") == "log_display":
         kwargs["contrast_limits"] = (0.0, 1.0)
     layers: list[LayerDataTuple] = [(image.data, kwargs, "image")]
     for bname, rows in image.boundaries.items():
         layers.append(boundary_layer(rows, f"{name}_{bname}", bname, image.scale, image.units,
-                                     image.axis_labels, image.data.ndim, source=meta.get("path")))
+                                     image.axis_labels, image.data.ndim, source=meta.get("path"),
+                                     translate=image.translate))
     return layers
 
 
@@ -72,6 +75,7 @@ def boundary_layer(
     axis_labels: Sequence[str],
     ndim: int,
     source: str | None = None,
+    translate: Sequence[float] | None = None,
 ) -> LayerDataTuple:
     """Shapes paths for boundary heights ``rows`` (N, W) (or (W,)), one path per finite run per b-scan."""
     heights = np.atleast_2d(np.asarray(rows, dtype=np.float32))
@@ -88,6 +92,8 @@ def boundary_layer(
         "axis_labels": tuple(axis_labels),
         "metadata": {"boundary": boundary, "heights": heights, "source": source},
     }
+    if translate is not None:
+        kwargs["translate"] = tuple(translate)
     return (paths, kwargs, "shapes")
 
 

@@ -20,6 +20,7 @@ def write_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     scale = attributes.get("scale")
     units = attributes.get("units")
     labels = attributes.get("axis_labels")
+    translate = attributes.get("translate")
     written = io.write_tiff(
         path,
         arr,
@@ -27,5 +28,6 @@ def write_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
         units=tuple(str(u) for u in units)[-ndim:] if units is not None else io.PIXEL,
         axis_labels=tuple(labels)[-ndim:] if labels is not None else None,
         metadata=attributes.get("metadata") or {},
+        translate=tuple(float(t) for t in translate)[-ndim:] if translate is not None else None,
     )
     return [written]

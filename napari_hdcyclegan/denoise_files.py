@@ -109,6 +109,8 @@ def warn_plain_output(dst: Path, image: Any) -> None:
     lost = []
     if any(u != "pixel" for u in image.units):
         lost.append("the µm scale")
+    if getattr(image, "translate", None):
+        lost.append("the position (translate)")
     if image.boundaries:
         lost.append(f"the layer segmentations ({', '.join(image.boundaries)})")
     lost += [f"{k}: {v}" for k, v in kept_fields(image.metadata).items()]
@@ -363,4 +365,4 @@ def write_output(dst: Path, pages: Iterator[np.ndarray], shape: tuple[int, ...],
         metadata["source"]["notes"] = list(image.metadata["notes"])
     write_tiff_pages(dst, pages, shape, dtype, scale=tuple(image.scale), units=tuple(image.units),
                      axis_labels=tuple(image.axis_labels), metadata=metadata,
-                     boundaries=dict(image.boundaries) or None)
+                     boundaries=dict(image.boundaries) or None, translate=getattr(image, "translate", None))

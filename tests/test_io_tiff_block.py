@@ -154,6 +154,18 @@ def test_real_vol_round_trip_through_the_cli(tmp_path, tiny_model, vol):
     assert out.data.dtype == np.float32 and 0.0 <= out.data.min() and out.data.max() <= 1.0  # display domain
 
 
+def test_the_command_line_keeps_a_saved_crops_position(tmp_path, tiny_model, capsys):
+    data = (np.random.default_rng(4).random((2, 24, 32)) * 200).astype(np.uint8)
+    write_tiff(tmp_path / "crop.tif", data, scale=(60.0, 3.87, 11.45), translate=(60.0, 38.7, 114.5))
+    assert main(["denoise", str(tmp_path / "crop.tif"), str(tmp_path / "out.tif"), "-w", str(tiny_model),
+                 "-d", "cpu", "-q"]) == 0
+    assert read_oct(tmp_path / "out.tif").translate == pytest.approx((60.0, 38.7, 114.5))
+    write_tiff(tmp_path / "one.tif", data[:1], translate=(2.0, 0.0, 0.0))
+    assert main(["denoise", str(tmp_path / "one.tif"), str(tmp_path / "one.png"), "-w", str(tiny_model),
+                 "-d", "cpu", "-q"]) == 0
+    assert "the position (translate)" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- PNG outputs keep pixels only
 
 

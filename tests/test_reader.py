@@ -160,6 +160,27 @@ def test_writer_round_trip_keeps_scale(tmp_path):
     assert im.metadata["model"] == "x"
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.int16])  # an ImageJ TIFF and a shaped one
+def test_a_saved_layer_reopens_where_it_was(tmp_path, dtype):
+    """A crop (or one b-scan) keeps its position: translate is saved and read back, boundaries too."""
+    import napari.layers
+
+    data = (np.random.default_rng(3).random((2, 16, 20)) * 100).astype(dtype)
+    translate = (120.0, 387.2, 3578.2)
+    layer = napari.layers.Image(data, scale=(60.0, 3.87, 11.45), translate=translate, units=("um",) * 3)
+    arr, attributes, _ = layer.as_layer_data_tuple()
+    path = str(tmp_path / "crop.tif")
+    layer_writer(path, arr, attributes)
+    assert read_oct(path).translate == pytest.approx(translate, rel=1e-12)
+    write_tiff(tmp_path / "lines.tif", data, scale=SCALE, translate=translate,
+               boundaries={"ILM": np.full((2, 20), 4.5, np.float32)})
+    layers = napari_get_reader(str(tmp_path / "lines.tif"))(str(tmp_path / "lines.tif"))
+    assert [kwargs["translate"] for _, kwargs, _ in layers] == [translate, translate]  # image and ILM
+    write_tiff(tmp_path / "plain.tif", data)
+    assert read_oct(tmp_path / "plain.tif").translate is None  # nothing stored when there is no offset
+    assert "translate" not in napari_get_reader(str(tmp_path / "plain.tif"))(str(tmp_path / "plain.tif"))[0][1]
+
+
 def test_viewer_saves_layer_through_plugin(make_napari_viewer_proxy, tmp_path):
     src = tmp_path / "in.tif"
     write_tiff(src, np.ones((2, 8, 8), np.uint16), scale=SCALE)

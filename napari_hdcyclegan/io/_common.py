@@ -80,6 +80,8 @@ class OctImage:
     metadata: dict[str, Any] = field(default_factory=dict)
     boundaries: dict[str, np.ndarray] = field(default_factory=dict)
     linear: bool = False
+    #: Position of the first pixel, per axis in the units of ``scale`` (napari's ``translate``).
+    translate: tuple[float, ...] | None = None
 
 
 # --------------------------------------------------------------------------------------------------

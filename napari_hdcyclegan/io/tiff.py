@@ -29,7 +29,7 @@ from ._common import (
     _to_gray,
     note,
 )
-from .tiff_block import decode_boundaries, parse_block
+from .tiff_block import block_translate, decode_boundaries, parse_block
 
 
 def _read_tiff(path: Path) -> OctImage:
@@ -104,7 +104,8 @@ def _read_tiff_file(path: Path, tif: Any) -> OctImage:
     boundaries, problems = decode_boundaries((ours or {}).get("boundaries"), data.shape)
     for problem in problems:
         note(metadata, problem)
-    return OctImage(data, scale, units, labels or _default_labels(data.ndim), metadata, boundaries)
+    return OctImage(data, scale, units, labels or _default_labels(data.ndim), metadata, boundaries,
+                    translate=block_translate(ours, data.ndim))
 
 
 def _min_is_white(path: Path, page: Any, data: np.ndarray) -> np.ndarray | None:

@@ -5,6 +5,8 @@
 shaped TIFF); other TIFF readers ignore it and see plain grayscale pages. Its keys:
 
 - ``axis_labels``, ``units``, ``scale``: per axis, scale in µm (or pixels);
+- ``translate`` (when not all 0): per axis, the first pixel's position in the units of ``scale``
+  (napari's ``translate``: a saved crop or single b-scan reopens where it was);
 - ``metadata``: the image's metadata (provenance, source record, kept vendor fields);
 - ``boundaries`` (when the image has them): ``{name: {"shape": [N, W], "dtype": "<f4",
   "encoding": "zlib+base64", "data": ...}}``, the heights (rows from the top, NaN where missing, as
@@ -48,7 +50,7 @@ def kept_fields(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def block_json(scale_um: tuple[float, ...], units: tuple[str, ...], labels: tuple[str, ...],
                metadata: dict[str, Any] | None, boundaries: dict[str, np.ndarray] | None,
-               shape: tuple[int, ...]) -> str:
+               shape: tuple[int, ...], translate: tuple[float, ...] | None = None) -> str:
     """The JSON block of a TIFF of ``shape``; boundaries are checked against it (ValueError).
 
     Parameters
@@ -61,6 +63,8 @@ def block_json(scale_um: tuple[float, ...], units: tuple[str, ...], labels: tupl
         Heights ``(N, W)`` (or ``(W,)`` / ``(1, W)`` for a b-scan) per name.
     shape : tuple of int
         ``(H, W)`` or ``(N, H, W)``.
+    translate : tuple of float, optional
+        Per axis; stored only when some value is not 0.
 
     Returns
     -------
@@ -68,6 +72,8 @@ def block_json(scale_um: tuple[float, ...], units: tuple[str, ...], labels: tupl
     """
     block: dict[str, Any] = {"axis_labels": list(labels), "units": list(units), "scale": list(scale_um),
                              "metadata": _jsonable(metadata or {})}
+    if translate is not None and any(translate):
+        block["translate"] = [float(t) for t in translate]
     if boundaries:
         block["boundaries"] = {str(name): encode_heights(rows, shape, str(name))
                                for name, rows in boundaries.items()}
@@ -83,6 +89,18 @@ def parse_block(text: Any) -> dict | None:
     except ValueError:
         return None
     return block if isinstance(block, dict) else None
+
+
+def block_translate(block: dict | None, ndim: int) -> tuple[float, ...] | None:
+    """The block's ``translate`` for an image of ``ndim`` axes; None when absent or malformed."""
+    values = (block or {}).get("translate")
+    if not isinstance(values, list) or len(values) != ndim:
+        return None
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+    return out if all(np.isfinite(out)) else None
 
 
 def boundary_shape(shape: tuple[int, ...]) -> tuple[int, int]:

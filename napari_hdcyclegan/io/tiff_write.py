@@ -34,6 +34,7 @@ def write_tiff(
     *,
     exact_dtype: bool = False,
     boundaries: dict[str, np.ndarray] | None = None,
+    translate: tuple[float, ...] | None = None,
 ) -> str:
     """Write a 2D b-scan or 3D stack as a TIFF that keeps the scale; returns the path written.
 
@@ -55,6 +56,8 @@ def write_tiff(
         Keep the dtype exactly instead of the ImageJ-compatible one.
     boundaries : dict of numpy.ndarray, optional
         Heights ``(N, W)`` per name, NaN where missing; :func:`read_oct` returns them (:mod:`.tiff_block`).
+    translate : tuple of float, optional
+        The first pixel's position per axis, in the units of ``scale``; :func:`read_oct` returns it.
 
     Returns
     -------
@@ -68,7 +71,7 @@ def write_tiff(
         arr = _imagej_dtype(arr)
     pages = arr[None] if arr.ndim == 2 else arr
     return write_tiff_pages(path, iter(pages), arr.shape, arr.dtype, scale, units, axis_labels, metadata,
-                            boundaries=boundaries)
+                            boundaries=boundaries, translate=translate)
 
 
 def write_tiff_pages(
@@ -82,6 +85,7 @@ def write_tiff_pages(
     metadata: dict[str, Any] | None = None,
     *,
     boundaries: dict[str, np.ndarray] | None = None,
+    translate: tuple[float, ...] | None = None,
 ) -> str:
     """Stream b-scans (arrays of one or more pages, in order) into a TIFF of ``shape``/``dtype``.
 
@@ -98,7 +102,7 @@ def write_tiff_pages(
         ``(H, W)`` or ``(k, H, W)`` blocks whose pages fill ``shape`` in order.
     shape, dtype : tuple of int, numpy.dtype
         ``(H, W)`` or ``(N, H, W)`` and dtype of the whole image.
-    scale, units, axis_labels, metadata, boundaries
+    scale, units, axis_labels, metadata, boundaries, translate
         As for :func:`write_tiff`.
 
     Returns
@@ -115,7 +119,9 @@ def write_tiff_pages(
     dtype = np.dtype(dtype)
     out_dtype = np.dtype(np.uint8) if dtype.kind == "b" else dtype.newbyteorder("=")
     scale_um, out_units, labels = _calibration(scale, units, axis_labels, ndim)
-    blob = block_json(scale_um, out_units, labels, metadata, boundaries, shape)
+    if translate is not None and len(translate) != ndim:
+        raise ValueError(f"translate {tuple(translate)} does not match a {ndim}D image")
+    blob = block_json(scale_um, out_units, labels, metadata, boundaries, shape, translate)
     stream = _pages(pages, shape, out_dtype)
     with atomic_output(path) as tmp:
         if out_dtype in IMAGEJ_DTYPES:
