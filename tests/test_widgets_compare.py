@@ -209,6 +209,46 @@ def test_auto_recognises_a_layer_that_auto_made():
     assert not made_with(by_auto, "bioptigen-duke")
 
 
+def test_a_result_with_other_smoothing_or_adapted_is_not_taken_for_the_models():
+    from types import SimpleNamespace
+
+    from napari_hdcyclegan._widgets._scores import made_with
+    from napari_hdcyclegan.model.checkpoint import read_config, resolve_model_dir
+
+    own = read_config(resolve_model_dir("spectralis-real")).lateral_sigma
+
+    def result(**extra):
+        provenance = {"weights": "spectralis-real", "auto_choice": "noise level", **extra}
+        return SimpleNamespace(metadata={"provenance": provenance})
+
+    assert made_with(result(config={"lateral_sigma": own}), "spectralis-real")
+    assert made_with(result(config={"lateral_sigma": own}), "auto")
+    for other in (result(config={"lateral_sigma": own + 1.9}), result(config={"lateral_sigma": 0.0}),
+                  result(config={"lateral_sigma": own}, adaptation={"steps": 60})):
+        assert not made_with(other, "spectralis-real") and not made_with(other, "auto")
+
+
+def test_a_denoise_result_with_its_own_smoothing_is_recomputed(qtbot, setup):
+    """A Denoise result made with 3 px of smoothing is not the tiny model's own output: Compare runs the model."""
+    from napari_hdcyclegan._widgets.denoise import DenoiseWidget
+
+    viewer, layer, other, widget = setup
+    denoise = DenoiseWidget(viewer)
+    denoise.set_weights(widget.weights)
+    denoise.device_combo.value = "cpu"
+    denoise.layer_combo.value = layer
+    denoise.lateral_combo.value = next(k for k in denoise.lateral_combo.choices if k.startswith("3"))
+    assert denoise.run() is not None
+    qtbot.waitUntil(lambda: denoise.worker is None, timeout=TIMEOUT_MS)
+    smoothed = viewer.layers["oct_denoised"]
+    assert smoothed.metadata["provenance"]["config"]["lateral_sigma"] == 3.0
+    widget.bm3d_check.value = False
+    widget.scope_radio.value = "whole volume"
+    run_and_wait(qtbot, widget, rows=3)
+    assert list(table(widget)) == ["raw", "tiny", "wavelet"]  # the model's own output, beside it
+    assert "oct_denoised_tiny" in viewer.layers
+
+
 def test_results_keep_the_inputs_scan_fields(qtbot, setup):
     viewer, layer, other, widget = setup
     layer.metadata = {"laterality": "OS", "scan_pattern": "volume", "path": "/scans/a.vol"}

@@ -43,16 +43,36 @@ def model_label(metadata: dict[str, Any], fallback: str = "model") -> str:
 
 
 def made_with(layer: Image, weights: str) -> bool:
-    """Whether ``layer`` was made with ``weights`` (True when it records no model at all); with
-    ``"auto"``, whether ``auto`` chose its model (it chooses the same for the same input)."""
+    """Whether ``layer`` was made with ``weights`` as the model ships (True when it records no model
+    at all); with ``"auto"``, whether ``auto`` chose its model (it chooses the same for the same
+    input). A result of an adapted model, or with another lateral smoothing, is not the model's."""
     from napari_hdcyclegan.model.choice import AUTO
 
     provenance = layer.metadata.get("provenance") or {}
     if not provenance:
         return True
+    if "adaptation" in provenance or not _own_smoothing(provenance):
+        return False
     if str(weights) == AUTO:
         return "auto_choice" in provenance
     return str(provenance.get("weights")) == str(weights)
+
+
+def _own_smoothing(provenance: dict[str, Any]) -> bool:
+    """Whether a result's lateral smoothing is its model's own (True when the record does not say;
+    False when the model to compare with is not found)."""
+    from napari_hdcyclegan.errors import HDCycleGANError
+    from napari_hdcyclegan.model.checkpoint import read_config, resolve_model_dir
+
+    config = provenance.get("config") or {}
+    if "lateral_sigma" not in config:
+        return True
+    used = config["lateral_sigma"]
+    try:
+        own = read_config(resolve_model_dir(str(provenance.get("weights")))).lateral_sigma
+    except (HDCycleGANError, OSError, ValueError):
+        return False
+    return used == own
 
 
 def slice_of(layer: Image, viewer: napari.Viewer) -> np.ndarray | None:
