@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import OctImage, OctReadError, is_supported, read_oct
+from .io import OctImage, OctReadError, is_supported, read_oct, read_stack
 from .io.vendor import BOUNDARY_COLORS, DEFAULT_BOUNDARY_COLOR
 
 LayerDataTuple = tuple[Any, dict[str, Any], str]
@@ -29,19 +29,20 @@ def napari_get_reader(path: str | Sequence[str]) -> Callable[[Any], list] | None
 
 
 def read_layers(path: str | Sequence[str]) -> list:
-    """Read each path into an image layer (+ vendor boundary layers); failures become notifications."""
+    """Read a path into an image layer (+ vendor boundary layers); failures become notifications.
+
+    napari hands a reader a list of paths only for "Open Files as Stack" (``stack=True``): several
+    b-scan files then become one (N, H, W) layer, in the order given.
+    """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    layers: list = []
-    for p in paths:
-        try:
-            image = read_oct(p)
-        except OctReadError as exc:
-            _notify_error(str(exc))
-            continue
-        layers.extend(oct_layers(image, _layer_name(p)))
-    # [(None,)] is napari's "read fine, nothing to add" sentinel: the user sees our notification and no
-    # "reader returned no data" traceback dialog.
-    return layers or [(None,)]
+    try:
+        image = read_stack(paths) if len(paths) > 1 else read_oct(paths[0])
+    except OctReadError as exc:
+        _notify_error(str(exc))
+        # napari's "read fine, nothing to add" sentinel: the user sees our notification and no
+        # "reader returned no data" traceback dialog
+        return [(None,)]
+    return oct_layers(image, _layer_name(paths[0]))
 
 
 def oct_layers(image: OctImage, name: str) -> list[LayerDataTuple]:

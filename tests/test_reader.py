@@ -119,6 +119,26 @@ def test_viewer_opens_tiff_through_plugin(make_napari_viewer_proxy, tmp_path):
     assert layer.metadata["path"] == str(path)
 
 
+def test_open_files_as_stack_gives_one_volume_in_the_order_given(make_napari_viewer_proxy, tmp_path, monkeypatch):
+    import imageio.v3 as iio
+
+    bscans = [np.full((20, 30), v, np.uint8) for v in (30, 10, 20)]
+    paths = [str(tmp_path / name) for name in ("b10.png", "b2.png", "c.png")]
+    for path, bscan in zip(paths, bscans):
+        iio.imwrite(path, bscan)
+    viewer = make_napari_viewer_proxy()
+    layers = viewer.open(paths, stack=True, plugin=PLUGIN)
+    assert len(layers) == 1 and layers[0].data.shape == (3, 20, 30)
+    np.testing.assert_array_equal(np.asarray(layers[0].data), np.stack(bscans))  # as given, not sorted
+    assert layers[0].metadata["files"] == ["b10.png", "b2.png", "c.png"]
+    assert len(viewer.open(paths[:2], plugin=PLUGIN)) == 2  # without stack: one layer per file
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+    iio.imwrite(tmp_path / "wide.png", np.zeros((20, 40), np.uint8))
+    assert viewer.open([paths[0], str(tmp_path / "wide.png")], stack=True, plugin=PLUGIN) == []
+    assert len(shown) == 1 and "b-scans differ" in shown[0] and "files opened as a stack" in shown[0]
+
+
 def test_viewer_open_bad_file_shows_reason(make_napari_viewer_proxy, tmp_path, monkeypatch):
     shown = []
     monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)

@@ -44,7 +44,7 @@ from ._common import (  # noqa: F401  (re-exported: the package's public and tes
     visible_files,
 )
 from .atomic import atomic_output  # noqa: F401
-from .plain import _is_image_file, _read_folder, _read_plain
+from .plain import _is_image_file, _read_folder, _read_plain, read_stack  # noqa: F401
 from .tiff import _read_tiff
 from .tiff_write import write_tiff, write_tiff_pages  # noqa: F401
 from .vendor import (  # noqa: F401

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,24 +64,40 @@ def _exif_orientation(path: Path) -> int:
 
 def _read_folder(folder: Path) -> OctImage:
     """All b-scan images of a folder, naturally sorted, stacked along axis 0 (same shape required)."""
-    from . import read_oct
-
     files = sorted((f for f in visible_files(folder) if _is_image_file(f)), key=_natural_key)
     if not files:
         raise OctReadError(folder, f"the folder holds no b-scan images ({', '.join(IMAGE_SUFFIXES)})")
+    image = _stack(files, folder, "a folder")
+    image.metadata.update(path=str(folder), format="folder")
+    return image
+
+
+def read_stack(paths: Sequence[str | os.PathLike]) -> OctImage:
+    """2D b-scan files stacked along axis 0 in the order given (napari's "Open Files as Stack")."""
+    files = [Path(p) for p in paths]
+    if not files:
+        raise ValueError("read_stack needs at least one file")
+    image = _stack(files, files[0], "files opened as a stack")
+    image.metadata.update(path=str(files[0].parent), format="stack of files")
+    return image
+
+
+def _stack(files: list[Path], where: Path, what: str) -> OctImage:
+    """``files`` read and stacked; ``where`` and ``what`` name the stack in a refusal."""
+    from . import read_oct
+
     images = [read_oct(f) for f in files]
     first = images[0]
     for f, im in zip(files, images):
         if im.data.ndim != 2:
-            raise OctReadError(folder, f"{f.name} has shape {im.data.shape}; a folder is read as a stack "
-                                       "of 2D b-scans")
+            raise OctReadError(where, f"{f.name} has shape {im.data.shape}; {what} is read as a stack "
+                                      "of 2D b-scans")
         if im.data.shape != first.data.shape or im.data.dtype != first.data.dtype:
-            raise OctReadError(folder, f"b-scans differ: {files[0].name} is {first.data.shape} "
-                                       f"{first.data.dtype}, {f.name} is {im.data.shape} {im.data.dtype}; "
-                                       "all b-scans of a folder must have the same shape and type")
+            raise OctReadError(where, f"b-scans differ: {files[0].name} is {first.data.shape} "
+                                      f"{first.data.dtype}, {f.name} is {im.data.shape} {im.data.dtype}; "
+                                      f"all b-scans of {what} must have the same shape and type")
     data = np.stack([im.data for im in images])
-    meta = {"path": str(folder), "format": "folder", "files": [f.name for f in files],
-            "source": first.metadata.get("source", {})}
+    meta = {"files": [f.name for f in files], "source": first.metadata.get("source", {})}
     notes = sorted({n for im in images for n in im.metadata.get("notes", [])})
     if notes:
         meta["notes"] = notes
