@@ -14,10 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from .io import OctImage, OctReadError, is_supported, read_oct, read_stack
+from .io import PIXEL, UM, OctImage, OctReadError, is_supported, read_oct, read_stack
 from .io.vendor import BOUNDARY_COLORS, DEFAULT_BOUNDARY_COLOR
 
 LayerDataTuple = tuple[Any, dict[str, Any], str]
+#: b-scan spacing of a Spectralis 49-line macular volume over ~6 mm (µm): the nominal spacing a single
+#: b-scan (which has none) is shown with beside µm depth and width.
+BSCAN_SPACING_UM = 120.0
 
 
 def napari_get_reader(path: str | Sequence[str]) -> Callable[[Any], list] | None:
@@ -42,7 +45,7 @@ def read_layers(path: str | Sequence[str]) -> list:
         # napari's "read fine, nothing to add" sentinel: the user sees our notification and no
         # "reader returned no data" traceback dialog
         return [(None,)]
-    return oct_layers(image, _layer_name(paths[0]))
+    return nominal_spacing(oct_layers(image, _layer_name(paths[0])))
 
 
 def oct_layers(image: OctImage, name: str) -> list[LayerDataTuple]:
@@ -135,3 +138,26 @@ def _notify_error(message: str) -> None:
         warnings.warn(message, stacklevel=3)
         return
     show_error(message)
+
+
+def nominal_spacing(layers: list[tuple[Any, dict, str]]) -> list[tuple[Any, dict, str]]:
+    """Layers of a single b-scan whose b-scan axis is in pixels, given µm and :data:`BSCAN_SPACING_UM`
+    when depth and width are in µm.
+
+    One b-scan has no b-scan spacing; a pixel unit next to the µm of other layers (a volume, the
+    simulated sample) makes napari drop units ("Inconsistent units"), and a spacing of 1 next to
+    120 µm makes a 481-step slider.
+    """
+    image = layers[0][0]
+    units = tuple(str(u) for u in layers[0][1].get("units", ()))
+    if image.ndim != 3 or image.shape[0] != 1 or len(units) != 3 or units[0] != PIXEL or PIXEL in units[1:]:
+        return layers
+    out = []
+    for data, kwargs, kind in layers:
+        kwargs = {**kwargs, "units": (UM, *tuple(kwargs["units"])[1:]),
+                  "scale": (BSCAN_SPACING_UM, *tuple(kwargs["scale"])[1:])}
+        if kind == "image":
+            kwargs["metadata"] = {**kwargs.get("metadata", {}),
+                                  "bscan_spacing_um": f"nominal {BSCAN_SPACING_UM:g} (one b-scan)"}
+        out.append((data, kwargs, kind))
+    return out

@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._reader import boundary_layer, oct_layers
-from .io import AXES_3D, PIXEL, UM, read_oct
+from ._reader import BSCAN_SPACING_UM, boundary_layer, nominal_spacing, oct_layers
+from .io import AXES_3D, UM, read_oct
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 HEIDELBERG_VOL = DATA_DIR / "heidelberg_circle.vol"
-#: b-scan spacing of a Spectralis 49-line macular volume over ~6 mm (µm).
-BSCAN_SPACING_UM = 120.0
 
 
 def simulated_volume() -> list[tuple[Any, dict, str]]:
@@ -41,24 +39,3 @@ def simulated_volume() -> list[tuple[Any, dict, str]]:
 def heidelberg_vol() -> list[tuple[Any, dict, str]]:
     """The shipped Heidelberg Spectralis RNFL circle scan (MIT, HeyexImport) with its vendor ILM/RPE."""
     return nominal_spacing(oct_layers(read_oct(HEIDELBERG_VOL), "heidelberg_circle"))
-
-
-def nominal_spacing(layers: list[tuple[Any, dict, str]]) -> list[tuple[Any, dict, str]]:
-    """Layers of a single b-scan whose b-scan axis is in pixels, given µm and BSCAN_SPACING_UM.
-
-    One b-scan has no b-scan spacing; a pixel unit next to the µm of the other sample makes napari
-    drop units ("Inconsistent units") and a spacing of 1 next to 120 µm makes a 481-step slider.
-    """
-    image = layers[0][0]
-    units = tuple(str(u) for u in layers[0][1].get("units", ()))
-    if image.ndim != 3 or image.shape[0] != 1 or not units or units[0] != PIXEL:
-        return layers
-    out = []
-    for data, kwargs, kind in layers:
-        kwargs = {**kwargs, "units": (UM, *tuple(kwargs["units"])[1:]),
-                  "scale": (BSCAN_SPACING_UM, *tuple(kwargs["scale"])[1:])}
-        if kind == "image":
-            kwargs["metadata"] = {**kwargs.get("metadata", {}),
-                                  "bscan_spacing_um": f"nominal {BSCAN_SPACING_UM:g} (one b-scan)"}
-        out.append((data, kwargs, kind))
-    return out

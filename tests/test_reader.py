@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from napari_hdcyclegan import _reader
-from napari_hdcyclegan._reader import boundary_paths, napari_get_reader
+from napari_hdcyclegan._reader import BSCAN_SPACING_UM, boundary_paths, napari_get_reader
 from napari_hdcyclegan._writer import write_tiff as layer_writer
 from napari_hdcyclegan.io import read_oct, write_tiff
 
@@ -162,6 +162,19 @@ def test_viewer_opens_vol_with_boundary_layers(make_napari_viewer_proxy):
     ilm_rows = np.concatenate([p[:, 1] for p in ilm.data])
     rpe_rows = np.concatenate([p[:, 1] for p in rpe.data])
     assert np.median(ilm_rows) < np.median(rpe_rows)
+
+
+def test_a_single_b_scan_in_um_opens_with_a_nominal_b_scan_spacing(tmp_path):
+    """Beside µm volumes, a pixel b-scan axis would make napari drop units and draw a long slider."""
+    write_tiff(tmp_path / "one.tif", np.zeros((1, 12, 16), np.uint8), scale=(1.0, 3.87, 11.45),
+               units=("pixel", "um", "um"), boundaries={"ILM": np.full((1, 16), 3.0, np.float32)})
+    layers = napari_get_reader(str(tmp_path / "one.tif"))(str(tmp_path / "one.tif"))
+    for _, kwargs, _ in layers:  # the image and its ILM line
+        assert tuple(kwargs["units"]) == ("um", "um", "um") and kwargs["scale"][0] == BSCAN_SPACING_UM
+    assert "nominal" in layers[0][1]["metadata"]["bscan_spacing_um"]
+    write_tiff(tmp_path / "px.tif", np.zeros((1, 12, 16), np.uint8), units="pixel")  # no µm anywhere
+    kwargs = napari_get_reader(str(tmp_path / "px.tif"))(str(tmp_path / "px.tif"))[0][1]
+    assert tuple(kwargs["units"]) == ("pixel",) * 3 and kwargs["scale"][0] == 1.0
 
 
 def test_writer_round_trip_keeps_scale(tmp_path):
