@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from qtpy.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
 #: Minimum height (px) a dock asks for; the rest of its content scrolls.
-MIN_DOCK_HEIGHT = 140
+MIN_DOCK_HEIGHT = 100
 #: Object name of the scroll area, so that a widget is never wrapped twice.
 SCROLL_NAME = "hdcycleganScroll"
 
