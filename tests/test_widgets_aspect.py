@@ -80,3 +80,17 @@ def test_gallery_tiles_follow_the_aspect(make_napari_viewer, qtbot, tiny_model, 
     assert pixel_aspect(gal) == pytest.approx(1.0)
     assert pixel_aspect(viewer.layers["vol_fmap"]) == pytest.approx(1.0)
     assert pixel_aspect(vol) == pytest.approx(1.0)
+
+
+def test_a_result_layer_updated_in_place_keeps_the_aspect(make_napari_viewer):
+    """A rerun replaces a result layer's geometry (affine included): the display stretch must stay."""
+    from napari_hdcyclegan._widgets._aspect import PIXEL, display_aspect
+    from napari_hdcyclegan._widgets._common import geometry, set_image
+
+    viewer = make_napari_viewer()
+    vol = viewer.add_image(np.zeros((2, 32, 40), np.float32), name="vol", scale=SCALE, units="um", axis_labels=AXES)
+    display_aspect(viewer).set_mode(PIXEL, vol)
+    out = set_image(viewer, "vol_out", np.zeros((2, 32, 40), np.float32), **geometry(vol))
+    assert pixel_aspect(out) == pytest.approx(1.0)
+    again = set_image(viewer, "vol_out", np.ones((2, 32, 40), np.float32), **geometry(vol))  # a rerun
+    assert again is out and pixel_aspect(out) == pytest.approx(1.0)

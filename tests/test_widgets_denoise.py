@@ -218,9 +218,26 @@ def test_weights_combo_keeps_its_width_and_shows_the_whole_label_in_its_tooltip(
     longest = max(combo.fontMetrics().horizontalAdvance(t) for t in labels)
     assert longest > 400  # "auto: by noise level and texture (...)" and the tiny model's folder path
     assert combo.sizeHint().width() < longest  # sized to its minimum length, not to the longest label
-    assert combo.toolTip() == combo.currentText() and str(widget.weights_combo.value) in combo.toolTip()
+    assert combo.toolTip().startswith(combo.currentText()) and str(widget.weights_combo.value) in combo.toolTip()
     widget.weights_combo.value = "auto"
-    assert combo.toolTip() == combo.currentText() and combo.toolTip().startswith("auto: ")
+    assert combo.toolTip().startswith(combo.currentText() + "\n") and "picks a shipped model" in combo.toolTip()
+
+
+def test_each_model_says_what_it_is_for(qtbot, setup):
+    from qtpy.QtCore import Qt
+
+    from napari_hdcyclegan.model.checkpoint import read_config, resolve_model_dir
+
+    viewer, layer, widget = setup
+    combo = widget.weights_combo.native
+    hover = {combo.itemData(i): combo.itemData(i, Qt.ItemDataRole.ToolTipRole) for i in range(combo.count())}
+    for name in ("spectralis-real", "bioptigen-duke", "bioptigen-averaged", "spectralis-sim"):
+        assert hover[name] == read_config(resolve_model_dir(name)).description and "b-scans" in hover[name]
+    assert "Bioptigen" in hover["bioptigen-duke"] and "Spectralis" in hover["spectralis-real"]
+    widget.weights_combo.value = "bioptigen-duke"
+    assert combo.toolTip() == f"{combo.currentText()}\n{hover['bioptigen-duke']}"
+    widget.weights_combo.reset_choices()  # what exporting or browsing a model does: the items are made anew
+    assert combo.itemData(combo.findData("spectralis-real"), Qt.ItemDataRole.ToolTipRole) == hover["spectralis-real"]
 
 
 def test_weights_choices_offer_auto_first():

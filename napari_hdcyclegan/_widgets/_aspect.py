@@ -100,6 +100,11 @@ class DisplayAspect:
         layer.affine = factor @ np.asarray(layer.affine.affine_matrix)
         self._applied[layer] = self.stretch
 
+    def reapply(self, layer: Layer) -> None:
+        """Stretch ``layer`` again after its affine was replaced (the old stretch went with it)."""
+        self._applied.pop(layer, None)
+        self.apply(layer)
+
     def _on_inserted(self, event: Any) -> None:
         self.apply(event.value)
 

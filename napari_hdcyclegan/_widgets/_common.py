@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from napari_hdcyclegan.errors import HDCycleGANError
 
 from ._workers import show_error
 
@@ -180,6 +183,10 @@ def set_image(viewer: napari.Viewer, name: str, data: np.ndarray, **kwargs: Any)
         layer.data = data
         for key, value in kwargs.items():
             setattr(layer, key, value)
+        if "affine" in kwargs:  # the new affine has no display stretch: the viewer's aspect adds it
+            from ._aspect import display_aspect
+
+            display_aspect(viewer).reapply(layer)
         return layer
     return viewer.add_image(data, name=name, **kwargs)
 
@@ -260,6 +267,30 @@ def status_label() -> Any:
 WEIGHTS_COMBO_CHARS = 28
 
 
+def model_purpose(value: Any) -> str:
+    """What a weights choice is for, from its config's description ("" when unknown)."""
+    from napari_hdcyclegan.model.checkpoint import read_config, resolve_model_dir
+    from napari_hdcyclegan.model.choice import AUTO
+
+    if value is None or value == BROWSE:
+        return "" if value is None else "choose a model folder (config.json + weights)"
+    if value == AUTO:
+        return ("picks a shipped model for each scan from its noise level and texture; "
+                "the status line says which and why")
+    try:
+        return read_config(resolve_model_dir(str(value))).description
+    except (HDCycleGANError, OSError, ValueError):
+        return ""
+
+
+def _describe_items(native: Any, *_: Any) -> None:
+    """Give each item of a weights QComboBox its model's purpose as the tooltip shown on hover."""
+    from qtpy.QtCore import Qt
+
+    for i in range(native.count()):
+        native.setItemData(i, model_purpose(native.itemData(i)) or None, Qt.ItemDataRole.ToolTipRole)
+
+
 class WeightsChooser:
     """Mixin for a QWidget with ``weights_combo`` (shipped models, browsed folders, Browse...)."""
 
@@ -279,8 +310,15 @@ class WeightsChooser:
         native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         native.setMinimumContentsLength(WEIGHTS_COMBO_CHARS)
         if tooltip is None:
-            native.setToolTip(native.currentText())
-            native.currentTextChanged.connect(native.setToolTip)
+            def show_current(*_: Any) -> None:
+                native.setToolTip("\n".join(filter(None, (native.currentText(),
+                                                           model_purpose(native.currentData())))))
+
+            show_current()
+            native.currentIndexChanged.connect(show_current)
+        describe = partial(_describe_items, native)
+        describe()
+        native.model().rowsInserted.connect(describe)  # choices are reset when models are exported or browsed
         return combo
 
     def _weights_choices(self, widget: Any = None) -> list[tuple[str, str]]:
