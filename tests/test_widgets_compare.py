@@ -274,3 +274,20 @@ def test_linear_intensities_are_said_to_need_log_compression(qtbot, setup, monke
     said.clear()
     run_and_wait(qtbot, widget, rows=3)
     assert "linear" not in widget.status.value and not said
+
+
+def test_on_another_b_scan_the_status_says_why_only_raw_is_scored(qtbot, setup):
+    viewer, layer, other, widget = setup
+    widget.bm3d_check.value = False
+    viewer.dims.set_current_step(0, 2)
+    run_and_wait(qtbot, widget, rows=3)
+    shown = widget.status.value
+    assert shown.startswith("Shown: ") and "table scores raw only" not in shown
+    viewer.dims.set_current_step(0, 0)
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 1, timeout=TIMEOUT_MS)
+    assert list(table(widget)) == ["raw"]
+    assert widget.status.value == (shown + "; on this b-scan the table scores raw only: tiny, wavelet were "
+                                   "computed for another b-scan (Run compares this one)")
+    viewer.dims.set_current_step(0, 2)  # back where they were computed: every row, and the plain status
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 3, timeout=TIMEOUT_MS)
+    assert widget.status.value == shown

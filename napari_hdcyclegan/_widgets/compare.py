@@ -101,6 +101,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.worker = None
         self._progress = None
         self._shown: dict[str, str] = {}  # row label -> layer name of the last comparison
+        self._shown_status = ""  # the status line that comparison left
         self._hidden_by_grid: list[Any] = []
         self._linked: list[Any] = []
         self._extra_weights: list[str] = []
@@ -264,6 +265,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
 
             show_info(linear_warning(source.name, output["linear_level"]))
             self.status.value += "; the input looks like linear intensities (little is denoised)"
+        self._shown_status = self.status.value
         self.update_table()
 
     def _model_layer_name(self, source: Image, volume_mode: bool, provenance: dict) -> str:
@@ -336,6 +338,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
                     images[label] = bscan
         if "raw" not in images:
             return None
+        self._say_what_is_scored([label for label in self._shown if label not in images])
         ref_layer = self.reference_combo.value
         reference = slice_of(ref_layer, self.viewer) if ref_layer is not None else None
         if reference is not None and reference.shape != images["raw"].shape:
@@ -344,6 +347,14 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         return self._scores.launch(score_or_reason, images, reference,
                                    returned=partial(self._on_scores, ticket, list(images)),
                                    errored=self._on_score_error)
+
+    def _say_what_is_scored(self, missing: list[str]) -> None:
+        """After a current-b-scan comparison, say on other b-scans why its rows are not in the table."""
+        if self.worker is not None or not self._shown_status:
+            return  # a run's own status line stays
+        note = (f"; on this b-scan the table scores raw only: {', '.join(missing)} were computed for "
+                "another b-scan (Run compares this one)") if missing else ""
+        self.status.value = self._shown_status + note
 
     def _on_scores(self, ticket: int, rows: list[str],
                    output: tuple[dict[str, dict[str, float]], str]) -> None:
