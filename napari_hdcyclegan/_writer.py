@@ -1,4 +1,5 @@
-"""npe2 single-layer writer: an image layer as an ImageJ TIFF that keeps scale, units and axis labels."""
+"""npe2 single-layer writer: an image layer as a TIFF that keeps its dtype, scale, position, units and
+axis labels (an ImageJ TIFF for uint8, uint16 and float32; other dtypes exactly, with grayscale pages)."""
 
 from __future__ import annotations
 
@@ -29,5 +30,6 @@ def write_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
         axis_labels=tuple(labels)[-ndim:] if labels is not None else None,
         metadata=attributes.get("metadata") or {},
         translate=tuple(float(t) for t in translate)[-ndim:] if translate is not None else None,
+        exact_dtype=True,  # float64 or int32 layers come back as they were, as the command line's outputs do
     )
     return [written]

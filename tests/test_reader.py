@@ -214,6 +214,20 @@ def test_a_saved_layer_reopens_where_it_was(tmp_path, dtype):
     assert "translate" not in napari_get_reader(str(tmp_path / "plain.tif"))(str(tmp_path / "plain.tif"))[0][1]
 
 
+@pytest.mark.parametrize("data", [np.random.default_rng(5).random((2, 8, 9)) / 3,  # float64, not float32-exact
+                                  np.arange(2 * 8 * 9, dtype=np.int32).reshape(2, 8, 9) * 99_991 - 2**30])
+def test_a_saved_layer_keeps_its_dtype_and_every_value(tmp_path, data):
+    import napari.layers
+
+    arr, attributes, _ = napari.layers.Image(data, scale=(60.0, 3.87, 11.45), units="um").as_layer_data_tuple()
+    path = str(tmp_path / "exact.tif")
+    layer_writer(path, arr, attributes)
+    back = read_oct(path)
+    assert back.data.dtype == data.dtype
+    np.testing.assert_array_equal(back.data, data)
+    assert back.scale == pytest.approx((60.0, 3.87, 11.45))
+
+
 def test_viewer_saves_layer_through_plugin(make_napari_viewer_proxy, tmp_path):
     src = tmp_path / "in.tif"
     write_tiff(src, np.ones((2, 8, 8), np.uint16), scale=SCALE)
