@@ -201,7 +201,7 @@ def cmd_boundaries(args: argparse.Namespace) -> int:
         warnings.warn(f"{src} has no axial pixel size in µm: thickness_um left empty (pass --axial-um)",
                       stacklevel=2)
     with atomic_output(dst) as tmp:
-        bnd.write_boundaries_csv(tmp, lines, axial)
+        bnd.write_boundaries_csv(tmp, lines, axial, bnd.file_names(image.metadata, n))
     if not args.quiet:
         print(f"wrote {dst} with {denoiser.name}: {bnd.summary(lines)}")
     return 0

@@ -227,6 +227,27 @@ def test_boundaries_csv(tmp_path, weights, capsys):
     _one_line_error(capsys, rc, ".csv")
 
 
+def test_a_folders_boundaries_csv_names_each_b_scans_file(tmp_path, weights, capsys):
+    import imageio.v3 as iio
+
+    from napari_hdcyclegan.boundaries import read_boundaries_csv, write_boundary_channel
+    from napari_hdcyclegan.simulate import simulate_volume
+
+    write_boundary_channel(weights, {"stage": "init", "channel": 0, "how": "test"})
+    vol = simulate_volume(n_bscans=2, seed=1, shape=(64, 48))
+    (tmp_path / "scans").mkdir()
+    for name, bscan in zip(("scan10.png", "scan2.png"), vol.hn):
+        iio.imwrite(tmp_path / "scans" / name, (np.clip(bscan, 0, 1) * 255).astype(np.uint8))
+    rc = main(["boundaries", str(tmp_path / "scans"), str(tmp_path / "b.csv"), "-w", str(weights), "-q",
+               "--axial-um", "3.87"])
+    assert rc == 0, capsys.readouterr().err
+    lines = (tmp_path / "b.csv").read_text().splitlines()
+    assert lines[0] == "bscan,ascan,ILM,RPE,thickness_um,file"
+    assert lines[1].split(",")[0] == "0" and lines[1].endswith(",scan2.png")  # natural order: scan2 first
+    assert lines[-1].split(",")[0] == "1" and lines[-1].endswith(",scan10.png")
+    assert read_boundaries_csv(tmp_path / "b.csv")["ILM"].shape == (2, 48)  # still reads back
+
+
 def test_demo_headless_writes_tiff_and_png(tmp_path, weights, monkeypatch, capsys):
     from napari_hdcyclegan import baselines
 

@@ -250,3 +250,13 @@ def test_lines_and_thickness_of_a_rotated_layer_are_drawn_over_it(qtbot, viewer_
     shapes = viewer.layers["oct ILM (detected)"]
     vertex = shapes.data[0][3]
     np.testing.assert_allclose(shapes.data_to_world(vertex), layer.data_to_world(vertex), atol=1e-6)
+
+
+def test_export_of_a_folder_stack_names_each_b_scans_file(qtbot, viewer_widget, sim, tmp_path):
+    viewer, widget = viewer_widget
+    layer = viewer.add_image(sim.hn, name="scans", metadata={"files": ["a.png", "b.png"]})
+    widget.set_weights(save_tiny(tmp_path / "tiny", {"stage": "init", "channel": 0, "how": "test"}))
+    widget.layer_combo.value = layer
+    run_to_end(qtbot, widget)
+    lines = widget.export_csv(tmp_path / "b.csv").read_text().splitlines()
+    assert lines[0].endswith(",file") and lines[1].endswith(",a.png") and lines[-1].endswith(",b.png")

@@ -38,6 +38,7 @@ from napari_hdcyclegan.boundaries import (
     BOUNDARY_NAMES,
     EARLY_STAGES,
     LAYER_BOUNDARIES,
+    file_names,
     iter_boundaries,
     mean_difference,
     summary,
@@ -325,7 +326,8 @@ class BoundaryWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         if self.result is None:
             show_info("Boundaries: nothing to export yet")
             return None
-        return write_boundaries_csv(path, self.result["boundaries"], self.result["axial_um"])
+        files = file_names(self.result["source"].metadata, np.atleast_2d(self.result["boundaries"]["ILM"]).shape[0])
+        return write_boundaries_csv(path, self.result["boundaries"], self.result["axial_um"], files)
 
     def _export_dialog(self, value: Any = None) -> None:
         if self.result is None:

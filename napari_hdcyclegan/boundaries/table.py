@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,8 @@ from .layers import INNER_NAMES, LAYER_BOUNDARIES, LAYER_NAMES
 
 BOUNDARY_NAMES: tuple[str, ...] = ("ILM", "RPE")
 CSV_HEADER: tuple[str, ...] = ("bscan", "ascan", "ILM", "RPE", "thickness_um")
+#: Last column of a CSV of b-scans read from one file each (a folder): the row's file name.
+FILE_COLUMN = "file"
 
 
 def thickness_um(ilm: np.ndarray, rpe: np.ndarray, axial_um_per_px: float | None) -> np.ndarray:
@@ -100,21 +102,35 @@ def _fmt(value: float) -> str:
 
 
 def write_boundaries_csv(path: str | os.PathLike, boundaries: Mapping[str, np.ndarray],
-                         axial_um_per_px: float | None) -> Path:
+                         axial_um_per_px: float | None, files: Sequence[str] | None = None) -> Path:
     """Write ``bscan,ascan,ILM,RPE,thickness_um`` (rows from the top, empty where missing), or with
     the inner boundaries the columns of :func:`csv_header`.
 
     Without an axial spacing (None) the thickness column is left empty (layer columns are in px).
+    With ``files`` (a stack read from one file per b-scan), a last column ``file`` names each row's.
     """
     table = boundary_table(boundaries, axial_um_per_px)
     header = table.dtype.names or ()
+    if files is not None and len(files) != len(np.unique(table["bscan"])):
+        raise ValueError(f"{len(files)} file names for {len(np.unique(table['bscan']))} b-scans")
     path = Path(path)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(header)
+        writer.writerow((*header, FILE_COLUMN) if files is not None else header)
         for row in table:
-            writer.writerow([int(row["bscan"]), int(row["ascan"]), *(_fmt(row[k]) for k in header[2:])])
+            b = int(row["bscan"])
+            cells = [b, int(row["ascan"]), *(_fmt(row[k]) for k in header[2:])]
+            writer.writerow([*cells, files[b]] if files is not None else cells)
     return path
+
+
+def file_names(metadata: Mapping[str, object], n_bscans: int) -> list[str] | None:
+    """The file name of each b-scan of a stack read from a folder (``metadata["files"]``, one per
+    b-scan), for :func:`write_boundaries_csv`'s ``files``; None for anything else."""
+    files = metadata.get("files")
+    if isinstance(files, (list, tuple)) and len(files) == n_bscans and all(isinstance(f, str) for f in files):
+        return list(files)
+    return None
 
 
 def read_boundaries_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -122,6 +138,8 @@ def read_boundaries_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
     (and, in a CSV with inner boundaries, every further column) arrays of shape (N, W)."""
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
+    if rows and rows[0][-1:] == [FILE_COLUMN]:  # the file names of a folder's b-scans: not numbers
+        rows = [r[:-1] for r in rows]
     known = [CSV_HEADER, *(csv_header(dict.fromkeys(INNER_NAMES, np.zeros(0)), s) for s in (None, 1.0))]
     if not rows or tuple(rows[0]) not in known:
         raise ValueError(f"{path}: not a boundaries CSV (header must be {','.join(CSV_HEADER)}, "
