@@ -117,11 +117,13 @@ def from_unit(unit: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> np.nda
 def integer_range(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:
     """The levels an integer image with values in ``[lo, hi]`` maps to [0, 1] under ``"dtype"``.
 
-    uint8 is always ``[0, 255]`` and bool ``[0, 1]``. Any other integer image is mapped by the bit
-    depth its values use, at least 8 bits: ``[0, 2**b - 1]`` for non-negative values (12-bit data in
-    uint16, max 4095 -> ``[0, 4095]``; 8-bit values in int32 -> ``[0, 255]``, like uint8), and the
-    two's-complement range ``[-2**(b-1), 2**(b-1) - 1]`` when there are negative values (int16 with
-    values -300..700 -> ``[-1024, 1023]``), so signed data keeps its sign and 0 its level.
+    uint8 is always ``[0, 255]`` and bool ``[0, 1]``. Any other non-negative integer image is mapped
+    by the bit depth its values use, at least 8 bits: ``[0, 2**b - 1]`` (12-bit data in uint16, max
+    4095 -> ``[0, 4095]``; 8-bit values in int32 -> ``[0, 255]``, like uint8). An image with negative
+    values is mapped by its own ``[lo, hi]`` (int16 with values -300..700 -> ``[-300, 700]``): signed
+    exports have no standard black level, and the models read the darkest values as background
+    (a two's-complement range put that background at mid-grey). The inverse mapping restores the
+    values, signs included.
 
     Parameters
     ----------
@@ -144,8 +146,7 @@ def integer_range(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:
     if lo >= 0:
         bits = max(8, hi.bit_length())
         return 0.0, float(2**bits - 1)
-    bits = max(8, 1 + max(max(hi, 0).bit_length(), (-lo - 1).bit_length()))
-    return float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+    return float(lo), float(hi)
 
 
 def log_display(linear: np.ndarray) -> np.ndarray:
