@@ -139,13 +139,16 @@ class BoundaryWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.weights_combo = self._make_weights_combo()
         self.device_combo = ComboBox(label="Device", choices=available_devices())
         self.auto_check = CheckBox(text="Channel from the model (calibrate if missing)", value=True)
-        self.stage_combo = ComboBox(label="Stage", choices=list(STAGES), value="init", enabled=False)
-        self.channel_spin = SpinBox(label="Channel", value=0, min=0, max=1023, enabled=False)
+        self.stage_combo = ComboBox(label="Stage", choices=list(STAGES), value="init", enabled=False,
+                                    tooltip="the generator stage whose feature map marks ILM and RPE")
+        self.channel_spin = SpinBox(label="Channel", value=0, min=0, max=1023, enabled=False,
+                                   tooltip="the feature channel of that stage that marks ILM and RPE")
         self.denoised_check = CheckBox(text="Multiply with the denoised b-scan (trained model)",
                                        value=True, tooltip="an untrained model's output is noise: "
                                        "its input b-scan is used instead")
         self.skeleton_check = CheckBox(text="Paper's skeleton only (no optimal-path refinement)",
-                                       value=False)
+                                       value=False, tooltip="the paper's method as published, without "
+                                       "the refinement (for comparison)")
         self.inner_check = CheckBox(text="Inner layers too (RNFL, IPL, INL, OPL, PR1, PR2)", value=False,
                                     tooltip="the six inner boundaries of Tian et al. 2015, eyepy's names; "
                                     "needs the optimal-path refinement")

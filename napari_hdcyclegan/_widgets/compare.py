@@ -113,11 +113,14 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.device_combo = ComboBox(label="Device", choices=available_devices())
         self.reference_combo = ComboBox(label="LN reference", choices=self._reference_choices,
                                         tooltip="low-noise image for PSNR/SSIM (optional)")
-        self.bm3d_check = CheckBox(text="BM3D", value=True)
-        self.wavelet_check = CheckBox(text="Wavelet", value=True)
-        self.nlmeans_check = CheckBox(text="NL-means", value=False)
+        self.bm3d_check = CheckBox(text="BM3D", value=True, tooltip="the reference classical denoiser (the "
+                                   "optional bm3d extra; 4-20 s a b-scan)")
+        self.wavelet_check = CheckBox(text="Wavelet", value=True, tooltip="BayesShrink wavelet shrinkage "
+                                      "(scikit-image), fast")
+        self.nlmeans_check = CheckBox(text="NL-means", value=False, tooltip="non-local means (scikit-image)")
         self.scope_radio = RadioButtons(choices=[CURRENT, VOLUME], value=CURRENT,  # type: ignore[call-arg]
-                                        orientation="horizontal")
+                                        orientation="horizontal", tooltip="compare on the b-scan under "
+                                        "the slider (seconds) or on every b-scan")
         self.run_button = PushButton(text="Compare")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.grid_check = CheckBox(text="Grid view", value=True)

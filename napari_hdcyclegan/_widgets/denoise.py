@@ -172,7 +172,9 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.progress_bar = ProgressBar(label="Progress", value=0, max=1)
         self.blend_slider = FloatSlider(label="Blend in->out", value=1.0, min=0.0, max=1.0,
                                         step=0.05, tooltip="opacity of the output over the input")
-        self.preview_check = CheckBox(text="Live preview of the current b-scan", value=False)
+        self.preview_check = CheckBox(text="Live preview of the current b-scan", value=False,
+                                      tooltip="denoise the b-scan under the slider whenever it rests "
+                                              "(the model before any adaptation)")
         self.status = status_label()
         self.aspect_combo = aspect_combo(self.viewer, lambda: self.layer_combo.value)
         self._last_weights = self.weights_combo.value

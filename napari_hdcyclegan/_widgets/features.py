@@ -90,13 +90,17 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
 
         self.layer_combo = ComboBox(label="Image", choices=self._layer_choices)
         self.weights_combo = self._make_weights_combo()
-        self.stage_combo = ComboBox(label="Stage", choices=list(STAGES), value="init")
-        self.channel_slider = Slider(label="Channel", value=0, min=0, max=15)
+        self.stage_combo = ComboBox(label="Stage", choices=list(STAGES), value="init",
+                                    tooltip="where in the generator the maps are taken: init (first "
+                                            "convolution), down, res(idual) and up blocks, final")
+        self.channel_slider = Slider(label="Channel", value=0, min=0, max=15,
+                                     tooltip="which map of the stage is shown over the b-scan")
         self.prev_button = PushButton(text="< channel")
         self.next_button = PushButton(text="channel >")
         self.cmap_combo = ComboBox(label="Colormap", choices=list(COLORMAPS), value="magma")
         self.opacity_slider = FloatSlider(label="Opacity", value=0.6, min=0.0, max=1.0, step=0.05)
-        self.gallery_button = PushButton(text="Gallery of all channels")
+        self.gallery_button = PushButton(text="Gallery of all channels",
+                                         tooltip="every map of the stage tiled in one layer, each scaled to 0..1")
         self.export_button = PushButton(text="Export map to TIFF...")
         self.status = status_label()
         self.aspect_combo = aspect_combo(self.viewer, lambda: self.layer_combo.value)

@@ -106,11 +106,13 @@ class TrainWidget(ViewerLinks, WeightsChooser, QWidget):
         self.val_reference = FileEdit(label="Validation reference", mode="d", value="",  # type: ignore[arg-type]
                                       tooltip="folder of their low-noise references (same order by name)")
         self.weights_combo = self._make_weights_combo(label="Start from")
-        self.steps_spin = SpinBox(label="Steps", value=300, min=1, max=1_000_000)
+        self.steps_spin = SpinBox(label="Steps", value=300, min=1, max=1_000_000,
+                                  tooltip="optimiser steps of the run (Stop keeps the checkpoints; Resume goes on)")
         self.minutes_spin = FloatSpinBox(label="Minutes (0: no limit)", value=0.0, min=0.0, max=10_000.0)
         self.device_combo = ComboBox(label="Device", choices=available_devices())
-        self.crop_spin = SpinBox(label="Crop", value=128, min=16, max=1024, step=16)
-        self.batch_spin = SpinBox(label="Batch", value=2, min=1, max=64)
+        self.crop_spin = SpinBox(label="Crop", value=128, min=16, max=1024, step=16,
+                                 tooltip="side of the square patches cut from the b-scans for each step (px)")
+        self.batch_spin = SpinBox(label="Batch", value=2, min=1, max=64, tooltip="patches per step")
         self.width_spin = SpinBox(label="Width (scratch)", value=16, min=2, max=64,
                                   tooltip="generator width when training from scratch")
         self.preview_layer = ComboBox(label="Preview layer", choices=self._layer_choices, nullable=True)
