@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -155,6 +156,38 @@ def test_run_writes_logs_checkpoints_and_resumes(domains: str, tmp_path: Path) -
     assert fit.main([*args[:-6], "--steps", "5", "--pretrain-steps", "1", "--resume", "--threads", "1"]) == 0
     steps = [line.split(",")[0] for line in (out / "log.csv").read_text().splitlines()[1:]]
     assert steps == ["1", "2", "3", "4", "5", "6"]  # step 5 logged once, by the resumed run
+
+
+def test_a_fresh_start_refuses_a_folder_a_killed_run_left(domains: str, tmp_path: Path) -> None:
+    """Killed between save()'s renames (only last.old) or before its first checkpoint (logs only), a run
+    folder was taken for empty: the new run deleted last.old or appended its steps to the old log."""
+    out = tmp_path / "run"
+    args = ["--data", domains, "--out", str(out), "--width", "4", "--d-width", "4", "--crop", "32", "--batch", "2",
+            "--steps", "2", "--pretrain-steps", "1", "--ckpt-every", "1", "--sim-val-n", "0", "--threads", "1"]
+    assert fit.main(args) == 0
+    (out / "last").rename(out / "last.old")
+    log = (out / "log.csv").read_text()
+    with pytest.raises(SystemExit, match=r"already holds a run \(last.old, log.csv\)"):
+        fit.main(args)
+    assert (out / "last.old" / "resume.pt").is_file() and (out / "log.csv").read_text() == log  # nothing lost
+    for name in ("last.old", "best"):
+        if (out / name).exists():
+            shutil.rmtree(out / name)
+    with pytest.raises(SystemExit, match=r"already holds a run \(log.csv\)"):
+        fit.main(args)
+
+
+def test_init_from_refuses_a_base_model_that_does_not_fit(domains: str, tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    fit.run(_cfg(domains, base, steps=1, pretrain_steps=0))
+    trainer = fit.Trainer(_cfg(domains, tmp_path / "wide", width=8), load_training_data(_cfg(domains, tmp_path)))
+    with pytest.raises(SystemExit, match="does not fit this run's generator"):
+        trainer.init_from(base / "last")  # it loaded nothing and trained from scratch, saying it had initialised
+    trainer = fit.Trainer(_cfg(domains, tmp_path / "res", residual=True), load_training_data(_cfg(domains, tmp_path)))
+    with pytest.raises(SystemExit, match="trained with residual false; pass --residual false"):
+        trainer.init_from(base / "last")  # same shapes: it loaded, wired to another output
+    same = fit.Trainer(_cfg(domains, tmp_path / "same"), load_training_data(_cfg(domains, tmp_path)))
+    assert "G_L" in same.init_from(base / "last")
 
 
 def test_resume_alone_continues_with_the_runs_own_settings(domains: str, tmp_path: Path) -> None:

@@ -282,13 +282,19 @@ class Trainer:
         return replace_folder(tmp, self.out / name)  # the previous one waits as OUT/name.old meanwhile
 
     def init_from(self, model_dir: str | Path) -> list[str]:
-        """Start from the weights of another model directory (the parts it holds)."""
+        """Start from the weights of another model directory (the parts it holds).
+
+        Raises SystemExit (one line) when its G_L does not fit this run's generator or was trained with
+        another residual setting or input mapping: the run would silently start from scratch, or from
+        weights wired to another output.
+        """
         from safetensors import safe_open
 
         with safe_open(str(Path(model_dir) / "model.safetensors"), "pt") as fh:
             present = {k.split(".")[0] for k in fh.keys()}
         parts = tuple(p for p in ("G_L", "G_H", "D") if p in present)
-        nets, _ = load_model(model_dir, parts=parts)
+        nets, base = load_model(model_dir, parts=parts)
+        _check_base(base, self.model_config(), model_dir)
         loaded = []
         for part, net in nets.items():
             try:
@@ -296,6 +302,10 @@ class Trainer:
                 loaded.append(part)
             except RuntimeError:  # e.g. a discriminator of another depth: that part starts fresh
                 continue
+        if "G_L" not in loaded:
+            raise SystemExit(f"error: --init-from {model_dir}: its G_L (width {base.generator_width}, "
+                             f"{base.n_res} residual blocks) does not fit this run's generator (width "
+                             f"{self.cfg.width}, {self.cfg.n_res}); pass the same --width and --n-res")
         return loaded
 
     def load(self, name: str = "last") -> None:
@@ -318,6 +328,21 @@ class Trainer:
         if self.ema is not None:  # the folder's G_L is the average; the trained weights are in resume.pt
             self.gens.G_L.load_state_dict(state["G_L_trained"])
             self.ema.load_state_dict(state["G_L_average"])
+
+
+#: What a run writes into its folder: any of them there means the folder holds a run.
+RUN_FILES = ("last", "last.old", "best", "best.old", "log.csv", "val.csv")
+
+
+def _check_base(base: ModelConfig, ours: ModelConfig, model_dir: str | Path) -> None:
+    """Refuse a base model trained with another residual setting or input mapping than this run."""
+    if base.residual != ours.residual:
+        raise SystemExit(f"error: --init-from {model_dir} was trained with residual {str(base.residual).lower()}; "
+                         f"pass --residual {str(base.residual).lower()}")
+    for key in ("method", "log_input"):
+        if base.normalisation.get(key) != ours.normalisation.get(key):
+            raise SystemExit(f"error: --init-from {model_dir} maps its input with normalisation {key} "
+                             f"{base.normalisation.get(key)!r}, this run with {ours.normalisation.get(key)!r}")
 
 
 def run(cfg: FitConfig, resume: bool = False) -> Path:
@@ -359,8 +384,9 @@ def _train(cfg: FitConfig, resume: bool, device: torch.device, rank: int, world:
         if rank == 0:
             for log in ("log.csv", "val.csv"):
                 drop_rows_after(out / log, trainer.step_no)
-    elif (out / "last").exists():
-        raise SystemExit(f"error: {out} already holds a run; pass --resume or choose another --out")
+    elif held := [n for n in RUN_FILES if (out / n).exists()]:  # a killed run may have no last/ yet
+        raise SystemExit(f"error: {out} already holds a run ({', '.join(held)}); pass --resume (from its last "
+                         "checkpoint) or choose another --out")
     elif cfg.init_from:
         print(f"initialised {trainer.init_from(cfg.init_from)} from {cfg.init_from}", file=sys.stderr)
         trainer.reset_average()
