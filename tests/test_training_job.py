@@ -209,3 +209,20 @@ def test_cli_trains_and_exports(tmp_path, user_dir, capsys):
                "--device", "cpu", "--out", str(tmp_path / "run")])
     assert rc == 0 and "exported" in capsys.readouterr().out
     assert registry.user_models() == ["cli"]
+
+
+def test_cli_refuses_a_run_folder_in_use_or_a_bad_name_before_touching_anything(tmp_path, user_dir, capsys):
+    from training.job import main
+
+    tifffile.imwrite(tmp_path / "hn.tif", _domain(0, 0.5))
+    tifffile.imwrite(tmp_path / "ln.tif", _domain(1, 0.15))
+    spec = _spec(tmp_path, 6)
+    (Path(spec.out) / "log.csv").write_text("step\n1\n")  # a run was here (killed before its first checkpoint)
+    before = {p: p.read_bytes() for p in Path(spec.out).rglob("*") if p.is_file()}
+    base = ["--hn", str(tmp_path / "hn.tif"), "--ln", str(tmp_path / "ln.tif"), "--device", "cpu"]
+    assert main([*base, "--name", "again", "--out", spec.out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "already holds a run (log.csv)" in err and len(err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in Path(spec.out).rglob("*") if p.is_file()} == before  # nothing rewritten
+    assert main([*base, "--name", "bad/name", "--out", str(tmp_path / "new")]) == 2
+    assert "model name 'bad/name'" in capsys.readouterr().err and not (tmp_path / "new").exists()

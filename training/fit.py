@@ -36,6 +36,7 @@ from .blind_spot import blind_spot_term
 from .config import FitConfig, parse_args
 from .csvlog import append_csv, drop_rows_after
 from .data import CropSampler
+from .job import RUN_FILES, exit_with_parent
 from .nets import CycleGenerators, ImagePool, WeightAverage
 from .runlog import plot_curves
 from .sources import TrainingData, load_training_data
@@ -330,10 +331,6 @@ class Trainer:
             self.ema.load_state_dict(state["G_L_average"])
 
 
-#: What a run writes into its folder: any of them there means the folder holds a run.
-RUN_FILES = ("last", "last.old", "best", "best.old", "log.csv", "val.csv")
-
-
 def _check_base(base: ModelConfig, ours: ModelConfig, model_dir: str | Path) -> None:
     """Refuse a base model trained with another residual setting or input mapping than this run."""
     if base.residual != ours.residual:
@@ -421,8 +418,6 @@ def _train(cfg: FitConfig, resume: bool, device: torch.device, rank: int, world:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .job import exit_with_parent
-
     cfg, resume = parse_args(argv)
     exit_with_parent()
     run(cfg, resume)

@@ -179,9 +179,15 @@ def check_domains(hn: list[np.ndarray], ln: list[np.ndarray], crop: int) -> None
 
 
 def prepare_data(spec: JobSpec, hn: list[np.ndarray], ln: list[np.ndarray]) -> tuple[int, int]:
-    """Check the domains and write them as TIFF stacks into the run folder; returns the counts."""
+    """Check the domains and write them as TIFF stacks into the run folder; returns the counts.
+
+    A folder that already holds a run is refused before anything in it changes (JobError).
+    """
     import tifffile
 
+    held = [n for n in RUN_FILES if (Path(spec.out) / n).exists()]
+    if held:
+        raise JobError(f"{spec.out} already holds a run ({', '.join(held)}); choose another name or --out")
     hn, ln = bscans(hn), bscans(ln)
     check_domains(hn, ln, spec.crop)
     for folder, images in ((spec.hn_dir(), hn), (spec.ln_dir(), ln)):
@@ -205,6 +211,8 @@ def write_config(spec: JobSpec) -> Path:
     return path
 
 
+#: What a run writes into its folder: any of them there means the folder holds a run.
+RUN_FILES = ("last", "last.old", "best", "best.old", "log.csv", "val.csv")
 #: Set in the environment of the process :class:`TrainingJob` starts: see :func:`exit_with_parent`.
 EXIT_WITH_PARENT = "HDCYCLEGAN_EXIT_WITH_PARENT"
 
@@ -339,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m training.job``: what the napari widget does, headless (run, then export)."""
     import argparse
 
-    from napari_hdcyclegan.model.registry import user_runs_dir
+    from napari_hdcyclegan.errors import HDCycleGANError
+    from napari_hdcyclegan.model.registry import check_model_name, user_runs_dir
 
     from .publish import export_run
 
@@ -356,8 +365,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--" + key.replace("_", "-"), type=kind, default=None)
     a = ap.parse_args(argv)
     given = {k: getattr(a, k) for k in spec_fields if getattr(a, k) is not None}
-    spec = JobSpec(out=a.out or str(user_runs_dir() / a.name), name=a.name, **given)
-    print(f"{sum(prepare_data(spec, _images(a.hn), _images(a.ln)))} b-scans written to {spec.out}/data")
+    try:  # the name and the run folder are checked before any data is read or written
+        check_model_name(a.name)
+        spec = JobSpec(out=a.out or str(user_runs_dir() / a.name), name=a.name, **given)
+        print(f"{sum(prepare_data(spec, _images(a.hn), _images(a.ln)))} b-scans written to {spec.out}/data")
+    except (HDCycleGANError, ValueError) as exc:  # JobError is a ValueError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     job = TrainingJob(spec)
     job.start()
     while job.poll() == "running":
