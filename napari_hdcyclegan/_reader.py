@@ -156,6 +156,9 @@ def nominal_spacing(layers: list[tuple[Any, dict, str]]) -> list[tuple[Any, dict
     for data, kwargs, kind in layers:
         kwargs = {**kwargs, "units": (UM, *tuple(kwargs["units"])[1:]),
                   "scale": (BSCAN_SPACING_UM, *tuple(kwargs["scale"])[1:])}
+        if "translate" in kwargs:  # a saved b-scan's place on its pixel b-scan axis, now in µm
+            first, *rest = kwargs["translate"]
+            kwargs["translate"] = (first * BSCAN_SPACING_UM, *rest)
         if kind == "image":
             kwargs["metadata"] = {**kwargs.get("metadata", {}),
                                   "bscan_spacing_um": f"nominal {BSCAN_SPACING_UM:g} (one b-scan)"}

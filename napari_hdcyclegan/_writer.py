@@ -1,5 +1,6 @@
-"""npe2 single-layer writer: an image layer as a TIFF that keeps its dtype, scale, position, units and
-axis labels (an ImageJ TIFF for uint8, uint16 and float32; other dtypes exactly, with grayscale pages)."""
+"""npe2 single-layer writer: an image layer as a TIFF that keeps every value, its scale, position, units
+and axis labels (an ImageJ TIFF for uint8, uint16, float32 and float16 widened to float32; other dtypes
+exactly, with grayscale pages)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ def write_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     if attributes.get("rgb"):
         raise ValueError("RGB layers are not OCT b-scans; convert the layer to grayscale before saving")
     arr = np.asarray(data)
+    if arr.dtype == np.float16:
+        arr = arr.astype(np.float32)  # exact, and an ImageJ TIFF Fiji opens (it cannot read float16)
     ndim = arr.ndim
     scale = attributes.get("scale")
     units = attributes.get("units")

@@ -9,8 +9,8 @@ percentiles by default, see :func:`napari_hdcyclegan.intensity.unit_range`), the
 smoothed across A-scans by the config's ``lateral_sigma``, clipped to [0, 1] and mapped back with the
 same ``(lo, hi)`` into the input's dtype. Non-finite input pixels (NaN, inf) are fed to the model as
 0 / 1 and restored in the output. Under ``"dtype"`` normalisation, integer volumes other than uint8
-are mapped by the bit depth of the whole volume's values
-(:func:`napari_hdcyclegan.intensity.integer_range`), found in one streamed pass first; a float b-scan
+are mapped by the bit depth of the whole volume's values (by their range when some are negative;
+:func:`napari_hdcyclegan.intensity.integer_range`), found in one streamed pass first; a float b-scan
 that a few extreme values would flatten to one grey level is refused, naming it
 (:class:`napari_hdcyclegan.normalise.OutlierError`).
 

@@ -288,15 +288,15 @@ def volume_range(data: Any, shape: tuple[int, ...], dtype: np.dtype, normalisati
 
 
 def _refuse_integer_markers(sample: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> None:
-    """Refuse an integer volume whose range a few markers (65535 above 12-bit data) would set
-    (:func:`marker_rows`): mapped by that bit depth, the rest would reach the model nearly black."""
+    """Refuse an integer volume whose mapping a few markers (65535 above 12-bit data, -32768 below
+    positive data) would set (:func:`marker_rows`): the rest would reach the model nearly black."""
     bounds = torch.tensor([lo], dtype=torch.float64), torch.tensor([hi], dtype=torch.float64)
     bad, a, b = marker_rows(torch.from_numpy(sample)[None], *bounds)
     bulk = round(a[0].item()), round(b[0].item())
     if bool(bad[0]) and integer_range(*bulk, dtype) != integer_range(lo, hi, dtype):  # else the same mapping
         raise InputError(f"values span {lo:.6g} to {hi:.6g} but nearly all lie in [{bulk[0]}, {bulk[1]}]: "
-                         "a few extreme values (no-data markers?) would set the bit depth "
-                         "and flatten the rest to a few grey levels; clip them, or store the image as float "
+                         "a few extreme values (no-data markers?) would set the range the "
+                         "model sees and flatten the rest to a few grey levels; clip them, or store the image as float "
                          "with NaN where values are missing (NaN is kept)")
 
 

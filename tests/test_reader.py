@@ -136,7 +136,17 @@ def test_open_files_as_stack_gives_one_volume_in_the_order_given(make_napari_vie
     monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
     iio.imwrite(tmp_path / "wide.png", np.zeros((20, 40), np.uint8))
     assert viewer.open([paths[0], str(tmp_path / "wide.png")], stack=True, plugin=PLUGIN) == []
-    assert len(shown) == 1 and "b-scans differ" in shown[0] and "files opened as a stack" in shown[0]
+    assert len(shown) == 1 and "b-scans differ" in shown[0] and "a stack of files" in shown[0]
+
+
+def test_one_b_scan_stacks_stack_like_b_scans(tmp_path):
+    """Saved previews and one-line .vol files read as (1, H, W): stacked, they are b-scans too."""
+    paths = [str(tmp_path / f"p{i}.tif") for i in range(2)]
+    for i, path in enumerate(paths):
+        write_tiff(path, np.full((1, 12, 16), 10 * i, np.uint8), scale=SCALE)
+    data, kwargs, kind = napari_get_reader(paths)(paths)[0]
+    assert kind == "image" and data.shape == (2, 12, 16) and data[1].max() == 10
+    np.testing.assert_allclose(kwargs["scale"][1:], SCALE[1:])
 
 
 def test_viewer_open_bad_file_shows_reason(make_napari_viewer_proxy, tmp_path, monkeypatch):
@@ -172,6 +182,10 @@ def test_a_single_b_scan_in_um_opens_with_a_nominal_b_scan_spacing(tmp_path):
     for _, kwargs, _ in layers:  # the image and its ILM line
         assert tuple(kwargs["units"]) == ("um", "um", "um") and kwargs["scale"][0] == BSCAN_SPACING_UM
     assert "nominal" in layers[0][1]["metadata"]["bscan_spacing_um"]
+    write_tiff(tmp_path / "b7.tif", np.zeros((1, 12, 16), np.uint8), scale=(1.0, 3.87, 11.45),
+               units=("pixel", "um", "um"), translate=(7.0, 0.0, 0.0))  # b-scan 7 of a volume, saved
+    kwargs = napari_get_reader(str(tmp_path / "b7.tif"))(str(tmp_path / "b7.tif"))[0][1]
+    assert kwargs["translate"] == (7 * BSCAN_SPACING_UM, 0.0, 0.0)  # still b-scan 7, now in µm
     write_tiff(tmp_path / "px.tif", np.zeros((1, 12, 16), np.uint8), units="pixel")  # no µm anywhere
     kwargs = napari_get_reader(str(tmp_path / "px.tif"))(str(tmp_path / "px.tif"))[0][1]
     assert tuple(kwargs["units"]) == ("pixel",) * 3 and kwargs["scale"][0] == 1.0
@@ -212,6 +226,17 @@ def test_a_saved_layer_reopens_where_it_was(tmp_path, dtype):
     write_tiff(tmp_path / "plain.tif", data)
     assert read_oct(tmp_path / "plain.tif").translate is None  # nothing stored when there is no offset
     assert "translate" not in napari_get_reader(str(tmp_path / "plain.tif"))(str(tmp_path / "plain.tif"))[0][1]
+
+
+def test_a_layer_in_mm_reopens_where_it_was_in_um(tmp_path):
+    import napari.layers
+
+    layer = napari.layers.Image(np.zeros((2, 8, 8), np.float32), scale=(0.12, 0.0039, 0.011),
+                                translate=(1.2, 0.5, 0.0), units="mm")
+    arr, attributes, _ = layer.as_layer_data_tuple()
+    layer_writer(str(tmp_path / "mm.tif"), arr, attributes)
+    back = read_oct(tmp_path / "mm.tif")
+    assert back.scale == pytest.approx((120.0, 3.9, 11.0)) and back.translate == pytest.approx((1200.0, 500.0, 0.0))
 
 
 @pytest.mark.parametrize("data", [np.random.default_rng(5).random((2, 8, 9)) / 3,  # float64, not float32-exact

@@ -291,3 +291,27 @@ def test_on_another_b_scan_the_status_says_why_only_raw_is_scored(qtbot, setup):
     viewer.dims.set_current_step(0, 2)  # back where they were computed: every row, and the plain status
     qtbot.waitUntil(lambda: widget.table.rowCount() == 3, timeout=TIMEOUT_MS)
     assert widget.status.value == shown
+
+
+class NoNewAxis:
+    """A 2D array-like that, like zarr or h5py arrays, refuses ``data[None]``."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
+
+    def __getitem__(self, key):
+        if key is None or (isinstance(key, tuple) and None in key):
+            raise IndexError("new axes are not supported")
+        return self.data[key]
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+
+def test_a_lazily_loaded_2d_layer_is_compared(qtbot, setup, cartoon_volume):
+    viewer, layer, other, widget = setup
+    flat = viewer.add_image(NoNewAxis(cartoon_volume(*SHAPE, BANDS)[0]), name="flat")
+    widget.layer_combo.value = flat
+    widget.bm3d_check.value = False
+    run_and_wait(qtbot, widget, rows=3)
+    assert viewer.layers["flat_wavelet"].data.shape == SHAPE[1:]

@@ -77,6 +77,8 @@ def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: 
     from napari_hdcyclegan.intensity import looks_linear
 
     stack = np.array(stack)  # read here, off the main thread (a copy: the layer may change meanwhile)
+    if stack.ndim == 2:
+        stack = stack[None]
     yield 0, stack.shape[0] * (len(methods) + int(need_model))  # Cancel works while the model loads
     denoiser = choice = None
     if need_model:
@@ -209,15 +211,18 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         data = checked_data(layer, "Compare")  # read in the worker; one b-scan only for the current one
         if data is None:
             return None
+        self._shown_status = ""  # this run's outcome (done, failed, cancelled) is what the line says now
         volume_mode = data.ndim == 2 or self.scope_radio.value == VOLUME
         index = 0 if data.ndim == 2 else current_bscan(self.viewer, layer)
-        stack = data[None] if data.ndim == 2 else (data if volume_mode else data[index:index + 1])
+        # a 2D layer gets its b-scan axis in the worker: zarr or h5py arrays refuse data[None]
+        stack = data if data.ndim == 2 or volume_mode else data[index:index + 1]
+        n_bscans = 1 if data.ndim == 2 else stack.shape[0]
         denoised = self.viewer.layers[f"{layer.name}_denoised"] \
             if f"{layer.name}_denoised" in self.viewer.layers else None
         reuse = denoised is not None and tuple(denoised.data.shape) == data.shape \
             and made_with(denoised, self.weights)
         return self._start_worker(
-            compute_comparison, stack.shape[0] * (len(self.methods()) + int(not reuse)),
+            compute_comparison, n_bscans * (len(self.methods()) + int(not reuse)),
             f"Comparing on {layer.name}",
             partial(self._on_results, layer, volume_mode, index, denoised if reuse else None),
             self._on_error, "Computing " + ", ".join(self.methods() + (() if reuse else ("model",))),

@@ -77,7 +77,7 @@ def read_stack(paths: Sequence[str | os.PathLike]) -> OctImage:
     files = [Path(p) for p in paths]
     if not files:
         raise ValueError("read_stack needs at least one file")
-    image = _stack(files, files[0], "files opened as a stack")
+    image = _stack(files, files[0], "a stack of files")
     image.metadata.update(path=str(files[0].parent), format="stack of files")
     return image
 
@@ -86,12 +86,12 @@ def _stack(files: list[Path], where: Path, what: str) -> OctImage:
     """``files`` read and stacked; ``where`` and ``what`` name the stack in a refusal."""
     from . import read_oct
 
-    images = [read_oct(f) for f in files]
+    images = [_as_bscan(read_oct(f)) for f in files]
     first = images[0]
     for f, im in zip(files, images):
         if im.data.ndim != 2:
-            raise OctReadError(where, f"{f.name} has shape {im.data.shape}; {what} is read as a stack "
-                                      "of 2D b-scans")
+            raise OctReadError(where, f"{f.name} has shape {im.data.shape}: each file of {what} must hold "
+                                      "one b-scan")
         if im.data.shape != first.data.shape or im.data.dtype != first.data.dtype:
             raise OctReadError(where, f"b-scans differ: {files[0].name} is {first.data.shape} "
                                       f"{first.data.dtype}, {f.name} is {im.data.shape} {im.data.dtype}; "
@@ -102,6 +102,14 @@ def _stack(files: list[Path], where: Path, what: str) -> OctImage:
     if notes:
         meta["notes"] = notes
     return OctImage(data, (1.0, *first.scale), (PIXEL, *first.units), AXES_3D, meta)
+
+
+def _as_bscan(image: OctImage) -> OctImage:
+    """A one-b-scan stack (1, H, W) (a one-line .vol, a saved preview) as its (H, W) b-scan."""
+    if image.data.ndim != 3 or image.data.shape[0] != 1:
+        return image
+    return OctImage(image.data[0], tuple(image.scale[1:]), tuple(image.units[1:]), tuple(image.axis_labels[1:]),
+                    image.metadata)
 
 
 def _is_image_file(path: Path) -> bool:

@@ -119,8 +119,10 @@ def write_tiff_pages(
     dtype = np.dtype(dtype)
     out_dtype = np.dtype(np.uint8) if dtype.kind == "b" else dtype.newbyteorder("=")
     scale_um, out_units, labels = _calibration(scale, units, axis_labels, ndim)
-    if translate is not None and len(translate) != ndim:
-        raise ValueError(f"translate {tuple(translate)} does not match a {ndim}D image")
+    if translate is not None:
+        if len(translate) != ndim:
+            raise ValueError(f"translate {tuple(translate)} does not match a {ndim}D image")
+        translate = _in_um(translate, units, ndim)  # the block's translate is in the units of its scale
     blob = block_json(scale_um, out_units, labels, metadata, boundaries, shape, translate)
     stream = _pages(pages, shape, out_dtype)
     with atomic_output(path) as tmp:
@@ -130,6 +132,12 @@ def write_tiff_pages(
             kwargs = _shaped_kwargs(scale_um, out_units, ndim, blob, shape, out_dtype)
         tifffile.imwrite(tmp, stream, shape=shape, dtype=out_dtype, photometric="minisblack", **kwargs)
     return os.fspath(path)
+
+
+def _in_um(values: Any, units: Any, ndim: int) -> tuple[float, ...]:
+    """Per-axis lengths in ``units`` (mm, nm, ...) converted to µm, as :func:`_calibration` does the scale."""
+    factors = [_UNIT_TO_UM.get(str(u).lower()) for u in _per_axis(units, ndim)]
+    return tuple(float(v) * f if f is not None else float(v) for v, f in zip(values, factors))
 
 
 def _calibration(scale: tuple[float, ...] | None, units: Any, axis_labels: Any, ndim: int
