@@ -202,6 +202,23 @@ def test_resume_alone_continues_with_the_runs_own_settings(domains: str, tmp_pat
     assert [line.split(",")[0] for line in (out / "log.csv").read_text().splitlines()[1:]] == ["1", "2", "3", "4"]
 
 
+def test_export_never_replaces_a_checkpoint_and_asks_before_replacing_a_model(domains: str, tmp_path: Path,
+                                                                               capsys) -> None:
+    from training.export import main as export_main
+
+    cfg = _cfg(domains, tmp_path / "run", steps=1)
+    trainer = fit.Trainer(cfg, load_training_data(cfg))
+    trainer.step()
+    best, last = trainer.save("best", with_state=False), trainer.save("last")
+    state = (last / "resume.pt").read_bytes()
+    assert export_main([str(best), str(last)]) == 2  # it wrote a float16 G_L over the run's resume point
+    assert "holds a training checkpoint" in capsys.readouterr().err and (last / "resume.pt").read_bytes() == state
+    assert export_main([str(best), str(tmp_path / "model")]) == 0
+    assert export_main([str(best), str(tmp_path / "model")]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert export_main([str(best), str(tmp_path / "model"), "--overwrite"]) == 0
+
+
 def test_checkpoint_loads_in_core_and_cli(domains: str, tmp_path: Path) -> None:
     from training.export import export
 
