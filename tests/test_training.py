@@ -219,6 +219,23 @@ def test_export_never_replaces_a_checkpoint_and_asks_before_replacing_a_model(do
     assert export_main([str(best), str(tmp_path / "model"), "--overwrite"]) == 0
 
 
+def test_resume_refuses_flags_that_change_what_the_run_trains(domains: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert fit.main(["--data", domains, "--out", str(out), "--width", "4", "--d-width", "4", "--crop", "32",
+                     "--batch", "2", "--steps", "2", "--pretrain-steps", "1", "--ckpt-every", "1",
+                     "--sim-val-n", "0", "--threads", "1"]) == 0
+    saved = (out / "fit_config.json").read_text()
+    with pytest.raises(SystemExit, match=r"these flags change it: --lr \(0.0005 in the run\), --seed \(0"):
+        fit.main(["--out", str(out), "--resume", "--lr", "0.1", "--seed", "5"])
+    with pytest.raises(SystemExit, match=r"--width \(4 in the run\)"):
+        fit.main(["--out", str(out), "--resume", "--width", "8"])  # was a 59-line state-dict traceback
+    assert (out / "fit_config.json").read_text() == saved  # the record was not rewritten
+    assert fit.main(["--out", str(out), "--resume", "--steps", "3", "--width", "4", "--threads", "1"]) == 0
+    (out / "fit_config.json").unlink()
+    with pytest.raises(SystemExit, match="fit_config.json is missing"):
+        fit.main(["--out", str(out), "--resume"])  # it rebuilt the run from the defaults
+
+
 def test_checkpoint_loads_in_core_and_cli(domains: str, tmp_path: Path) -> None:
     from training.export import export
 

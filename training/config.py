@@ -6,6 +6,7 @@ import argparse
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from napari_hdcyclegan.intensity import DEFAULT_NORMALISATION
 from napari_hdcyclegan.model.checkpoint import MAX_LATERAL_SIGMA, valid_lateral_sigma
@@ -235,14 +236,37 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Settings ``--resume`` may change: where and how fast the run goes on, and how long; not what it trains.
+RESUMABLE = frozenset({"steps", "device", "threads", "amp", "val_every", "ckpt_every", "val_bm3d", "out",
+                       "name", "shared_data", "duke_root"})
+
+
+def _refuse_changes(args: argparse.Namespace, saved: dict) -> None:
+    """Refuse flags given with ``--resume`` that change what the run trains (its ``fit_config.json``):
+    the rest of the run would silently train something else, recorded as if it had always done so."""
+    changed = [k for k in saved if k not in RESUMABLE and getattr(args, k) is not None
+               and _same_kind(getattr(args, k)) != _same_kind(saved[k])]
+    if changed:
+        flags = ", ".join(f"--{k.replace('_', '-')} ({saved[k]!r} in the run)" for k in changed)
+        raise SystemExit(f"error: --resume continues the run as it was configured; these flags change it: "
+                         f"{flags}. Start a new run (--init-from RUN/last) to train otherwise")
+
+
+def _same_kind(value: Any) -> Any:
+    """A value as compared between the command line and a saved config (JSON lists are tuples)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     """Defaults, then the config file, then flags; returns ``(config, resume)``."""
     args = _parser().parse_args(argv)
     values = asdict(FitConfig())
     config = args.config
     saved = Path(args.out or values["out"]) / "fit_config.json"
-    if args.resume and not config and saved.is_file():
-        # --resume alone continues the run as it was configured; flags given with it still override
+    if args.resume and not config:
+        if not saved.is_file():  # the defaults would rebuild another run around its checkpoint
+            raise SystemExit(f"error: --resume: {saved} is missing; pass --config with the run's settings")
+        # --resume alone continues the run as it was configured; flags may change only RESUMABLE settings
         config = str(saved)
     if config:
         loaded = json.loads(Path(config).read_text())
@@ -250,6 +274,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         if unknown:
             raise SystemExit(f"error: unknown keys in {config}: {sorted(unknown)}")
         values.update({k: _typed(k, v, values[k], config) for k, v in loaded.items()})
+    if args.resume and config == str(saved):
+        _refuse_changes(args, values)
     for key in values:
         given = getattr(args, key)
         if given is not None:
