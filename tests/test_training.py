@@ -236,6 +236,31 @@ def test_resume_refuses_flags_that_change_what_the_run_trains(domains: str, tmp_
         fit.main(["--out", str(out), "--resume"])  # it rebuilt the run from the defaults
 
 
+@pytest.mark.parametrize("flags,said", [
+    (["--ckpt-every", "0"], "ckpt_every must be >= 1"),  # was a ZeroDivisionError after one step
+    (["--batch", "0"], "batch must be >= 1"),
+    (["--width", "0"], "width must be >= 1"),
+    (["--lr", "-1"], "lr and pretrain_lr must be > 0"),
+    (["--steps", "0", "--pretrain-steps", "0"], "at least one step in all"),
+])
+def test_settings_that_cannot_run_are_refused_in_one_line(flags, said) -> None:
+    with pytest.raises(SystemExit, match=said):
+        parse_args(flags)
+    assert parse_args(["--steps", "0", "--pretrain-steps", "5"])[0].steps == 0  # pretraining only: the recipes
+
+
+def test_bad_data_and_a_bad_config_file_are_one_line_errors(tmp_path: Path, capsys) -> None:
+    (tmp_path / "hn").mkdir()
+    (tmp_path / "ln").mkdir()
+    assert fit.main(["--data", f"{tmp_path / 'hn'},{tmp_path / 'ln'}", "--out", str(tmp_path / "run"),
+                     "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SystemExit, match="--config .*bad.json"):
+        parse_args(["--config", str(tmp_path / "bad.json")])
+
+
 def test_checkpoint_loads_in_core_and_cli(domains: str, tmp_path: Path) -> None:
     from training.export import export
 

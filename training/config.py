@@ -269,7 +269,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         # --resume alone continues the run as it was configured; flags may change only RESUMABLE settings
         config = str(saved)
     if config:
-        loaded = json.loads(Path(config).read_text())
+        try:
+            loaded = json.loads(Path(config).read_text())
+        except (OSError, ValueError) as exc:  # missing, unreadable, not JSON
+            raise SystemExit(f"error: --config {config}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise SystemExit(f"error: --config {config}: expected a JSON object of settings")
         unknown = set(loaded) - set(values)
         if unknown:
             raise SystemExit(f"error: unknown keys in {config}: {sorted(unknown)}")
@@ -281,6 +286,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         if given is not None:
             values[key] = given
     values["sim_shape"] = tuple(values["sim_shape"])
+    for key in ("batch", "crop", "width", "d_width", "n_res", "ckpt_every", "val_every"):
+        if int(values[key]) < (0 if key == "n_res" else 1):
+            raise SystemExit(f"error: {key} must be >= {0 if key == 'n_res' else 1}, got {values[key]}")
+    if int(values["steps"]) < 0 or int(values["pretrain_steps"]) < 0 or \
+            int(values["steps"]) + int(values["pretrain_steps"]) < 1:  # --steps 0: a pretraining-only run
+        raise SystemExit(f"error: steps and pretrain_steps must be >= 0 and at least one step in all, got "
+                         f"{values['steps']} and {values['pretrain_steps']}")
+    if float(values["lr"]) <= 0 or float(values["pretrain_lr"]) <= 0:
+        raise SystemExit(f"error: lr and pretrain_lr must be > 0, got {values['lr']} and {values['pretrain_lr']}")
     if values["select_on"] not in ("all", "pairs", "split", "sim"):
         raise SystemExit(f"error: select_on must be all, pairs, split or sim, got {values['select_on']!r}")
     if int(values["val_sim"]) < 0 or (values["select_on"] == "sim" and int(values["val_sim"]) < 1):

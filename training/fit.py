@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_hdcyclegan.devices import resolve_device, resolve_precision
-from napari_hdcyclegan.errors import InputError
+from napari_hdcyclegan.errors import HDCycleGANError, InputError
 from napari_hdcyclegan.io.atomic import replace_folder
 from napari_hdcyclegan.model.checkpoint import ModelConfig, load_model, save_model
 from napari_hdcyclegan.model.networks import Discriminator, Generator
@@ -35,7 +35,7 @@ from . import losses, schedule
 from .blind_spot import blind_spot_term
 from .config import FitConfig, parse_args
 from .csvlog import append_csv, drop_rows_after
-from .data import CropSampler
+from .data import CropSampler, DataError
 from .job import RUN_FILES, exit_with_parent
 from .nets import CycleGenerators, ImagePool, WeightAverage
 from .runlog import plot_curves
@@ -420,7 +420,11 @@ def _train(cfg: FitConfig, resume: bool, device: torch.device, rank: int, world:
 def main(argv: list[str] | None = None) -> int:
     cfg, resume = parse_args(argv)
     exit_with_parent()
-    run(cfg, resume)
+    try:
+        run(cfg, resume)
+    except (DataError, HDCycleGANError, OSError) as exc:  # bad data, a broken checkpoint, a folder it cannot write
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
