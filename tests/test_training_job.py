@@ -146,6 +146,8 @@ def test_job_runs_stops_resumes_and_exports(tmp_path, user_dir):
     assert config.name == "mine" and config.trained and set(nets) == {"G_L"}
     card = (model / "MODEL_CARD.md").read_text()
     assert "# mine" in card and "3 high-noise" in card and "last" in card
+    assert "hardware: CPU: " in card and "thread(s)" in card  # it said only "device cpu"
+    assert "--config fit_config.json --out NEW_RUN" in card  # as written, it refused the original run folder
     assert (model / "fit_config.json").exists()
     with pytest.raises(ExportError, match="exists already"):
         export_run(spec.out, "mine")

@@ -254,7 +254,8 @@ class Trainer:
             lateral_sigma=cfg.lateral_sigma,
             trained=self.step_no > 0,
             provenance={"data": self.data.description, "step": self.step_no, "fit_config": cfg.to_json(),
-                        "commit": git_commit(), "torch": torch.__version__, "metrics": metrics or {}},
+                        "commit": git_commit(), "torch": torch.__version__, "hardware": hardware(self.device),
+                        "metrics": metrics or {}},
         )
 
     def nets(self) -> dict[str, nn.Module]:
@@ -329,6 +330,21 @@ class Trainer:
         if self.ema is not None:  # the folder's G_L is the average; the trained weights are in resume.pt
             self.gens.G_L.load_state_dict(state["G_L_trained"])
             self.ema.load_state_dict(state["G_L_average"])
+
+
+def hardware(device: torch.device) -> str:
+    """The processor a run trains on, for its model card (GPU name, or CPU model and threads)."""
+    import platform
+
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:  # Linux names the model; platform often does not
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{device.type.upper()}: {cpu}, {torch.get_num_threads()} thread(s)"
 
 
 def _check_base(base: ModelConfig, ours: ModelConfig, model_dir: str | Path) -> None:

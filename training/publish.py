@@ -48,14 +48,14 @@ def model_card(name: str, out: Path, checkpoint: Path, description: str) -> str:
     run = RunLog(out)
     run.update()
     metrics = prov.get("metrics") or {}
-    scored = (f"validation PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f} (simulated pairs)"
+    scored = (f"validation PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f} ({_validated_on(cfg)})"
               if "psnr" in metrics else "no validation data: the last checkpoint")
     base = cfg.get("init_from") or "none (trained from scratch)"
     total_steps = cfg.get("pretrain_steps", 0) + cfg.get("pretrain_d_steps", 0) + cfg.get("steps", 0)
     return "\n".join([
-        f"# {name}", "", description or "HDcycleGAN G_L trained in napari (Train / fine-tune widget).", "",
+        f"# {name}", "", description or f"HDcycleGAN G_L trained from run {out.name}.", "",
         "## Data",
-        f"Unpaired: {data.get('n_hn', '?')} high-noise (HN) and {data.get('n_ln', '?')} low-noise (LN) b-scans.", "",
+        _data_line(cfg, data), "",
         "## Training",
         f"- base model: {Path(base).name if cfg.get('init_from') else base}",
         f"- generator width {cfg.get('width')}, {cfg.get('n_res')} residual blocks, residual output "
@@ -63,11 +63,29 @@ def model_card(name: str, out: Path, checkpoint: Path, description: str) -> str:
         f"with lateral_sigma {cfg.get('lateral_sigma', 0.0)} px",
         f"- steps run: {run.last_step} of {total_steps}; "
         f"crop {cfg.get('crop')}, batch {cfg.get('batch')}, lr {cfg.get('lr')}, device {cfg.get('device')}",
-        f"- wall time: {wall_seconds(run):.0f} s",
+        f"- wall time: {wall_seconds(run):.0f} s; hardware: {prov.get('hardware', 'not recorded')}",
         f"- exported checkpoint: `{checkpoint.name}` at step {checkpoint_step(checkpoint)}; {scored}", "",
         "## Reproduce",
-        "`python -m training.fit --config fit_config.json` (the data folders named in it must exist).", "",
+        "`python -m training.fit --config fit_config.json --out NEW_RUN` (the data folders named in it must "
+        "exist; without `--out` it would refuse the original run's folder).", "",
     ])
+
+
+def _data_line(cfg: dict, data: dict) -> str:
+    """What the run trained on, as its data description records it."""
+    if "n_hn" in data and "n_ln" in data and not cfg.get("paired_folders"):
+        return f"Unpaired: {data['n_hn']} high-noise (HN) and {data['n_ln']} low-noise (LN) b-scans."
+    facts = ", ".join(f"{k} {v}" for k, v in data.items() if isinstance(v, (int, float, str)))
+    return f"`--data {cfg.get('data', '?')}`" + (f": {facts}." if facts else ".")
+
+
+def _validated_on(cfg: dict) -> str:
+    """Where the validation scores come from."""
+    if cfg.get("val_pairs"):
+        return "the pairs in --val-pairs"
+    if cfg.get("sim_val_n"):
+        return "simulated pairs"
+    return f"the run's validation data (select_on {cfg.get('select_on', 'all')})"
 
 
 def export_run(out: str | Path, name: str, description: str = "", overwrite: bool = False) -> Path:
@@ -85,7 +103,7 @@ def export_run(out: str | Path, name: str, description: str = "", overwrite: boo
         raise ExportError(f"a user model named {name!r} exists already ({target}); choose another name")
     tmp = target.with_name(f".{name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    export(checkpoint, tmp, name=name, description=description or f"trained in napari from {out.name}")
+    export(checkpoint, tmp, name=name, description=description or f"trained from run {out.name}")
     for src, dst in (("loss.png", "learning_curve.png"), ("val.csv", "validation.csv"),
                      ("fit_config.json", "fit_config.json")):
         if (out / src).exists():
