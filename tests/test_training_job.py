@@ -228,3 +228,16 @@ def test_cli_refuses_a_run_folder_in_use_or_a_bad_name_before_touching_anything(
     assert {p: p.read_bytes() for p in Path(spec.out).rglob("*") if p.is_file()} == before  # nothing rewritten
     assert main([*base, "--name", "bad/name", "--out", str(tmp_path / "new")]) == 2
     assert "model name 'bad/name'" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
+def test_cli_exports_the_last_checkpoint_when_the_time_budget_is_spent(tmp_path, user_dir, capsys):
+    from training.job import main
+
+    tifffile.imwrite(tmp_path / "hn.tif", _domain(0, 0.5))
+    tifffile.imwrite(tmp_path / "ln.tif", _domain(1, 0.15))
+    rc = main(["--hn", str(tmp_path / "hn.tif"), "--ln", str(tmp_path / "ln.tif"), "--name", "budget", "--width", "4",
+               "--crop", "32", "--batch", "2", "--steps", "100000", "--ckpt-every", "1", "--threads", "1",
+               "--device", "cpu", "--minutes", "0.2", "--out", str(tmp_path / "run")])
+    captured = capsys.readouterr()
+    assert rc == 0 and "time budget spent at step" in captured.err and "exported" in captured.out  # was rc 1, no model
+    assert registry.user_models() == ["budget"]

@@ -211,6 +211,8 @@ def write_config(spec: JobSpec) -> Path:
     return path
 
 
+#: The reason :meth:`TrainingJob.poll` stops a run whose ``minutes`` are spent.
+BUDGET_SPENT = "time budget spent"
 #: What a run writes into its folder: any of them there means the folder holds a run.
 RUN_FILES = ("last", "last.old", "best", "best.old", "log.csv", "val.csv")
 #: Set in the environment of the process :class:`TrainingJob` starts: see :func:`exit_with_parent`.
@@ -290,7 +292,7 @@ class TrainingJob:
         if self.state != "running" or self.proc is None:
             return self.state
         if self.spec.minutes and self.elapsed > 60 * self.spec.minutes:
-            self.stop("time budget spent")
+            self.stop(BUDGET_SPENT)
             return self.state
         code = self.proc.poll()
         if code is not None:
@@ -376,7 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     job.start()
     while job.poll() == "running":
         time.sleep(1.0)
-    if job.state != "finished":
+    if job.state == "stopped" and job.reason == BUDGET_SPENT and job.can_resume():
+        print(f"time budget spent at step {checkpoint_step(checkpoint_folder(spec.out, 'last'))}: "
+              "exporting that checkpoint (--resume in training.fit goes on)", file=sys.stderr)
+    elif job.state != "finished":
         print(f"training {job.state} ({job.reason}):\n{job.stderr_tail()}", file=sys.stderr)
         return 1
     if not a.no_export:
