@@ -505,6 +505,10 @@ def test_drop_rows_after_keeps_the_header_and_the_rows_up_to_the_step(tmp_path: 
     assert drop_rows_after(path, 50) == 1
     assert path.read_text().splitlines() == ["step,psnr", "25,45.0", "50,70.0"]
     assert not list(tmp_path.glob("*.tmp"))
+    with path.open("a") as fh:
+        fh.write("1")  # killed while writing step 100's row: "1" of "100,..." is not step 1
+    assert drop_rows_after(path, 50) == 1
+    assert path.read_text().splitlines() == ["step,psnr", "25,45.0", "50,70.0"]
 
 
 def test_append_csv_keeps_an_existing_files_header(tmp_path: Path) -> None:

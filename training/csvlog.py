@@ -29,16 +29,19 @@ def append_csv(path: Path, row: dict, fieldnames: Sequence[str]) -> None:
 
 def drop_rows_after(path: Path, step: int) -> int:
     """Drop the rows of ``path`` logged after ``step`` (a run killed after its last checkpoint logged
-    steps that the resumed run logs again); returns how many were dropped. Rewritten atomically."""
+    steps that the resumed run logs again) and a last row the kill cut off; returns how many were
+    dropped. Rewritten atomically."""
     if not path.exists():
         return 0
-    with path.open(newline="") as fh:
-        rows = list(csv.reader(fh))
+    text = path.read_text()
+    rows = list(csv.reader(text.splitlines()))
     if not rows:
         return 0
     header, body = rows[0], rows[1:]
+    if not text.endswith("\n") and body:
+        body = body[:-1] + [[]]  # a row cut off by the kill: "1" of "13,..." must not pass for step 1
     at = header.index("step") if "step" in header else None
-    kept = [r for r in body if at is None or not r or float(r[at]) <= step]
+    kept = [r for r in body if len(r) == len(header) and (at is None or float(r[at]) <= step)]
     if len(kept) == len(body):
         return 0
     with atomic_output(path) as tmp, tmp.open("w", newline="") as fh:
