@@ -118,3 +118,22 @@ def test_shrink_share_sets_the_share_of_shrunk_crops() -> None:
     assert parse_args(["--pair-shrink", "0.5", "--shrink-share", "0.25"])[0].shrink_share == 0.25
     with pytest.raises(SystemExit, match=r"shrink_share must be in \(0, 1\]"):
         parse_args(["--shrink-share", "0"])
+
+
+def test_colour_tiffs_and_pngs_are_read_as_one_gray_b_scan(tmp_path):
+    import imageio.v3 as iio
+    import tifffile
+
+    from training.data import read_image_stack
+
+    gray = (np.arange(40 * 60) % 256).astype(np.uint8).reshape(40, 60)
+    rgb = np.repeat(gray[..., None], 3, axis=-1)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")  # read as 40 b-scans of 60 x 3 before
+    iio.imwrite(tmp_path / "rgba.png", np.concatenate([rgb, np.full((40, 60, 1), 255, np.uint8)], axis=-1))
+    for name in ("rgb.tif", "rgba.png"):
+        bscans = read_image_stack(tmp_path / name)
+        assert len(bscans) == 1 and bscans[0].dtype == np.uint8
+        np.testing.assert_array_equal(bscans[0], gray)  # gray stored as colour comes back exactly
+    deep = np.repeat((gray.astype(np.uint16) * 257)[..., None], 3, axis=-1)
+    tifffile.imwrite(tmp_path / "rgb16.tif", deep, photometric="rgb")
+    assert read_image_stack(tmp_path / "rgb16.tif")[0].dtype == np.uint16

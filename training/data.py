@@ -51,17 +51,25 @@ def read_image_stack(path: str | os.PathLike) -> list[np.ndarray]:
             from skimage import io
 
             arr = io.imread(path)
-            if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-                from skimage.color import rgb2gray
-
-                arr = (rgb2gray(arr[..., :3]) * 255).astype(np.uint8)
     except Exception as exc:  # any decoder failure is a data error for the user
         raise DataError(f"{path}: unreadable image ({exc})") from exc
+    if arr.ndim in (3, 4) and arr.shape[-1] in (3, 4):  # colour samples last (b-scans are never 3-4 px wide)
+        arr = _gray(arr)
     if arr.ndim == 2:
         return [arr]
     if arr.ndim == 3:
         return list(arr)
     raise DataError(f"{path}: expected a 2D b-scan or 3D volume, got shape {arr.shape}")
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    """Colour b-scans (..., 3|4) as gray by luminance, in their own dtype's range (uint8, uint16) or float32."""
+    from skimage import util
+    from skimage.color import rgb2gray
+
+    lum = rgb2gray(rgb[..., :3])
+    kept = {np.dtype(np.uint8): util.img_as_ubyte, np.dtype(np.uint16): util.img_as_uint}
+    return kept.get(rgb.dtype, lambda a: a.astype(np.float32))(lum)
 
 
 def _natural_key(p: Path) -> list:
