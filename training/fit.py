@@ -274,13 +274,30 @@ class Trainer:
             "pool_h": list(self.pool_h.images), "pool_l": list(self.pool_l.images),
         }
 
-    def save(self, name: str = "last", metrics: dict | None = None, with_state: bool = True) -> Path:
-        """Write ``OUT/name`` as a new folder, then swap it in: a kill never leaves half a checkpoint."""
+    def rank_states(self) -> list[dict] | None:
+        """Every rank's own RNG state and fake pools, gathered from all ranks (a collective: every rank
+        calls it at the same step); None in a single process, whose :meth:`resume_state` holds them."""
+        if self.world <= 1:
+            return None
+        import torch.distributed as dist
+
+        mine = {"rng_numpy": json.dumps(self.rng.bit_generator.state), "rng_torch": torch.get_rng_state(),
+                "pool_h": [t.cpu() for t in self.pool_h.images], "pool_l": [t.cpu() for t in self.pool_l.images]}
+        states: list = [None] * self.world
+        dist.all_gather_object(states, mine)
+        return states
+
+    def save(self, name: str = "last", metrics: dict | None = None, with_state: bool = True,
+             ranks: list[dict] | None = None) -> Path:
+        """Write ``OUT/name`` as a new folder, then swap it in: a kill never leaves half a checkpoint.
+
+        ``ranks`` (:meth:`rank_states`) lets each rank of a distributed run resume its own RNG and pools.
+        """
         tmp = self.out / f"{name}.new"
         shutil.rmtree(tmp, ignore_errors=True)
         save_model(tmp, {**self.nets(), "G_L": self.model_g_l}, self.model_config(metrics))
         if with_state:
-            torch.save(self.resume_state(), tmp / "resume.pt")
+            torch.save({**self.resume_state(), **({"ranks": ranks} if ranks else {})}, tmp / "resume.pt")
         return replace_folder(tmp, self.out / name)  # the previous one waits as OUT/name.old meanwhile
 
     def init_from(self, model_dir: str | Path) -> list[str]:
@@ -323,10 +340,13 @@ class Trainer:
         self.opt_D.load_state_dict(state["opt_D"])
         self.step_no = int(state["step"])
         self.best_score = float(state["best_score"])
-        self.rng.bit_generator.state = json.loads(state["rng_numpy"])
-        torch.set_rng_state(state["rng_torch"])
-        self.pool_h.images = list(state["pool_h"])
-        self.pool_l.images = list(state["pool_l"])
+        own = state
+        if len(state.get("ranks") or []) == self.world:  # a distributed run: this rank's own draws
+            own = state["ranks"][self.rank]
+        self.rng.bit_generator.state = json.loads(own["rng_numpy"])
+        torch.set_rng_state(own["rng_torch"])
+        self.pool_h.images = [t.to(self.device) for t in own["pool_h"]]
+        self.pool_l.images = [t.to(self.device) for t in own["pool_l"]]
         if self.ema is not None:  # the folder's G_L is the average; the trained weights are in resume.pt
             self.gens.G_L.load_state_dict(state["G_L_trained"])
             self.ema.load_state_dict(state["G_L_average"])
@@ -416,19 +436,20 @@ def _train(cfg: FitConfig, resume: bool, device: torch.device, rank: int, world:
         row["seconds"] = round(time.perf_counter() - t0, 2)
         bar.update(1)
         bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k.startswith("loss") and v})
-        if rank != 0:
-            continue
-        append_csv(out / "log.csv", row, LOG_FIELDS)
         step = trainer.step_no
-        if validator is not None and (step % cfg.val_every == 0 or step == trainer.total_steps):
-            scores = validator.run(trainer.model_g_l, step)
-            bar.write(validator.format(scores))
-            if scores["score"] > trainer.best_score:
-                trainer.best_score = scores["score"]
-                trainer.save("best", metrics=scores, with_state=False)
+        if rank == 0:
+            append_csv(out / "log.csv", row, LOG_FIELDS)
+            if validator is not None and (step % cfg.val_every == 0 or step == trainer.total_steps):
+                scores = validator.run(trainer.model_g_l, step)
+                bar.write(validator.format(scores))
+                if scores["score"] > trainer.best_score:
+                    trainer.best_score = scores["score"]
+                    trainer.save("best", metrics=scores, with_state=False)
         if step % cfg.ckpt_every == 0 or step == trainer.total_steps:
-            trainer.save("last")
-            plot_curves(out)
+            ranks = trainer.rank_states()  # every rank, after rank 0's validation: the state a resume restarts from
+            if rank == 0:
+                trainer.save("last", ranks=ranks)
+                plot_curves(out)
     bar.close()
     return out
 
