@@ -557,3 +557,13 @@ def test_consistency_term_options_are_checked(extra: list[str], message: str) ->
 def test_consistency_term_needs_real_data() -> None:
     with pytest.raises(SystemExit, match="need --data real"):
         parse_args(["--data", "sim", "--n2n-weight", "1", "--n2n-consistency", "2"])
+
+
+def test_ctrl_c_says_how_to_go_on_without_a_traceback(tmp_path: Path, monkeypatch, capsys) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit, "run", interrupted)
+    assert fit.main(["--out", str(tmp_path / "run"), "--threads", "1"]) == 130
+    err = capsys.readouterr().err
+    assert "--resume` continues from the last checkpoint" in err and "Traceback" not in err

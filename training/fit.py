@@ -462,6 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, HDCycleGANError, OSError) as exc:  # bad data, a broken checkpoint, a folder it cannot write
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # checkpoints are written atomically: the last one stands
+        print(f"interrupted; `python -m training.fit --out {cfg.out} --resume` continues from the last "
+              "checkpoint", file=sys.stderr)
+        return 130
     return 0
 
 
