@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from .csvlog import append_csv, drop_rows_after
 from .data import CropSampler, DataError
 from .job import RUN_FILES, exit_with_parent
 from .nets import CycleGenerators, ImagePool, WeightAverage
+from .provenance import git_commit, hardware
 from .runlog import plot_curves
 from .sources import TrainingData, load_training_data
 from .teacher import Teacher
@@ -46,14 +46,6 @@ from .validate import Validator
 LOG_FIELDS = ("step", "phase", "loss_G", "loss_gan", "loss_cycle", "loss_identity", "loss_paired",
               "loss_n2n", "loss_D", "loss_pretrain", "d_real_h", "d_real_l", "d_fake", "lr", "seconds", "loss_r1",
               "loss_teacher", "loss_blind_spot")
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 class Trainer:
@@ -350,21 +342,6 @@ class Trainer:
         if self.ema is not None:  # the folder's G_L is the average; the trained weights are in resume.pt
             self.gens.G_L.load_state_dict(state["G_L_trained"])
             self.ema.load_state_dict(state["G_L_average"])
-
-
-def hardware(device: torch.device) -> str:
-    """The processor a run trains on, for its model card (GPU name, or CPU model and threads)."""
-    import platform
-
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:  # Linux names the model; platform often does not
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{device.type.upper()}: {cpu}, {torch.get_num_threads()} thread(s)"
 
 
 def _check_base(base: ModelConfig, ours: ModelConfig, model_dir: str | Path) -> None:
