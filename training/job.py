@@ -230,7 +230,10 @@ def exit_with_parent() -> None:
         return
     import threading
 
-    fd = sys.stdin.fileno()
+    try:
+        fd = sys.stdin.fileno()
+    except (OSError, ValueError):  # stdin replaced by something without a descriptor (io.UnsupportedOperation)
+        return
 
     def watch() -> None:
         # the raw descriptor: a daemon thread blocked in sys.stdin's buffered read holds its lock, and
