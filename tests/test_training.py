@@ -256,6 +256,7 @@ def test_bad_data_and_a_bad_config_file_are_one_line_errors(tmp_path: Path, caps
                      "--threads", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # no empty run folder left behind
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(SystemExit, match="--config .*bad.json"):
         parse_args(["--config", str(tmp_path / "bad.json")])

@@ -384,8 +384,14 @@ def _train(cfg: FitConfig, resume: bool, device: torch.device, rank: int, world:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    data = load_training_data(cfg)
+    try:
+        data = load_training_data(cfg)
+    except DataError:
+        if made and rank == 0 and not any(out.iterdir()):
+            out.rmdir()  # a start that failed on its data leaves no empty run folder behind
+        raise
     trainer = Trainer(cfg, data, rank, world)
     if resume:
         if not (out / "last").exists() and not (out / "last.old").exists():
