@@ -568,3 +568,19 @@ def test_ctrl_c_says_how_to_go_on_without_a_traceback(tmp_path: Path, monkeypatc
     assert fit.main(["--out", str(tmp_path / "run"), "--threads", "1"]) == 130
     err = capsys.readouterr().err
     assert "--resume` continues from the last checkpoint" in err and "Traceback" not in err
+
+
+def test_a_full_disk_while_saving_is_one_line_that_names_it(tmp_path: Path, monkeypatch, capsys) -> None:
+    from types import SimpleNamespace
+
+    def failed_save(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 351616 vs 351568")
+
+    monkeypatch.setattr(fit, "run", failed_save)
+    monkeypatch.setattr(fit.shutil, "disk_usage", lambda path: SimpleNamespace(free=10**6))
+    assert fit.main(["--out", str(tmp_path / "run"), "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full (1 MB free)" in err and "--resume" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setattr(fit.shutil, "disk_usage", lambda path: SimpleNamespace(free=10**11))
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # with room on the disk it is a bug: traceback
+        fit.main(["--out", str(tmp_path / "run"), "--threads", "1"])

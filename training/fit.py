@@ -437,6 +437,18 @@ def _train(cfg: FitConfig, resume: bool, device: torch.device, rank: int, world:
     return out
 
 
+#: Free space (bytes) under which a failed save is reported as a full disk.
+LOW_DISK_BYTES = 100_000_000
+
+
+def _free_bytes(out: str) -> int | None:
+    """Free bytes on the disk holding run folder ``out`` (None when unknown)."""
+    try:
+        return shutil.disk_usage(Path(out) if Path(out).exists() else Path(out).parent).free
+    except OSError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg, resume = parse_args(argv)
     exit_with_parent()
@@ -444,6 +456,13 @@ def main(argv: list[str] | None = None) -> int:
         run(cfg, resume)
     except (DataError, HDCycleGANError, OSError) as exc:  # bad data, a broken checkpoint, a folder it cannot write
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # torch reports a full disk while saving as "unexpected pos ..."
+        free = _free_bytes(cfg.out)
+        if free is None or free >= LOW_DISK_BYTES:
+            raise
+        print(f"error: {cfg.out}: the disk is full ({free / 1e6:.0f} MB free) while saving a checkpoint ({exc}); "
+              "free space and resume with --resume (the last complete checkpoint stands)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # checkpoints are written atomically: the last one stands
         print(f"interrupted; `python -m training.fit --out {cfg.out} --resume` continues from the last "
