@@ -305,7 +305,7 @@ class Trainer:
             present = {k.split(".")[0] for k in fh.keys()}
         parts = tuple(p for p in ("G_L", "G_H", "D") if p in present)
         nets, base = load_model(model_dir, parts=parts)
-        _check_base(base, self.model_config(), model_dir)
+        _check_base(base, self.cfg, model_dir)
         loaded = []
         for part, net in nets.items():
             try:
@@ -344,15 +344,16 @@ class Trainer:
             self.ema.load_state_dict(state["G_L_average"])
 
 
-def _check_base(base: ModelConfig, ours: ModelConfig, model_dir: str | Path) -> None:
+def _check_base(base: ModelConfig, cfg: FitConfig, model_dir: str | Path) -> None:
     """Refuse a base model trained with another residual setting or input mapping than this run."""
-    if base.residual != ours.residual:
+    if base.residual != cfg.residual:
         raise SystemExit(f"error: --init-from {model_dir} was trained with residual {str(base.residual).lower()}; "
                          f"pass --residual {str(base.residual).lower()}")
+    ours = cfg.model_normalisation()
     for key in ("method", "log_input"):
-        if base.normalisation.get(key) != ours.normalisation.get(key):
+        if base.normalisation.get(key) != ours.get(key):
             raise SystemExit(f"error: --init-from {model_dir} maps its input with normalisation {key} "
-                             f"{base.normalisation.get(key)!r}, this run with {ours.normalisation.get(key)!r}")
+                             f"{base.normalisation.get(key)!r}, this run with {ours.get(key)!r}")
 
 
 def run(cfg: FitConfig, resume: bool = False) -> Path:

@@ -101,18 +101,19 @@ def layer_array(layer: Image, index: int | None = None) -> np.ndarray:
 def checked_data(layer: Image, what: str) -> Any:
     """:func:`layer_data` (unread: a worker reads it), or None after an error notification prefixed
     with ``what``."""
-    try:
-        return layer_data(layer)
-    except ValueError as exc:
-        show_error(f"{what}: {exc}")
-        return None
+    return _or_notify(what, layer_data, layer)
 
 
 def checked_bscan(layer: Image, what: str, index: int) -> np.ndarray | None:
     """A copy of b-scan ``index`` of the layer (its only one when 2D), or None after an error
     notification prefixed with ``what``."""
+    return _or_notify(what, lambda lay: np.array(layer_array(lay, index)), layer)
+
+
+def _or_notify(what: str, read: Callable[[Image], Any], layer: Image) -> Any:
+    """``read(layer)``, or None after its ValueError was shown as an error prefixed with ``what``."""
     try:
-        return np.array(layer_array(layer, index))
+        return read(layer)
     except ValueError as exc:
         show_error(f"{what}: {exc}")
         return None
@@ -283,11 +284,12 @@ def model_purpose(value: Any) -> str:
         return ""
 
 
-def _describe_items(native: Any, *_: Any) -> None:
-    """Give each item of a weights QComboBox its model's purpose as the tooltip shown on hover."""
+def _describe_items(native: Any, parent: Any = None, first: int = 0, last: int | None = None) -> None:
+    """Give items ``first``..``last`` (all by default; Qt's rowsInserted range) of a weights QComboBox
+    their model's purpose as the tooltip shown on hover."""
     from qtpy.QtCore import Qt
 
-    for i in range(native.count()):
+    for i in range(first, native.count() if last is None else last + 1):
         native.setItemData(i, model_purpose(native.itemData(i)) or None, Qt.ItemDataRole.ToolTipRole)
 
 

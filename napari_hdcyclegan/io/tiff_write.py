@@ -149,9 +149,8 @@ def _calibration(scale: tuple[float, ...] | None, units: Any, axis_labels: Any, 
         raise ValueError(f"scale {scale} does not match a {ndim}D image")
     if not all(math.isfinite(s) and s > 0 for s in scale):
         raise ValueError(f"scale must be positive and finite, got {scale}")
-    factors = [_UNIT_TO_UM.get(str(u).lower()) for u in unit_list]
-    scale_um = tuple(s * f if f is not None else s for s, f in zip(scale, factors))
-    out_units = tuple(UM if f is not None else PIXEL for f in factors)
+    scale_um = _in_um(scale, units, ndim)
+    out_units = tuple(UM if _UNIT_TO_UM.get(str(u).lower()) is not None else PIXEL for u in unit_list)
     labels = tuple(axis_labels) if axis_labels is not None else (AXES_3D if ndim == 3 else AXES_2D)
     return scale_um, out_units, labels[-ndim:]
 
