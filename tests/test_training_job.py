@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from training.job import (
     fit_config,
     prepare_data,
     read_folder_images,
+    write_config,
 )
 from training.publish import ExportError, export_run
 from training.runlog import CsvTail, RunLog, checkpoint_folder, checkpoint_step, smooth, truncate_log
@@ -241,3 +243,59 @@ def test_cli_exports_the_last_checkpoint_when_the_time_budget_is_spent(tmp_path,
     captured = capsys.readouterr()
     assert rc == 0 and "time budget spent at step" in captured.err and "exported" in captured.out  # was rc 1, no model
     assert registry.user_models() == ["budget"]
+
+
+def test_cli_resume_goes_on_with_more_steps_and_exports(tmp_path, user_dir, capsys):
+    from training.job import main
+
+    tifffile.imwrite(tmp_path / "hn.tif", _domain(0, 0.5))
+    tifffile.imwrite(tmp_path / "ln.tif", _domain(1, 0.15))
+    run = tmp_path / "run"
+    assert main(["--hn", str(tmp_path / "hn.tif"), "--ln", str(tmp_path / "ln.tif"), "--name", "more", "--width", "4",
+                 "--n-res", "1", "--seed", "3", "--lr", "1e-4", "--crop", "32", "--batch", "2", "--steps", "4",
+                 "--ckpt-every", "2", "--threads", "1", "--device", "cpu", "--out", str(run), "--no-export"]) == 0
+    config = json.loads((run / "job.json").read_text())
+    assert (config["n_res"], config["seed"], config["lr"]) == (1, 3, 1e-4)
+    assert registry.user_models() == [] and checkpoint_step(checkpoint_folder(run, "last")) == 4
+    assert main(["--name", "more", "--out", str(run), "--resume", "--steps", "6"]) == 0
+    assert "exported" in capsys.readouterr().out and registry.user_models() == ["more"]
+    assert checkpoint_step(checkpoint_folder(run, "last")) == 6
+    assert json.loads((run / "job.json").read_text())["steps"] == 6
+    with open(run / "log.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--crop", "64"], "only --steps, --minutes, --device, --threads may change (given: --crop)"),
+    (["--lr", "1e-3"], "leave out --hn, --ln and --lr"),
+    (["--hn", "x.tif"], "leave out --hn, --ln and --lr"),
+])
+def test_cli_resume_refuses_changes_to_what_is_trained(tmp_path, user_dir, capsys, extra, message):
+    from training.job import main
+
+    spec = _spec(tmp_path, 4)
+    job = TrainingJob(spec)
+    job.start()
+    _wait(lambda: job.poll() != "running")
+    before = {p: p.read_bytes() for p in Path(spec.out).glob("*.json")}
+    assert main(["--name", "mine", "--out", spec.out, "--resume", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in Path(spec.out).glob("*.json")} == before
+
+
+def test_cli_resume_needs_a_run_with_a_checkpoint_and_new_runs_need_data(tmp_path, user_dir, capsys):
+    from training.job import main
+
+    assert main(["--name", "none", "--out", str(tmp_path / "nothing"), "--resume"]) == 2
+    assert "not a training.job run folder" in capsys.readouterr().err
+    spec = _spec(tmp_path, 4)
+    write_config(spec)  # a run set up but stopped before its first checkpoint
+    assert main(["--name", "mine", "--out", spec.out, "--resume"]) == 2
+    assert "no checkpoint to resume from" in capsys.readouterr().err
+    assert main(["--name", "new", "--out", str(tmp_path / "new")]) == 2
+    assert "a new run needs --hn and --ln" in capsys.readouterr().err
+    tifffile.imwrite(tmp_path / "hn.tif", _domain(0, 0.5))
+    assert main(["--name", "new", "--out", str(tmp_path / "new"), "--hn", str(tmp_path / "hn.tif"), "--ln",
+                 str(tmp_path / "hn.tif"), "--init-from", "spectralis-real", "--width", "8"]) == 2
+    assert "fine-tuning takes the base model's" in capsys.readouterr().err and not (tmp_path / "new").exists()

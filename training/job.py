@@ -335,61 +335,42 @@ class TrainingJob:
         return "\n".join(kept[-lines:])
 
 
-# ---- command line ---------------------------------------------------------------------------------
+# ---- resuming a run folder ------------------------------------------------------------------------
 
 
-def _images(paths: list[str]) -> list[np.ndarray]:
-    """Arrays of files and folders given on the command line."""
-    from napari_hdcyclegan.io import read_oct
+#: What ``--resume`` may change: how long and where the run goes on, not what it trains.
+RESUME_FLAGS = ("steps", "minutes", "device", "threads")
 
-    out: list[np.ndarray] = []
-    for p in paths:
-        out += read_folder_images(p) if Path(p).is_dir() else [read_oct(p).data]
-    return out
+
+def resume_spec(out: str | os.PathLike, changes: dict) -> JobSpec:
+    """The spec of the run in ``out`` with ``changes`` (keys of :data:`RESUME_FLAGS`) applied to it and to
+    its ``job.json``, ready for ``TrainingJob(spec).start(resume=True)``; JobError when it cannot resume."""
+    folder = Path(out)
+    try:
+        spec = JobSpec(**json.loads((folder / "job_spec.json").read_text()))
+        config = json.loads((folder / CONFIG_NAME).read_text())
+    except (OSError, ValueError, TypeError) as exc:
+        raise JobError(f"{folder}: not a training.job run folder ({exc})") from None
+    if checkpoint_folder(folder, "last") is None:
+        raise JobError(f"{folder}: no checkpoint to resume from (last/)")
+    refused = sorted(set(changes) - set(RESUME_FLAGS))
+    if refused:
+        raise JobError(f"--resume goes on with the run's settings; only --{', --'.join(RESUME_FLAGS)} may change "
+                       f"(given: --{', --'.join(k.replace('_', '-') for k in refused)})")
+    for key, value in changes.items():
+        setattr(spec, key, value)
+        if key in config:
+            config[key] = value
+    (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    (folder / "job_spec.json").write_text(json.dumps(asdict(spec), indent=2))
+    return spec
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.job``: what the napari widget does, headless (run, then export)."""
-    import argparse
+    """``python -m training.job`` (:mod:`training.job_cli`)."""
+    from .job_cli import main as cli
 
-    from napari_hdcyclegan.errors import HDCycleGANError
-    from napari_hdcyclegan.model.registry import check_model_name, user_runs_dir
-
-    from .publish import export_run
-
-    ap = argparse.ArgumentParser(prog="python -m training.job", description=main.__doc__)
-    ap.add_argument("--hn", nargs="+", required=True, help="high-noise files or folders")
-    ap.add_argument("--ln", nargs="+", required=True, help="low-noise files or folders (unpaired)")
-    ap.add_argument("--name", required=True, help="name of the exported user model")
-    ap.add_argument("--out", help="run folder (default: the user data directory's runs/NAME)")
-    ap.add_argument("--no-export", action="store_true")
-    spec_fields = {"init_from": str, "steps": int, "minutes": float, "device": str, "crop": int, "batch": int,
-                   "width": int, "validation": str, "val_noisy": str, "val_reference": str,
-                   "ckpt_every": int, "val_every": int, "threads": int}
-    for key, kind in spec_fields.items():
-        ap.add_argument("--" + key.replace("_", "-"), type=kind, default=None)
-    a = ap.parse_args(argv)
-    given = {k: getattr(a, k) for k in spec_fields if getattr(a, k) is not None}
-    try:  # the name and the run folder are checked before any data is read or written
-        check_model_name(a.name)
-        spec = JobSpec(out=a.out or str(user_runs_dir() / a.name), name=a.name, **given)
-        print(f"{sum(prepare_data(spec, _images(a.hn), _images(a.ln)))} b-scans written to {spec.out}/data")
-    except (HDCycleGANError, ValueError) as exc:  # JobError is a ValueError
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    job = TrainingJob(spec)
-    job.start()
-    while job.poll() == "running":
-        time.sleep(1.0)
-    if job.state == "stopped" and job.reason == BUDGET_SPENT and job.can_resume():
-        print(f"time budget spent at step {checkpoint_step(checkpoint_folder(spec.out, 'last'))}: "
-              "exporting that checkpoint (--resume in training.fit goes on)", file=sys.stderr)
-    elif job.state != "finished":
-        print(f"training {job.state} ({job.reason}):\n{job.stderr_tail()}", file=sys.stderr)
-        return 1
-    if not a.no_export:
-        print(f"exported {export_run(spec.out, a.name)}")
-    return 0
+    return cli(argv)
 
 
 if __name__ == "__main__":
