@@ -584,3 +584,16 @@ def test_a_full_disk_while_saving_is_one_line_that_names_it(tmp_path: Path, monk
     monkeypatch.setattr(fit.shutil, "disk_usage", lambda path: SimpleNamespace(free=10**11))
     with pytest.raises(RuntimeError, match="unexpected pos"):  # with room on the disk it is a bug: traceback
         fit.main(["--out", str(tmp_path / "run"), "--threads", "1"])
+
+
+def test_help_explains_every_flag(capsys) -> None:
+    from dataclasses import fields
+
+    with pytest.raises(SystemExit) as done:
+        parse_args(["--help"])
+    assert done.value.code == 0
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps the help text, also at hyphens
+    for f in fields(FitConfig):
+        said = "".join(f.metadata["help"].split())
+        assert len(said) > 10 and said in text, f.name
+    assert "Neighbor2Neighbor'sconsistencyterm" in text and "(default'sim')" in text

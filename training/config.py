@@ -4,136 +4,149 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from napari_hdcyclegan.intensity import DEFAULT_NORMALISATION
 from napari_hdcyclegan.model.checkpoint import MAX_LATERAL_SIGMA, valid_lateral_sigma
 
 from .frames import MAX_GRAIN_PX
 
+T = TypeVar("T")
+
+
+def knob(default: T, text: str) -> T:
+    """A FitConfig field with its ``--help`` text."""
+    return field(default=default, metadata={"help": text})
+
 
 @dataclass
 class FitConfig:
     """Every knob of ``python -m training.fit``; the flag of a field is ``--field-name``."""
 
-    data: str = "sim"  # sim | duke | real | HN_DIR,LN_DIR
-    shared_data: str = ""  # data=real: the shared data folder (default: shared/data beside the repository)
-    real_duke: bool = True  # data=real: include the Duke frames and pairs (False: scans without reference only)
-    ln_min_split_psnr: float = 31.0  # data=real: real scans at least this clean (raw split PSNR, dB) join LN
-    paired_folders: bool = False  # data=HN_DIR,LN_DIR: the folders hold (input, target) pairs in name order
-    val_pairs: str = ""  # NOISY_DIR,REFERENCE_DIR: paired validation b-scans for folder runs (matched in name order)
-    init_from: str = ""  # a model directory whose G_L / G_H / D weights start this run (fine-tuning)
-    out: str = "runs/hdcyclegan"
-    name: str = "hdcyclegan"
-    steps: int = 2000  # adversarial (paper objective) steps, after the pre-training steps
-    pretrain_steps: int = 0  # generators: G_L supervised on pairs (autoencoder when unpaired), G_H autoencoder
-    pretrain_gh: bool = True  # pre-train G_H as an LN autoencoder alongside G_L
-    pretrain_d_steps: int = 0  # discriminator as an HN-vs-LN domain classifier
-    paired_weight: float = 0.0  # L1(G_L(h), target) kept during the adversarial phase (paired data only)
-    paired_target: str = "clean"  # simulated data: clean | ln
-    # paired crops: a share (shrink_share) from a window up to 1/S times larger, shrunk to the crop (0 = off)
-    pair_shrink: float = 0.0
-    gain_jitter: float = 0.0  # paired crops (input and target) times one gain, log-uniform in [1/(1+G), 1+G]
-    paired_loss: str = "l1"  # G_L against its target (pre-training and --paired-weight): l1 | mse
-    # pre-training: the layer profile averaged over mean_width A-scans (column_pairs.lateral_mean_loss)
-    # against the input (mean_anchor input) or the target (target): the reference of paired data, the
-    # other column half in the column-split term (data=real)
-    mean_weight: float = 0.0
-    mean_width: int = 32
-    mean_anchor: str = "input"
-    n2n_weight: float = 0.0  # MSE between G_L(one column half) and the other half of real noisy scans
-    # data=real: Neighbor2Neighbor's consistency term on the column halves, this times (column_pairs.neighbour_loss)
-    n2n_consistency: float = 0.0
-    # data=real: add up to this many times real speckle (another scan's half difference) to the N2N input
-    n2n_extra_noise: float = 0.0
-    # data=real: a share (shrink_share) of the column-split crops (and the consistency term's full-width ones)
-    # from a window up to 1/S times taller shrunk to the crop along the A-scans, S drawn from [this, 1] (0 = off):
-    # the finer grain of scans resized for a dataset or a thumbnail (SplitSampler._shrink_rows)
-    n2n_shrink: float = 0.0
-    # the share of crops that --pair-shrink / --n2n-shrink draw shrunk (the rest stay native)
-    shrink_share: float = 0.5
-    # data=real: share of the N2N crops drawn from Duke frame stacks (mean of k frames -> the others' mean);
-    # its validation adds the Duke val subject's 2- and 3-frame averages against their reference
-    n2n_duke_frames: float = 0.0
-    # data=real: share of the N2N crops drawn from simulated maculae (sim_n scenes, SIM_REALISATIONS independent
-    # acquisitions each, half of them with speckle shared across A-scans as on the Tian scans): mean of k
-    # acquisitions -> the others' mean, a target whose speckle the input does not share
-    n2n_sim: float = 0.0
-    # n2n_sim: keep the mirror image of tissue above the top edge in the simulated scenes (False: left out,
-    # the scenes otherwise as they are; simulate.realisation_stacks)
-    n2n_sim_folds: bool = True
-    # data=real: a model folder whose G_L output on full-width crops of the real scans is a target (MSE,
-    # this weight): distillation from a wider network (training/teacher.py)
-    teacher: str = ""
-    teacher_weight: float = 0.0
-    # data=real: a structured blind-spot term on full-width crops of the real scans, this times (training/
-    # blind_spot.py): boxes of 2 rows + 1 by 2 cols + 1 pixels hidden, G_L scored at their centres against the raw
-    blind_spot_weight: float = 0.0
-    blind_spot_rows: int = 2
-    blind_spot_cols: int = 2
-    real_hold_out: str = ""  # data=real: comma-separated noisy scans kept out of training, scored by split PSNR
-    identity_weight: float = 0.0
-    pool_size: int = 0  # past fakes shown to the discriminator (0 = none, as the paper)
-    r1_gamma: float = 0.0  # R1 gradient penalty on the discriminator at real images (0 = none, as the paper)
-    ema: float = 0.0  # decay of a moving average of G_L's weights, validated and exported instead (0 = off)
-    lambda_gan: float = 1.0
-    lambda_cycle: float = 10.0
-    lr: float = 5e-4
-    pretrain_lr: float = 5e-4
-    pretrain_lr_end: float = 1.0  # pre-training lr falls linearly to pretrain_lr x this factor
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lr_decay_start: float = 1.0  # fraction of the adversarial steps after which lr falls linearly to 0
-    batch: int = 4
-    crop: int = 128
-    width: int = 16
-    n_res: int = 6
-    residual: bool = False  # generators output input + correction (not in the paper; see Generator)
-    # Gaussian across A-scans after G_L, in validation and the exported model (px); not taken from
-    # --init-from here (pass the base model's value), training.job / the Train widget take it from there
-    lateral_sigma: float = 0.0
-    d_width: int = 16
-    d_levels: int = 0  # 0 = as deep as the crop allows, at most the paper's 7 (>= 2x2 at the last level)
-    normalisation: str = "dtype"  # dtype | percentile (see napari_hdcyclegan.intensity.unit_range)
-    seed: int = 0
-    sim_n: int = 48  # simulated training b-scans
-    sim_val_n: int = 4
-    sim_shape: tuple[int, int] = (496, 512)
-    hn_frames: int = 12
-    ln_frames: int = 60
-    sim_mismatch: bool = True
-    duke_root: str = ""
-    duke_extra_frames: bool = True
-    # fit each Duke average to its noisy frame's grey mapping (training targets only; see data.align_reference)
-    duke_align: bool = False
-    # Duke: each dt1 frame and its average registered to test.tif first (whole pixels; needs duke_extra_frames)
-    duke_register: bool = False
-    # Duke inputs from means of the registered dt1 frames (needs duke_register): none | add (two 2- to 5-frame
-    # means per subject beside the single frames; validation adds S05's 2-/3-frame means) | only (every mean of
-    # 2-5 frames, no single frames: a model for few-frame averages; validated on S05's 2-, 3- and 5-frame means)
-    duke_frame_means: str = "none"
-    # with duke_frame_means only: also every registered train frame (T02-T07's single frames included) with its
-    # noise divided by sqrt(k), for each k of this comma-separated list, e.g. "2,3,4,5" (frames.synthetic_mean_pairs)
-    duke_synthetic_means: str = ""
-    # the synthetic means' noise smoothed along each A-scan by a Gaussian of this many px (0.9: lag-1 axial
-    # correlation ~0.7, as on Spectralis and most scanners; frames.correlated_axially); then k = 1 is allowed.
-    # With --data real the synthetic means are reference pairs beside the column splits
-    duke_synthetic_grain: float = 0.0
-    # Duke validation on every registered frame of S05 (five pairs) besides T09, not S05/test.tif alone:
-    # two pairs let one lucky step pick OUT/best (needs duke_register; single-frame runs)
-    duke_val_frames: bool = False
-    val_every: int = 200
-    ckpt_every: int = 100
-    val_bm3d: bool = True
-    # simulated maculae scored against their known conditional mean (simulate.truth_pairs; half with speckle
-    # shared between A-scans, where split PSNR rewards kept speckle, half with independent A-scans); 0 = off
-    val_sim: int = 0
-    select_on: str = "all"  # what picks OUT/best: all (pairs' PSNR + 10 SSIM + split PSNR) | pairs | split | sim
-    device: str = "auto"
-    amp: bool = False  # bf16 autocast on CPU (slow for training on CPUs without native bf16); fp16/bf16 on CUDA
-    threads: int = 0  # torch intra-op threads (0 = torch's default)
+    data: str = knob("sim", "sim | duke | real | HN_DIR,LN_DIR")
+    shared_data: str = knob("", "data=real: the shared data folder (default: shared/data beside the repository)")
+    real_duke: bool = knob(True, "data=real: include the Duke frames and pairs (False: scans without reference only)")
+    ln_min_split_psnr: float = knob(31.0, "data=real: real scans at least this clean (raw split PSNR, dB) join LN")
+    paired_folders: bool = knob(False, "data=HN_DIR,LN_DIR: the folders hold (input, target) pairs in name order")
+    val_pairs: str = knob("",
+        "NOISY_DIR,REFERENCE_DIR: paired validation b-scans for folder runs (matched in name order)")
+    init_from: str = knob("", "a model directory whose G_L / G_H / D weights start this run (fine-tuning)")
+    out: str = knob("runs/hdcyclegan", "the run folder (checkpoints last/ and best/, logs, plots)")
+    name: str = knob("hdcyclegan", "the model name written into exported configs")
+    steps: int = knob(2000, "adversarial (paper objective) steps, after the pre-training steps")
+    pretrain_steps: int = knob(0, "generators: G_L supervised on pairs (autoencoder when unpaired), G_H autoencoder")
+    pretrain_gh: bool = knob(True, "pre-train G_H as an LN autoencoder alongside G_L")
+    pretrain_d_steps: int = knob(0, "discriminator as an HN-vs-LN domain classifier")
+    paired_weight: float = knob(0.0, "L1(G_L(h), target) kept during the adversarial phase (paired data only)")
+    paired_target: str = knob("clean", "simulated data: clean | ln")
+    pair_shrink: float = knob(0.0,
+        "paired crops: a share (shrink_share) from a window up to 1/S times larger, shrunk to the crop (0 = off)")
+    gain_jitter: float = knob(0.0, "paired crops (input and target) times one gain, log-uniform in [1/(1+G), 1+G]")
+    paired_loss: str = knob("l1", "G_L against its target (pre-training and --paired-weight): l1 | mse")
+    mean_weight: float = knob(0.0,
+        "pre-training: the layer profile averaged over mean_width A-scans (column_pairs.lateral_mean_loss) against the "
+        "input (mean_anchor input) or the target (target): the reference of paired data, the other column half in the "
+        "column-split term (data=real)")
+    mean_width: int = knob(32, "--mean-weight: A-scans averaged into one layer profile")
+    mean_anchor: str = knob("input", "--mean-weight: input | target (the profile G_L must keep)")
+    n2n_weight: float = knob(0.0, "MSE between G_L(one column half) and the other half of real noisy scans")
+    n2n_consistency: float = knob(0.0,
+        "data=real: Neighbor2Neighbor's consistency term on the column halves, this times "
+        "(column_pairs.neighbour_loss)")
+    n2n_extra_noise: float = knob(0.0,
+        "data=real: add up to this many times real speckle (another scan's half difference) to the N2N input")
+    n2n_shrink: float = knob(0.0,
+        "data=real: a share (shrink_share) of the column-split crops (and the consistency term's full-width ones) from "
+        "a window up to 1/S times taller shrunk to the crop along the A-scans, S drawn from [this, 1] (0 = off): the "
+        "finer grain of scans resized for a dataset or a thumbnail (SplitSampler._shrink_rows)")
+    shrink_share: float = knob(0.5,
+        "the share of crops that --pair-shrink / --n2n-shrink draw shrunk (the rest stay native)")
+    n2n_duke_frames: float = knob(0.0,
+        "data=real: share of the N2N crops drawn from Duke frame stacks (mean of k frames -> the others' mean); its "
+        "validation adds the Duke val subject's 2- and 3-frame averages against their reference")
+    n2n_sim: float = knob(0.0,
+        "data=real: share of the N2N crops drawn from simulated maculae (sim_n scenes, SIM_REALISATIONS independent "
+        "acquisitions each, half of them with speckle shared across A-scans as on the Tian scans): mean of k "
+        "acquisitions -> the others' mean, a target whose speckle the input does not share")
+    n2n_sim_folds: bool = knob(True,
+        "n2n_sim: keep the mirror image of tissue above the top edge in the simulated scenes (False: left out, the "
+        "scenes otherwise as they are; simulate.realisation_stacks)")
+    teacher: str = knob("",
+        "data=real: a model folder whose G_L output on full-width crops of the real scans is a target (MSE, this "
+        "weight): distillation from a wider network (training/teacher.py)")
+    teacher_weight: float = knob(0.0, "--teacher: the weight of the distillation term")
+    blind_spot_weight: float = knob(0.0,
+        "data=real: a structured blind-spot term on full-width crops of the real scans, this times (training/ "
+        "blind_spot.py): boxes of 2 rows + 1 by 2 cols + 1 pixels hidden, G_L scored at their centres against the raw")
+    blind_spot_rows: int = knob(2,
+        "--blind-spot-weight: half-height of the hidden box (rows above and below its centre)")
+    blind_spot_cols: int = knob(2,
+        "--blind-spot-weight: half-width of the hidden box (columns each side of its centre)")
+    real_hold_out: str = knob("", "data=real: comma-separated noisy scans kept out of training, scored by split PSNR")
+    identity_weight: float = knob(0.0, "L1(G(x), x) for each generator on its own domain (0 = none, as the paper)")
+    pool_size: int = knob(0, "past fakes shown to the discriminator (0 = none, as the paper)")
+    r1_gamma: float = knob(0.0, "R1 gradient penalty on the discriminator at real images (0 = none, as the paper)")
+    ema: float = knob(0.0, "decay of a moving average of G_L's weights, validated and exported instead (0 = off)")
+    lambda_gan: float = knob(1.0, "weight of the cross-entropy GAN terms (the paper: 1)")
+    lambda_cycle: float = knob(10.0, "weight of the L1 cycle loss (the paper: 10)")
+    lr: float = knob(5e-4, "Adam learning rate of the adversarial steps")
+    pretrain_lr: float = knob(5e-4, "Adam learning rate of the pre-training steps")
+    pretrain_lr_end: float = knob(1.0, "pre-training lr falls linearly to pretrain_lr x this factor")
+    beta1: float = knob(0.5, "Adam beta1 (the paper: 0.5)")
+    beta2: float = knob(0.999, "Adam beta2 (second-moment decay)")
+    lr_decay_start: float = knob(1.0, "fraction of the adversarial steps after which lr falls linearly to 0")
+    batch: int = knob(4, "crops per step (per process in a torchrun run)")
+    crop: int = knob(128, "training crop, pixels")
+    width: int = knob(16, "generator width (channels of the first level)")
+    n_res: int = knob(6, "residual blocks at the generator's bottom level")
+    residual: bool = knob(False, "generators output input + correction (not in the paper; see Generator)")
+    lateral_sigma: float = knob(0.0,
+        "Gaussian across A-scans after G_L, in validation and the exported model (px); not taken from --init-from here "
+        "(pass the base model's value), training.job / the Train widget take it from there")
+    d_width: int = knob(16, "discriminator width")
+    d_levels: int = knob(0, "0 = as deep as the crop allows, at most the paper's 7 (>= 2x2 at the last level)")
+    normalisation: str = knob("dtype", "dtype | percentile (see napari_hdcyclegan.intensity.unit_range)")
+    seed: int = knob(0, "random seed (weights, crops, simulated scans): a run is reproducible on one device")
+    sim_n: int = knob(48, "simulated training b-scans")
+    sim_val_n: int = knob(4, "simulated validation pairs (data=sim; 0 = none)")
+    sim_shape: tuple[int, int] = knob((496, 512), "simulated b-scan shape: rows (axial) and A-scans")
+    hn_frames: int = knob(12, "simulated HN domain: frames averaged")
+    ln_frames: int = knob(60, "simulated LN domain: frames averaged")
+    sim_mismatch: bool = knob(True, "simulated HN and LN scenes slightly displaced, as two real acquisitions are")
+    duke_root: str = knob("", "the Duke/Fang 2013 folder (default: the shared data's paired/)")
+    duke_extra_frames: bool = knob(True,
+        "Duke dt1: also the four other registered frames of each subject, not test.tif alone")
+    duke_align: bool = knob(False,
+        "fit each Duke average to its noisy frame's grey mapping (training targets only; see data.align_reference)")
+    duke_register: bool = knob(False,
+        "Duke: each dt1 frame and its average registered to test.tif first (whole pixels; needs duke_extra_frames)")
+    duke_frame_means: str = knob("none",
+        "Duke inputs from means of the registered dt1 frames (needs duke_register): none | add (two 2- to 5-frame "
+        "means per subject beside the single frames; validation adds S05's 2-/3-frame means) | only (every mean of 2-5 "
+        "frames, no single frames: a model for few-frame averages; validated on S05's 2-, 3- and 5-frame means)")
+    duke_synthetic_means: str = knob("",
+        "with duke_frame_means only: also every registered train frame (T02-T07's single frames included) with its "
+        "noise divided by sqrt(k), for each k of this comma-separated list, e.g. '2,3,4,5' "
+        "(frames.synthetic_mean_pairs)")
+    duke_synthetic_grain: float = knob(0.0,
+        "the synthetic means' noise smoothed along each A-scan by a Gaussian of this many px (0.9: lag-1 axial "
+        "correlation ~0.7, as on Spectralis and most scanners; frames.correlated_axially); then k = 1 is allowed. With "
+        "--data real the synthetic means are reference pairs beside the column splits")
+    duke_val_frames: bool = knob(False,
+        "Duke validation on every registered frame of S05 (five pairs) besides T09, not S05/test.tif alone: two pairs "
+        "let one lucky step pick OUT/best (needs duke_register; single-frame runs)")
+    val_every: int = knob(200, "steps between validations")
+    ckpt_every: int = knob(100, "steps between checkpoints (last/, with the exact resume state)")
+    val_bm3d: bool = knob(True, "score BM3D once on the validation pairs for comparison (needs the bm3d extra; slow)")
+    val_sim: int = knob(0,
+        "simulated maculae scored against their known conditional mean (simulate.truth_pairs; half with speckle shared "
+        "between A-scans, where split PSNR rewards kept speckle, half with independent A-scans); 0 = off")
+    select_on: str = knob("all", "what picks OUT/best: all (pairs' PSNR + 10 SSIM + split PSNR) | pairs | split | sim")
+    device: str = knob("auto", "auto | cpu | cuda | cuda:N | mps")
+    amp: bool = knob(False, "bf16 autocast on CPU (slow for training on CPUs without native bf16); fp16/bf16 on CUDA")
+    threads: int = knob(0, "torch intra-op threads (0 = torch's default)")
 
     def d_levels_for_crop(self) -> int:
         """Deepest discriminator that keeps a 2x2 map for this crop, capped at the paper's 7."""
@@ -218,8 +231,14 @@ def _typed(key: str, value: object, default: object, source: str) -> object:
     return value
 
 
+DESCRIPTION = ("Train HDcycleGAN: the paper's unpaired objective (two generators, one shared discriminator, "
+               "cross-entropy GAN terms + 10 x L1 cycle loss), optionally after pre-training steps and with "
+               "paired or real-data terms. Every flag is also a key of --config's JSON file; each shipped "
+               "model's MODEL_CARD.md gives the command that trained it.")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.fit", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m training.fit", description=DESCRIPTION)
     p.add_argument("--config", help="JSON file with any of the fields below; flags override it")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/last exactly where it stopped, with OUT/fit_config.json's settings")
@@ -227,12 +246,14 @@ def _parser() -> argparse.ArgumentParser:
     for f in fields(FitConfig):
         flag = "--" + f.name.replace("_", "-")
         value = getattr(defaults, f.name)
+        shown = repr(value) if isinstance(value, str) else value
+        text = f"{f.metadata['help']} (default {shown})".replace("%", "%%")
         if isinstance(value, bool):
-            p.add_argument(flag, type=_bool, default=None, metavar="BOOL", help=f"default {value}")
+            p.add_argument(flag, type=_bool, default=None, metavar="BOOL", help=text)
         elif isinstance(value, tuple):
-            p.add_argument(flag, type=int, nargs=len(value), default=None, help=f"default {value}")
+            p.add_argument(flag, type=int, nargs=len(value), default=None, help=text)
         else:
-            p.add_argument(flag, type=type(value), default=None, help=f"default {value}")
+            p.add_argument(flag, type=type(value), default=None, help=text)
     return p
 
 
