@@ -260,3 +260,35 @@ def test_export_of_a_folder_stack_names_each_b_scans_file(qtbot, viewer_widget, 
     run_to_end(qtbot, widget)
     lines = widget.export_csv(tmp_path / "b.csv").read_text().splitlines()
     assert lines[0].endswith(",file") and lines[1].endswith(",a.png") and lines[-1].endswith(",b.png")
+
+
+def test_line_layers_are_built_in_the_worker_and_follow_a_moved_source(qtbot, viewer_widget, sim, tmp_path,
+                                                                        monkeypatch):
+    """Hundreds of paths per line would hold napari's main thread: the worker builds the layers; a
+    source moved or renamed during the run still gets its lines drawn over it, under its new name."""
+    import threading
+
+    import napari.layers
+
+    viewer, widget = viewer_widget
+    built_on = []
+    real_shapes = napari.layers.Shapes
+
+    class Recorded(real_shapes):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            built_on.append(threading.current_thread() is threading.main_thread())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(napari.layers, "Shapes", Recorded)
+    layer = viewer.add_image(sim.hn, name="oct", scale=SCALE, translate=TRANSLATE, units="um")
+    widget.set_weights(save_tiny(tmp_path / "tiny", {"stage": "init", "channel": 0, "how": "test"}))
+    widget.layer_combo.value = layer
+    assert widget.run() is not None
+    layer.translate = (0.0, 50.0, 100.0)
+    layer.name = "moved"
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert built_on == [False, False]  # ILM and RPE, neither on the main thread
+    for name in ("ILM", "RPE"):
+        shapes = viewer.layers[f"moved {name} (detected)"]
+        np.testing.assert_allclose(shapes.translate, (0.0, 50.0, 100.0))
+        np.testing.assert_allclose(shapes.scale, SCALE)

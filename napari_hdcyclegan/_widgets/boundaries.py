@@ -1,8 +1,9 @@
 """ILM / RPE boundaries and retinal thickness from a generator feature map (paper Fig. A.11).
 
-The widget reads the image layer on the main thread and runs the core generator
-:func:`napari_hdcyclegan.boundaries.iter_boundaries` in a napari worker (progress per b-scan; Cancel
-quits the worker after the current b-scan or calibration step and keeps the previous result). The
+The widget runs the core generator :func:`napari_hdcyclegan.boundaries.iter_boundaries` in a napari
+worker, which also reads the layer's data and builds the line layers (the main thread only adds them);
+progress per b-scan; Cancel quits the worker after the current b-scan or calibration step and keeps
+the previous result. The
 feature channel is the model's ``config.boundary_channel`` or, when the model has none, chosen by
 :func:`~napari_hdcyclegan.boundaries.calibrate_boundary_channel` on simulated b-scans (kept in
 memory); untick "auto" to pick stage and channel yourself. Results:
@@ -71,7 +72,7 @@ from .features import STAGES
 
 if TYPE_CHECKING:
     import napari
-    from napari.layers import Image
+    from napari.layers import Image, Shapes
 
 
 def physical_um(layer: Image, axis: int) -> float | None:
@@ -101,9 +102,12 @@ def vendor_heights(viewer: napari.Viewer, source: str, boundary: str,
 
 def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None,
                   channel: int | None, use_denoised: bool | None, calibration: dict[str, Any],
-                  refine: bool = True, inner: bool = False) -> Generator[Step, None, dict[str, Any]]:
+                  refine: bool = True, inner: bool = False, source: str = "image",
+                  geo: dict[str, Any] | None = None) -> Generator[Step, None, dict[str, Any]]:
     """Worker: load the model, then run :func:`~napari_hdcyclegan.boundaries.iter_boundaries`,
-    yielding its (done, total, message) steps; returns its result dict plus the model's info."""
+    yielding its (done, total, message) steps; returns its result dict plus the model's info and,
+    under ``"layers"``, the line layers of ``source`` (:func:`line_layers`, built here: building
+    hundreds of paths would hold napari's main thread)."""
     from napari_hdcyclegan.engine import get_denoiser
 
     data = np.asarray(data)  # read here, off the main thread
@@ -114,7 +118,41 @@ def detect_worker(data: np.ndarray, weights: str, device: str, stage: str | None
     denoiser = get_denoiser(boundary_weights(weights), device, data=stack)
     result = yield from iter_boundaries(stack, denoiser, stage, channel, use_denoised=use_denoised,
                                         calibration=calibration, refine=refine, inner=inner)
-    return {**result, **model_info(denoiser)}
+    result = {**result, **model_info(denoiser)}
+    return {**result, "layers": line_layers(result, source, data.ndim, geo or {})}
+
+
+def line_layers(result: dict[str, Any], source: str, ndim: int, geo: dict[str, Any]) -> list[Shapes]:
+    """One Shapes layer of paths per detected line of ``result``, named :func:`detected_name`, with
+    the run's settings, its heights and doubtful A-scans in the metadata, drawn over the source (``geo``)."""
+    from napari.layers import Shapes
+
+    lines = result["boundaries"]
+    volume = ndim == 3
+    meta = {"source_layer": source, "stage": result["stage"], "channel": result["channel"],
+            "channel_how": result["how"], "provenance": result["provenance"]}
+    doubtful = lines["doubtful"] if volume else lines["doubtful"][0]
+    layers = []
+    for name in (n for n in LAYER_BOUNDARIES if n in lines):
+        paths = boundary_paths(lines[name], ndim)
+        layers.append(Shapes(paths or None, shape_type="path", name=detected_name(source, name), ndim=ndim,
+                             edge_color=BOUNDARY_COLORS.get(name, DEFAULT_BOUNDARY_COLOR), edge_width=1.5,
+                             face_color="transparent", **geo,
+                             metadata={**meta, "boundary": name, "heights": lines[name] if volume else lines[name][0],
+                                       "doubtful": doubtful}))
+    return layers
+
+
+def _same_geometry(layer: Any, geo: dict[str, Any]) -> bool:
+    """True when ``layer`` already has every field of :func:`geometry` ``geo``."""
+    for key, value in geo.items():
+        mine = getattr(layer, key)
+        if key in ("units", "axis_labels"):
+            if tuple(mine) != tuple(value):
+                return False
+        elif not np.array_equal(np.asarray(mine, dtype=float), np.asarray(value, dtype=float)):
+            return False
+    return True
 
 
 class BoundaryWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
@@ -221,7 +259,7 @@ class BoundaryWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         refine = not self.skeleton_check.value
         args = (data, str(weights), str(self.device_combo.value), stage, channel,
                 None if self.denoised_check.value else False, dict(self.calibration), refine,
-                refine and bool(self.inner_check.value))
+                refine and bool(self.inner_check.value), layer.name, geometry(layer))
         total = 1 if data.ndim == 2 else data.shape[0]
         return self._start_worker(detect_worker, total, f"Boundaries of {layer.name}",
                                   partial(self._on_result, layer), self._on_error,
@@ -239,29 +277,23 @@ class BoundaryWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         """Add the overlays and the thickness layer of a finished run, show its summary."""
         if self._source_removed("Boundaries", source):
             return
-        volume = source.ndim == 3
-        geo = geometry(source)
         axial = physical_um(source, -2)
         unit = "µm" if axial is not None else "px"
         lines = result["boundaries"]
         meta = {"source_layer": source.name, "stage": result["stage"], "channel": result["channel"],
                 "channel_how": result["how"], "provenance": result["provenance"]}
-        doubtful = lines["doubtful"] if volume else lines["doubtful"][0]
         for name in LAYER_BOUNDARIES:  # a new run replaces every line of the last one on this image
             layer_name = detected_name(source.name, name)
             if layer_name in self.viewer.layers:
                 self.viewer.layers.remove(layer_name)
-        for name in (n for n in LAYER_BOUNDARIES if n in lines):
-            layer_name = detected_name(source.name, name)
-            paths = boundary_paths(lines[name], 3 if volume else 2)
-            rows = lines[name] if volume else lines[name][0]
-            kwargs = dict(name=layer_name, edge_color=BOUNDARY_COLORS.get(name, DEFAULT_BOUNDARY_COLOR), edge_width=1.5,
-                          face_color="transparent", ndim=source.ndim, **geo,
-                          metadata={**meta, "boundary": name, "heights": rows, "doubtful": doubtful})
-            if paths:
-                self.viewer.add_shapes(paths, shape_type="path", **kwargs)
-            else:
-                self.viewer.add_shapes(**kwargs)
+        geo = geometry(source)
+        for layer in result.pop("layers"):
+            if not _same_geometry(layer, geo):  # the source was moved or rescaled during the run
+                for key, value in geo.items():
+                    setattr(layer, key, value)
+            layer.name = detected_name(source.name, layer.metadata["boundary"])  # the source may be renamed
+            layer.metadata["source_layer"] = source.name
+            self.viewer.add_layer(layer)
         thick = thickness_um(lines["ILM"], lines["RPE"], axial)
         self._add_thickness(source, thick, unit, meta)
         self.result = {**result, "source": source, "thickness": thick, "unit": unit, "axial_um": axial}
