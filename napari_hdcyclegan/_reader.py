@@ -62,11 +62,14 @@ def oct_layers(image: OctImage, name: str) -> list[LayerDataTuple]:
         kwargs["translate"] = tuple(image.translate)
     if meta.get("intensity_transform") == "log_display":
         kwargs["contrast_limits"] = (0.0, 1.0)
+    kwargs.update(image.display)  # a saved layer's contrast limits, rotation and shear
     layers: list[LayerDataTuple] = [(image.data, kwargs, "image")]
+    turned = {k: v for k, v in image.display.items() if k in ("rotate", "shear")}
     for bname, rows in image.boundaries.items():
-        layers.append(boundary_layer(rows, f"{name}_{bname}", bname, image.scale, image.units,
-                                     image.axis_labels, image.data.ndim, source=meta.get("path"),
-                                     translate=image.translate))
+        paths, line, kind = boundary_layer(rows, f"{name}_{bname}", bname, image.scale, image.units,
+                                           image.axis_labels, image.data.ndim, source=meta.get("path"),
+                                           translate=image.translate)
+        layers.append((paths, {**line, **turned}, kind))  # drawn over the image
     return layers
 
 

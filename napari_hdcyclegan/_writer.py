@@ -1,6 +1,7 @@
 """npe2 single-layer writer: an image layer as a TIFF that keeps every value, its scale, position, units
-and axis labels (an ImageJ TIFF for uint8, uint16, float32 and float16 widened to float32; other dtypes
-exactly, with grayscale pages)."""
+and axis labels, its contrast limits, rotation and shear (an ImageJ TIFF for uint8, uint16, float32 and
+float16 widened to float32; other dtypes exactly, with grayscale pages). The layer's ``affine`` is not
+saved: it carries the viewer's display aspect (``_widgets/_aspect.py``), which would be applied twice."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def write_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
         axis_labels=tuple(labels)[-ndim:] if labels is not None else None,
         metadata=attributes.get("metadata") or {},
         translate=tuple(float(t) for t in translate)[-ndim:] if translate is not None else None,
+        display={k: attributes.get(k) for k in ("contrast_limits", "rotate", "shear")},
         exact_dtype=True,  # float64 or int32 layers come back as they were, as the command line's outputs do
     )
     return [written]

@@ -288,3 +288,36 @@ def test_layer_writer_writes_grayscale_pages_atomically(tmp_path):
         assert len(tif.pages) == 4 and tif.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK
     assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]
     np.testing.assert_array_equal(read_oct(path).data, data)
+
+
+def test_a_saved_layer_reopens_as_it_was_shown(tmp_path):
+    """Contrast limits, rotation and shear are saved and read back; boundary lines turn with the image."""
+    import napari.layers
+
+    data = (np.random.default_rng(4).random((2, 16, 20)) * 200).astype(np.uint8)
+    rotate = napari.layers.Image(data, rotate=(0.0, 0.0, 30.0)).rotate  # a turn in the b-scan plane
+    layer = napari.layers.Image(data, scale=(60.0, 3.87, 11.45), units=("um",) * 3, contrast_limits=(12.5, 180.0),
+                                rotate=rotate, shear=(0.0, 0.0, 0.2))
+    arr, attributes, _ = layer.as_layer_data_tuple()
+    path = str(tmp_path / "shown.tif")
+    layer_writer(path, arr, attributes)
+    write_tiff(tmp_path / "lines.tif", data, scale=SCALE, boundaries={"ILM": np.full((2, 20), 4.5, np.float32)},
+               display={"rotate": rotate, "contrast_limits": (1, 2)})
+    data_back, kwargs, _ = napari_get_reader(path)(path)[0]
+    reopened = napari.layers.Image(data_back, **kwargs)
+    assert reopened.contrast_limits == [12.5, 180.0]
+    np.testing.assert_allclose(reopened.rotate, layer.rotate, atol=1e-12)
+    np.testing.assert_allclose(reopened.shear, layer.shear, atol=1e-12)
+    image, line = napari_get_reader(str(tmp_path / "lines.tif"))(str(tmp_path / "lines.tif"))
+    np.testing.assert_allclose(line[1]["rotate"], rotate)
+    np.testing.assert_allclose(image[1]["rotate"], rotate)
+    assert "contrast_limits" not in line[1]
+    plain = napari.layers.Image(data)
+    layer_writer(str(tmp_path / "plain.tif"), *plain.as_layer_data_tuple()[:2])
+    assert read_oct(tmp_path / "plain.tif").display == {"contrast_limits": (0.0, 255.0)}  # nothing else stored
+    with pytest.raises(ValueError, match="contrast limits must be low < high"):
+        write_tiff(tmp_path / "bad.tif", data, display={"contrast_limits": (5, 5)})
+    with pytest.warns(UserWarning, match="rotate and shear are not saved"):
+        write_tiff(tmp_path / "mixed.tif", data, scale=(0.12, 3.87, 11.45), units=("mm", "um", "um"),
+                   display={"rotate": rotate})
+    assert read_oct(tmp_path / "mixed.tif").display == {}

@@ -82,6 +82,8 @@ class OctImage:
     linear: bool = False
     #: Position of the first pixel, per axis in the units of ``scale`` (napari's ``translate``).
     translate: tuple[float, ...] | None = None
+    #: How a saved layer was shown (napari fields: contrast_limits, rotate, shear), from a TIFF's block.
+    display: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from ._common import (
     _to_gray,
     note,
 )
-from .tiff_block import block_translate, decode_boundaries, parse_block
+from .tiff_block import block_display, block_translate, decode_boundaries, parse_block
 
 
 def _read_tiff(path: Path) -> OctImage:
@@ -105,7 +105,7 @@ def _read_tiff_file(path: Path, tif: Any) -> OctImage:
     for problem in problems:
         note(metadata, problem)
     return OctImage(data, scale, units, labels or _default_labels(data.ndim), metadata, boundaries,
-                    translate=block_translate(ours, data.ndim))
+                    translate=block_translate(ours, data.ndim), display=block_display(ours, data.ndim))
 
 
 def _min_is_white(path: Path, page: Any, data: np.ndarray) -> np.ndarray | None:

@@ -7,6 +7,9 @@ shaped TIFF); other TIFF readers ignore it and see plain grayscale pages. Its ke
 - ``axis_labels``, ``units``, ``scale``: per axis, scale in µm (or pixels);
 - ``translate`` (when not all 0): per axis, the first pixel's position in the units of ``scale``
   (napari's ``translate``: a saved crop or single b-scan reopens where it was);
+- ``display`` (when set): how the image was shown, as napari layer fields: ``contrast_limits``
+  ``[low, high]``, ``rotate`` (an ndim x ndim matrix) and ``shear`` (ndim (ndim - 1) / 2 values);
+  a reopened layer looks as it did (:func:`block_display`);
 - ``metadata``: the image's metadata (provenance, source record, kept vendor fields);
 - ``boundaries`` (when the image has them): ``{name: {"shape": [N, W], "dtype": "<f4",
   "encoding": "zlib+base64", "data": ...}}``, the heights (rows from the top, NaN where missing, as
@@ -50,7 +53,8 @@ def kept_fields(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def block_json(scale_um: tuple[float, ...], units: tuple[str, ...], labels: tuple[str, ...],
                metadata: dict[str, Any] | None, boundaries: dict[str, np.ndarray] | None,
-               shape: tuple[int, ...], translate: tuple[float, ...] | None = None) -> str:
+               shape: tuple[int, ...], translate: tuple[float, ...] | None = None,
+               display: dict[str, Any] | None = None) -> str:
     """The JSON block of a TIFF of ``shape``; boundaries are checked against it (ValueError).
 
     Parameters
@@ -65,6 +69,8 @@ def block_json(scale_um: tuple[float, ...], units: tuple[str, ...], labels: tupl
         ``(H, W)`` or ``(N, H, W)``.
     translate : tuple of float, optional
         Per axis; stored only when some value is not 0.
+    display : dict, optional
+        Checked by :func:`checked_display` (ValueError); stored when not empty.
 
     Returns
     -------
@@ -74,6 +80,9 @@ def block_json(scale_um: tuple[float, ...], units: tuple[str, ...], labels: tupl
                              "metadata": _jsonable(metadata or {})}
     if translate is not None and any(translate):
         block["translate"] = [float(t) for t in translate]
+    display = checked_display(display, len(shape))
+    if display:
+        block["display"] = {k: np.asarray(v).tolist() for k, v in display.items()}
     if boundaries:
         block["boundaries"] = {str(name): encode_heights(rows, shape, str(name))
                                for name, rows in boundaries.items()}
@@ -101,6 +110,54 @@ def block_translate(block: dict | None, ndim: int) -> tuple[float, ...] | None:
     except (TypeError, ValueError):
         return None
     return out if all(np.isfinite(out)) else None
+
+
+def checked_display(display: dict[str, Any] | None, ndim: int) -> dict[str, Any]:
+    """The display fields of ``display`` that differ from napari's defaults, as layer arguments.
+
+    Parameters
+    ----------
+    display : dict or None
+        Any of ``contrast_limits`` (2 finite values, low < high), ``rotate`` (``(ndim, ndim)``) and
+        ``shear`` (``ndim (ndim - 1) / 2`` values, or an upper-triangular ``(ndim, ndim)`` matrix);
+        other keys are ignored.
+    ndim : int
+
+    Returns
+    -------
+    dict
+        ``contrast_limits`` as a tuple of floats, ``rotate`` and ``shear`` as float arrays.
+
+    Raises
+    ------
+    ValueError
+        When a field has the wrong size or is not finite.
+    """
+    out: dict[str, Any] = {}
+    for key, size in (("contrast_limits", 2), ("rotate", ndim * ndim), ("shear", ndim * (ndim - 1) // 2)):
+        if (display or {}).get(key) is None:
+            continue
+        values = np.asarray(display[key], dtype=np.float64)  # type: ignore[index]
+        if key == "shear" and values.shape == (ndim, ndim):
+            values = values[np.triu_indices(ndim, 1)]
+        if values.size != size or not np.isfinite(values).all():
+            raise ValueError(f"display {key} {values.tolist()} does not fit a {ndim}D image")
+        if key == "contrast_limits":
+            if not values[0] < values[1]:
+                raise ValueError(f"contrast limits must be low < high, got {values.tolist()}")
+            out[key] = (float(values[0]), float(values[1]))
+        elif not np.allclose(values.ravel(), np.eye(ndim).ravel() if key == "rotate" else 0.0, rtol=0, atol=1e-12):
+            out[key] = values.reshape(ndim, ndim) if key == "rotate" else values
+    return out
+
+
+def block_display(block: dict | None, ndim: int) -> dict[str, Any]:
+    """The block's ``display`` for an image of ``ndim`` axes (:func:`checked_display`); {} when absent
+    or malformed (a reader must not fail on how an image was shown)."""
+    try:
+        return checked_display((block or {}).get("display"), ndim)
+    except (TypeError, ValueError, AttributeError):
+        return {}
 
 
 def boundary_shape(shape: tuple[int, ...]) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -35,6 +36,7 @@ def write_tiff(
     exact_dtype: bool = False,
     boundaries: dict[str, np.ndarray] | None = None,
     translate: tuple[float, ...] | None = None,
+    display: dict[str, Any] | None = None,
 ) -> str:
     """Write a 2D b-scan or 3D stack as a TIFF that keeps the scale; returns the path written.
 
@@ -58,6 +60,10 @@ def write_tiff(
         Heights ``(N, W)`` per name, NaN where missing; :func:`read_oct` returns them (:mod:`.tiff_block`).
     translate : tuple of float, optional
         The first pixel's position per axis, in the units of ``scale``; :func:`read_oct` returns it.
+    display : dict, optional
+        ``contrast_limits``, ``rotate``, ``shear`` (napari layer fields): how the image is shown;
+        :func:`read_oct` returns them. Rotate and shear need one unit on every axis (else left out,
+        with a warning: converting the scale to µm would change their meaning).
 
     Returns
     -------
@@ -71,7 +77,7 @@ def write_tiff(
         arr = _imagej_dtype(arr)
     pages = arr[None] if arr.ndim == 2 else arr
     return write_tiff_pages(path, iter(pages), arr.shape, arr.dtype, scale, units, axis_labels, metadata,
-                            boundaries=boundaries, translate=translate)
+                            boundaries=boundaries, translate=translate, display=display)
 
 
 def write_tiff_pages(
@@ -86,6 +92,7 @@ def write_tiff_pages(
     *,
     boundaries: dict[str, np.ndarray] | None = None,
     translate: tuple[float, ...] | None = None,
+    display: dict[str, Any] | None = None,
 ) -> str:
     """Stream b-scans (arrays of one or more pages, in order) into a TIFF of ``shape``/``dtype``.
 
@@ -102,7 +109,7 @@ def write_tiff_pages(
         ``(H, W)`` or ``(k, H, W)`` blocks whose pages fill ``shape`` in order.
     shape, dtype : tuple of int, numpy.dtype
         ``(H, W)`` or ``(N, H, W)`` and dtype of the whole image.
-    scale, units, axis_labels, metadata, boundaries, translate
+    scale, units, axis_labels, metadata, boundaries, translate, display
         As for :func:`write_tiff`.
 
     Returns
@@ -123,7 +130,8 @@ def write_tiff_pages(
         if len(translate) != ndim:
             raise ValueError(f"translate {tuple(translate)} does not match a {ndim}D image")
         translate = _in_um(translate, units, ndim)  # the block's translate is in the units of its scale
-    blob = block_json(scale_um, out_units, labels, metadata, boundaries, shape, translate)
+    blob = block_json(scale_um, out_units, labels, metadata, boundaries, shape, translate,
+                      _unit_free(display, units, ndim))
     stream = _pages(pages, shape, out_dtype)
     with atomic_output(path) as tmp:
         if out_dtype in IMAGEJ_DTYPES:
@@ -138,6 +146,15 @@ def _in_um(values: Any, units: Any, ndim: int) -> tuple[float, ...]:
     """Per-axis lengths in ``units`` (mm, nm, ...) converted to µm, as :func:`_calibration` does the scale."""
     factors = [_UNIT_TO_UM.get(str(u).lower()) for u in _per_axis(units, ndim)]
     return tuple(float(v) * f if f is not None else float(v) for v, f in zip(values, factors))
+
+
+def _unit_free(display: dict[str, Any] | None, units: Any, ndim: int) -> dict[str, Any] | None:
+    """``display`` without rotate and shear when the axes' units convert to µm by different factors."""
+    factors = {_UNIT_TO_UM.get(str(u).lower(), 1.0) for u in _per_axis(units, ndim)}
+    if not display or len(factors) == 1 or not {"rotate", "shear"} & set(display):
+        return display
+    warnings.warn(f"rotate and shear are not saved: the axes have different units ({units})", stacklevel=3)
+    return {k: v for k, v in display.items() if k not in ("rotate", "shear")}
 
 
 def _calibration(scale: tuple[float, ...] | None, units: Any, axis_labels: Any, ndim: int
