@@ -184,10 +184,11 @@ def iter_each_bscan(method: Callable[..., np.ndarray], stack: np.ndarray) -> Ste
     return out
 
 
-def iter_comparison(stack: np.ndarray, methods: tuple[str, ...], denoiser: Any = None
-                    ) -> Steps[dict[str, Any]]:
+def iter_comparison(stack: np.ndarray, methods: tuple[str, ...], denoiser: Any = None,
+                    levels: tuple[float, float] | None = None) -> Steps[dict[str, Any]]:
     """The model (``denoiser``, optional) and the baselines ``methods`` on every b-scan of a
-    (N, H, W) ``stack``, each b-scan on its own (:func:`iter_each_bscan`).
+    (N, H, W) ``stack``, each b-scan on its own (:func:`iter_each_bscan`); the model maps the stack
+    by ``levels`` when given (those of the volume it is part of: ``Denoiser.volume_levels``).
 
     Yields ``(done, total)`` b-scans over all methods (stop iterating to cancel between b-scans)
     and returns ``{"results": {"model" / method: array}, "missing": {method: why}}``: a baseline
@@ -202,7 +203,7 @@ def iter_comparison(stack: np.ndarray, methods: tuple[str, ...], denoiser: Any =
     missing: dict[str, str] = {}
     yield done, total
     if denoiser is not None:
-        results["model"] = yield from offset(iter_denoised(denoiser, stack), done, total)
+        results["model"] = yield from offset(iter_denoised(denoiser, stack, levels=levels), done, total)
         done += n
     for name in methods:
         try:

@@ -199,7 +199,8 @@ class Denoiser:
         return like_input(out, raw)
 
     # -- public API ---------------------------------------------------------------------------
-    def iter_denoise(self, data: Any) -> Iterator[tuple[int, int, np.ndarray]]:
+    def iter_denoise(self, data: Any, levels: tuple[float, float] | None = None
+                     ) -> Iterator[tuple[int, int, np.ndarray]]:
         """Denoise batch by batch, yielding each as it is done (the generator form of :meth:`denoise`).
 
         Parameters
@@ -207,6 +208,9 @@ class Denoiser:
         data : array-like
             A 2D b-scan (one item, start 0, stop 1) or a 3D volume / memmap / lazy array with
             b-scans on axis 0; only one batch is read at a time.
+        levels : tuple of float, optional
+            :meth:`volume_levels` of the volume ``data`` is part of (one b-scan of it, a preview), so
+            that the part maps as it does in the whole; default: ``data``'s own.
 
         Yields
         ------
@@ -225,7 +229,7 @@ class Denoiser:
         free = available_memory() if self.device.type == "cpu" else None
         if free is not None:  # lower batch_size to what the available memory holds
             self.batch_size = cpu_batch_fit(self.batch_size, shape[-2:], self.config.generator_width, free)
-        fixed = volume_range(data, shape, dtype, self.normalisation)
+        fixed = self.volume_levels(data) if levels is None else levels
         start = 0
         while start < n:
             stop = min(n, start + self.batch_size)
@@ -244,6 +248,12 @@ class Denoiser:
             yield start, stop, out
             start = stop
 
+    def volume_levels(self, data: Any) -> tuple[float, float] | None:
+        """The levels every b-scan of ``data`` maps to [0, 1] by (integer data other than uint8 under
+        ``"dtype"`` normalisation: :func:`~napari_hdcyclegan.normalise.volume_range`), else None."""
+        shape, dtype = check_input(data)
+        return volume_range(data, shape, dtype, self.normalisation)
+
     def _halve_batch(self, exc: BaseException, hw: tuple[int, ...]) -> None:
         """After an allocation failure: halve the batch, or explain that one b-scan does not fit."""
         if self.batch_size == 1:
@@ -255,7 +265,7 @@ class Denoiser:
                       RuntimeWarning, stacklevel=3)
 
     def denoise(self, data: Any, progress: ProgressFn = None, cancel: CancelFn = None,
-                out: np.ndarray | None = None) -> np.ndarray:
+                out: np.ndarray | None = None, levels: tuple[float, float] | None = None) -> np.ndarray:
         """Denoise a 2D b-scan or 3D volume; same shape, dtype and intensity range out.
 
         Parameters
@@ -269,6 +279,8 @@ class Denoiser:
         out : numpy.ndarray, optional
             A preallocated array of the same shape and dtype (e.g. a writable memmap), so that a
             volume larger than memory streams to disk.
+        levels : tuple of float, optional
+            As in :meth:`iter_denoise`.
 
         Returns
         -------
@@ -287,7 +299,7 @@ class Denoiser:
         -----
         The callback form of :func:`iter_denoised`.
         """
-        return drive(iter_denoised(self, data, out), progress, cancel)
+        return drive(iter_denoised(self, data, out, levels), progress, cancel)
 
     def feature_maps(self, bscan: Any, stage: str,
                      channels: int | Sequence[int] | None = None) -> np.ndarray:
@@ -368,7 +380,8 @@ class Denoiser:
                 f"batch_size={self.batch_size}, precision={self.precision!r})")
 
 
-def iter_denoised(denoiser: Any, data: Any, out: np.ndarray | None = None) -> Steps[np.ndarray]:
+def iter_denoised(denoiser: Any, data: Any, out: np.ndarray | None = None,
+                  levels: tuple[float, float] | None = None) -> Steps[np.ndarray]:
     """Denoise ``data`` into ``out`` batch by batch: the generator form of :meth:`Denoiser.denoise`.
 
     Yields ``(done, total)`` b-scans (first ``(0, total)``, then after each batch; stop iterating
@@ -384,7 +397,7 @@ def iter_denoised(denoiser: Any, data: Any, out: np.ndarray | None = None) -> St
     view = out[None] if len(shape) == 2 else out
     total = view.shape[0]
     yield 0, total
-    for start, stop, chunk in denoiser.iter_denoise(data):
+    for start, stop, chunk in denoiser.iter_denoise(data, **({} if levels is None else {"levels": levels})):
         view[start:stop] = chunk
         yield stop, total
     return out

@@ -315,3 +315,25 @@ def test_a_lazily_loaded_2d_layer_is_compared(qtbot, setup, cartoon_volume):
     widget.bm3d_check.value = False
     run_and_wait(qtbot, widget, rows=3)
     assert viewer.layers["flat_wavelet"].data.shape == SHAPE[1:]
+
+
+def test_the_current_b_scan_maps_by_the_volumes_levels(tmp_path, cartoon_volume, release_engine):
+    """12-bit data in uint16: a dim b-scan (10 bits alone) compared on its own gets the model output
+    of the volume run, not one mapped by its own bit depth."""
+    import torch
+
+    from napari_hdcyclegan._widgets.compare import compute_comparison
+    from napari_hdcyclegan.engine import get_denoiser
+    from napari_hdcyclegan.model import Generator, ModelConfig, save_model
+    from napari_hdcyclegan.progress import drive
+
+    torch.manual_seed(0)
+    model = save_model(tmp_path / "dtype", {"G_L": Generator(width=4)},
+                       ModelConfig(generator_width=4, name="dtype", trained=True, normalisation={"method": "dtype"}))
+    volume = cartoon_volume(4, 64, 64, ((24, 42, 110.0),)).astype(np.uint16) * 16
+    volume[0] //= 4
+    full = get_denoiser(str(model), "cpu").denoise(volume)
+    part = drive(compute_comparison(volume[:1], (), True, str(model), "cpu", volume))["results"]["model"]
+    np.testing.assert_allclose(part[0].astype(int), full[0].astype(int), atol=1)  # batching: float rounding
+    alone = drive(compute_comparison(volume[:1], (), True, str(model), "cpu"))["results"]["model"]
+    assert np.abs(alone[0].astype(int) - full[0].astype(int)).mean() > 10  # mapped by its own 10 bits

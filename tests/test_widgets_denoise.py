@@ -525,3 +525,38 @@ def test_results_of_a_rotated_sheared_layer_are_drawn_over_it(qtbot, setup, cart
     qtbot.waitUntil(lambda: "turned_preview" in viewer.layers, timeout=TIMEOUT_MS)
     preview = viewer.layers["turned_preview"]
     _same_place(layer, preview, preview.metadata["bscan"], 0)
+
+
+def test_a_preview_maps_its_b_scan_by_the_volumes_levels(qtbot, make_napari_viewer, tmp_path, cartoon_volume):
+    """12-bit data in uint16 maps by the volume's bit depth: a dim b-scan (10 bits alone) previews as
+    the volume run denoises it; a lazy volume is read for its levels once, in the worker."""
+    import torch
+
+    from napari_hdcyclegan._widgets.denoise import DenoiseWidget
+    from napari_hdcyclegan.model import Generator, ModelConfig, save_model
+
+    torch.manual_seed(0)
+    model = save_model(tmp_path / "dtype", {"G_L": Generator(width=4)},
+                       ModelConfig(generator_width=4, name="dtype", trained=True, normalisation={"method": "dtype"}))
+    volume = cartoon_volume(4, 64, 64, BANDS).astype(np.uint16) * 16
+    volume[0] //= 4
+    assert volume.max() >= 2048 and volume[0].max() < 1024
+    lazy = CountingVolume(volume)
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(lazy, name="u16")
+    widget = DenoiseWidget(viewer)
+    widget.set_weights(model)
+    widget.device_combo.value, widget.layer_combo.value = "cpu", layer
+    run_to_end(qtbot, widget)
+    full = np.array(viewer.layers["u16_denoised"].data)
+    viewer.dims.set_current_step(0, 0)
+    lazy.reads.clear()
+    widget.preview_check.value = True
+    qtbot.waitUntil(lambda: "u16_preview" in viewer.layers, timeout=TIMEOUT_MS)
+    np.testing.assert_allclose(viewer.layers["u16_preview"].data[0].astype(int), full[0].astype(int), atol=1)
+    assert (slice(0, 4), False) in lazy.reads and ("all", True) not in lazy.reads  # levels: read in the worker
+    lazy.reads.clear()
+    viewer.dims.set_current_step(0, 1)
+    qtbot.waitUntil(lambda: viewer.layers["u16_preview"].metadata["bscan"] == 1, timeout=TIMEOUT_MS)
+    assert lazy.reads and all(key == 1 or key[0] == slice(1, 2) for key, _ in lazy.reads)  # levels kept: b-scan 1
+    np.testing.assert_allclose(viewer.layers["u16_preview"].data[0].astype(int), full[1].astype(int), atol=1)

@@ -98,6 +98,29 @@ def layer_array(layer: Image, index: int | None = None) -> np.ndarray:
     return np.asarray(data if index is None or data.ndim == 2 else data[index])
 
 
+class LevelsCache:
+    """The intensity levels of one layer's data per input mapping (model normalisation), kept between
+    previews so that a lazily loaded volume is read once for them; another data object starts over."""
+
+    def __init__(self) -> None:
+        self._data: Any = None  # a weak reference to the data the levels belong to
+        self._levels: dict[str, Any] = {}
+
+    def get(self, data: Any) -> dict[str, Any]:
+        """The levels known for ``data``, by mapping key ({} for other data)."""
+        same = data is not None and self._data is not None and self._data() is data
+        return dict(self._levels) if same else {}
+
+    def put(self, data: Any, key: str, levels: Any) -> None:
+        """Remember ``levels`` of ``data`` under mapping ``key`` (data without weak references: not kept)."""
+        if self._data is None or self._data() is not data:
+            try:
+                self._data, self._levels = weakref.ref(data), {}
+            except TypeError:
+                return
+        self._levels[key] = levels
+
+
 def checked_data(layer: Image, what: str) -> Any:
     """:func:`layer_data` (unread: a worker reads it), or None after an error notification prefixed
     with ``what``."""

@@ -71,8 +71,10 @@ GRID_SPACING = 0.03
 
 
 def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: bool,
-                       weights: str, device: str) -> Generator[tuple[int, int], None, dict[str, Any]]:
-    """Worker: model (if needed) and baselines of every b-scan of ``stack``; yields (done, total)."""
+                       weights: str, device: str, volume: Any = None
+                       ) -> Generator[tuple[int, int], None, dict[str, Any]]:
+    """Worker: model (if needed) and baselines of every b-scan of ``stack``; yields (done, total).
+    ``stack`` part of ``volume``: the model maps it by the volume's levels, as a volume run does."""
     from napari_hdcyclegan.baselines import iter_comparison
     from napari_hdcyclegan.intensity import looks_linear
 
@@ -85,7 +87,8 @@ def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: 
         from napari_hdcyclegan.engine import choose_denoiser
 
         denoiser, choice = choose_denoiser(weights, device, data=stack)
-    output = yield from iter_comparison(stack, methods, denoiser)
+    levels = denoiser.volume_levels(volume) if denoiser is not None and volume is not None else None
+    output = yield from iter_comparison(stack, methods, denoiser, levels)
     output["provenance"] = denoiser.provenance(choice, stack) if denoiser is not None else None
     output["linear_level"] = looks_linear(stack)
     return output
@@ -226,7 +229,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
             f"Comparing on {layer.name}",
             partial(self._on_results, layer, volume_mode, index, denoised if reuse else None),
             self._on_error, "Computing " + ", ".join(self.methods() + (() if reuse else ("model",))),
-            stack, self.methods(), not reuse, self.weights, self.device)
+            stack, self.methods(), not reuse, self.weights, self.device, None if volume_mode else data)
 
     def _on_error(self, exc: BaseException) -> None:
         self.status.value = f"Compare failed: {exc}"  # napari notifies with the traceback

@@ -16,12 +16,15 @@ and turns results into layers:
   current view at no cost (nothing is recomputed or copied).
 * Live preview: as the dims slider moves, the b-scan under it is denoised (debounced 150 ms, one
   worker at a time, latest request wins) into ``<input>_preview``: a (1, H, W) layer translated to
-  that b-scan, so it is only drawn at that slice.
+  that b-scan, so it is only drawn at that slice. The b-scan maps to the model's input by the
+  volume's levels, as in the volume run (integer data other than uint8: its bit depth over the whole
+  volume, read once in the worker and kept for the next previews).
 * Aspect: the viewer-wide display aspect ("1:1 µm", "1:1 pixel", axial stretch; ``_aspect.py``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -41,6 +44,7 @@ from qtpy.QtWidgets import QWidget
 from ._aspect import aspect_combo
 from ._common import (
     BROWSE,
+    LevelsCache,
     WeightsChooser,
     checked_bscan,
     checked_data,
@@ -121,14 +125,20 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
     return result
 
 
-def denoise_bscan(bscan: np.ndarray, weights: str, device: str, lateral_sigma: float | None = None
-                  ) -> dict[str, Any]:
-    """Worker: denoise one b-scan (live preview); returns a result dict."""
+def denoise_bscan(bscan: np.ndarray, weights: str, device: str, lateral_sigma: float | None = None,
+                  volume: Any = None, known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Worker: denoise one b-scan (live preview) of ``volume`` mapped as the volume run maps it (the
+    volume's levels, read here unless ``known`` holds them for this model's input mapping); returns a
+    result dict with the levels under ``"levels"`` (mapping key, levels) for the next preview."""
     from napari_hdcyclegan.engine import choose_denoiser
 
     denoiser, choice = choose_denoiser(weights, device, data=bscan)
     denoiser = denoiser.with_lateral_sigma(lateral_sigma)
-    return {"denoised": denoiser.denoise(bscan), **model_info(denoiser, choice, bscan)}
+    key = json.dumps(denoiser.normalisation, sort_keys=True, default=str)
+    known = known or {}
+    levels = known[key] if key in known else (None if volume is None else denoiser.volume_levels(volume))
+    return {"denoised": denoiser.denoise(bscan, levels=levels), "levels": (key, levels),
+            **model_info(denoiser, choice, bscan)}
 
 
 def _remove_stale_residual(viewer: napari.Viewer, source: Image) -> None:
@@ -189,6 +199,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         scrollable(self, self.controls.native)
 
         self._preview = LatestRequest(self, PREVIEW_DELAY_MS, self.start_preview)
+        self._levels = LevelsCache()
 
         connect_layer_list(self.viewer, self.layer_combo, owner=self)
         self.weights_combo.changed.connect(self._on_weights_changed)
@@ -327,13 +338,16 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         bscan = checked_bscan(layer, "Preview", index)
         if bscan is None:
             return None
+        volume = layer.data if layer.ndim == 3 else None  # for its levels, read in the worker
         return self._preview.launch(denoise_bscan, bscan, self.weights_combo.value, self.device_combo.value,
-                                    LATERAL_CHOICES[self.lateral_combo.value],
+                                    LATERAL_CHOICES[self.lateral_combo.value], volume, self._levels.get(volume),
                                     returned=partial(self._on_preview, ticket, layer, index),
                                     errored=partial(self._on_error, "Preview"))
 
     def _on_preview(self, ticket: int, source: Image, index: int,
                     result: dict[str, Any]) -> None:
+        if source.ndim == 3:
+            self._levels.put(source.data, *result["levels"])
         if not self._preview.is_latest(ticket) or source not in self.viewer.layers:
             return  # stale: the slider moved (or preview was switched off) meanwhile
         out, geo = place_bscan(source, index, result["denoised"])
