@@ -560,3 +560,34 @@ def test_a_preview_maps_its_b_scan_by_the_volumes_levels(qtbot, make_napari_view
     qtbot.waitUntil(lambda: viewer.layers["u16_preview"].metadata["bscan"] == 1, timeout=TIMEOUT_MS)
     assert lazy.reads and all(key == 1 or key[0] == slice(1, 2) for key, _ in lazy.reads)  # levels kept: b-scan 1
     np.testing.assert_allclose(viewer.layers["u16_preview"].data[0].astype(int), full[1].astype(int), atol=1)
+
+
+def test_auto_chooses_for_the_volume_in_a_preview_and_a_current_b_scan_comparison(qtbot, setup, monkeypatch):
+    """The automatic choice measures the volume (as the run does), not the one b-scan shown, and a
+    preview measures it once."""
+    from napari_hdcyclegan import engine
+    from napari_hdcyclegan._widgets.compare import compute_comparison
+    from napari_hdcyclegan.model.choice import ModelChoice
+    from napari_hdcyclegan.progress import drive
+
+    viewer, layer, widget = setup
+    tiny = str(widget.weights_combo.value)
+    measured = []
+
+    def resolve(weights, data):
+        if data is None:  # loading without data (a warm-up) measures nothing
+            return tiny, None
+        measured.append(np.shape(data))
+        return tiny, ModelChoice(tiny, 25.0, "measured in the test", 0.7)
+
+    monkeypatch.setattr(engine, "resolve_auto", resolve)
+    widget.weights_combo.value = "auto"
+    viewer.dims.set_current_step(0, 2)
+    widget.preview_check.value = True
+    qtbot.waitUntil(lambda: "oct_preview" in viewer.layers, timeout=TIMEOUT_MS)
+    viewer.dims.set_current_step(0, 3)
+    qtbot.waitUntil(lambda: viewer.layers["oct_preview"].metadata["bscan"] == 3, timeout=TIMEOUT_MS)
+    assert measured == [(6, 64, 64)]  # the second preview kept the volume's choice
+    assert "measured in the test" in str(viewer.layers["oct_preview"].metadata["provenance"])
+    drive(compute_comparison(layer.data[2:3], (), True, "auto", "cpu", layer.data))
+    assert measured == [(6, 64, 64), (6, 64, 64)]

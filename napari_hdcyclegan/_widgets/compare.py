@@ -74,7 +74,8 @@ def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: 
                        weights: str, device: str, volume: Any = None
                        ) -> Generator[tuple[int, int], None, dict[str, Any]]:
     """Worker: model (if needed) and baselines of every b-scan of ``stack``; yields (done, total).
-    ``stack`` part of ``volume``: the model maps it by the volume's levels, as a volume run does."""
+    ``stack`` part of ``volume``: the model is the one ``auto`` chooses for the volume, and it maps
+    the stack by the volume's levels, as a volume run does."""
     from napari_hdcyclegan.baselines import iter_comparison
     from napari_hdcyclegan.intensity import looks_linear
 
@@ -86,7 +87,7 @@ def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: 
     if need_model:
         from napari_hdcyclegan.engine import choose_denoiser
 
-        denoiser, choice = choose_denoiser(weights, device, data=stack)
+        denoiser, choice = choose_denoiser(weights, device, data=stack if volume is None else volume)
     levels = denoiser.volume_levels(volume) if denoiser is not None and volume is not None else None
     output = yield from iter_comparison(stack, methods, denoiser, levels)
     output["provenance"] = denoiser.provenance(choice, stack) if denoiser is not None else None

@@ -18,7 +18,8 @@ and turns results into layers:
   worker at a time, latest request wins) into ``<input>_preview``: a (1, H, W) layer translated to
   that b-scan, so it is only drawn at that slice. The b-scan maps to the model's input by the
   volume's levels, as in the volume run (integer data other than uint8: its bit depth over the whole
-  volume, read once in the worker and kept for the next previews).
+  volume), with the model ``auto`` chooses for the whole volume; both are measured once, in the
+  worker, and kept for the next previews.
 * Aspect: the viewer-wide display aspect ("1:1 µm", "1:1 pixel", axial stretch; ``_aspect.py``).
 """
 
@@ -44,7 +45,7 @@ from qtpy.QtWidgets import QWidget
 from ._aspect import aspect_combo
 from ._common import (
     BROWSE,
-    LevelsCache,
+    VolumeFacts,
     WeightsChooser,
     checked_bscan,
     checked_data,
@@ -127,17 +128,25 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
 
 def denoise_bscan(bscan: np.ndarray, weights: str, device: str, lateral_sigma: float | None = None,
                   volume: Any = None, known: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Worker: denoise one b-scan (live preview) of ``volume`` mapped as the volume run maps it (the
-    volume's levels, read here unless ``known`` holds them for this model's input mapping); returns a
-    result dict with the levels under ``"levels"`` (mapping key, levels) for the next preview."""
-    from napari_hdcyclegan.engine import choose_denoiser
+    """Worker: denoise one b-scan (live preview) of ``volume`` as the volume run does: with the model
+    ``auto`` chooses for the volume and the volume's levels, measured here unless ``known`` (the
+    result's ``"known"`` of an earlier preview of the same volume) holds them."""
+    from napari_hdcyclegan.engine import choose_denoiser, get_denoiser
+    from napari_hdcyclegan.model.choice import AUTO
 
-    denoiser, choice = choose_denoiser(weights, device, data=bscan)
+    known = dict(known or {})
+    if weights == AUTO and "auto" in known:
+        choice = known["auto"]
+        denoiser = get_denoiser(choice.weights, device)
+    else:
+        denoiser, choice = choose_denoiser(weights, device, data=bscan if volume is None else volume)
+        if choice is not None and volume is not None:
+            known["auto"] = choice
     denoiser = denoiser.with_lateral_sigma(lateral_sigma)
-    key = json.dumps(denoiser.normalisation, sort_keys=True, default=str)
-    known = known or {}
-    levels = known[key] if key in known else (None if volume is None else denoiser.volume_levels(volume))
-    return {"denoised": denoiser.denoise(bscan, levels=levels), "levels": (key, levels),
+    key = "levels " + json.dumps(denoiser.normalisation, sort_keys=True, default=str)
+    if key not in known and volume is not None:
+        known[key] = denoiser.volume_levels(volume)
+    return {"denoised": denoiser.denoise(bscan, levels=known.get(key)), "known": known,
             **model_info(denoiser, choice, bscan)}
 
 
@@ -199,7 +208,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         scrollable(self, self.controls.native)
 
         self._preview = LatestRequest(self, PREVIEW_DELAY_MS, self.start_preview)
-        self._levels = LevelsCache()
+        self._known = VolumeFacts()
 
         connect_layer_list(self.viewer, self.layer_combo, owner=self)
         self.weights_combo.changed.connect(self._on_weights_changed)
@@ -340,14 +349,14 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
             return None
         volume = layer.data if layer.ndim == 3 else None  # for its levels, read in the worker
         return self._preview.launch(denoise_bscan, bscan, self.weights_combo.value, self.device_combo.value,
-                                    LATERAL_CHOICES[self.lateral_combo.value], volume, self._levels.get(volume),
+                                    LATERAL_CHOICES[self.lateral_combo.value], volume, self._known.get(volume),
                                     returned=partial(self._on_preview, ticket, layer, index),
                                     errored=partial(self._on_error, "Preview"))
 
     def _on_preview(self, ticket: int, source: Image, index: int,
                     result: dict[str, Any]) -> None:
         if source.ndim == 3:
-            self._levels.put(source.data, *result["levels"])
+            self._known.update(source.data, result["known"])
         if not self._preview.is_latest(ticket) or source not in self.viewer.layers:
             return  # stale: the slider moved (or preview was switched off) meanwhile
         out, geo = place_bscan(source, index, result["denoised"])
