@@ -25,6 +25,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     status = getattr(config, "_hdcyclegan_status", None)
     if status is None or "PyQt6.QtWidgets" not in sys.modules:
         return
+    xvfb = sys.modules.get("pytest_xvfb")
+    if xvfb is not None:  # it stops its Xvfb in an atexit handler, which os._exit skips: one left per run
+        xvfb.shutdown_xvfb()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

@@ -1,0 +1,41 @@
+"""The test setup itself: a run that loads Qt leaves nothing behind (conftest's fast exit)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _xvfb_pids() -> set[int]:
+    """Process ids of the running Xvfb servers (Linux /proc)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().split(b"\0")[0].endswith(b"Xvfb"):
+                    pids.add(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
+def test_a_qt_test_run_stops_its_xvfb(tmp_path):
+    pytest.importorskip("pytest_xvfb")
+    if subprocess.run(["which", "Xvfb"], capture_output=True).returncode != 0:
+        pytest.skip("Xvfb is not installed")
+    (tmp_path / "test_qt.py").write_text("def test_qt(qtbot):\n    from qtpy.QtWidgets import QWidget\n"
+                                         "    qtbot.addWidget(QWidget())\n")
+    (tmp_path / "conftest.py").write_text((ROOT / "tests" / "conftest.py").read_text())
+    before = _xvfb_pids()
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}  # so that pytest-xvfb starts its own
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not _xvfb_pids() - before  # os._exit skips pytest-xvfb's atexit: an Xvfb was left per run
