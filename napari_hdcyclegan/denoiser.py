@@ -24,7 +24,6 @@ maps: :mod:`.feature_maps`.
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -37,11 +36,22 @@ from .devices import resolve_device, resolve_precision
 from .errors import InputError, ModelError
 from .feature_maps import probe_stage_channels, stage_feature_maps
 from .intensity import DEFAULT_NORMALISATION, inverse_log_display, log_display
-from .memory import available_memory, cpu_batch_fit, drop_pages, is_out_of_memory, short_oom
+from .memory import available_memory, cpu_batch_fit, drop_pages, halved_batch, is_out_of_memory
 from .model.checkpoint import MAX_LATERAL_SIGMA, ModelConfig, valid_lateral_sigma
 from .model.choice import ModelChoice
 from .model.networks import Generator, lateral_smooth, run_generator
-from .normalise import OutlierError, check_input, dim_gain, like_input, to_device, to_unit, unit_ranges, volume_range
+from .normalise import (
+    OutlierError,
+    check_input,
+    checked_levels,
+    dim_gain,
+    levels_cover,
+    like_input,
+    to_device,
+    to_unit,
+    unit_ranges,
+    volume_range,
+)
 from .progress import CancelFn, ProgressFn, Steps, drive
 
 __all__ = ["CPU_BATCH", "CUDA_BATCH", "Denoiser", "iter_denoised"]
@@ -210,7 +220,9 @@ class Denoiser:
             b-scans on axis 0; only one batch is read at a time.
         levels : tuple of float, optional
             :meth:`volume_levels` of the volume ``data`` is part of (one b-scan of it, a preview), so
-            that the part maps as it does in the whole; default: ``data``'s own.
+            that the part maps as it does in the whole; default: ``data``'s own. InputError when
+            they are not finite, not increasing, do not cover the data's values, or the model does
+            not map this data by levels (:meth:`volume_levels` is None).
 
         Yields
         ------
@@ -227,19 +239,25 @@ class Denoiser:
         shape, dtype = check_input(data)
         n = 1 if len(shape) == 2 else shape[0]
         free = available_memory() if self.device.type == "cpu" else None
-        if free is not None:  # lower batch_size to what the available memory holds
-            self.batch_size = cpu_batch_fit(self.batch_size, shape[-2:], self.config.generator_width, free)
-        fixed = self.volume_levels(data) if levels is None else levels
+        # this input's cap on the batch, kept to this call: the denoiser is shared
+        fit = self.batch_size if free is None else cpu_batch_fit(self.batch_size, shape[-2:],
+                                                                  self.config.generator_width, free)
+        given = None if levels is None else checked_levels(levels, dtype, self.normalisation)
+        fixed = self.volume_levels(data) if given is None else given
         start = 0
         while start < n:
-            stop = min(n, start + self.batch_size)
+            batch = min(fit, self.batch_size)
+            stop = min(n, start + batch)
             raw = np.asarray(data)[None] if len(shape) == 2 else np.asarray(data[start:stop])
+            if given is not None:
+                levels_cover(raw, given, start)
             try:
                 out = self._denoise_batch(raw, fixed)
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
                 if not is_out_of_memory(exc):
                     raise
-                self._halve_batch(exc, shape[-2:])
+                self.batch_size = halved_batch(exc, self.device, shape[-2:], batch)  # for later calls too
+                self.empty_cache()
                 continue
             except OutlierError as exc:
                 raise (exc.at(start) if len(shape) == 3 else exc) from None  # name the b-scan of a volume
@@ -253,16 +271,6 @@ class Denoiser:
         ``"dtype"`` normalisation: :func:`~napari_hdcyclegan.normalise.volume_range`), else None."""
         shape, dtype = check_input(data)
         return volume_range(data, shape, dtype, self.normalisation)
-
-    def _halve_batch(self, exc: BaseException, hw: tuple[int, ...]) -> None:
-        """After an allocation failure: halve the batch, or explain that one b-scan does not fit."""
-        if self.batch_size == 1:
-            raise MemoryError(f"out of memory on {self.device} for one {hw[0]}x{hw[1]} b-scan "
-                              f"({short_oom(exc)}); free memory or use a smaller image") from exc
-        self.batch_size = max(1, self.batch_size // 2)
-        self.empty_cache()
-        warnings.warn(f"out of memory on {self.device}: batch size halved to {self.batch_size}",
-                      RuntimeWarning, stacklevel=3)
 
     def denoise(self, data: Any, progress: ProgressFn = None, cancel: CancelFn = None,
                 out: np.ndarray | None = None, levels: tuple[float, float] | None = None) -> np.ndarray:

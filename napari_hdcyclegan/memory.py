@@ -89,3 +89,14 @@ def cpu_batch_fit(batch_size: int, hw: tuple[int, ...], width: int, free: int) -
                       f"memory: using {fits}", RuntimeWarning, stacklevel=3)
         return fits
     return batch_size
+
+
+def halved_batch(exc: BaseException, device: Any, hw: tuple[int, ...], used: int) -> int:
+    """The batch after an allocation failure ``exc`` at ``used`` b-scans of ``hw`` pixels on
+    ``device`` (half, with a warning), or a MemoryError that says one b-scan does not fit."""
+    if used == 1:
+        raise MemoryError(f"out of memory on {device} for one {hw[0]}x{hw[1]} b-scan "
+                          f"({short_oom(exc)}); free memory or use a smaller image") from exc
+    batch = max(1, used // 2)
+    warnings.warn(f"out of memory on {device}: batch size halved to {batch}", RuntimeWarning, stacklevel=4)
+    return batch

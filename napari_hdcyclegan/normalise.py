@@ -265,11 +265,16 @@ def to_device(raw: np.ndarray, device: torch.device) -> torch.Tensor:
     return t.to(torch.float32 if _exact_in_float32(raw.dtype) else torch.float64)
 
 
+def maps_by_levels(dtype: np.dtype, normalisation: Mapping[str, Any]) -> bool:
+    """True when ``normalisation`` maps data of ``dtype`` by fixed levels (integers under ``"dtype"``)."""
+    norm = normalisation
+    return norm.get("method") == "dtype" and not norm.get("log_input") and np.dtype(dtype).kind in "uib"
+
+
 def volume_range(data: Any, shape: tuple[int, ...], dtype: np.dtype, normalisation: Mapping[str, Any]
                  ) -> tuple[float, float] | None:
     """The whole volume's :func:`integer_range` under ``"dtype"`` (one streamed min/max pass), else None."""
-    norm = normalisation
-    if norm.get("method") != "dtype" or norm.get("log_input") or dtype.kind not in "uib":
+    if not maps_by_levels(dtype, normalisation):
         return None
     if dtype == np.uint8 or dtype.kind == "b":
         return integer_range(0, 1, dtype)
@@ -285,6 +290,29 @@ def volume_range(data: Any, shape: tuple[int, ...], dtype: np.dtype, normalisati
     sample = np.concatenate(samples)
     _refuse_integer_markers(sample[::max(1, sample.size // 2**20)], float(lo), float(hi), dtype)
     return integer_range(lo, hi, dtype)
+
+
+def checked_levels(levels: Any, dtype: np.dtype, normalisation: Mapping[str, Any]) -> tuple[float, float]:
+    """``levels`` given for data of ``dtype`` (a part of a volume: :func:`volume_range` of the whole) as
+    two floats; InputError when the model does not map such data by levels or they cannot be levels."""
+    if not maps_by_levels(dtype, normalisation):
+        raise InputError(f"levels apply to integer data under 'dtype' normalisation; this model maps {dtype} "
+                         "data per b-scan: leave levels out")
+    try:
+        lo, hi = (float(v) for v in levels)
+    except (TypeError, ValueError):
+        raise InputError(f"levels must be two numbers (low, high), got {levels!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise InputError(f"levels must be finite with low < high, got {levels!r}")
+    return lo, hi
+
+
+def levels_cover(raw: np.ndarray, levels: tuple[float, float], start: int) -> None:
+    """InputError unless every value of the b-scans ``raw`` (from ``start`` on) lies within ``levels``."""
+    lo, hi = float(np.min(raw)), float(np.max(raw))
+    if lo < levels[0] or hi > levels[1]:
+        raise InputError(f"b-scan(s) from {start} hold values {lo:g}..{hi:g}, outside the levels {levels}: "
+                         "pass the levels of the volume they belong to (Denoiser.volume_levels)")
 
 
 def _refuse_integer_markers(sample: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> None:

@@ -498,8 +498,8 @@ def test_cpu_batch_capped_to_available_memory(monkeypatch):
     per_bscan = engine.CPU_BYTES_PER_PIXEL * 16 * 16 * den.config.generator_width
     monkeypatch.setattr(denoiser_module, "available_memory", lambda: int(3.5 * per_bscan / engine.CPU_MEMORY_SHARE))
     with pytest.warns(RuntimeWarning, match="using 3"):
-        den.denoise(volume(np.uint8, (5, 16, 16)))
-    assert den.batch_size == 3
+        chunks = [(a, b) for a, b, _ in den.iter_denoise(volume(np.uint8, (5, 16, 16)))]
+    assert chunks == [(0, 3), (3, 5)] and den.batch_size == 64  # the cap holds for this input only
     monkeypatch.setattr(denoiser_module, "available_memory", lambda: per_bscan // 2)
     with pytest.raises(MemoryError, match="only 0 MB are available"):
         den.denoise(volume(np.uint8, (5, 16, 16)))
@@ -622,3 +622,33 @@ def test_config_dim_median_is_checked(tmp_path):
     for bad in (0, 1.5, "0.3", True):
         with pytest.raises(CheckpointError, match="dim_median"):
             ModelConfig.from_json({**base, "normalisation": {"method": "dtype", "dim_median": bad}})
+
+
+def test_levels_of_the_whole_map_a_part_alike_and_wrong_levels_are_refused():
+    den = tiny({"method": "dtype"})
+    vol = (volume(np.uint16, (3, 16, 20)) // 16).astype(np.uint16)  # 12-bit values
+    vol[0] //= 8  # a dim b-scan: 9 bits alone
+    levels = den.volume_levels(vol)
+    assert levels == (0.0, 4095.0)
+    whole = den.denoise(vol)
+    np.testing.assert_array_equal(den.denoise(vol[0], levels=levels), whole[0])
+    assert not np.array_equal(den.denoise(vol[0]), whole[0])  # its own 9 bits
+    for bad, said in (((0, 0), "low < high"), ((np.nan, 1), "finite"), ((5,), "two numbers"),
+                      ((0, 100), "outside the levels")):
+        with pytest.raises(InputError, match=said):
+            den.denoise(vol[0], levels=bad)
+    with pytest.raises(InputError, match="this model maps float32 data per b-scan"):
+        den.denoise(vol[0].astype(np.float32), levels=levels)
+    with pytest.raises(InputError, match="maps uint16 data per b-scan"):
+        tiny().denoise(vol[0], levels=levels)  # percentile mapping: no levels
+
+
+def test_a_batch_capped_for_one_input_is_not_kept_for_the_next(monkeypatch):
+    from napari_hdcyclegan import denoiser as module
+
+    den = tiny(batch_size=4)
+    monkeypatch.setattr(module, "cpu_batch_fit", lambda batch, hw, width, free: 1 if hw[0] > 20 else batch)
+    monkeypatch.setattr(module, "available_memory", lambda: 10**9)
+    big = [(a, b) for a, b, _ in den.iter_denoise(volume(np.uint8, (3, 24, 16)))]
+    small = [(a, b) for a, b, _ in den.iter_denoise(volume(np.uint8, (5, 16, 16)))]
+    assert big == [(0, 1), (1, 2), (2, 3)] and small == [(0, 4), (4, 5)] and den.batch_size == 4
