@@ -3,7 +3,8 @@
 The widgets, the CLI and evaluation all ask :func:`napari_hdcyclegan.engine.get_denoiser` for
 models. A single slot made them evict each other (Denoise and Compare on two models reloaded on
 every run); a few slots keep the recently used models resident, and the least recently used one
-is freed (its GPU memory returned to the driver) before a new one is loaded into a full cache.
+is let go (its cached GPU memory returned to the driver once nothing uses it) before a new one is
+loaded into a full cache.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ T = TypeVar("T")
 
 
 def free_model(model: object) -> None:
-    """Move ``model``'s generator off its device and return cached GPU memory to the driver."""
+    """Return the GPU memory cached for ``model``'s device to the driver once the cache has let it go.
+
+    Its weights are left where they are: a run still using the model (another widget's worker) or a
+    caller holding it goes on working, and the weights are freed with the last reference (moving
+    them to the CPU here broke such a run on a GPU with a device mismatch).
+    """
     device = getattr(model, "device", None)
-    generator = getattr(model, "generator", None)
-    if generator is not None:
-        generator.to("cpu")
     gc.collect()
     if device is not None and getattr(device, "type", "") == "cuda":
         torch.cuda.empty_cache()

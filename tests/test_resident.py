@@ -42,3 +42,22 @@ def test_clear_frees_everything():
 def test_capacity_must_be_positive():
     with pytest.raises(ValueError):
         ResidentModels(capacity=0)
+
+
+def test_a_model_let_go_while_in_use_keeps_working():
+    """A run still using an evicted model (another widget's worker) goes on: its weights stay on its
+    device (they were moved to the CPU, which breaks a GPU run with a device mismatch)."""
+    import numpy as np
+    import torch
+
+    from napari_hdcyclegan.denoiser import Denoiser
+    from napari_hdcyclegan.model import Generator, ModelConfig
+    from napari_hdcyclegan.resident import free_model
+
+    den = Denoiser(Generator(4), ModelConfig(generator_width=4, name="tiny", trained=True), "cpu")
+    before = den.denoise(np.full((16, 16), 100, np.uint8))
+    moved: list[object] = []
+    den.generator.to = lambda *args, **kwargs: moved.append(args)  # type: ignore[method-assign]
+    free_model(den)
+    assert moved == [] and all(p.device == torch.device("cpu") for p in den.generator.parameters())
+    np.testing.assert_array_equal(den.denoise(np.full((16, 16), 100, np.uint8)), before)
