@@ -175,8 +175,13 @@ def check_input(data: Any) -> tuple[tuple[int, ...], np.dtype]:
         Unless ``data`` is a numeric (not bool), non-empty 2D b-scan or 3D volume (b-scans on axis 0) with
         b-scans of at least :data:`MIN_SIZE` pixels each way.
     """
+    if isinstance(data, torch.Tensor):  # numpy cannot read its dtype; converting would hide a GPU copy
+        raise InputError("expected a numpy or array-like image, got a torch tensor: pass tensor.cpu().numpy()")
     if not (hasattr(data, "shape") and hasattr(data, "dtype") and hasattr(data, "__getitem__")):
-        data = np.asarray(data)
+        try:
+            data = np.asarray(data)
+        except ValueError:
+            raise InputError(f"expected a 2D b-scan or a 3D volume, got a ragged {type(data).__name__}") from None
     shape, dtype = tuple(int(s) for s in data.shape), np.dtype(data.dtype)
     if dtype.kind not in "biuf":
         raise InputError(f"expected a numeric image, got dtype {dtype}")

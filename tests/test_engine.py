@@ -652,3 +652,11 @@ def test_a_batch_capped_for_one_input_is_not_kept_for_the_next(monkeypatch):
     big = [(a, b) for a, b, _ in den.iter_denoise(volume(np.uint8, (3, 24, 16)))]
     small = [(a, b) for a, b, _ in den.iter_denoise(volume(np.uint8, (5, 16, 16)))]
     assert big == [(0, 1), (1, 2), (2, 3)] and small == [(0, 4), (4, 5)] and den.batch_size == 4
+
+
+def test_a_tensor_or_a_ragged_list_is_a_clear_input_error():
+    den = tiny()
+    with pytest.raises(InputError, match=r"torch tensor: pass tensor.cpu\(\).numpy\(\)"):
+        den.denoise(torch.zeros(16, 16))
+    with pytest.raises(InputError, match="got a ragged list"):
+        den.denoise([[1.0] * 16] * 15 + [[1.0] * 15])
