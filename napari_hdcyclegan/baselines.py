@@ -65,7 +65,8 @@ def _noise_sigma(unit: np.ndarray, sigma: float | None, scale: float) -> float:
 
 
 def iter_per_slice(image: np.ndarray, denoise2d: Callable[[np.ndarray], np.ndarray]) -> Steps[np.ndarray]:
-    """Map ``image`` to [0, 1], run ``denoise2d`` on each b-scan, map back to dtype and range.
+    """Map ``image`` to [0, 1], run ``denoise2d`` on each b-scan, map back to dtype and range;
+    non-finite pixels (NaN, inf) are given back unchanged.
 
     Yields ``(done, total)`` b-scans (first ``(0, total)``) and returns the result, so a napari
     worker can run it directly; :func:`apply_per_slice` is its callback form.
@@ -80,8 +81,11 @@ def iter_per_slice(image: np.ndarray, denoise2d: Callable[[np.ndarray], np.ndarr
         unit = to_unit(stack[i], lo, hi)
         out[i] = np.clip(denoise2d(unit), 0.0, 1.0)
         yield i + 1, total
-    result = from_unit(out, lo, hi, arr.dtype)
-    return result[0] if arr.ndim == 2 else result
+    result = from_unit(out, lo, hi, arr.dtype).reshape(arr.shape)
+    missing = ~np.isfinite(arr) if arr.dtype.kind == "f" else None
+    if missing is not None and missing.any():  # NaN / inf pixels come back as they were, as the model's do
+        result[missing] = arr[missing]
+    return result
 
 
 def apply_per_slice(image: np.ndarray, denoise2d: Callable[[np.ndarray], np.ndarray],

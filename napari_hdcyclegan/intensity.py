@@ -80,9 +80,9 @@ def to_unit(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
     numpy.ndarray
         float32 in [0, 1], the shape of ``data``.
     """
-    x = np.asarray(data, dtype=np.float32)
+    x = np.asarray(data, dtype=np.float64)  # float32 would overflow for values beyond 3.4e38
     span = hi - lo
-    out = (x - np.float32(lo)) / np.float32(span) if span > 0 else np.zeros_like(x)
+    out = ((x - lo) / span if span > 0 else np.zeros_like(x)).astype(np.float32)
     out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
     return np.clip(out, 0.0, 1.0, out=out)
 

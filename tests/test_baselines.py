@@ -154,3 +154,15 @@ def test_comparison_steps_model_and_baselines_per_bscan(monkeypatch):
     assert set(out["results"]) == {"model", "median"} and "pip install it" in out["missing"]["bm3d"]
     one = drive(baselines.iter_comparison(stack[1:2], ("median",)))["results"]["median"]
     np.testing.assert_array_equal(one[0], out["results"]["median"][1])
+
+
+@pytest.mark.parametrize("name", ["median", "wavelet"])
+def test_non_finite_pixels_come_back_and_huge_floats_keep_their_range(name):
+    """As the model's outputs: NaN / inf where they were (they became grey levels), and float64 values
+    beyond float32's range mapped in float64 (they came back all 0)."""
+    x = (np.random.default_rng(0).random((32, 40)) * 200 + 10).astype(np.float64)
+    x[3, 4], x[5, 6] = np.nan, np.inf
+    out = BASELINES[name](x)
+    assert np.isnan(out[3, 4]) and out[5, 6] == np.inf and np.isfinite(out).sum() == x.size - 2
+    huge = BASELINES[name](np.nan_to_num(x, nan=50.0, posinf=50.0) * 1e40)
+    assert np.isfinite(huge).all() and 1e40 < huge.mean() < 210e40
