@@ -6,8 +6,9 @@ and the no-reference measures of one noisy b-scan (split PSNR, noise texture) in
 
 Settings (stated because papers differ):
 
-- PSNR = 10 log10(data_range^2 / MSE); ``data_range`` defaults to 255 for uint8, the dtype maximum
-  for other integers and 1.0 for float images in [0, 1]; identical images give ``inf``.
+- PSNR = 10 log10(data_range^2 / MSE); ``data_range`` defaults to the reference's span of values as the
+  denoiser maps them (:func:`default_data_range`: 255 for uint8, the bit depth the values use for other
+  integers, 1.0 for float images in [0, 1], else their own range); identical images give ``inf``.
 - SSIM as Wang et al. 2004: Gaussian weights (sigma 1.5), population covariance
   (``use_sample_covariance=False``), K1 = 0.01, K2 = 0.03, same ``data_range`` as PSNR.
 - MSR = mean / std over each signal region, averaged over regions; ENL = mean^2 / variance.
@@ -26,7 +27,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .intensity import check_image
+from .intensity import check_image, integer_range
 from .masks import retina_contours, retina_level, signal_background_masks  # noqa: F401 - re-exported
 from .noise_measures import (  # noqa: F401 - re-exported
     axial_noise_correlation,
@@ -42,7 +43,12 @@ MIN_REGION = 50
 
 
 def default_data_range(image: np.ndarray) -> float:
-    """255 for uint8, the dtype maximum for other integers, 1.0 for floats (unit images).
+    """The span of values ``image``'s data can take, as the denoiser maps them to its input.
+
+    255 for uint8 (1 for bool); for other integers the levels of
+    :func:`napari_hdcyclegan.intensity.integer_range` (12-bit values in uint16: 4095, not 65535;
+    negative values: the image's own range); 1.0 for float images within [0, 1], else the float
+    image's own range (max - min of its finite values).
 
     Parameters
     ----------
@@ -52,12 +58,17 @@ def default_data_range(image: np.ndarray) -> float:
     -------
     float
     """
-    dtype = np.asarray(image).dtype
-    if dtype == np.bool_:
+    arr = np.asarray(image)
+    if arr.dtype == np.bool_ or arr.dtype == np.uint8:
+        return 1.0 if arr.dtype == np.bool_ else 255.0
+    finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+    if finite.size == 0:
         return 1.0
-    if dtype.kind in "iu":
-        return float(np.iinfo(dtype).max)
-    return 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    if arr.dtype.kind in "iu":
+        levels = integer_range(lo, hi, arr.dtype)
+        return levels[1] - levels[0]
+    return 1.0 if lo >= 0.0 and hi <= 1.0 or hi <= lo else hi - lo
 
 
 def _pair(test: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

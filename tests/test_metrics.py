@@ -172,3 +172,17 @@ def test_no_reference_measures_are_re_exported() -> None:
 
     for name in ("column_halves", "split_psnr", "offset_free_psnr", "axial_noise_correlation", "lateral_noise_ratio"):
         assert getattr(metrics, name) is getattr(noise_measures, name)
+
+
+def test_the_default_data_range_follows_the_values_as_the_denoiser_maps_them():
+    """12-bit data in uint16 is scored on 4095, not 65535 (PSNR 24 dB too high); data with negative
+    values and floats beyond [0, 1] on their own range."""
+    rng = np.random.default_rng(0)
+    ref = (rng.random((32, 32)) * 200).astype(np.uint8)
+    noisy = np.clip(ref + rng.normal(0, 8, ref.shape), 0, 255).astype(np.uint8)
+    as12 = metrics.psnr(noisy.astype(np.uint16) * 16, ref.astype(np.uint16) * 16)
+    assert as12 == pytest.approx(metrics.psnr(noisy, ref) + 20 * np.log10(4095 / (255 * 16)), abs=1e-9)
+    assert metrics.default_data_range(np.array([[-300, 700]], np.int16)) == 1000.0
+    assert metrics.default_data_range(np.array([[0.2, 0.9]])) == 1.0
+    assert metrics.default_data_range(np.array([[10.0, 250.0, np.nan]])) == 240.0
+    assert metrics.default_data_range(np.array([[True]])) == 1.0
