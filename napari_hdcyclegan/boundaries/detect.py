@@ -218,6 +218,12 @@ def model_boundaries(data: np.ndarray, denoiser: Any, stage: str | None = None,
                      progress: ProgressFn = None, cancel: CancelFn = None, **kwargs: Any
                      ) -> dict[str, np.ndarray]:
     """ILM/RPE (N, W) and ``doubtful`` for a b-scan or volume with a denoiser (what the CLI calls):
-    :func:`iter_boundaries` with ``progress(done, total)`` and ``cancel()`` checked between steps."""
+    :func:`iter_boundaries` with ``progress(done, total)`` and ``cancel()`` checked between steps.
+
+    The denoiser should be the boundary model, ``get_denoiser(boundary_weights(weights))``
+    (:func:`napari_hdcyclegan.model.choice.boundary_weights`: ``spectralis-sim`` for "auto", as the
+    CLI and the widget use it): the denoising models' feature maps can put the ILM in the vitreous
+    noise (valid.vol: 169 px off with ``spectralis-real``, 13 px with ``spectralis-sim``).
+    """
     steps = iter_boundaries(data, denoiser, stage, channel, use_denoised=use_denoised, **kwargs)
     return drive(map_steps(steps, lambda s: (s[0], s[1])), progress, cancel)["boundaries"]
