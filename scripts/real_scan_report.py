@@ -41,7 +41,7 @@ def scans(root: Path) -> list[tuple[str, np.ndarray]]:
     """One (name, display-domain [0, 1] float32) b-scan per real source."""
     from napari_hdcyclegan.io import read_oct
 
-    picks = [("Spectralis .vol macula (valid.vol)", root / "vendor/heidelberg_vol/valid.vol"),
+    picks = [("Spectralis .vol RNFL circle scan (valid.vol)", root / "vendor/heidelberg_vol/valid.vol"),
              ("Spectralis .vol line", root / "vendor/spectralis_raw_data/Willis_B_716_0.vol"),
              ("Spectralis .vol circle", root / "vendor/spectralis_raw_data/Willis_B_716_2.vol"),
              ("Spectralis macula (Tian S5, held back)", root / "layers/tian2015_octlayers/Subject5_05.png"),
