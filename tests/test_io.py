@@ -633,3 +633,15 @@ def test_min_is_white_float_tiff_is_refused(tmp_path):
     tifffile.imwrite(tmp_path / "f.tif", np.zeros((16, 24), np.float32), photometric="miniswhite")
     with pytest.raises(OctReadError, match="min-is-white TIFF of float32 samples"):
         read_oct(tmp_path / "f.tif")
+
+
+def test_write_tiff_refuses_another_suffix_and_says_what_it_writes(tmp_path):
+    """TIFF bytes under a .png name open nowhere as a PNG; the errors are the package's OutputError."""
+    from napari_hdcyclegan.errors import OutputError
+
+    with pytest.raises(OutputError, match=r"write_tiff writes TIFF files; name it \.tif or \.tiff"):
+        write_tiff(tmp_path / "x.png", np.ones((8, 8), np.uint8))
+    assert not (tmp_path / "x.png").exists()
+    with pytest.raises(OutputError, match="non-empty 2D b-scan or 3D stack"):
+        write_tiff(tmp_path / "x.TIF", np.ones((2, 2, 8, 8), np.uint8))
+    write_tiff(tmp_path / "y.TIFF", np.ones((8, 8), np.uint8))  # any case

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import OutputError
 from ._common import _PROPERTY_KEY, _UNIT_TO_UM, AXES_2D, AXES_3D, PIXEL, UM, _per_axis
 from .atomic import atomic_output
+from .formats import TIFF_SUFFIXES
 from .tiff_block import block_json
 
 #: dtypes ImageJ stores (native byte order); anything else is written as a shaped TIFF of that dtype.
@@ -72,7 +74,7 @@ def write_tiff(
     """
     arr = np.asarray(data)
     if arr.ndim not in (2, 3) or arr.size == 0:
-        raise ValueError(f"write_tiff expects a non-empty 2D b-scan or 3D stack, got shape {arr.shape}")
+        raise OutputError(f"write_tiff expects a non-empty 2D b-scan or 3D stack, got shape {arr.shape}")
     if not exact_dtype:
         arr = _imagej_dtype(arr)
     pages = arr[None] if arr.ndim == 2 else arr
@@ -119,16 +121,18 @@ def write_tiff_pages(
     """
     import tifffile
 
+    if os.path.splitext(os.fspath(path))[1].lower() not in TIFF_SUFFIXES:  # TIFF bytes under another name
+        raise OutputError(f"{os.fspath(path)}: write_tiff writes TIFF files; name it .tif or .tiff")
     shape = tuple(int(n) for n in shape)
     ndim = len(shape)
     if ndim not in (2, 3) or 0 in shape:
-        raise ValueError(f"write_tiff expects a non-empty 2D b-scan or 3D stack, got shape {shape}")
+        raise OutputError(f"write_tiff expects a non-empty 2D b-scan or 3D stack, got shape {shape}")
     dtype = np.dtype(dtype)
     out_dtype = np.dtype(np.uint8) if dtype.kind == "b" else dtype.newbyteorder("=")
     scale_um, out_units, labels = _calibration(scale, units, axis_labels, ndim)
     if translate is not None:
         if len(translate) != ndim:
-            raise ValueError(f"translate {tuple(translate)} does not match a {ndim}D image")
+            raise OutputError(f"translate {tuple(translate)} does not match a {ndim}D image")
         translate = _in_um(translate, units, ndim)  # the block's translate is in the units of its scale
     blob = block_json(scale_um, out_units, labels, metadata, boundaries, shape, translate,
                       _unit_free(display, units, ndim))
@@ -163,9 +167,9 @@ def _calibration(scale: tuple[float, ...] | None, units: Any, axis_labels: Any, 
     scale = tuple(float(s) for s in (scale if scale is not None else (1.0,) * ndim))[-ndim:]
     unit_list = _per_axis(units, ndim)
     if len(scale) != ndim:
-        raise ValueError(f"scale {scale} does not match a {ndim}D image")
+        raise OutputError(f"scale {scale} does not match a {ndim}D image")
     if not all(math.isfinite(s) and s > 0 for s in scale):
-        raise ValueError(f"scale must be positive and finite, got {scale}")
+        raise OutputError(f"scale must be positive and finite, got {scale}")
     scale_um = _in_um(scale, units, ndim)
     out_units = tuple(UM if _UNIT_TO_UM.get(str(u).lower()) is not None else PIXEL for u in unit_list)
     labels = tuple(axis_labels) if axis_labels is not None else (AXES_3D if ndim == 3 else AXES_2D)
@@ -202,14 +206,14 @@ def _pages(chunks: Iterable[np.ndarray], shape: tuple[int, ...], dtype: np.dtype
         chunk = np.asarray(chunk)
         chunk = chunk[None] if chunk.ndim == 2 else chunk
         if chunk.shape[1:] != page_shape:
-            raise ValueError(f"page shape {chunk.shape[1:]} does not match the TIFF's {page_shape}")
+            raise OutputError(f"page shape {chunk.shape[1:]} does not match the TIFF's {page_shape}")
         for page in chunk:
             done += 1
             if done > n:
-                raise ValueError(f"more than the {n} pages announced")
+                raise OutputError(f"more than the {n} pages announced")
             yield np.ascontiguousarray(page, dtype=dtype)
     if done != n:
-        raise ValueError(f"only {done} of the {n} pages announced were given")
+        raise OutputError(f"only {done} of the {n} pages announced were given")
 
 
 def _imagej_dtype(arr: np.ndarray) -> np.ndarray:
@@ -222,4 +226,4 @@ def _imagej_dtype(arr: np.ndarray) -> np.ndarray:
         return arr.astype(np.uint16)
     if arr.dtype.kind in "iuf":
         return arr.astype(np.float32)
-    raise ValueError(f"cannot write dtype {arr.dtype} to TIFF")
+    raise OutputError(f"cannot write dtype {arr.dtype} to TIFF")
