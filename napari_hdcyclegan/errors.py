@@ -1,4 +1,12 @@
-"""The project's base exception: what a user can fix (bad input, bad model, bad output path)."""
+"""The project's base exception: what a user can fix (bad input, bad model, bad output path).
+
+Catch :class:`HDCycleGANError` for all of them. Besides the classes here, subclasses live beside the
+code that raises them: ``napari_hdcyclegan.io.OctReadError`` (a file that cannot be read as OCT),
+``napari_hdcyclegan.model.checkpoint.CheckpointError`` (a model folder that cannot be loaded) and
+``napari_hdcyclegan.normalise.OutlierError`` (an :class:`InputError`: a few extreme values would set the
+intensity mapping). Not among them: ``baselines.MissingExtraError`` (an ImportError: an optional extra
+such as ``bm3d`` is not installed) and ``progress.Cancelled`` (a run stopped by its ``cancel()``).
+"""
 
 from __future__ import annotations
 

@@ -59,6 +59,10 @@ from .vendor import (  # noqa: F401
     _vendor_image,
 )
 
+__all__ = ["AXES_2D", "AXES_3D", "IMAGE_SUFFIXES", "PIXEL", "PLAIN_SUFFIXES", "SUPPORTED_SUFFIXES", "TIFF_SUFFIXES",
+           "UM", "VENDOR_SUFFIXES", "OctImage", "OctReadError", "atomic_output", "folder_files", "is_supported",
+           "read_oct", "read_stack", "um_per_pixel", "visible_files", "write_tiff", "write_tiff_pages"]
+
 # --------------------------------------------------------------------------------------------------
 # entry points
 
