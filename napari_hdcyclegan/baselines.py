@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError
 from .intensity import check_image, from_unit, robust_range, to_unit
 from .progress import CancelFn, ProgressFn, Steps, drive, offset
 
@@ -64,6 +65,18 @@ def _noise_sigma(unit: np.ndarray, sigma: float | None, scale: float) -> float:
     return max(scale * _estimate_sigma(unit), 1e-6)
 
 
+def _gray_bscans(image: np.ndarray) -> np.ndarray:
+    """``image`` checked as gray b-scans, refused as the model refuses them: a bool mask, or a colour
+    image whose (H, W, 3/4) would be read as H b-scans of W x 3 pixels."""
+    arr = check_image(image)
+    if arr.dtype == np.bool_:
+        raise InputError("a binary (bool) image is a mask, not OCT intensities: nothing to denoise")
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and min(arr.shape[:2]) > 4 * arr.shape[-1]:
+        raise InputError(f"shape {arr.shape}: a last axis of {arr.shape[-1]} looks like colour channels; "
+                         "convert the image to gray b-scans")
+    return arr
+
+
 def iter_per_slice(image: np.ndarray, denoise2d: Callable[[np.ndarray], np.ndarray]) -> Steps[np.ndarray]:
     """Map ``image`` to [0, 1], run ``denoise2d`` on each b-scan, map back to dtype and range;
     non-finite pixels (NaN, inf) are given back unchanged.
@@ -71,7 +84,7 @@ def iter_per_slice(image: np.ndarray, denoise2d: Callable[[np.ndarray], np.ndarr
     Yields ``(done, total)`` b-scans (first ``(0, total)``) and returns the result, so a napari
     worker can run it directly; :func:`apply_per_slice` is its callback form.
     """
-    arr = check_image(image)
+    arr = _gray_bscans(image)
     lo, hi = robust_range(arr, 0.0, 100.0)
     stack = arr[None] if arr.ndim == 2 else arr
     out = np.empty(stack.shape, dtype=np.float32)

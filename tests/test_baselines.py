@@ -166,3 +166,14 @@ def test_non_finite_pixels_come_back_and_huge_floats_keep_their_range(name):
     assert np.isnan(out[3, 4]) and out[5, 6] == np.inf and np.isfinite(out).sum() == x.size - 2
     huge = BASELINES[name](np.nan_to_num(x, nan=50.0, posinf=50.0) * 1e40)
     assert np.isfinite(huge).all() and 1e40 < huge.mean() < 210e40
+
+
+def test_a_colour_image_or_a_mask_is_refused_as_the_model_refuses_it():
+    from napari_hdcyclegan.errors import InputError
+
+    rgb = np.zeros((40, 50, 3), np.uint8)
+    with pytest.raises(InputError, match="looks like colour channels"):
+        BASELINES["median"](rgb)  # was denoised as 40 b-scans of 50 x 3 pixels
+    with pytest.raises(InputError, match="bool"):
+        BASELINES["median"](np.zeros((20, 20), bool))
+    assert BASELINES["median"](np.zeros((3, 40, 50), np.uint8)).shape == (3, 40, 50)  # three b-scans stay
