@@ -309,8 +309,8 @@ class Denoiser:
         """
         return drive(iter_denoised(self, data, out, levels), progress, cancel)
 
-    def feature_maps(self, bscan: Any, stage: str,
-                     channels: int | Sequence[int] | None = None) -> np.ndarray:
+    def feature_maps(self, bscan: Any, stage: str, channels: int | Sequence[int] | None = None,
+                     levels: tuple[float, float] | None = None) -> np.ndarray:
         """Activation after ``stage`` for one b-scan, bilinearly upscaled to it.
 
         Parameters
@@ -321,6 +321,8 @@ class Denoiser:
             A stage of this generator (:meth:`stage_channels`; docs/conventions.md).
         channels : int or sequence of int, optional
             None (all), one index or several indices (negative ones count from the end).
+        levels : tuple of float, optional
+            :meth:`volume_levels` of the volume the b-scan is part of, as in :meth:`iter_denoise`.
 
         Returns
         -------
@@ -332,7 +334,7 @@ class Denoiser:
         ValueError
             For an unknown stage, a channel index out of range, or input that is not one b-scan.
         """
-        return stage_feature_maps(self, bscan, stage, channels)
+        return stage_feature_maps(self, bscan, stage, channels, levels)
 
     def stage_channels(self) -> dict[str, int]:
         """Number of channels of every generator stage, in forward order (``res1 .. res<n_res>``)."""

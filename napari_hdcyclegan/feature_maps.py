@@ -14,13 +14,16 @@ import torch
 import torch.nn.functional as F
 
 from .model.networks import Generator, pad_to_multiple
-from .normalise import check_input
+from .normalise import check_input, checked_levels, levels_cover
 
 
 class _Model(Protocol):
     """What the feature maps need of a :class:`~napari_hdcyclegan.engine.Denoiser`."""
 
     generator: Generator
+
+    @property
+    def normalisation(self) -> dict[str, Any]: ...
 
     def stage_channels(self) -> dict[str, int]: ...
 
@@ -49,18 +52,22 @@ def _channel_index(stage: str, n_channels: int, channels: int | Sequence[int] | 
     return index
 
 
-def stage_feature_maps(denoiser: _Model, bscan: Any, stage: str,
-                       channels: int | Sequence[int] | None = None) -> np.ndarray:
+def stage_feature_maps(denoiser: _Model, bscan: Any, stage: str, channels: int | Sequence[int] | None = None,
+                       levels: tuple[float, float] | None = None) -> np.ndarray:
     """float32 (C, H, W) activation of ``stage`` for one b-scan (see :meth:`Denoiser.feature_maps`)."""
     available = denoiser.stage_channels()  # this network's stages (res1 .. resN for its n_res)
     if stage not in available:
         raise ValueError(f"unknown stage {stage!r}; choose one of {tuple(available)}")
     index = _channel_index(stage, available[stage], channels)
-    shape, _ = check_input(bscan)
+    shape, dtype = check_input(bscan)
     if len(shape) != 2:
         raise ValueError(f"feature_maps needs one 2D b-scan, got shape {shape}")
+    raw = np.asarray(bscan)[None]
+    fixed = None if levels is None else checked_levels(levels, dtype, denoiser.normalisation)
+    if fixed is not None:
+        levels_cover(raw, fixed, 0)
     with torch.inference_mode():
-        _, unit, _, _ = denoiser._unit_batch(np.asarray(bscan)[None])
+        _, unit, _, _ = denoiser._unit_batch(raw, fixed)
         x = unit[:, None]
         h, w = x.shape[-2:]
         padded, _ = pad_to_multiple(x, 8)

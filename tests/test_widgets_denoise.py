@@ -591,3 +591,35 @@ def test_auto_chooses_for_the_volume_in_a_preview_and_a_current_b_scan_compariso
     assert "measured in the test" in str(viewer.layers["oct_preview"].metadata["provenance"])
     drive(compute_comparison(layer.data[2:3], (), True, "auto", "cpu", layer.data))
     assert measured == [(6, 64, 64), (6, 64, 64)]
+
+
+def test_a_volume_replaced_during_a_preview_is_measured_again(qtbot, make_napari_viewer, tmp_path, cartoon_volume):
+    """The levels a preview measured belong to the data it read: replaced meanwhile, the new data is
+    measured for itself (the old 12-bit levels were kept for a 10-bit volume)."""
+    import torch
+
+    from napari_hdcyclegan._widgets.denoise import DenoiseWidget
+    from napari_hdcyclegan.engine import get_denoiser
+    from napari_hdcyclegan.model import Generator, ModelConfig, save_model
+
+    torch.manual_seed(0)
+    model = save_model(tmp_path / "dtype", {"G_L": Generator(width=4)},
+                       ModelConfig(generator_width=4, name="dtype", trained=True, normalisation={"method": "dtype"}))
+    twelve = cartoon_volume(3, 64, 64, BANDS).astype(np.uint16) * 16
+    ten = twelve // 4
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(twelve, name="u16")
+    widget = DenoiseWidget(viewer)
+    widget.set_weights(model)
+    widget.device_combo.value, widget.layer_combo.value = "cpu", layer
+    viewer.dims.set_current_step(0, 1)
+    widget.preview_check.value = True
+    widget._preview_timer.stop()
+    assert widget.start_preview() is not None
+    layer.data = ten  # before the worker's result reaches the main thread
+    qtbot.waitUntil(lambda: widget.preview_worker is None, timeout=TIMEOUT_MS)
+    widget._preview_timer.stop()
+    assert widget.start_preview() is not None
+    qtbot.waitUntil(lambda: widget.preview_worker is None and "u16_preview" in viewer.layers, timeout=TIMEOUT_MS)
+    run = get_denoiser(str(model), "cpu").denoise(ten)
+    np.testing.assert_allclose(viewer.layers["u16_preview"].data[0].astype(int), run[1].astype(int), atol=1)

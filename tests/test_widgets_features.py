@@ -139,3 +139,24 @@ def test_gallery_is_tiled_off_the_main_thread(qtbot, setup, monkeypatch):
     assert threads and threads[0] is not threading.main_thread()
     assert viewer.layers["oct_fmap_gallery"].metadata["stage"] == "init"
     assert "Gallery of" in widget.status.value
+
+
+def test_maps_of_a_b_scan_use_the_volumes_input_mapping(tmp_path, cartoon_volume, release_engine):
+    """12-bit data in uint16: a dim b-scan's maps are those of the volume run's input, not of the
+    b-scan mapped by its own bit depth."""
+    import torch
+
+    from napari_hdcyclegan._widgets.features import compute_maps
+    from napari_hdcyclegan.engine import get_denoiser
+    from napari_hdcyclegan.model import Generator, ModelConfig, save_model
+
+    torch.manual_seed(0)
+    model = save_model(tmp_path / "dtype", {"G_L": Generator(width=4)},
+                       ModelConfig(generator_width=4, name="dtype", trained=True, normalisation={"method": "dtype"}))
+    volume = cartoon_volume(3, 64, 64, ((24, 42, 110.0),)).astype(np.uint16) * 16
+    volume[0] //= 4
+    den = get_denoiser(str(model))
+    result = compute_maps(volume[0], str(model), "init", volume)
+    np.testing.assert_allclose(result["maps"], den.feature_maps(volume[0], "init", levels=(0.0, 4095.0)), atol=1e-6)
+    assert not np.allclose(result["maps"], den.feature_maps(volume[0], "init"), atol=1e-3)  # its own 10 bits
+    assert result["known"]  # what was measured, for the next request

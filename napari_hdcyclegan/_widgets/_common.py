@@ -98,30 +98,6 @@ def layer_array(layer: Image, index: int | None = None) -> np.ndarray:
     return np.asarray(data if index is None or data.ndim == 2 else data[index])
 
 
-class VolumeFacts:
-    """What previews measured of one layer's data (the automatic model choice, the levels per input
-    mapping), kept between previews so that a volume is not measured again for each; another data
-    object starts over."""
-
-    def __init__(self) -> None:
-        self._data: Any = None  # a weak reference to the data the facts belong to
-        self._facts: dict[str, Any] = {}
-
-    def get(self, data: Any) -> dict[str, Any]:
-        """The facts known of ``data`` ({} for other data)."""
-        same = data is not None and self._data is not None and self._data() is data
-        return dict(self._facts) if same else {}
-
-    def update(self, data: Any, facts: dict[str, Any]) -> None:
-        """Remember ``facts`` of ``data`` (data without weak references: not kept)."""
-        if self._data is None or self._data() is not data:
-            try:
-                self._data, self._facts = weakref.ref(data), {}
-            except TypeError:
-                return
-        self._facts.update(facts)
-
-
 def checked_data(layer: Image, what: str) -> Any:
     """:func:`layer_data` (unread: a worker reads it), or None after an error notification prefixed
     with ``what``."""

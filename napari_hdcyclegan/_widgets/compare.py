@@ -55,6 +55,7 @@ from ._common import (
 )
 from ._dock import ViewerLinks, scrollable
 from ._scores import made_with, model_label, score_bscans, score_or_reason, slice_of  # noqa: F401
+from ._volume import volume_model
 from ._workers import LatestRequest, WorkerRunner, show_info
 
 if TYPE_CHECKING:
@@ -83,12 +84,9 @@ def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: 
     if stack.ndim == 2:
         stack = stack[None]
     yield 0, stack.shape[0] * (len(methods) + int(need_model))  # Cancel works while the model loads
-    denoiser = choice = None
+    denoiser = choice = levels = None
     if need_model:
-        from napari_hdcyclegan.engine import choose_denoiser
-
-        denoiser, choice = choose_denoiser(weights, device, data=stack if volume is None else volume)
-    levels = denoiser.volume_levels(volume) if denoiser is not None and volume is not None else None
+        denoiser, choice, levels, _ = volume_model(weights, device, stack, volume)
     output = yield from iter_comparison(stack, methods, denoiser, levels)
     output["provenance"] = denoiser.provenance(choice, stack) if denoiser is not None else None
     output["linear_level"] = looks_linear(stack)

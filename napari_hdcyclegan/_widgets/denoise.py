@@ -25,7 +25,6 @@ and turns results into layers:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -45,7 +44,6 @@ from qtpy.QtWidgets import QWidget
 from ._aspect import aspect_combo
 from ._common import (
     BROWSE,
-    VolumeFacts,
     WeightsChooser,
     checked_bscan,
     checked_data,
@@ -61,6 +59,7 @@ from ._common import (
     status_label,
 )
 from ._dock import ViewerLinks, scrollable
+from ._volume import VolumeFacts, volume_model
 from ._workers import LatestRequest, WorkerRunner, show_info
 
 if TYPE_CHECKING:
@@ -128,25 +127,11 @@ def denoise_volume(data: np.ndarray, weights: str, device: str, batch_size: int,
 
 def denoise_bscan(bscan: np.ndarray, weights: str, device: str, lateral_sigma: float | None = None,
                   volume: Any = None, known: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Worker: denoise one b-scan (live preview) of ``volume`` as the volume run does: with the model
-    ``auto`` chooses for the volume and the volume's levels, measured here unless ``known`` (the
-    result's ``"known"`` of an earlier preview of the same volume) holds them."""
-    from napari_hdcyclegan.engine import choose_denoiser, get_denoiser
-    from napari_hdcyclegan.model.choice import AUTO
-
-    known = dict(known or {})
-    if weights == AUTO and "auto" in known:
-        choice = known["auto"]
-        denoiser = get_denoiser(choice.weights, device)
-    else:
-        denoiser, choice = choose_denoiser(weights, device, data=bscan if volume is None else volume)
-        if choice is not None and volume is not None:
-            known["auto"] = choice
+    """Worker: denoise one b-scan (live preview) of ``volume`` as the volume run does
+    (:func:`._volume.volume_model`); the result's ``"known"`` goes back in as ``known`` next time."""
+    denoiser, choice, levels, known = volume_model(weights, device, bscan, volume, known)
     denoiser = denoiser.with_lateral_sigma(lateral_sigma)
-    key = "levels " + json.dumps(denoiser.normalisation, sort_keys=True, default=str)
-    if key not in known and volume is not None:
-        known[key] = denoiser.volume_levels(volume)
-    return {"denoised": denoiser.denoise(bscan, levels=known.get(key)), "known": known,
+    return {"denoised": denoiser.denoise(bscan, levels=levels), "known": known,
             **model_info(denoiser, choice, bscan)}
 
 
@@ -350,13 +335,13 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         volume = layer.data if layer.ndim == 3 else None  # for its levels, read in the worker
         return self._preview.launch(denoise_bscan, bscan, self.weights_combo.value, self.device_combo.value,
                                     LATERAL_CHOICES[self.lateral_combo.value], volume, self._known.get(volume),
-                                    returned=partial(self._on_preview, ticket, layer, index),
+                                    returned=partial(self._on_preview, ticket, layer, index, volume),
                                     errored=partial(self._on_error, "Preview"))
 
-    def _on_preview(self, ticket: int, source: Image, index: int,
+    def _on_preview(self, ticket: int, source: Image, index: int, volume: Any,
                     result: dict[str, Any]) -> None:
-        if source.ndim == 3:
-            self._known.update(source.data, result["known"])
+        if volume is not None:  # the data measured, not the layer's data now (it may have been replaced)
+            self._known.update(volume, result["known"])
         if not self._preview.is_latest(ticket) or source not in self.viewer.layers:
             return  # stale: the slider moved (or preview was switched off) meanwhile
         out, geo = place_bscan(source, index, result["denoised"])

@@ -42,6 +42,7 @@ from ._common import (
     status_label,
 )
 from ._dock import ViewerLinks, scrollable
+from ._volume import VolumeFacts, volume_model
 from ._workers import LatestRequest, show_info, start_worker
 
 if TYPE_CHECKING:
@@ -56,13 +57,13 @@ COLORMAPS = ("magma", "inferno", "viridis", "turbo", "twilight", "gray")
 DELAY_MS = 150
 
 
-def compute_maps(bscan: np.ndarray, weights: str, stage: str) -> dict[str, Any]:
-    """Worker: all channels of ``stage`` for one b-scan, with the model's provenance."""
-    from napari_hdcyclegan.engine import choose_denoiser
-
-    denoiser, choice = choose_denoiser(weights, data=bscan)
-    maps = np.asarray(denoiser.feature_maps(bscan, stage), dtype=np.float32)
-    return {"maps": maps, "stages": tuple(denoiser.stage_channels()), **model_info(denoiser, choice)}
+def compute_maps(bscan: np.ndarray, weights: str, stage: str, volume: Any = None,
+                 known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Worker: all channels of ``stage`` for one b-scan of ``volume``, with the model's provenance; the
+    model and the input mapping are the volume run's (:func:`._volume.volume_model`)."""
+    denoiser, choice, levels, known = volume_model(weights, "auto", bscan, volume, known)
+    maps = np.asarray(denoiser.feature_maps(bscan, stage, levels=levels), dtype=np.float32)
+    return {"maps": maps, "stages": tuple(denoiser.stage_channels()), "known": known, **model_info(denoiser, choice)}
 
 
 def gallery(maps: np.ndarray) -> np.ndarray:
@@ -113,6 +114,7 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
         scrollable(self, self.controls.native)
 
         self._maps = LatestRequest(self, DELAY_MS, self.refresh)
+        self._known = VolumeFacts()
 
         connect_layer_list(self.viewer, self.layer_combo, owner=self)
         for widget in (self.layer_combo, self.weights_combo, self.stage_combo):
@@ -169,11 +171,15 @@ class FeatureExplorerWidget(ViewerLinks, WeightsChooser, QWidget):
         if bscan is None:
             return None
         self.status.value = f"Computing {stage} maps of b-scan {index} ..."
-        return self._maps.launch(compute_maps, bscan, weights, stage,
-                                 returned=partial(self._on_maps, key, layer, index, stage),
+        volume = layer.data if layer.ndim == 3 else None  # for the volume's model and levels, read in the worker
+        return self._maps.launch(compute_maps, bscan, weights, stage, volume, self._known.get(volume),
+                                 returned=partial(self._on_maps, key, layer, index, stage, volume),
                                  errored=self._on_error)
 
-    def _on_maps(self, key: tuple, layer: Image, index: int, stage: str, result: dict[str, Any]) -> None:
+    def _on_maps(self, key: tuple, layer: Image, index: int, stage: str, volume: Any,
+                 result: dict[str, Any]) -> None:
+        if volume is not None:  # the data measured, not the layer's data now (it may have been replaced)
+            self._known.update(volume, result.pop("known"))
         if layer not in self.viewer.layers:  # else the status line kept saying "Computing ..."
             self.status.value = f"Feature maps: layer {layer.name!r} was removed; its maps were dropped"
         now = self._request()
