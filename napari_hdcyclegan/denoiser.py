@@ -256,7 +256,8 @@ class Denoiser:
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
                 if not is_out_of_memory(exc):
                     raise
-                self.batch_size = halved_batch(exc, self.device, shape[-2:], batch)  # for later calls too
+                # for later calls too; never above what another thread halved it to meanwhile
+                self.batch_size = min(self.batch_size, halved_batch(exc, self.device, shape[-2:], batch))
                 self.empty_cache()
                 continue
             except OutlierError as exc:
@@ -311,29 +312,8 @@ class Denoiser:
 
     def feature_maps(self, bscan: Any, stage: str, channels: int | Sequence[int] | None = None,
                      levels: tuple[float, float] | None = None) -> np.ndarray:
-        """Activation after ``stage`` for one b-scan, bilinearly upscaled to it.
-
-        Parameters
-        ----------
-        bscan : array-like
-            One 2D b-scan (raw values; mapped to the model input as :meth:`denoise` does).
-        stage : str
-            A stage of this generator (:meth:`stage_channels`; docs/conventions.md).
-        channels : int or sequence of int, optional
-            None (all), one index or several indices (negative ones count from the end).
-        levels : tuple of float, optional
-            :meth:`volume_levels` of the volume the b-scan is part of, as in :meth:`iter_denoise`.
-
-        Returns
-        -------
-        numpy.ndarray
-            float32 (C, H, W), computed in float32 whatever :attr:`precision` says.
-
-        Raises
-        ------
-        ValueError
-            For an unknown stage, a channel index out of range, or input that is not one b-scan.
-        """
+        """Activation after ``stage`` for one b-scan, bilinearly upscaled to it
+        (:func:`~napari_hdcyclegan.feature_maps.stage_feature_maps`: parameters, errors)."""
         return stage_feature_maps(self, bscan, stage, channels, levels)
 
     def stage_channels(self) -> dict[str, int]:
@@ -342,13 +322,14 @@ class Denoiser:
             self._stage_channels = probe_stage_channels(self.generator, self.device)
         return dict(self._stage_channels)
 
-    def dim_gains(self, data: Any) -> list[float] | None:
-        """The gain :func:`normalise.dim_gain` applies to each b-scan of ``data`` (1.0: untouched);
-        None when the model has no ``dim_median``. Reads every b-scan once more (one at a time)."""
+    def dim_gains(self, data: Any, levels: tuple[float, float] | None = None) -> list[float] | None:
+        """The gain :func:`normalise.dim_gain` applies to each b-scan of ``data`` (1.0: untouched) when
+        denoised with ``levels`` (:meth:`iter_denoise`); None when the model has no ``dim_median``.
+        Reads every b-scan once more (one at a time)."""
         if not self.normalisation.get("dim_median"):
             return None
         shape, dtype = check_input(data)
-        fixed = volume_range(data, shape, dtype, self.normalisation)
+        fixed = volume_range(data, shape, dtype, self.normalisation) if levels is None else levels
         gains = []
         for i in range(1 if len(shape) == 2 else shape[0]):
             raw = np.asarray(data)[None] if len(shape) == 2 else np.asarray(data[i:i + 1])
@@ -360,11 +341,13 @@ class Denoiser:
             gains.append(1.0 if gain is None else round(float(gain.flatten()[0]), 3))
         return gains
 
-    def provenance(self, choice: ModelChoice | None = None, data: Any = None) -> dict[str, Any]:
+    def provenance(self, choice: ModelChoice | None = None, data: Any = None,
+                   levels: tuple[float, float] | None = None) -> dict[str, Any]:
         """What produced a result: model, weights hash, config, device, precision, versions,
         (``choice``, from :func:`choose_denoiser`) why ``"auto"`` chose this model, and (``data``, the
-        input, for a model with ``dim_median``) the gain each b-scan was lifted by (``dim_gains``)."""
-        gains = self.dim_gains(data) if data is not None else None
+        input, and the ``levels`` it was denoised with, for a model with ``dim_median``) the gain each
+        b-scan was lifted by (``dim_gains``)."""
+        gains = self.dim_gains(data, levels) if data is not None else None
         return {
             "model": self.name,
             "trained": self.trained,

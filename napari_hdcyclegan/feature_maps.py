@@ -54,7 +54,31 @@ def _channel_index(stage: str, n_channels: int, channels: int | Sequence[int] | 
 
 def stage_feature_maps(denoiser: _Model, bscan: Any, stage: str, channels: int | Sequence[int] | None = None,
                        levels: tuple[float, float] | None = None) -> np.ndarray:
-    """float32 (C, H, W) activation of ``stage`` for one b-scan (see :meth:`Denoiser.feature_maps`)."""
+    """Activation after ``stage`` for one b-scan, bilinearly upscaled to it (:meth:`Denoiser.feature_maps`).
+
+    Parameters
+    ----------
+    denoiser : Denoiser
+    bscan : array-like
+        One 2D b-scan (raw values; mapped to the model input as ``Denoiser.denoise`` does).
+    stage : str
+        A stage of this generator (``denoiser.stage_channels()``; docs/conventions.md).
+    channels : int or sequence of int, optional
+        None (all), one index or several indices (negative ones count from the end).
+    levels : tuple of float, optional
+        ``Denoiser.volume_levels`` of the volume the b-scan is part of, as in ``Denoiser.iter_denoise``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (C, H, W), computed in float32 whatever the denoiser's precision says.
+
+    Raises
+    ------
+    ValueError
+        For an unknown stage, a channel index out of range, or input that is not one b-scan
+        (``InputError``, a ValueError, also for ``levels`` that do not fit it).
+    """
     available = denoiser.stage_channels()  # this network's stages (res1 .. resN for its n_res)
     if stage not in available:
         raise ValueError(f"unknown stage {stage!r}; choose one of {tuple(available)}")

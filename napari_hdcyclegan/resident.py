@@ -26,16 +26,9 @@ T = TypeVar("T")
 
 
 def free_model(model: object) -> None:
-    """Return the GPU memory cached for ``model``'s device to the driver once the cache has let it go.
-
-    Its weights are left where they are: a run still using the model (another widget's worker) or a
-    caller holding it goes on working, and the weights are freed with the last reference (moving
-    them to the CPU here broke such a run on a GPU with a device mismatch).
-    """
-    device = getattr(model, "device", None)
-    gc.collect()
-    if device is not None and getattr(device, "type", "") == "cuda":
-        torch.cuda.empty_cache()
+    """What the cache does with a model it lets go: nothing to the model itself. Its weights stay on
+    their device (a run still using it, another widget's worker, goes on; moving them to the CPU broke
+    such a run on a GPU), and the cache returns the GPU memory once its own references are gone."""
 
 
 class ResidentModels(Generic[T]):
@@ -76,9 +69,8 @@ class ResidentModels(Generic[T]):
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            while len(self._items) >= self.capacity:
-                _, old = self._items.popitem(last=False)
-                self._free(old)
+            if len(self._items) >= self.capacity:
+                self._let_go(len(self._items) - self.capacity + 1)
             model = load()
             self._items[key] = model
             return model
@@ -91,9 +83,18 @@ class ResidentModels(Generic[T]):
     def clear(self) -> None:
         """Free every resident model."""
         with self._lock:
-            while self._items:
-                _, old = self._items.popitem(last=False)
-                self._free(old)
+            self._let_go(len(self._items))
+
+    def _let_go(self, n: int) -> None:
+        """Drop the ``n`` least recently used models, then return the GPU memory they held (callers still
+        using one keep it: the cache's own references are gone before the memory is returned)."""
+        gone = [self._items.popitem(last=False)[1] for _ in range(n)]
+        cuda = any(getattr(getattr(m, "device", None), "type", "") == "cuda" for m in gone)
+        while gone:
+            self._free(gone.pop(0))
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
 
     def __len__(self) -> int:
         return len(self._items)

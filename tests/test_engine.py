@@ -660,3 +660,12 @@ def test_a_tensor_or_a_ragged_list_is_a_clear_input_error():
         den.denoise(torch.zeros(16, 16))
     with pytest.raises(InputError, match="got a ragged list"):
         den.denoise([[1.0] * 16] * 15 + [[1.0] * 15])
+
+
+def test_the_recorded_dim_gain_of_a_part_is_the_one_its_levels_gave():
+    den = tiny({"method": "dtype", "dim_median": 0.5})
+    vol = (volume(np.uint16, (3, 16, 20)) // 16).astype(np.uint16)  # 12-bit values
+    vol[0] //= 4
+    whole = den.dim_gains(vol)[0]
+    part = den.provenance(None, vol[0], den.volume_levels(vol))["dim_gains"][0]
+    assert part == whole and den.dim_gains(vol[0])[0] != whole  # alone: its own 10 bits, another gain

@@ -61,3 +61,21 @@ def test_a_model_let_go_while_in_use_keeps_working():
     free_model(den)
     assert moved == [] and all(p.device == torch.device("cpu") for p in den.generator.parameters())
     np.testing.assert_array_equal(den.denoise(np.full((16, 16), 100, np.uint8)), before)
+
+
+def test_a_model_let_go_is_gone_before_the_next_one_loads():
+    """The cache's own references are dropped before the memory is returned and the next model loads
+    (it held the old one through both: capacity + 1 models at the peak)."""
+    import weakref
+
+    class Model:
+        pass
+
+    cache: ResidentModels[Model] = ResidentModels(capacity=1)
+    first = Model()
+    ref = weakref.ref(first)
+    cache.get("a", lambda: first)
+    del first
+    gone_when_loading: list[bool] = []
+    cache.get("b", lambda: (gone_when_loading.append(ref() is None), Model())[1])
+    assert gone_when_loading == [True]

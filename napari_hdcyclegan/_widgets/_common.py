@@ -233,12 +233,13 @@ def save_with_dialog(widget: Any, caption: str, default: str, file_filter: str,
             show_error(f"{what}: export failed: {exc}")
 
 
-def model_info(denoiser: Any, choice: Any = None, data: Any = None) -> dict[str, Any]:
+def model_info(denoiser: Any, choice: Any = None, data: Any = None, levels: Any = None) -> dict[str, Any]:
     """provenance, trained and name of a Denoiser, for a worker's result dict; ``choice`` (from
     :func:`napari_hdcyclegan.engine.choose_denoiser`) says why ``auto`` chose it for this request;
-    ``data`` (the input) records the gains dim b-scans were lifted by."""
+    ``data`` (the input, denoised with ``levels``) records the gains dim b-scans were lifted by."""
     name = f"{denoiser.name} (auto: {choice.reason})" if choice is not None else denoiser.name
-    return {"provenance": denoiser.provenance(choice, data), "trained": bool(denoiser.trained), "name": name}
+    return {"provenance": denoiser.provenance(choice, data, levels), "trained": bool(denoiser.trained),
+            "name": name}
 
 
 def refresh_weights_choosers() -> None:

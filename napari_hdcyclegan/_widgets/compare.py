@@ -88,7 +88,7 @@ def compute_comparison(stack: np.ndarray, methods: tuple[str, ...], need_model: 
     if need_model:
         denoiser, choice, levels, _ = volume_model(weights, device, stack, volume)
     output = yield from iter_comparison(stack, methods, denoiser, levels)
-    output["provenance"] = denoiser.provenance(choice, stack) if denoiser is not None else None
+    output["provenance"] = denoiser.provenance(choice, stack, levels) if denoiser is not None else None
     output["linear_level"] = looks_linear(stack)
     return output
 

@@ -132,7 +132,7 @@ def denoise_bscan(bscan: np.ndarray, weights: str, device: str, lateral_sigma: f
     denoiser, choice, levels, known = volume_model(weights, device, bscan, volume, known)
     denoiser = denoiser.with_lateral_sigma(lateral_sigma)
     return {"denoised": denoiser.denoise(bscan, levels=levels), "known": known,
-            **model_info(denoiser, choice, bscan)}
+            **model_info(denoiser, choice, bscan, levels)}
 
 
 def _remove_stale_residual(viewer: napari.Viewer, source: Image) -> None:
