@@ -299,3 +299,15 @@ def test_cli_resume_needs_a_run_with_a_checkpoint_and_new_runs_need_data(tmp_pat
     assert main(["--name", "new", "--out", str(tmp_path / "new"), "--hn", str(tmp_path / "hn.tif"), "--ln",
                  str(tmp_path / "hn.tif"), "--init-from", "spectralis-real", "--width", "8"]) == 2
     assert "fine-tuning takes the base model's" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("flags, said", [(["--validation", "bogus"], "validation must be one of"),
+                                         (["--init-from", "no-such-model"], "no such model directory")])
+def test_cli_refuses_a_bad_validation_or_base_before_writing_data(tmp_path, user_dir, capsys, flags, said):
+    from training.job import main
+
+    tifffile.imwrite(tmp_path / "hn.tif", _domain(0, 0.5), photometric="minisblack")
+    rc = main(["--hn", str(tmp_path / "hn.tif"), "--ln", str(tmp_path / "hn.tif"), "--name", "x",
+               "--out", str(tmp_path / "run"), *flags])
+    err = capsys.readouterr().err
+    assert rc == 2 and said in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

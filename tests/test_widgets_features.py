@@ -160,3 +160,14 @@ def test_maps_of_a_b_scan_use_the_volumes_input_mapping(tmp_path, cartoon_volume
     np.testing.assert_allclose(result["maps"], den.feature_maps(volume[0], "init", levels=(0.0, 4095.0)), atol=1e-6)
     assert not np.allclose(result["maps"], den.feature_maps(volume[0], "init"), atol=1e-3)  # its own 10 bits
     assert result["known"]  # what was measured, for the next request
+
+
+def test_an_export_named_without_a_suffix_gets_tif(qtbot, setup, tmp_path, monkeypatch):
+    """Qt's own save dialog hands back the name as typed; the TIFF writer refuses names that are not .tif."""
+    from qtpy.QtWidgets import QFileDialog
+
+    viewer, layer, widget, _ = setup
+    wait_maps(qtbot, widget, "init")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "map"), ""))
+    widget._export_dialog()
+    assert (tmp_path / "map.tif").is_file() and widget.status.value == f"Exported {tmp_path / 'map.tif'}"

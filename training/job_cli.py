@@ -16,6 +16,7 @@ from .job import (
     JobError,
     JobSpec,
     TrainingJob,
+    fit_config,
     prepare_data,
     read_folder_images,
     resume_spec,
@@ -76,6 +77,7 @@ def _new_spec(a: argparse.Namespace, out: str, given: dict) -> JobSpec:
     if a.init_from and ({"width", "n_res"} & set(given)):
         raise JobError("--width and --n-res set a run from scratch; fine-tuning takes the base model's")
     spec = JobSpec(out=out, name=a.name, **given, extra={"lr": a.lr} if a.lr is not None else {})
+    fit_config(spec)  # a bad --validation or --init-from is refused before any data is written
     print(f"{sum(prepare_data(spec, _images(a.hn), _images(a.ln)))} b-scans written to {spec.out}/data")
     return spec
 

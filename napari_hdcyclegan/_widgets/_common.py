@@ -222,10 +222,16 @@ def weights_choices(extra: list[str] | tuple[str, ...] = ()) -> list[tuple[str, 
 
 def save_with_dialog(widget: Any, caption: str, default: str, file_filter: str,
                      write: Callable[[str], Any], what: str) -> None:
-    """Ask for a file name and ``write(path)``; the widget's status line names the result."""
+    """Ask for a file name and ``write(path)``; the widget's status line names the result. A name
+    without a suffix gets the filter's first one (Qt's own dialog does not add it)."""
+    import re
+
     from qtpy.QtWidgets import QFileDialog
 
     path, _ = QFileDialog.getSaveFileName(widget, caption, default, file_filter)
+    suffix = re.search(r"\*(\.\w+)", file_filter)
+    if path and not Path(path).suffix and suffix:
+        path += suffix.group(1)
     if path:
         try:
             widget.status.value = f"Exported {write(path)}"
