@@ -72,10 +72,7 @@ def test_a_model_let_go_is_gone_before_the_next_one_loads():
         pass
 
     cache: ResidentModels[Model] = ResidentModels(capacity=1)
-    first = Model()
-    ref = weakref.ref(first)
-    cache.get("a", lambda: first)
-    del first
+    ref = weakref.ref(cache.get("a", Model))
     gone_when_loading: list[bool] = []
     cache.get("b", lambda: (gone_when_loading.append(ref() is None), Model())[1])
     assert gone_when_loading == [True]
