@@ -12,13 +12,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _xvfb_pids() -> set[int]:
-    """Process ids of the running Xvfb servers (Linux /proc)."""
+def _xvfb_pids(marker: str) -> set[int]:
+    """Process ids of the running Xvfb servers started with ``marker`` in their environment (Linux
+    /proc): those of the test's own child run, not of other runs on the machine."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "cmdline").read_bytes().split(b"\0")[0].endswith(b"Xvfb"):
+                if (entry / "cmdline").read_bytes().split(b"\0")[0].endswith(b"Xvfb") and \
+                        marker.encode() in (entry / "environ").read_bytes().split(b"\0"):
                     pids.add(int(entry.name))
             except OSError:
                 continue
@@ -33,9 +35,10 @@ def test_a_qt_test_run_stops_its_xvfb(tmp_path):
     (tmp_path / "test_qt.py").write_text("def test_qt(qtbot):\n    from qtpy.QtWidgets import QWidget\n"
                                          "    qtbot.addWidget(QWidget())\n")
     (tmp_path / "conftest.py").write_text((ROOT / "tests" / "conftest.py").read_text())
-    before = _xvfb_pids()
+    marker = f"HDCYCLEGAN_XVFB_CHECK={os.getpid()}"
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}  # so that pytest-xvfb starts its own
+    env[marker.split("=")[0]] = marker.split("=")[1]
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert not _xvfb_pids() - before  # os._exit skips pytest-xvfb's atexit: an Xvfb was left per run
+    assert not _xvfb_pids(marker)  # os._exit skips pytest-xvfb's atexit: an Xvfb was left per run
