@@ -268,8 +268,9 @@ class Denoiser:
             start = stop
 
     def volume_levels(self, data: Any) -> tuple[float, float] | None:
-        """The levels every b-scan of ``data`` maps to [0, 1] by (integer data other than uint8 under
-        ``"dtype"`` normalisation: :func:`~napari_hdcyclegan.normalise.volume_range`), else None."""
+        """The levels every b-scan of ``data`` maps to [0, 1] by: for integer data under ``"dtype"``
+        normalisation, :func:`~napari_hdcyclegan.normalise.volume_range` ((0, 255) for uint8, the
+        values' bit depth over the whole volume for others); None where each b-scan maps by its own."""
         shape, dtype = check_input(data)
         return volume_range(data, shape, dtype, self.normalisation)
 

@@ -43,7 +43,8 @@ MIN_REGION = 50
 
 
 def default_data_range(image: np.ndarray) -> float:
-    """The span of values ``image``'s data can take, as the denoiser maps them to its input.
+    """The span of values ``image``'s data can take, as the denoiser would map it on its own (one
+    b-scan of 12-bit data whose values stay below 1024 has 10 bits: pass the volume's range instead).
 
     255 for uint8 (1 for bool); for other integers the levels of
     :func:`napari_hdcyclegan.intensity.integer_range` (12-bit values in uint16: 4095, not 65535;

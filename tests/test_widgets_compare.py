@@ -337,3 +337,22 @@ def test_the_current_b_scan_maps_by_the_volumes_levels(tmp_path, cartoon_volume,
     np.testing.assert_allclose(part[0].astype(int), full[0].astype(int), atol=1)  # batching: float rounding
     alone = drive(compute_comparison(volume[:1], (), True, str(model), "cpu"))["results"]["model"]
     assert np.abs(alone[0].astype(int) - full[0].astype(int)).mean() > 10  # mapped by its own 10 bits
+
+
+def test_the_table_scores_every_b_scan_on_the_reference_volumes_range(cartoon_volume):
+    """A dim b-scan of a 12-bit reference volume is scored on 4095 as the others are, not on its own
+    10 bits (PSNR 12 dB apart between b-scans of one volume)."""
+    from napari_hdcyclegan._widgets._scores import score_or_reason
+    from napari_hdcyclegan.metrics import score_methods
+
+    reference = cartoon_volume(3, 64, 64, ((24, 42, 110.0),)).astype(np.uint16) * 16
+    reference[0] //= 4
+    noisy = np.clip(reference[0] + np.random.default_rng(0).normal(0, 20, (64, 64)), 0, 4095).astype(np.uint16)
+    scores, reason, known = score_or_reason({"raw": noisy}, reference[0], reference)
+    assert reason == "" and known == {"data_range": 4095.0}
+    on_volume = score_methods({"raw": noisy}, reference[0], data_range=4095.0, align=True)["raw"]
+    alone = score_methods({"raw": noisy}, reference[0], align=True)["raw"]
+    key = next(k for k in on_volume if "PSNR" in k.upper())
+    assert scores["raw"][key] == on_volume[key] and abs(alone[key] - on_volume[key]) > 10
+    kept = score_or_reason({"raw": noisy}, reference[0], reference, {"data_range": 1000.0})
+    assert kept[2] == {"data_range": 1000.0} and kept[0]["raw"][key] != scores["raw"][key]  # not measured again

@@ -13,25 +13,33 @@ if TYPE_CHECKING:
     from napari.layers import Image
 
 
-def score_bscans(images: dict[str, np.ndarray], reference: np.ndarray | None
+def score_bscans(images: dict[str, np.ndarray], reference: np.ndarray | None, data_range: float | None = None
                  ) -> dict[str, dict[str, float]]:
-    """CNR/MSR of every 2D image (masks from ``reference`` or the raw one) and PSNR/SSIM vs it."""
+    """CNR/MSR of every 2D image (masks from ``reference`` or the raw one) and PSNR/SSIM vs it, on
+    ``data_range`` (default: the reference b-scan's own, :func:`~napari_hdcyclegan.metrics.default_data_range`)."""
     from napari_hdcyclegan.metrics import cnr, msr, score_methods, signal_background_masks
 
     if reference is not None:
-        return score_methods(images, reference, align=True)
+        return score_methods(images, reference, data_range=data_range, align=True)
     signal, background = signal_background_masks(images["raw"])
     return {name: {"CNR": cnr(img, signal, background), "MSR": msr(img, signal)}
             for name, img in images.items()}
 
 
-def score_or_reason(images: dict[str, np.ndarray], reference: np.ndarray | None
-                    ) -> tuple[dict[str, dict[str, float]], str]:
-    """:func:`score_bscans` for a worker; returns (scores, reason they are missing or "")."""
+def score_or_reason(images: dict[str, np.ndarray], reference: np.ndarray | None, volume: Any = None,
+                    known: dict[str, Any] | None = None) -> tuple[dict[str, dict[str, float]], str, dict[str, Any]]:
+    """:func:`score_bscans` for a worker, PSNR/SSIM on the data range of the reference's whole
+    ``volume`` (one range for every b-scan of it: a dim b-scan of 12-bit data alone has 10 bits),
+    measured here unless ``known`` holds it; returns (scores, reason they are missing or "", known)."""
+    from napari_hdcyclegan.metrics import default_data_range
+
+    known = dict(known or {})
+    if reference is not None and volume is not None and "data_range" not in known:
+        known["data_range"] = default_data_range(np.asarray(volume))  # read here, off the main thread
     try:
-        return score_bscans(images, reference), ""
+        return score_bscans(images, reference, known.get("data_range")), "", known
     except ValueError as exc:  # e.g. no retina found in this b-scan: not worth a notification
-        return {}, str(exc)
+        return {}, str(exc), known
 
 
 def model_label(metadata: dict[str, Any], fallback: str = "model") -> str:

@@ -55,7 +55,7 @@ from ._common import (
 )
 from ._dock import ViewerLinks, scrollable
 from ._scores import made_with, model_label, score_bscans, score_or_reason, slice_of  # noqa: F401
-from ._volume import volume_model
+from ._volume import VolumeFacts, volume_model
 from ._workers import LatestRequest, WorkerRunner, show_info
 
 if TYPE_CHECKING:
@@ -149,6 +149,7 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         scrollable(self, self.controls.native, self.table)
 
         self._scores = LatestRequest(self, TABLE_DELAY_MS, self.update_table)
+        self._reference_facts = VolumeFacts()  # the LN reference volume's data range, for the table
 
         connect_layer_list(self.viewer, self.layer_combo, self.reference_combo, owner=self)
         self.weights_combo.changed.connect(self._on_weights_changed)
@@ -354,8 +355,9 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         if reference is not None and reference.shape != images["raw"].shape:
             show_info(f"LN reference {ref_layer.name!r} has another b-scan shape; PSNR/SSIM skipped")
             reference = None
-        return self._scores.launch(score_or_reason, images, reference,
-                                   returned=partial(self._on_scores, ticket, list(images)),
+        volume = ref_layer.data if reference is not None and ref_layer.ndim == 3 else None
+        return self._scores.launch(score_or_reason, images, reference, volume, self._reference_facts.get(volume),
+                                   returned=partial(self._on_scores, ticket, list(images), volume),
                                    errored=self._on_score_error)
 
     def _say_what_is_scored(self, missing: list[str]) -> None:
@@ -366,11 +368,13 @@ class CompareWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
                 "another b-scan (Run compares this one)") if missing else ""
         self.status.value = self._shown_status + note
 
-    def _on_scores(self, ticket: int, rows: list[str],
-                   output: tuple[dict[str, dict[str, float]], str]) -> None:
+    def _on_scores(self, ticket: int, rows: list[str], volume: Any,
+                   output: tuple[dict[str, dict[str, float]], str, dict[str, Any]]) -> None:
+        scores, reason, known = output
+        if volume is not None:
+            self._reference_facts.update(volume, known)
         if not self._scores.is_latest(ticket):
             return  # the slider moved meanwhile
-        scores, reason = output
         if reason:
             self.status.value = f"Metrics unavailable for this b-scan: {reason}"
         self.table.setRowCount(len(rows))
