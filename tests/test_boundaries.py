@@ -474,3 +474,29 @@ def test_an_rpe_above_the_ilm_is_not_a_line(monkeypatch):
     found = bd.detect_boundaries(img, fmap)
     assert np.isfinite(found["ILM"][: W // 2]).all() and np.isnan(found["ILM"][W // 2:]).all()
     assert np.isnan(found["RPE"][W // 2:]).all()
+
+
+def test_every_b_scan_is_mapped_by_the_volumes_levels():
+    """As a Denoise run of the volume: a dim b-scan of 12-bit data is not mapped by its own 10 bits."""
+    pytest.importorskip("torch")
+    from napari_hdcyclegan.denoiser import Denoiser
+    from napari_hdcyclegan.model import Generator, ModelConfig
+
+    class Spy(Denoiser):
+        seen: list = []
+
+        def feature_maps(self, bscan, stage, channels=None, levels=None):
+            self.seen.append(("maps", levels))
+            return super().feature_maps(bscan, stage, channels, levels)
+
+        def denoise(self, data, *args, levels=None, **kwargs):
+            self.seen.append(("denoise", levels))
+            return super().denoise(data, *args, levels=levels, **kwargs)
+
+    config = ModelConfig(generator_width=4, name="tiny", trained=True, normalisation={"method": "dtype"})
+    spy = Spy(Generator(4), config, "cpu")
+    raw = np.stack([synthetic(s)[0] for s in range(2)]).astype(np.float64)
+    vol = ((raw - raw.min()) / (raw.max() - raw.min()) * 4000).astype(np.uint16)  # 12-bit values
+    vol[0] //= 4
+    list(bd.iter_model_boundaries(vol, spy, "init", 0))
+    assert spy.seen and all(levels == (0.0, 4095.0) for _, levels in spy.seen)

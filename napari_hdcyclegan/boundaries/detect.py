@@ -170,6 +170,10 @@ def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: 
     use_denoised = bool(denoiser.trained) if use_denoised is None else bool(use_denoised)
     vol = check_image(data)
     vol = vol[None] if vol.ndim == 2 else vol
+    # every b-scan mapped to the model's input as in a Denoise run of the volume (a dim b-scan of
+    # 12-bit data alone has 10 bits); None where the model maps each b-scan by its own range
+    levels = denoiser.volume_levels(vol) if hasattr(denoiser, "volume_levels") else None
+    mapped = {} if levels is None else {"levels": levels}
 
     previous = None
     for i, raw in enumerate(vol):
@@ -178,8 +182,8 @@ def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: 
             w = raw.shape[-1]
             yield i, {**{n: np.full(w, np.nan, np.float32) for n in names}, "doubtful": np.zeros(w, bool)}
             continue
-        fmap = np.asarray(denoiser.feature_maps(raw, stage, [int(channel)]), dtype=np.float32)[0]
-        bscan = np.asarray(denoiser.denoise(raw), dtype=np.float32) if use_denoised else raw
+        fmap = np.asarray(denoiser.feature_maps(raw, stage, [int(channel)], **mapped), dtype=np.float32)[0]
+        bscan = np.asarray(denoiser.denoise(raw, **mapped), dtype=np.float32) if use_denoised else raw
         previous = detect_checked(bscan, fmap, previous, **kwargs)
         yield i, previous
 
