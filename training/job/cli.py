@@ -9,19 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .job import (
-    BUDGET_SPENT,
-    RESUME_FLAGS,
-    VALIDATIONS,
-    JobError,
-    JobSpec,
-    TrainingJob,
-    fit_config,
-    prepare_data,
-    read_folder_images,
-    resume_spec,
-)
-from .runlog import checkpoint_folder, checkpoint_step
+from ..runlog import checkpoint_folder, checkpoint_step
+from .data import prepare_data, read_folder_images
+from .process import BUDGET_SPENT, RESUME_FLAGS, TrainingJob, resume_spec
+from .spec import VALIDATIONS, JobError, JobSpec, fit_config
 
 
 def _images(paths: list[str]) -> list[np.ndarray]:
@@ -87,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from napari_hdcyclegan.errors import HDCycleGANError
     from napari_hdcyclegan.model.registry import check_model_name, user_runs_dir
 
-    from .publish import export_run
+    from ..publish import export_run
 
     a = _parser().parse_args(argv)
     given = {k: getattr(a, k) for k in SPEC_FLAGS if getattr(a, k) is not None}
