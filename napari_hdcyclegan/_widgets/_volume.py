@@ -12,8 +12,8 @@ import numpy as np
 
 
 class VolumeFacts:
-    """What previews measured of one layer's data (the automatic model choice, the levels per input
-    mapping), kept between previews so that a volume is not measured again for each; another data
+    """What a view measured of one layer's data (the automatic model choice, the levels per input
+    mapping), kept between its requests so that a volume is not measured again for each; another data
     object starts over."""
 
     def __init__(self) -> None:
