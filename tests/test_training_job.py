@@ -265,12 +265,7 @@ def test_cli_resume_goes_on_with_more_steps_and_exports(tmp_path, user_dir, caps
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4, 5, 6]
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--crop", "64"], "only --steps, --minutes, --device, --threads may change (given: --crop)"),
-    (["--lr", "1e-3"], "leave out --hn, --ln and --lr"),
-    (["--hn", "x.tif"], "leave out --hn, --ln and --lr"),
-])
-def test_cli_resume_refuses_changes_to_what_is_trained(tmp_path, user_dir, capsys, extra, message):
+def test_cli_resume_refuses_changes_to_what_is_trained(tmp_path, user_dir, capsys):
     from training.job import main
 
     spec = _spec(tmp_path, 4)
@@ -278,10 +273,13 @@ def test_cli_resume_refuses_changes_to_what_is_trained(tmp_path, user_dir, capsy
     job.start()
     _wait(lambda: job.poll() != "running")
     before = {p: p.read_bytes() for p in Path(spec.out).glob("*.json")}
-    assert main(["--name", "mine", "--out", spec.out, "--resume", *extra]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
-    assert {p: p.read_bytes() for p in Path(spec.out).glob("*.json")} == before
+    cases = ((["--crop", "64"], "only --steps, --minutes, --device, --threads may change (given: --crop)"),
+             (["--lr", "1e-3"], "leave out --hn, --ln and --lr"), (["--hn", "x.tif"], "leave out --hn, --ln and --lr"))
+    for extra, message in cases:
+        assert main(["--name", "mine", "--out", spec.out, "--resume", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1, extra
+        assert {p: p.read_bytes() for p in Path(spec.out).glob("*.json")} == before
 
 
 def test_cli_resume_needs_a_run_with_a_checkpoint_and_new_runs_need_data(tmp_path, user_dir, capsys):
