@@ -122,8 +122,8 @@ class Denoiser:
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
-        if int(value) < 1:
-            raise InputError(f"batch_size must be >= 1, got {value}")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
+            raise InputError(f"batch_size must be a whole number >= 1, got {value!r}")
         self._batch_size = int(value)
 
     @property

@@ -669,3 +669,9 @@ def test_the_recorded_dim_gain_of_a_part_is_the_one_its_levels_gave():
     whole = den.dim_gains(vol)[0]
     part = den.provenance(None, vol[0], den.volume_levels(vol))["dim_gains"][0]
     assert part == whole and den.dim_gains(vol[0])[0] != whole  # alone: its own 10 bits, another gain
+
+
+@pytest.mark.parametrize("bad", ["abc", 2.5, 0, True])
+def test_a_batch_size_that_is_not_a_whole_number_is_an_input_error(bad):
+    with pytest.raises(InputError, match="batch_size must be a whole number >= 1"):
+        tiny(batch_size=bad) if bad else tiny().__setattr__("batch_size", bad)

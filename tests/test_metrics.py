@@ -186,3 +186,8 @@ def test_the_default_data_range_follows_the_values_as_the_denoiser_maps_them():
     assert metrics.default_data_range(np.array([[0.2, 0.9]])) == 1.0
     assert metrics.default_data_range(np.array([[10.0, 250.0, np.nan]])) == 240.0
     assert metrics.default_data_range(np.array([[True]])) == 1.0
+
+
+def test_ssim_of_a_tiny_image_says_why_it_cannot_be_scored():
+    with pytest.raises(ValueError, match="SSIM needs b-scans of at least 7 x 7 pixels"):
+        metrics.ssim(np.zeros((6, 20)), np.zeros((6, 20)))
