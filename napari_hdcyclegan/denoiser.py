@@ -24,6 +24,7 @@ maps: :mod:`.feature_maps`.
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -122,9 +123,13 @@ class Denoiser:
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
+        try:
+            n = operator.index(value)  # ints of numpy, torch (0-d) and Python; not 2.5, not "4"
+        except TypeError:
+            n = 0
+        if isinstance(value, bool) or n < 1:
             raise InputError(f"batch_size must be a whole number >= 1, got {value!r}")
-        self._batch_size = int(value)
+        self._batch_size = n
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:

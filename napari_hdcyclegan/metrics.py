@@ -122,8 +122,9 @@ def ssim(test: np.ndarray, reference: np.ndarray, data_range: float | None = Non
 
     dr = default_data_range(reference) if data_range is None else float(data_range)
     a, b = _pair(test, reference)
-    if min(a.shape[-2:]) < 7:  # skimage's Gaussian window is 7 x 7 at sigma 1.5
-        raise ValueError(f"SSIM needs b-scans of at least 7 x 7 pixels, got shape {a.shape}")
+    if min(a.shape) < 11:  # skimage's Gaussian window at sigma 1.5: 2 * int(3.5 * 1.5 + 0.5) + 1 pixels each way
+        raise ValueError(f"SSIM needs at least 11 pixels along every axis (Gaussian window, sigma 1.5), "
+                         f"got shape {a.shape}")
     return float(structural_similarity(a, b, data_range=dr, gaussian_weights=True, sigma=1.5,
                                        use_sample_covariance=False, channel_axis=None))
 

@@ -500,3 +500,8 @@ def test_every_b_scan_is_mapped_by_the_volumes_levels():
     vol[0] //= 4
     list(bd.iter_model_boundaries(vol, spy, "init", 0))
     assert spy.seen and all(levels == (0.0, 4095.0) for _, levels in spy.seen)
+    spy.seen.clear()
+    filled = np.concatenate([vol, np.full((1, *vol.shape[1:]), 65535, np.uint16)])  # a no-data filler b-scan
+    lines = [line for _, line in bd.iter_model_boundaries(filled, spy, "init", 0)]
+    assert np.isnan(lines[-1]["ILM"]).all()  # skipped, as before
+    assert spy.seen and all(levels == (0.0, 4095.0) for _, levels in spy.seen)  # it does not set the others

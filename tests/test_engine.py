@@ -671,7 +671,12 @@ def test_the_recorded_dim_gain_of_a_part_is_the_one_its_levels_gave():
     assert part == whole and den.dim_gains(vol[0])[0] != whole  # alone: its own 10 bits, another gain
 
 
-@pytest.mark.parametrize("bad", ["abc", 2.5, 0, True])
+@pytest.mark.parametrize("bad", ["abc", 2.5, 4.0, 0, True])
 def test_a_batch_size_that_is_not_a_whole_number_is_an_input_error(bad):
     with pytest.raises(InputError, match="batch_size must be a whole number >= 1"):
         tiny(batch_size=bad) if bad else tiny().__setattr__("batch_size", bad)
+
+
+@pytest.mark.parametrize("good", [3, np.int64(3), torch.tensor(3)])
+def test_whole_numbers_of_numpy_and_torch_are_batch_sizes(good):
+    assert tiny(batch_size=good).batch_size == 3

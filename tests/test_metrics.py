@@ -188,6 +188,8 @@ def test_the_default_data_range_follows_the_values_as_the_denoiser_maps_them():
     assert metrics.default_data_range(np.array([[True]])) == 1.0
 
 
-def test_ssim_of_a_tiny_image_says_why_it_cannot_be_scored():
-    with pytest.raises(ValueError, match="SSIM needs b-scans of at least 7 x 7 pixels"):
-        metrics.ssim(np.zeros((6, 20)), np.zeros((6, 20)))
+@pytest.mark.parametrize("shape", [(6, 20), (10, 20), (3, 20, 20)])
+def test_ssim_of_a_tiny_image_says_why_it_cannot_be_scored(shape):
+    with pytest.raises(ValueError, match="SSIM needs at least 11 pixels along every axis"):
+        metrics.ssim(np.zeros(shape), np.zeros(shape))
+    assert metrics.ssim(np.ones((11, 20)), np.ones((11, 20))) == pytest.approx(1.0)

@@ -172,7 +172,9 @@ def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: 
     vol = vol[None] if vol.ndim == 2 else vol
     # every b-scan mapped to the model's input as in a Denoise run of the volume (a dim b-scan of
     # 12-bit data alone has 10 bits); None where the model maps each b-scan by its own range
-    levels = denoiser.volume_levels(vol) if hasattr(denoiser, "volume_levels") else None
+    # over the b-scans detected: a flat filler b-scan (no-data) would set the levels of all the others
+    detected = [i for i, raw in enumerate(vol) if not is_flat(raw)]
+    levels = denoiser.volume_levels(vol[detected]) if detected and hasattr(denoiser, "volume_levels") else None
     mapped = {} if levels is None else {"levels": levels}
 
     previous = None
