@@ -31,15 +31,29 @@ def score_or_reason(images: dict[str, np.ndarray], reference: np.ndarray | None,
     """:func:`score_bscans` for a worker, PSNR/SSIM on the data range of the reference's whole
     ``volume`` (one range for every b-scan of it: a dim b-scan of 12-bit data alone has 10 bits),
     measured here unless ``known`` holds it; returns (scores, reason they are missing or "", known)."""
-    from napari_hdcyclegan.metrics import default_data_range
-
     known = dict(known or {})
     if reference is not None and volume is not None and "data_range" not in known:
-        known["data_range"] = default_data_range(np.asarray(volume))  # read here, off the main thread
+        known["data_range"] = volume_data_range(volume)  # read here, off the main thread
     try:
         return score_bscans(images, reference, known.get("data_range")), "", known
     except ValueError as exc:  # e.g. no retina found in this b-scan: not worth a notification
         return {}, str(exc), known
+
+
+def volume_data_range(volume: Any, chunk: int = 16) -> float:
+    """:func:`~napari_hdcyclegan.metrics.default_data_range` of a whole volume, read ``chunk`` b-scans
+    at a time (a lazily loaded volume is never held whole): it depends only on the dtype and the
+    finite minimum and maximum."""
+    from napari_hdcyclegan.metrics import default_data_range
+
+    lo, hi = np.inf, -np.inf
+    for start in range(0, volume.shape[0], chunk):
+        part = np.asarray(volume[start:start + chunk])
+        finite = part[np.isfinite(part)] if part.dtype.kind == "f" else part
+        if finite.size:
+            lo, hi = min(lo, finite.min()), max(hi, finite.max())
+    ends = np.array([lo, hi] if lo <= hi else [], dtype=volume.dtype)
+    return default_data_range(ends)
 
 
 def model_label(metadata: dict[str, Any], fallback: str = "model") -> str:

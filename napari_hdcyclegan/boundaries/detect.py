@@ -171,15 +171,16 @@ def iter_model_boundaries(data: np.ndarray, denoiser: Any, stage: str, channel: 
     vol = check_image(data)
     vol = vol[None] if vol.ndim == 2 else vol
     # every b-scan mapped to the model's input as in a Denoise run of the volume (a dim b-scan of
-    # 12-bit data alone has 10 bits); None where the model maps each b-scan by its own range
-    # over the b-scans detected: a flat filler b-scan (no-data) would set the levels of all the others
-    detected = [i for i, raw in enumerate(vol) if not is_flat(raw)]
-    levels = denoiser.volume_levels(vol[detected]) if detected and hasattr(denoiser, "volume_levels") else None
+    # 12-bit data alone has 10 bits), the levels measured over the b-scans detected: a flat filler
+    # b-scan (no-data) would set the others'; None where the model maps each b-scan by its own range
+    flat = [is_flat(raw) for raw in vol]
+    detected = vol if not any(flat) else vol[[not f for f in flat]]  # a copy only when some are flat
+    levels = denoiser.volume_levels(detected) if len(detected) and hasattr(denoiser, "volume_levels") else None
     mapped = {} if levels is None else {"levels": levels}
 
     previous = None
     for i, raw in enumerate(vol):
-        if is_flat(raw):  # blank: no lines, and the next b-scan keeps the last prior
+        if flat[i]:  # blank: no lines, and the next b-scan keeps the last prior
             names = BOUNDARY_NAMES + (INNER_NAMES if kwargs.get("inner") else ())
             w = raw.shape[-1]
             yield i, {**{n: np.full(w, np.nan, np.float32) for n in names}, "doubtful": np.zeros(w, bool)}
