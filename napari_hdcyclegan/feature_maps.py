@@ -27,8 +27,7 @@ class _Model(Protocol):
 
     def stage_channels(self) -> dict[str, int]: ...
 
-    def _unit_batch(self, raw: np.ndarray, fixed: tuple[float, float] | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]: ...
+    def model_input(self, raw: np.ndarray, fixed: tuple[float, float] | None = None) -> np.ndarray: ...
 
 __all__ = ["probe_stage_channels", "stage_feature_maps"]
 
@@ -60,7 +59,8 @@ def stage_feature_maps(denoiser: _Model, bscan: Any, stage: str, channels: int |
     ----------
     denoiser : Denoiser
     bscan : array-like
-        One 2D b-scan (raw values; mapped to the model input as ``Denoiser.denoise`` does).
+        One 2D b-scan (raw values; mapped to the model input as ``Denoiser.denoise`` does, a dim b-scan lifted
+        by the model's ``dim_median`` gain included: ``Denoiser.model_input``).
     stage : str
         A stage of this generator (``denoiser.stage_channels()``; docs/conventions.md).
     channels : int or sequence of int, optional
@@ -90,9 +90,9 @@ def stage_feature_maps(denoiser: _Model, bscan: Any, stage: str, channels: int |
     fixed = None if levels is None else checked_levels(levels, dtype, denoiser.normalisation)
     if fixed is not None:
         levels_cover(raw, fixed, 0)
+    unit = denoiser.model_input(raw, fixed)
     with torch.inference_mode():
-        _, unit, _, _ = denoiser._unit_batch(raw, fixed)
-        x = unit[:, None]
+        x = torch.from_numpy(unit).to(next(denoiser.generator.parameters()).device)[:, None]
         h, w = x.shape[-2:]
         padded, _ = pad_to_multiple(x, 8)
         act = next(a for name, a in denoiser.generator.stages(padded) if name == stage)

@@ -612,6 +612,10 @@ def test_dim_bscans_are_lifted_to_the_models_level_and_others_left_alone():
     out = lifted.denoise(dim)
     assert out.dtype == np.uint8 and seen[0] == pytest.approx(0.4, abs=0.01)  # the generator saw the level
     assert not np.array_equal(out, plain.denoise(dim))
+    # the feature maps show what the generator sees when it denoises: the lifted b-scan
+    lifted_maps = lifted.feature_maps(dim[0], "down1")
+    np.testing.assert_allclose(lifted_maps, plain.feature_maps(lifted.model_input(dim[:1])[0], "down1"), atol=1e-6)
+    assert not np.allclose(lifted_maps, plain.feature_maps(dim[0], "down1"), atol=1e-3)
 
 
 def test_config_dim_median_is_checked(tmp_path):
