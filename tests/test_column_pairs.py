@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from napari_hdcyclegan.column_pairs import full_crops, neighbour_loss, split_crops
+from napari_hdcyclegan.column_pairs import full_crops, neighbour_loss, shifted_halves, split_crops
 from napari_hdcyclegan.metrics import column_halves
 
 
@@ -91,3 +92,27 @@ def test_profile_term_against_the_input_half_or_the_other() -> None:
     to_target, _ = neighbour_loss(lambda x: x, full, parity, 0.0, profile=1.0, profile_anchor="target")
     assert torch.allclose(to_input, mse)  # the identity keeps its own input's profile exactly
     assert float(to_target) > float(mse)  # but not the other half's noise
+
+
+def test_shifted_halves_start_gap_columns_apart() -> None:
+    im = np.tile(np.arange(21, dtype=np.float32), (4, 1))
+    even, odd = shifted_halves(im, 3)
+    assert even.shape == odd.shape == (4, 9)
+    np.testing.assert_array_equal(odd - even, 3)
+    assert all(np.array_equal(a, b) for a, b in zip(shifted_halves(im, 1), column_halves(im)))
+    for bad in (2, 0, 11, 3.5, True):
+        with pytest.raises(ValueError, match="must be odd"):
+            shifted_halves(im, bad)
+    with pytest.raises(ValueError, match="no columns 9 apart"):
+        shifted_halves(im[:, :8], 9)
+
+
+@pytest.mark.parametrize("gap", [1, 3, 7])
+def test_the_gap_sets_the_distance_between_input_and_target(gap: int) -> None:
+    ramp = np.tile(np.arange(80, dtype=np.float32), (16, 1))
+    full, parity = full_crops(np.random.default_rng(2), [ramp], (16, 16), 6, gap)
+    assert full.shape == (6, 1, 16, 32 if gap == 1 else 40) and set(parity) == {0, 1}
+    total, mse = neighbour_loss(lambda x: x, torch.from_numpy(full), parity, 4.0, gap=gap)
+    # a ramp of one per column: every target pixel is gap away from its input; the identity's own
+    # halves are as far apart, so the consistency term adds nothing
+    assert float(mse) == pytest.approx(gap ** 2) and torch.allclose(total, mse)

@@ -11,10 +11,11 @@ import tifffile
 import torch
 from skimage import io
 
+from napari_hdcyclegan.metrics import column_halves
 from training import fit
 from training.config import FitConfig
 from training.data import DataError
-from training.real import SplitSampler, column_halves, load_real, split_psnr
+from training.real import SplitSampler, load_real, split_psnr
 from training.sources import load_training_data
 
 
@@ -69,6 +70,18 @@ def test_split_sampler_pairs_come_from_neighbouring_columns() -> None:
     assert np.allclose(np.abs(x - y), 1 / 64)
     with pytest.raises(DataError, match="smaller than the crop"):
         SplitSampler([img[:, :20]], 16)
+
+
+def test_split_sampler_with_a_gap_pairs_columns_that_far_apart() -> None:
+    img = np.tile(np.arange(64, dtype=np.float32), (40, 1)) / 64
+    sampler = SplitSampler([img], 16, gap=3)
+    x, y = sampler.batch(np.random.default_rng(0), 8)
+    assert x.shape == y.shape == (8, 1, 16, 16)
+    assert np.allclose(np.abs(x - y), 3 / 64)
+    full, parity = sampler.full_batch(np.random.default_rng(0), 4)
+    assert full.shape == (4, 1, 16, 40) and len(parity) == 4
+    with pytest.raises(ValueError, match="must be odd"):
+        SplitSampler([img], 16, gap=2)
 
 
 def test_split_psnr_rewards_denoising_and_penalises_blur() -> None:
@@ -242,6 +255,27 @@ def test_consistency_term_trains_on_full_width_crops(shared_tree: Path, tmp_path
     rows = [trainer.step() for _ in range(3)]
     assert calls == [(2, 1, 16, 32)] * 3
     assert all(np.isfinite(r["loss_n2n"]) and r["loss_n2n"] > 0 for r in rows)
+
+
+def test_a_column_gap_reaches_the_consistency_term(shared_tree: Path, tmp_path: Path, monkeypatch) -> None:
+    from napari_hdcyclegan import column_pairs
+    from training import losses
+
+    gaps: list[int] = []
+    loss = column_pairs.neighbour_loss
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        gaps.append(args[-1])
+        return loss(*args, **kwargs)
+
+    monkeypatch.setattr(losses, "neighbour_loss", spy)
+    cfg = FitConfig(data="real", shared_data=str(shared_tree), out=str(tmp_path / "run"), width=4, d_width=4,
+                    crop=16, batch=2, pretrain_steps=2, steps=0, n2n_weight=1.0, n2n_consistency=2.0, n2n_gap=3,
+                    real_duke=False, ln_min_split_psnr=0.0, val_bm3d=False, ckpt_every=1000, val_every=1000,
+                    threads=1)
+    trainer = fit.Trainer(cfg, load_training_data(cfg))
+    rows = [trainer.step() for _ in range(2)]
+    assert gaps == [3, 3] and all(np.isfinite(r["loss_n2n"]) and r["loss_n2n"] > 0 for r in rows)
 
 
 def test_blind_spot_term_trains_on_full_width_crops_of_the_real_scans(shared_tree: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from napari_hdcyclegan.column_pairs import check_gap
 from napari_hdcyclegan.intensity import DEFAULT_NORMALISATION
 from napari_hdcyclegan.model.checkpoint import MAX_LATERAL_SIGMA, valid_lateral_sigma
 
@@ -55,6 +56,9 @@ class FitConfig:
     n2n_consistency: float = knob(0.0,
         "data=real: Neighbor2Neighbor's consistency term on the column halves, this times "
         "(column_pairs.neighbour_loss)")
+    n2n_gap: int = knob(1,
+        "data=real: the column-split target starts this many A-scans from the input (odd: 1 = the neighbouring "
+        "column; 3 pairs columns 0, 2, ... with 3, 5, ..., which share less speckle where neighbours share some)")
     n2n_extra_noise: float = knob(0.0,
         "data=real: add up to this many times real speckle (another scan's half difference) to the N2N input")
     n2n_shrink: float = knob(0.0,
@@ -345,6 +349,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         raise SystemExit(f"error: n2n_consistency must be >= 0, got {values['n2n_consistency']}")
     if float(values["n2n_consistency"]) > 0 and float(values["n2n_extra_noise"]) > 0:
         raise SystemExit("error: n2n_consistency cannot be combined with n2n_extra_noise")
+    try:
+        check_gap(values["n2n_gap"])
+    except ValueError as exc:
+        raise SystemExit(f"error: n2n_gap: {exc}") from None
+    if int(values["n2n_gap"]) > 1 and (values["teacher"] or float(values["blind_spot_weight"]) > 0):
+        raise SystemExit("error: n2n_gap above 1 cannot be combined with teacher or blind_spot_weight")
     if float(values["n2n_extra_noise"]) < 0:
         raise SystemExit(f"error: n2n_extra_noise must be >= 0, got {values['n2n_extra_noise']}")
     if values["paired_folders"] and values["data"] in ("sim", "duke", "real"):
@@ -362,10 +372,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     if values["teacher"] and (float(values["n2n_extra_noise"]) > 0 or pair_shares > 0):
         raise SystemExit("error: teacher cannot be combined with n2n_extra_noise, n2n_duke_frames or n2n_sim")
     real_only = (values["real_hold_out"] or bool(values["teacher"]) or float(values["n2n_extra_noise"]) > 0
+                 or int(values["n2n_gap"]) > 1
                  or float(values["n2n_shrink"]) > 0
                  or pair_shares > 0 or float(values["n2n_consistency"]) > 0 or float(values["blind_spot_weight"]) > 0)
     if real_only and values["data"] != "real":
-        raise SystemExit("error: real_hold_out, n2n_extra_noise, n2n_shrink, n2n_duke_frames, n2n_sim, "
+        raise SystemExit("error: real_hold_out, n2n_extra_noise, n2n_gap, n2n_shrink, n2n_duke_frames, n2n_sim, "
                          "n2n_consistency, blind_spot_weight and teacher need --data real")
     if values["duke_register"] and (values["data"] not in ("duke", "real") or not values["duke_extra_frames"]
                                     or (values["data"] == "real" and not values["real_duke"])):

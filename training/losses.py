@@ -99,7 +99,8 @@ def _consistency_loss(model: Callable[[torch.Tensor], torch.Tensor], split: Any,
     if n_pairs < cfg.batch:
         full, parity = split.full_batch(rng, cfg.batch - n_pairs)
         parts.append((cfg.batch - n_pairs, neighbour_loss(
-            model, to_tensor(full), parity, cfg.n2n_consistency, cfg.mean_weight, width, cfg.mean_anchor)[0]))
+            model, to_tensor(full), parity, cfg.n2n_consistency, cfg.mean_weight, width, cfg.mean_anchor,
+            cfg.n2n_gap)[0]))
     if pairs is not None and n_pairs:
         x, y = (to_tensor(a) for a in pairs.batch(rng, n_pairs))
         parts.append((n_pairs, half_pair_loss(model(x).float(), x, y, cfg.mean_weight, width, cfg.mean_anchor)[0]))

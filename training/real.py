@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_hdcyclegan import metrics
-from napari_hdcyclegan.column_pairs import full_crops, split_crops
-from napari_hdcyclegan.metrics import column_halves
+from napari_hdcyclegan.column_pairs import full_crops, shifted_halves, split_crops
 
 from .data import (
     DataError,
@@ -139,9 +138,10 @@ class SplitSampler:
     extra_noise: float = 0.0  # Noisier2Noise-style: up to this many times another scan's speckle on the input
     shrink: float = 0.0  # some crops (shrink_share) shrunk along the A-scans by a factor from [shrink, 1] (0 = off)
     shrink_share: float = 0.5  # the share of crops shrunk when shrink is on
+    gap: int = 1  # the target half starts this many A-scans from the input's (column_pairs.shifted_halves)
 
     def __post_init__(self) -> None:
-        self.halves = [column_halves(im) for im in self.images]
+        self.halves = [shifted_halves(im, self.gap) for im in self.images]
         small = [h[0].shape for h in self.halves if min(h[0].shape) < self.crop]
         if small:
             raise DataError(f"column halves {small[:3]} are smaller than the crop {self.crop}")
@@ -164,13 +164,14 @@ class SplitSampler:
         return stack_crops(x), stack_crops(y)
 
     def full_batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, list[int]]:
-        """Full-width crops (batch, 1, crop, 2 x crop) and the input's column parity of each."""
+        """Full-width crops (batch, 1, crop, 2 x crop + column_pairs.gap_columns) and the input's column parity of
+        each."""
         if self.shrink == 0:
-            return full_crops(rng, self.images, (self.crop, self.crop), batch)
+            return full_crops(rng, self.images, (self.crop, self.crop), batch, self.gap)
         out, parity = [], []
         for _ in range(batch):
             image = self.images[int(rng.integers(len(self.images)))]
-            patch, p = full_crops(rng, [image], (self._window_rows(rng, image.shape[0]), self.crop), 1)
+            patch, p = full_crops(rng, [image], (self._window_rows(rng, image.shape[0]), self.crop), 1, self.gap)
             out.append(self._shrink_rows(patch[0, 0]))
             parity += p
         return np.stack(out)[:, None], parity

@@ -166,7 +166,7 @@ def _real(cfg: FitConfig) -> TrainingData:
     # pairs of --n2n-duke-frames are meant for runs without the Duke pairs (--real-duke false).
     unpaired = [im for n, im in sets.noisy if not n.startswith("duke/")]
     split: PairSampler = SplitSampler(unpaired, cfg.crop, extra_noise=cfg.n2n_extra_noise, shrink=cfg.n2n_shrink,
-                                        shrink_share=cfg.shrink_share)
+                                        shrink_share=cfg.shrink_share, gap=cfg.n2n_gap)
     frames = sim = None
     if cfg.n2n_duke_frames > 0:
         frames, frame_val = _duke_frames(cfg)
