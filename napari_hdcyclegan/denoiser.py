@@ -55,11 +55,18 @@ from .normalise import (
 )
 from .progress import CancelFn, ProgressFn, Steps, drive
 
-__all__ = ["CPU_BATCH", "CUDA_BATCH", "Denoiser", "iter_denoised"]
+__all__ = ["CPU_BATCH", "CUDA_BATCH", "Denoiser", "default_batch_size", "iter_denoised"]
 
-#: Default b-scans per batch. CPU throughput is flat in the batch size (bench_inference.py), so a
-#: small batch keeps memory low; on a GPU larger batches fill the device.
-CPU_BATCH, CUDA_BATCH = 4, 32
+#: Default b-scans per batch. On the CPUs measured (README, "Inference speed") one b-scan at a time was
+#: as fast as any larger batch on two threads and takes the least memory; on a GPU larger batches fill
+#: the device.
+CPU_BATCH, CUDA_BATCH = 1, 32
+
+
+def default_batch_size(device: str | torch.device) -> int:
+    """:data:`CUDA_BATCH` on a CUDA device, :data:`CPU_BATCH` elsewhere (``device`` as ``resolve_device``
+    takes it: ``"auto"``, ``"cpu"``, ``"cuda:N"``, ...)."""
+    return CUDA_BATCH if resolve_device(device).type == "cuda" else CPU_BATCH
 
 
 class Denoiser:
@@ -108,7 +115,7 @@ class Denoiser:
         self.weights_sha256 = weights_sha256
         self.precision = precision
         resolve_precision(precision, self.device)  # validate early
-        self.batch_size = batch_size or (CUDA_BATCH if self.device.type == "cuda" else CPU_BATCH)
+        self.batch_size = batch_size or default_batch_size(self.device)
         self.channels_last = self.device.type == "cuda"
         self.generator = generator.eval().to(self.device)
         for p in self.generator.parameters():

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .denoiser import CPU_BATCH, CUDA_BATCH, Denoiser, iter_denoised  # noqa: F401 - CPU/CUDA_BATCH: re-exported
+from .denoiser import CPU_BATCH, CUDA_BATCH, Denoiser, default_batch_size, iter_denoised  # noqa: F401 - CPU/CUDA_BATCH: re-exported
 from .devices import PRECISIONS, available_devices, cpu_has_native_bf16, resolve_device, resolve_precision
 from .loading import UNTRAINED_NAME, UNTRAINED_SEED, cache_key, load_generator, untrained_generator  # noqa: F401 - UNTRAINED_*: re-exported
 from .memory import CPU_BYTES_PER_PIXEL, CPU_MEMORY_SHARE, drop_pages  # noqa: F401 - re-exported
@@ -27,7 +27,8 @@ from .resident import ResidentModels
 
 __all__ = [
     "DEFAULT_MODEL", "UNTRAINED_NAME", "PRECISIONS", "Cancelled", "CheckpointError", "Denoiser",
-    "available_devices", "choose_denoiser", "cpu_has_native_bf16", "get_denoiser", "iter_denoised", "release",
+    "available_devices", "choose_denoiser", "cpu_has_native_bf16", "default_batch_size", "get_denoiser",
+    "iter_denoised", "release",
     "resolve_device", "resolve_precision",
     "RESIDENT", "MIN_SIZE",
 ]

@@ -647,6 +647,12 @@ def test_levels_of_the_whole_map_a_part_alike_and_wrong_levels_are_refused():
         tiny().denoise(vol[0], levels=levels)  # percentile mapping: no levels
 
 
+def test_the_default_batch_follows_the_device(monkeypatch):
+    assert engine.default_batch_size("cpu") == engine.CPU_BATCH == tiny().batch_size
+    monkeypatch.setattr(denoiser_module, "resolve_device", lambda device: torch.device("cuda", 0))
+    assert engine.default_batch_size("cuda:0") == engine.CUDA_BATCH > engine.CPU_BATCH
+
+
 def test_a_batch_capped_for_one_input_is_not_kept_for_the_next(monkeypatch):
     from napari_hdcyclegan import denoiser as module
 

@@ -29,6 +29,18 @@ def setup(make_napari_viewer, tiny_model, cartoon_volume):
     return viewer, layer, widget
 
 
+def test_choosing_a_device_sets_its_default_batch(setup, monkeypatch):
+    from napari_hdcyclegan import engine
+
+    _, _, widget = setup
+    assert widget.batch_spin.value == 2  # the fixture's own choice stands until the device changes
+    monkeypatch.setattr(engine, "default_batch_size", lambda device: 9 if device == "auto" else 3)
+    widget.device_combo.value = "auto"
+    assert widget.batch_spin.value == 9
+    widget.device_combo.value = "cpu"
+    assert widget.batch_spin.value == 3
+
+
 def run_to_end(qtbot, widget) -> None:
     """Start a run and wait until its worker has finished."""
     worker = widget.run()

@@ -147,7 +147,7 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
-        from napari_hdcyclegan.engine import available_devices
+        from napari_hdcyclegan.engine import available_devices, default_batch_size
 
         self.viewer = napari_viewer
         self.worker = None  # the running whole-volume worker
@@ -158,8 +158,8 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.layer_combo = ComboBox(label="Image", choices=self._layer_choices)
         self.weights_combo = self._make_weights_combo()
         self.device_combo = ComboBox(label="Device", choices=available_devices())
-        self.batch_spin = SpinBox(label="Batch size", value=4, min=1, max=256,
-                                  tooltip="b-scans per forward pass")
+        self.batch_spin = SpinBox(label="Batch size", value=default_batch_size(self.device_combo.value), min=1,
+                                  max=256, tooltip="b-scans per forward pass (choosing a device sets its default)")
         self.lateral_combo = ComboBox(label="Lateral smoothing", choices=list(LATERAL_CHOICES),
                                       value="model's own",
                                       tooltip="Gaussian across A-scans after the model (its own: from its config)")
@@ -202,9 +202,15 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.blend_slider.changed.connect(self._apply_blend)
         self.preview_check.changed.connect(self._on_preview_toggled)
         self.layer_combo.changed.connect(self._schedule_preview)
+        self.device_combo.changed.connect(self._on_device_changed)
         self.device_combo.changed.connect(self._schedule_preview)
         self.lateral_combo.changed.connect(self._schedule_preview)
         self.link(self.viewer.dims.events.current_step, self._schedule_preview)
+
+    def _on_device_changed(self, device: str) -> None:
+        from napari_hdcyclegan.engine import default_batch_size
+
+        self.batch_spin.value = default_batch_size(device)
 
     @property
     def preview_worker(self) -> Any:
