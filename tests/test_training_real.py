@@ -82,6 +82,9 @@ def test_split_sampler_with_a_gap_pairs_columns_that_far_apart() -> None:
     assert full.shape == (4, 1, 16, 40) and len(parity) == 4
     with pytest.raises(ValueError, match="must be odd"):
         SplitSampler([img], 16, gap=2)
+    # halves wide enough for the crop, the full-width crop (2 x 16 + 8) not: refused before a batch is drawn
+    with pytest.raises(DataError, match="narrower than a full-width crop"):
+        SplitSampler([img[:, :36]], 16, gap=3)
 
 
 def test_split_psnr_rewards_denoising_and_penalises_blur() -> None:

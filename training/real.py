@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_hdcyclegan import metrics
-from napari_hdcyclegan.column_pairs import full_crops, shifted_halves, split_crops
+from napari_hdcyclegan.column_pairs import full_crops, gap_columns, shifted_halves, split_crops
 
 from .data import (
     DataError,
@@ -145,6 +145,10 @@ class SplitSampler:
         small = [h[0].shape for h in self.halves if min(h[0].shape) < self.crop]
         if small:
             raise DataError(f"column halves {small[:3]} are smaller than the crop {self.crop}")
+        width = 2 * self.crop + gap_columns(self.gap)  # the consistency term's full-width crops
+        narrow = [im.shape for im in self.images if im.shape[1] < width]
+        if narrow:
+            raise DataError(f"b-scans {narrow[:3]} are narrower than a full-width crop ({width} A-scans)")
         if self.extra_noise > 0 and len(self.halves) < 2:
             raise DataError("extra noise on the Noise2Noise input needs at least two noisy scans")
         if not (self.shrink == 0 or 0 < self.shrink <= 1):
