@@ -565,7 +565,8 @@ def test_consistency_term_needs_real_data() -> None:
     (["--n2n-gap", "0"], "column gap must be odd"),
     (["--n2n-gap", "11"], "column gap must be odd, from 1 to 9"),
     (["--n2n-gap", "3", "--teacher", "T", "--teacher-weight", "1"], "cannot be combined with teacher"),
-    (["--n2n-gap", "3", "--blind-spot-weight", "1"], "cannot be combined with teacher or blind_spot"),
+    (["--n2n-gap", "3", "--blind-spot-weight", "1"], "cannot be combined with teacher, blind_spot"),
+    (["--n2n-gap", "3", "--n2n-extra-noise", "1"], "cannot be combined with .*n2n_extra_noise"),
 ])
 def test_column_gap_is_checked(extra: list[str], message: str) -> None:
     with pytest.raises(SystemExit, match=message):
@@ -576,6 +577,8 @@ def test_column_gap_needs_real_data_and_reaches_the_config() -> None:
     with pytest.raises(SystemExit, match="need --data real"):
         parse_args(["--data", "sim", "--n2n-weight", "1", "--n2n-gap", "3"])
     assert parse_args(["--data", "real", "--n2n-weight", "1", "--n2n-gap", "3"])[0].n2n_gap == 3
+    with pytest.raises(SystemExit, match="n2n_gap needs --n2n-weight"):
+        parse_args(["--data", "real", "--n2n-gap", "3"])
 
 
 def test_ctrl_c_says_how_to_go_on_without_a_traceback(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -34,11 +34,23 @@ def test_choosing_a_device_sets_its_default_batch(setup, monkeypatch):
 
     _, _, widget = setup
     assert widget.batch_spin.value == 2  # the fixture's own choice stands until the device changes
-    monkeypatch.setattr(engine, "default_batch_size", lambda device: 9 if device == "auto" else 3)
+    monkeypatch.setattr(engine, "default_batch_size", lambda device: 9 if device == "auto" else engine.CPU_BATCH)
     widget.device_combo.value = "auto"
     assert widget.batch_spin.value == 9
     widget.device_combo.value = "cpu"
-    assert widget.batch_spin.value == 3
+    assert widget.batch_spin.value == engine.CPU_BATCH
+    widget.batch_spin.value = 7  # a user's choice stays while the device's default does not change
+    monkeypatch.setattr(engine, "default_batch_size", lambda device: engine.CPU_BATCH)
+    widget.device_combo.value = "auto"
+    assert widget.batch_spin.value == 7
+
+
+def test_a_new_widget_starts_at_its_devices_default_batch(make_napari_viewer):
+    from napari_hdcyclegan._widgets.denoise import DenoiseWidget
+    from napari_hdcyclegan.engine import default_batch_size
+
+    widget = DenoiseWidget(make_napari_viewer())
+    assert widget.batch_spin.value == default_batch_size(widget.device_combo.value)
 
 
 def run_to_end(qtbot, widget) -> None:

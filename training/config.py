@@ -353,8 +353,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
         check_gap(values["n2n_gap"])
     except ValueError as exc:
         raise SystemExit(f"error: n2n_gap: {exc}") from None
-    if int(values["n2n_gap"]) > 1 and (values["teacher"] or float(values["blind_spot_weight"]) > 0):
-        raise SystemExit("error: n2n_gap above 1 cannot be combined with teacher or blind_spot_weight")
+    if int(values["n2n_gap"]) > 1 and (values["teacher"] or float(values["blind_spot_weight"]) > 0
+                                       or float(values["n2n_extra_noise"]) > 0):
+        raise SystemExit("error: n2n_gap above 1 cannot be combined with teacher, blind_spot_weight or n2n_extra_noise")
+    if int(values["n2n_gap"]) > 1 and float(values["n2n_weight"]) <= 0:
+        raise SystemExit("error: n2n_gap needs --n2n-weight > 0 (it changes the Noise2Noise term's pairs)")
     if float(values["n2n_extra_noise"]) < 0:
         raise SystemExit(f"error: n2n_extra_noise must be >= 0, got {values['n2n_extra_noise']}")
     if values["paired_folders"] and values["data"] in ("sim", "duke", "real"):

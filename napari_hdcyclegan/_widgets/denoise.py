@@ -158,8 +158,9 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.layer_combo = ComboBox(label="Image", choices=self._layer_choices)
         self.weights_combo = self._make_weights_combo()
         self.device_combo = ComboBox(label="Device", choices=available_devices())
-        self.batch_spin = SpinBox(label="Batch size", value=default_batch_size(self.device_combo.value), min=1,
-                                  max=256, tooltip="b-scans per forward pass (choosing a device sets its default)")
+        self._device_batch = default_batch_size(self.device_combo.value)
+        self.batch_spin = SpinBox(label="Batch size", value=self._device_batch, min=1, max=256,
+                                  tooltip="b-scans per forward pass (choosing a device sets its default)")
         self.lateral_combo = ComboBox(label="Lateral smoothing", choices=list(LATERAL_CHOICES),
                                       value="model's own",
                                       tooltip="Gaussian across A-scans after the model (its own: from its config)")
@@ -208,9 +209,13 @@ class DenoiseWidget(ViewerLinks, WeightsChooser, WorkerRunner, QWidget):
         self.link(self.viewer.dims.events.current_step, self._schedule_preview)
 
     def _on_device_changed(self, device: str) -> None:
+        """Set the batch to the new device's default when that differs from the old one's (a user's
+        choice stays when, say, "auto" and "cpu" name the same CPU)."""
         from napari_hdcyclegan.engine import default_batch_size
 
-        self.batch_spin.value = default_batch_size(device)
+        default = default_batch_size(device)
+        if default != self._device_batch:
+            self.batch_spin.value = self._device_batch = default
 
     @property
     def preview_worker(self) -> Any:
