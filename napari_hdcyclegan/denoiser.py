@@ -182,10 +182,16 @@ class Denoiser:
         ``fixed``: the volume's range, as :meth:`iter_denoise` passes it (``normalise.volume_range``).
         """
         with torch.inference_mode():
-            unit = self._unit_batch(raw, fixed)[1]
-            gain = dim_gain(unit, self.normalisation)
-            unit = unit if gain is None else (unit * gain).clamp_(0.0, 1.0)
-            return unit.float().cpu().numpy()
+            return self._model_units(raw, fixed).float().cpu().numpy()
+
+    def _model_units(self, raw: np.ndarray, fixed: tuple[float, float] | None = None) -> torch.Tensor:
+        """:meth:`model_input` as a (B, H, W) tensor on the device. Call under ``torch.inference_mode()``."""
+        return self._lift(self._unit_batch(raw, fixed)[1])[0]
+
+    def _lift(self, unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``unit`` with :func:`normalise.dim_gain` applied, and the gain (None: nothing was lifted)."""
+        gain = dim_gain(unit, self.normalisation)
+        return (unit, None) if gain is None else ((unit * gain).clamp_(0.0, 1.0), gain)
 
     @property
     def normalisation(self) -> dict[str, Any]:
@@ -212,8 +218,8 @@ class Denoiser:
         log_input = bool(self.normalisation.get("log_input", False))
         with torch.inference_mode():
             x, unit, lo3, span = self._unit_batch(raw, fixed)
-            gain = dim_gain(unit, self.normalisation)
-            y = self.run_units(unit) if gain is None else self.run_units((unit * gain).clamp_(0.0, 1.0)) / gain
+            lifted, gain = self._lift(unit)
+            y = self.run_units(lifted) if gain is None else self.run_units(lifted) / gain
             y = y.to(x.dtype) * span + lo3
             out = y.cpu().numpy()
         if log_input:

@@ -27,7 +27,7 @@ class _Model(Protocol):
 
     def stage_channels(self) -> dict[str, int]: ...
 
-    def model_input(self, raw: np.ndarray, fixed: tuple[float, float] | None = None) -> np.ndarray: ...
+    def _model_units(self, raw: np.ndarray, fixed: tuple[float, float] | None = None) -> torch.Tensor: ...
 
 __all__ = ["probe_stage_channels", "stage_feature_maps"]
 
@@ -90,9 +90,8 @@ def stage_feature_maps(denoiser: _Model, bscan: Any, stage: str, channels: int |
     fixed = None if levels is None else checked_levels(levels, dtype, denoiser.normalisation)
     if fixed is not None:
         levels_cover(raw, fixed, 0)
-    unit = denoiser.model_input(raw, fixed)
     with torch.inference_mode():
-        x = torch.from_numpy(unit).to(next(denoiser.generator.parameters()).device)[:, None]
+        x = denoiser._model_units(raw, fixed)[:, None]
         h, w = x.shape[-2:]
         padded, _ = pad_to_multiple(x, 8)
         act = next(a for name, a in denoiser.generator.stages(padded) if name == stage)

@@ -350,13 +350,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     if float(values["n2n_consistency"]) > 0 and float(values["n2n_extra_noise"]) > 0:
         raise SystemExit("error: n2n_consistency cannot be combined with n2n_extra_noise")
     try:
-        check_gap(values["n2n_gap"])
+        gap = check_gap(values["n2n_gap"])
     except ValueError as exc:
         raise SystemExit(f"error: n2n_gap: {exc}") from None
-    if int(values["n2n_gap"]) > 1 and (values["teacher"] or float(values["blind_spot_weight"]) > 0
-                                       or float(values["n2n_extra_noise"]) > 0):
+    if gap > 1 and (values["teacher"] or float(values["blind_spot_weight"]) > 0
+                    or float(values["n2n_extra_noise"]) > 0):
         raise SystemExit("error: n2n_gap above 1 cannot be combined with teacher, blind_spot_weight or n2n_extra_noise")
-    if int(values["n2n_gap"]) > 1 and float(values["n2n_weight"]) <= 0:
+    if gap > 1 and float(values["n2n_weight"]) <= 0:
         raise SystemExit("error: n2n_gap needs --n2n-weight > 0 (it changes the Noise2Noise term's pairs)")
     if float(values["n2n_extra_noise"]) < 0:
         raise SystemExit(f"error: n2n_extra_noise must be >= 0, got {values['n2n_extra_noise']}")
@@ -375,7 +375,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[FitConfig, bool]:
     if values["teacher"] and (float(values["n2n_extra_noise"]) > 0 or pair_shares > 0):
         raise SystemExit("error: teacher cannot be combined with n2n_extra_noise, n2n_duke_frames or n2n_sim")
     real_only = (values["real_hold_out"] or bool(values["teacher"]) or float(values["n2n_extra_noise"]) > 0
-                 or int(values["n2n_gap"]) > 1
+                 or gap > 1
                  or float(values["n2n_shrink"]) > 0
                  or pair_shares > 0 or float(values["n2n_consistency"]) > 0 or float(values["blind_spot_weight"]) > 0)
     if real_only and values["data"] != "real":
