@@ -32,4 +32,6 @@ PYTHON="${PYTHON:-python3}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # A crash after the last test (seen once at interpreter exit, all tests passed) then prints its stack.
 export PYTHONFAULTHANDLER=1
-exec "$PYTHON" -m pytest -q "$@"
+# One pytest-xdist worker per core (at most 4), each test file whole in one worker: a file's module
+# fixtures are built once and its tests keep their order. `-n 0` among the arguments runs it serially.
+exec "$PYTHON" -m pytest -q -n auto --maxprocesses 4 --dist loadfile "$@"
