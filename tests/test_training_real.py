@@ -85,6 +85,12 @@ def test_split_sampler_with_a_gap_pairs_columns_that_far_apart() -> None:
     # halves wide enough for the crop, the full-width crop (2 x 16 + 8) not: refused before a batch is drawn
     with pytest.raises(DataError, match="narrower than a full-width crop"):
         SplitSampler([img[:, :36]], 16, gap=3)
+    # without the consistency term no full-width crop is drawn: the halves alone decide
+    narrow = SplitSampler([img[:, :36]], 16, gap=3, full_width=False)
+    x, y = narrow.batch(np.random.default_rng(0), 4)
+    assert np.allclose(np.abs(x - y), 3 / 64)
+    with pytest.raises(RuntimeError, match="full_width=False"):
+        narrow.full_batch(np.random.default_rng(0), 1)
 
 
 def test_split_psnr_rewards_denoising_and_penalises_blur() -> None:

@@ -139,14 +139,15 @@ class SplitSampler:
     shrink: float = 0.0  # some crops (shrink_share) shrunk along the A-scans by a factor from [shrink, 1] (0 = off)
     shrink_share: float = 0.5  # the share of crops shrunk when shrink is on
     gap: int = 1  # the target half starts this many A-scans from the input's (column_pairs.shifted_halves)
+    full_width: bool = True  # full-width crops are drawn too (the consistency term): every b-scan must hold one
 
     def __post_init__(self) -> None:
         self.halves = [shifted_halves(im, self.gap) for im in self.images]
         small = [h[0].shape for h in self.halves if min(h[0].shape) < self.crop]
         if small:
             raise DataError(f"column halves {small[:3]} are smaller than the crop {self.crop}")
-        width = 2 * self.crop + gap_columns(self.gap)  # the consistency term's full-width crops
-        narrow = [im.shape for im in self.images if im.shape[1] < width]
+        width = 2 * self.crop + gap_columns(self.gap)
+        narrow = [im.shape for im in self.images if im.shape[1] < width] if self.full_width else []
         if narrow:
             raise DataError(f"b-scans {narrow[:3]} are narrower than a full-width crop ({width} A-scans)")
         if self.extra_noise > 0 and len(self.halves) < 2:
@@ -170,6 +171,8 @@ class SplitSampler:
     def full_batch(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, list[int]]:
         """Full-width crops (batch, 1, crop, 2 x crop + column_pairs.gap_columns) and the input's column parity of
         each."""
+        if not self.full_width:
+            raise RuntimeError("this sampler was made without full-width crops (full_width=False)")
         if self.shrink == 0:
             return full_crops(rng, self.images, (self.crop, self.crop), batch, self.gap)
         out, parity = [], []

@@ -166,7 +166,9 @@ def _real(cfg: FitConfig) -> TrainingData:
     # pairs of --n2n-duke-frames are meant for runs without the Duke pairs (--real-duke false).
     unpaired = [im for n, im in sets.noisy if not n.startswith("duke/")]
     split: PairSampler = SplitSampler(unpaired, cfg.crop, extra_noise=cfg.n2n_extra_noise, shrink=cfg.n2n_shrink,
-                                        shrink_share=cfg.shrink_share, gap=cfg.n2n_gap)
+                                        shrink_share=cfg.shrink_share, gap=cfg.n2n_gap,
+                                        full_width=cfg.n2n_consistency > 0 or cfg.blind_spot_weight > 0
+                                        or bool(cfg.teacher))  # the terms that draw full-width crops
     frames = sim = None
     if cfg.n2n_duke_frames > 0:
         frames, frame_val = _duke_frames(cfg)
