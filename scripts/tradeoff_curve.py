@@ -45,19 +45,25 @@ def _lateral_sigma_check():
 
 
 def curve_cnr(curve: Sequence[tuple[float, float]], split: float) -> float:
-    """The curve's layer CNR at ``split`` PSNR, linear between its (split, CNR) points; NaN outside them."""
-    pts = np.array(sorted(curve), dtype=np.float64)
-    if len(pts) < 2 or not pts[0, 0] <= split <= pts[-1, 0]:
+    """The curve's layer CNR at ``split`` PSNR, linear between its (split, CNR) points; NaN outside them.
+
+    ``curve`` is in the order of the smoothing that draws it, and its split PSNR must fall strictly along
+    it (ValueError otherwise): a curve that turns back has no single CNR at a split PSNR.
+    """
+    pts = np.array(curve, dtype=np.float64).reshape(-1, 2)
+    if np.any(np.diff(pts[:, 0]) >= 0):
+        raise ValueError(f"the curve's split PSNR does not fall strictly with the smoothing: {pts[:, 0].round(3)}")
+    if len(pts) < 2 or not pts[-1, 0] <= split <= pts[0, 0]:
         return float("nan")
-    return float(np.interp(split, pts[:, 0], pts[:, 1]))
+    return float(np.interp(split, pts[::-1, 0], pts[::-1, 1]))
 
 
 def residual_scaled(fn: Denoise, k: float) -> Denoise:
-    """``raw + k (fn(raw) - raw)``, clipped to the input dtype's range (floats: to [0, 1])."""
+    """``raw + k (fn(raw) - raw)``, clipped to the input's own range of values (an 8-bit scan: what it holds
+    of 0-255), as the denoiser's output stays within its mapping."""
     def run(x: np.ndarray) -> np.ndarray:
-        hi = float(np.iinfo(x.dtype).max) if np.issubdtype(x.dtype, np.integer) else 1.0
         raw = x.astype(np.float64)
-        return np.clip(raw + k * (fn(x) - raw), 0.0, hi)
+        return np.clip(raw + k * (fn(x) - raw), raw.min(), raw.max())
     return run
 
 
@@ -106,7 +112,8 @@ def floats(text: str) -> list[float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reference", default="spectralis-real", help="the model whose smoothing draws the curve")
-    p.add_argument("--sigmas", type=floats, default=[0.8, 1.1, 1.3, 1.5, 1.7, 2.0])
+    p.add_argument("--sigmas", type=floats, default=[0.8, 1.1, 1.3, 1.5, 1.7, 2.0],
+                   help="the curve's lateral smoothing, increasing (px)")
     p.add_argument("--weights", nargs="*", default=[], help="models placed on the curve")
     p.add_argument("--residual-scale", type=floats, default=[])
     p.add_argument("--mix", type=parse_mix, action="append", default=[])
@@ -114,6 +121,8 @@ def main() -> None:
     p.add_argument("--cache", type=Path, help="the shared tool's BM3D cache (JSON) for the BM3D row")
     p.add_argument("--data", type=Path, default=SHARED, help="the shared folder (with data/ and tools/)")
     a = p.parse_args()
+    if len(a.sigmas) < 2 or np.any(np.diff(a.sigmas) <= 0):
+        p.error(f"--sigmas: at least two, increasing, got {a.sigmas}")
     if not (a.data / "tools" / "real_scan_check.py").is_file():
         raise SystemExit(f"{a.data}: shared folder with tools/real_scan_check.py not found (pass --data)")
     sys.path.insert(0, str(a.data / "tools"))
