@@ -69,15 +69,16 @@ def as_float(fn: Denoise) -> Denoise:
     return lambda x: np.asarray(fn(x), np.float64)
 
 
-def sweep(den: Any, sigmas: list[float], bilateral: Sequence[tuple[float, float]] = ()) -> dict[str, Denoise]:
-    """Per sigma (and per ``(px, range)`` of ``bilateral`` after it), the model with that lateral
-    smoothing, by label (float64 out, in the input's range)."""
+def sweep(den: Any, sigmas: list[float], bilateral: Sequence[tuple[float, float]] = (),
+          wiener: Sequence[tuple[float, float]] = ()) -> dict[str, Denoise]:
+    """Per sigma (and per ``(px, range)`` of ``bilateral`` or ``(px, c)`` of ``wiener`` after it), the model
+    with that lateral smoothing, by label (float64 out, in the input's range)."""
     views = {s: den.with_lateral_sigma(s) for s in sigmas}  # refuses a sigma out of range
     if den.normalisation.get("log_input", False):
         if bilateral:
             raise SystemExit("--bilateral: not for models with log_input normalisation")
         # the denoiser maps log-display values back non-linearly: one run per sigma
-        return {f"sigma {s:4.2f}": as_float(view.denoise) for s, view in views.items()}
+        return with_wiener({f"sigma {s:4.2f}": as_float(view.denoise) for s, view in views.items()}, wiener)
     # the "final" stage is the generator's output before the denoiser clips it to [0, 1]
     raw = cached(lambda x: den.feature_maps(x, "final", 0)[0], 64)
 
@@ -91,7 +92,48 @@ def sweep(den: Any, sigmas: list[float], bilateral: Sequence[tuple[float, float]
         for px, rng in bilateral:
             fns[f"sigma {s:4.2f} + bilateral {px:g} px / {rng:g}"] = functools.partial(smoothed, sigma=s,
                                                                                       edge=(px, rng))
-    return fns
+    return with_wiener(fns, wiener)
+
+
+def with_wiener(fns: dict[str, Denoise], wiener: Sequence[tuple[float, float]]) -> dict[str, Denoise]:
+    """``fns`` and, after each Gaussian-only one, one per ``(px, c)`` of ``wiener`` (:func:`local_wiener`)."""
+    out = dict(fns)
+    for label, fn in fns.items():
+        if "+" in label:
+            continue
+        for px, c in wiener:
+            out[f"{label} + wiener {px:g} px / {c:g}"] = functools.partial(
+                lambda x, f, px, c: local_wiener(x, f(x), px, c), f=fn, px=px, c=c)
+    return out
+
+
+def local_wiener(raw: np.ndarray, estimate: np.ndarray, window: float, c: float) -> np.ndarray:
+    """``estimate`` moved back towards ``raw`` where their difference is more than noise (Lee's local
+    Wiener filter on the residual): ``estimate + g (raw - estimate)``, ``g = max(v - n, 0) / v``, with
+    ``v`` the residual's local mean square (Gaussian window of ``window`` px) and ``n`` = ``c`` x its
+    median over the image, the noise's level where the estimate is right. Where a smoothing took
+    structure with the noise (an edge, a vessel shadow) ``v`` exceeds ``n`` and part of it comes back;
+    measured after a wider Gaussian, not shipped (docs/real_training.md, section 36).
+
+    Parameters
+    ----------
+    raw, estimate : numpy.ndarray
+        The input b-scan and a denoised estimate of it, same shape, same units.
+    window : float
+        Standard deviation of the Gaussian window, in pixels (both axes).
+    c : float
+        The noise level as a multiple of the median local mean square, > 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, the shape of ``raw``.
+    """
+    y = np.asarray(raw, np.float64)
+    r = y - np.asarray(estimate, np.float64)
+    v = gaussian_filter(r * r, window)
+    n = c * float(np.median(v))
+    return y - r + np.clip(v - n, 0.0, None) / np.maximum(v, 1e-12) * r
 
 
 def lateral_bilateral(y: torch.Tensor, sigma: float, range_sigma: float) -> torch.Tensor:
@@ -272,6 +314,10 @@ def main() -> None:
     p.add_argument("--bilateral", default="", metavar="PX:RANGE,...",
                    help="also each sigma followed by an edge-preserving (bilateral) smoothing across A-scans: "
                         "spatial sigma in px and intensity sigma in [0, 1] units (measured, not shipped)")
+    p.add_argument("--wiener", default="", metavar="PX:C,...",
+                   help="also each sigma followed by a local Wiener correction towards the raw b-scan: window "
+                        "in px, noise level as a multiple of the residual's median local mean square (measured, "
+                        "not shipped)")
     p.add_argument("--show", type=Path, default=None, metavar="DIR",
                    help="pictures of one b-scan per real source: raw | each method, residuals below")
     p.add_argument("--data", type=Path, default=SHARED, help="the shared folder (with data/ and tools/)")
@@ -287,7 +333,11 @@ def main() -> None:
     specs = [[float(v) for v in spec.split(":")] for spec in a.bilateral.split(",") if spec]
     if any(len(e) != 2 or e[0] < 0 or not 0 <= e[1] <= 1 for e in specs):
         raise SystemExit(f"--bilateral {a.bilateral}: expected PX:RANGE pairs, px >= 0 and RANGE in [0, 1]")
-    fns = sweep(den, [float(s) for s in a.sigmas.split(",")], [(px, rng) for px, rng in specs])
+    wiener = [[float(v) for v in spec.split(":")] for spec in a.wiener.split(",") if spec]
+    if any(len(e) != 2 or e[0] <= 0 or e[1] <= 0 for e in wiener):
+        raise SystemExit(f"--wiener {a.wiener}: expected PX:C pairs, both > 0")
+    fns = sweep(den, [float(s) for s in a.sigmas.split(",")], [(px, rng) for px, rng in specs],
+                [(px, c) for px, c in wiener])
     if a.tian:
         if not (a.data / "tools" / "real_scan_check.py").is_file():
             raise SystemExit(f"{a.data}: shared folder with tools/real_scan_check.py not found (pass --data)")

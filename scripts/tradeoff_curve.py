@@ -8,6 +8,7 @@ draws the curve (the reference model, default ``spectralis-real``, at ``--sigmas
 * ``--weights W ...``: other models, each with its own ``lateral_sigma``;
 * ``--residual-scale K,...``: the reference's residual scaled, ``raw + K (output - raw)``;
 * ``--mix W:F,...``: ``(1 - F) reference + F W``, the two models' outputs mixed;
+* ``--wiener S:PX:C``: the reference at lateral sigma S, then ``lateral_sigma_check.local_wiener``;
 * BM3D x5, from the shared tool's ``--cache`` file (b-scans not in it are left out of that row).
 
 Per row: split PSNR and layer CNR (means over the b-scans) and ``off``: its CNR minus the curve's at the
@@ -16,6 +17,7 @@ curve: more layer contrast for the same fidelity to the other column half. Asser
 
     python scripts/tradeoff_curve.py --subjects 5 --cache BM3D_CACHE.json --weights RUN_EXPORT
     python scripts/tradeoff_curve.py --subjects 5 --residual-scale 1.1,1.2 --mix RUN_EXPORT:0.25,0.5
+    python scripts/tradeoff_curve.py --subjects 5 --wiener 2,6,1.5 --wiener 1.7,3,1.5
 """
 
 from __future__ import annotations
@@ -117,12 +119,16 @@ def main() -> None:
     p.add_argument("--weights", nargs="*", default=[], help="models placed on the curve")
     p.add_argument("--residual-scale", type=floats, default=[])
     p.add_argument("--mix", type=parse_mix, action="append", default=[])
+    p.add_argument("--wiener", type=floats, action="append", default=[], metavar="S,PX,C",
+                   help="the reference at lateral sigma S, then a local Wiener correction (window PX, noise C)")
     p.add_argument("--subjects", default="5", help="Tian subjects, comma-separated")
     p.add_argument("--cache", type=Path, help="the shared tool's BM3D cache (JSON) for the BM3D row")
     p.add_argument("--data", type=Path, default=SHARED, help="the shared folder (with data/ and tools/)")
     a = p.parse_args()
     if len(a.sigmas) < 2 or np.any(np.diff(a.sigmas) <= 0):
         p.error(f"--sigmas: at least two, increasing, got {a.sigmas}")
+    if any(len(w) != 3 or min(w) <= 0 for w in a.wiener):
+        p.error(f"--wiener: expected S,PX,C, all > 0, got {a.wiener}")
     if not (a.data / "tools" / "real_scan_check.py").is_file():
         raise SystemExit(f"{a.data}: shared folder with tools/real_scan_check.py not found (pass --data)")
     sys.path.insert(0, str(a.data / "tools"))
@@ -150,6 +156,9 @@ def main() -> None:
         theirs = lsc.cached(lsc.as_float(others[w].denoise), 64)
         for f in fs:
             rows[f"{a.reference} mixed with {f:g} of {w}"] = score(mixed(own, theirs, f), scans, rc)
+    for sigma, px, c in a.wiener:
+        fn = lsc.sweep(ref, [sigma], wiener=[(px, c)])[f"sigma {sigma:4.2f} + wiener {px:g} px / {c:g}"]
+        rows[f"{a.reference} sigma {sigma:g}, then wiener {px:g} px / {c:g}"] = score(fn, scans, rc)
     cache = json.loads(a.cache.read_text()) if a.cache and a.cache.is_file() else {}
     bm3d = bm3d_row(scans, cache, rc.BM3D_MULT)
     if bm3d is not None:

@@ -43,3 +43,28 @@ def test_lateral_bilateral_averages_small_differences_and_keeps_a_step():
 def test_lateral_bilateral_is_off_at_zero(sigma, range_sigma):
     x = torch.rand(1, 5, 9)
     assert check.lateral_bilateral(x, sigma, range_sigma) is x
+
+
+def test_local_wiener_keeps_the_estimate_where_the_residual_is_noise_and_puts_back_what_it_smoothed_away():
+    rng = np.random.default_rng(3)
+    scene = np.zeros((60, 120))
+    scene[:, 60:] = 1.0  # a step the estimate below has lost
+    raw = scene + rng.normal(0, 0.1, scene.shape)
+    estimate = np.where(np.arange(120) < 55, 0.0, np.where(np.arange(120) >= 65, 1.0, 0.5)) * np.ones((60, 1))
+    out = check.local_wiener(raw, estimate, 3.0, 1.5)
+    assert out.shape == raw.shape and out.dtype == np.float64
+    flat = (slice(None), slice(10, 40))
+    np.testing.assert_allclose(out[flat], estimate[flat], atol=1e-9)  # noise only: the estimate stays
+    edge = (slice(None), slice(57, 63))
+    err_out, err_est = np.abs(out[edge] - scene[edge]).mean(), np.abs(estimate[edge] - scene[edge]).mean()
+    assert err_out < 0.5 * err_est  # the lost step comes back (with its noise)
+    between = (out - estimate) / np.where(raw == estimate, 1.0, raw - estimate)
+    assert between.min() >= -1e-12 and between.max() <= 1 + 1e-12  # never past the raw value
+
+
+def test_wiener_rows_follow_each_gaussian_only():
+    fns = {"sigma 1.10": lambda x: x * 0.5, "sigma 1.10 + bilateral 6 px / 0.02": lambda x: x}
+    out = check.with_wiener(fns, [(3.0, 1.5)])
+    assert list(out) == ["sigma 1.10", "sigma 1.10 + bilateral 6 px / 0.02", "sigma 1.10 + wiener 3 px / 1.5"]
+    x = np.random.default_rng(0).random((16, 16))
+    np.testing.assert_allclose(out["sigma 1.10 + wiener 3 px / 1.5"](x), check.local_wiener(x, x * 0.5, 3.0, 1.5))
