@@ -111,7 +111,9 @@ def local_wiener(raw: np.ndarray, estimate: np.ndarray, window: float, c: float)
     """``estimate`` moved back towards ``raw`` where their difference is more than noise (Lee's local
     Wiener filter on the residual): ``estimate + g (raw - estimate)``, ``g = max(v - n, 0) / v``, with
     ``v`` the residual's local mean square (Gaussian window of ``window`` px) and ``n`` = ``c`` x its
-    median over the image, the noise's level where the estimate is right. Where a smoothing took
+    median over the image away from the raw scan's floor (the black padding of many exports, where the
+    residual is 0, would otherwise set the noise level near 0), the noise's level where the estimate is
+    right. Where a smoothing took
     structure with the noise (an edge, a vessel shadow) ``v`` exceeds ``n`` and part of it comes back;
     measured after a wider Gaussian, not shipped (docs/real_training.md, section 36).
 
@@ -132,7 +134,8 @@ def local_wiener(raw: np.ndarray, estimate: np.ndarray, window: float, c: float)
     y = np.asarray(raw, np.float64)
     r = y - np.asarray(estimate, np.float64)
     v = gaussian_filter(r * r, window)
-    n = c * float(np.median(v))
+    away = gaussian_filter((y <= y.min()).astype(np.float64), window) < 0.01
+    n = c * float(np.median(v[away] if away.any() else v))
     return y - r + np.clip(v - n, 0.0, None) / np.maximum(v, 1e-12) * r
 
 

@@ -17,6 +17,9 @@ split PSNR rewards keeping it: compare methods there on other measures). A check
 (``RUN/last``, ``RUN/best``) works as well as an exported model.
 
     python scripts/residual_check.py --weights spectralis-real,runs/x/best [--only NAME,...] [--per-scan]
+
+``--wiener S,PX,C`` adds, for each model of ``--weights``, a variant at lateral sigma S followed by
+``lateral_sigma_check.local_wiener`` (window PX, noise level C; docs/real_training.md, section 36).
 """
 
 from __future__ import annotations
@@ -43,6 +46,17 @@ def method(weights: str, image: np.ndarray) -> Callable[[np.ndarray], np.ndarray
     return choose_denoiser(weights, "cpu", data=image)[0].denoise
 
 
+def wiener_method(weights: str, image: np.ndarray, spec: list[float]) -> Callable[[np.ndarray], np.ndarray]:
+    """The model ``weights`` chooses for ``image`` at lateral sigma ``spec[0]``, then a local Wiener correction
+    (window ``spec[1]`` px, noise level ``spec[2]``)."""
+    from lateral_sigma_check import local_wiener
+
+    from napari_hdcyclegan.engine import choose_denoiser
+
+    den = choose_denoiser(weights, "cpu", data=image)[0].with_lateral_sigma(spec[0])
+    return lambda b: local_wiener(b, den.denoise(b), spec[1], spec[2])
+
+
 def scores(denoise: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> tuple[float, float, float]:
     """(split PSNR dB, residual-edge correlation, profile change in grey levels) of one method on one scan."""
     from napari_hdcyclegan import metrics
@@ -59,7 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="comma-separated scan names, e.g. vol/valid/0")
     p.add_argument("--per-scan", action="store_true", help="a row per scan as well as the means")
     p.add_argument("--data", type=Path, help="the shared data folder")
+    p.add_argument("--wiener", action="append", default=[], metavar="S,PX,C",
+                   help="also each model at lateral sigma S, then a local Wiener correction (measured, not shipped)")
     a = p.parse_args(argv)
+    try:
+        specs = [[float(v) for v in w.split(",")] for w in a.wiener]
+    except ValueError:
+        specs = [[]]
+    if any(len(w) != 3 or min(w) <= 0 for w in specs):
+        p.error(f"--wiener: expected S,PX,C, all > 0, got {a.wiener}")
     from adapt_check import real_scans
 
     from training.real import default_shared_data
@@ -74,8 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     print("| weights | scan | split PSNR (dB) | residual-edge correlation | profile change | lateral noise ratio |\n"
           "|---|---|---:|---:|---:|---:|")
     ratios = [lateral_noise_ratio(image) for _, image in scans] if a.per_scan else []
-    for weights in a.weights.split(","):
-        rows = np.array([scores(method(weights, image), image) for _, image in scans])
+    variants = [(w, lambda image, w=w: method(w, image)) for w in a.weights.split(",")]
+    variants += [(f"{w} sigma {spec[0]:g} + wiener {spec[1]:g} px / {spec[2]:g}",
+                  lambda image, w=w, spec=spec: wiener_method(w, image, spec))
+                 for spec in specs for w in a.weights.split(",") if w != "bm3d"]
+    for weights, make in variants:
+        rows = np.array([scores(make(image), image) for _, image in scans])
         if a.per_scan:
             for (name, _), ratio, (db, edge, prof) in zip(scans, ratios, rows):
                 print(f"| {weights} | {name} | {db:.2f} | {edge:+.3f} | {prof:.2f} | {ratio:.2f} |")

@@ -68,3 +68,15 @@ def test_wiener_rows_follow_each_gaussian_only():
     assert list(out) == ["sigma 1.10", "sigma 1.10 + bilateral 6 px / 0.02", "sigma 1.10 + wiener 3 px / 1.5"]
     x = np.random.default_rng(0).random((16, 16))
     np.testing.assert_allclose(out["sigma 1.10 + wiener 3 px / 1.5"](x), check.local_wiener(x, x * 0.5, 3.0, 1.5))
+
+
+def test_local_wiener_takes_the_noise_level_away_from_black_padding():
+    rng = np.random.default_rng(4)
+    raw = np.clip(0.5 + rng.normal(0, 0.1, (60, 120)), 0.01, 1)
+    raw[:, :60] = 0.0  # half the b-scan black padding: a residual of 0 there
+    estimate = np.where(raw > 0, 0.5, 0.0)
+    out = check.local_wiener(raw, estimate, 3.0, 1.5)
+    tissue = (slice(None), slice(70, 120))
+    # the tissue's own noise sets the level, so its noise stays out; a median over the whole b-scan (half
+    # zeros) would have put it back
+    assert np.abs(out[tissue] - 0.5).max() < 0.25 * np.abs(raw[tissue] - 0.5).max()
