@@ -219,7 +219,8 @@ class Denoiser:
         with torch.inference_mode():
             x, unit, lo3, span = self._unit_batch(raw, fixed)
             lifted, gain = self._lift(unit)
-            y = self.run_units(lifted) if gain is None else self.run_units(lifted) / gain
+            y = self.run_units(lifted)
+            y = y if gain is None else y / gain
             y = y.to(x.dtype) * span + lo3
             out = y.cpu().numpy()
         if log_input:

@@ -107,15 +107,27 @@ def with_wiener(fns: dict[str, Denoise], wiener: Sequence[tuple[float, float]]) 
     return out
 
 
+def wiener_spec(text: str) -> tuple[float, float, float]:
+    """``S,PX,C`` (lateral sigma, window, noise level; all > 0) for the ``--wiener`` options of
+    ``tradeoff_curve.py`` and ``residual_check.py``."""
+    try:
+        spec = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        spec = ()
+    if len(spec) != 3 or min(spec) <= 0:
+        raise argparse.ArgumentTypeError(f"--wiener {text!r}: expected S,PX,C, all > 0")
+    return spec  # type: ignore[return-value]
+
+
 def local_wiener(raw: np.ndarray, estimate: np.ndarray, window: float, c: float) -> np.ndarray:
     """``estimate`` moved back towards ``raw`` where their difference is more than noise (Lee's local
     Wiener filter on the residual): ``estimate + g (raw - estimate)``, ``g = max(v - n, 0) / v``, with
     ``v`` the residual's local mean square (Gaussian window of ``window`` px) and ``n`` = ``c`` x its
     median over the image away from the raw scan's floor (the black padding of many exports, where the
     residual is 0, would otherwise set the noise level near 0), the noise's level where the estimate is
-    right. Where a smoothing took
-    structure with the noise (an edge, a vessel shadow) ``v`` exceeds ``n`` and part of it comes back;
-    measured after a wider Gaussian, not shipped (docs/real_training.md, section 36).
+    right. Where a smoothing took structure with the noise (an edge, a vessel shadow) ``v`` exceeds ``n``
+    and part of it comes back; measured after a wider Gaussian, not shipped (docs/real_training.md,
+    section 36).
 
     Parameters
     ----------

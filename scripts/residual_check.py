@@ -46,7 +46,8 @@ def method(weights: str, image: np.ndarray) -> Callable[[np.ndarray], np.ndarray
     return choose_denoiser(weights, "cpu", data=image)[0].denoise
 
 
-def wiener_method(weights: str, image: np.ndarray, spec: list[float]) -> Callable[[np.ndarray], np.ndarray]:
+def wiener_method(weights: str, image: np.ndarray,
+                  spec: tuple[float, float, float]) -> Callable[[np.ndarray], np.ndarray]:
     """The model ``weights`` chooses for ``image`` at lateral sigma ``spec[0]``, then a local Wiener correction
     (window ``spec[1]`` px, noise level ``spec[2]``)."""
     from lateral_sigma_check import local_wiener
@@ -73,15 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="comma-separated scan names, e.g. vol/valid/0")
     p.add_argument("--per-scan", action="store_true", help="a row per scan as well as the means")
     p.add_argument("--data", type=Path, help="the shared data folder")
-    p.add_argument("--wiener", action="append", default=[], metavar="S,PX,C",
+    from lateral_sigma_check import wiener_spec
+
+    p.add_argument("--wiener", type=wiener_spec, action="append", default=[], metavar="S,PX,C",
                    help="also each model at lateral sigma S, then a local Wiener correction (measured, not shipped)")
     a = p.parse_args(argv)
-    try:
-        specs = [[float(v) for v in w.split(",")] for w in a.wiener]
-    except ValueError:
-        specs = [[]]
-    if any(len(w) != 3 or min(w) <= 0 for w in specs):
-        p.error(f"--wiener: expected S,PX,C, all > 0, got {a.wiener}")
     from adapt_check import real_scans
 
     from training.real import default_shared_data
@@ -99,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = [(w, lambda image, w=w: method(w, image)) for w in a.weights.split(",")]
     variants += [(f"{w} sigma {spec[0]:g} + wiener {spec[1]:g} px / {spec[2]:g}",
                   lambda image, w=w, spec=spec: wiener_method(w, image, spec))
-                 for spec in specs for w in a.weights.split(",") if w != "bm3d"]
+                 for spec in a.wiener for w in a.weights.split(",") if w != "bm3d"]
     for weights, make in variants:
         rows = np.array([scores(make(image), image) for _, image in scans])
         if a.per_scan:

@@ -8,7 +8,7 @@ draws the curve (the reference model, default ``spectralis-real``, at ``--sigmas
 * ``--weights W ...``: other models, each with its own ``lateral_sigma``;
 * ``--residual-scale K,...``: the reference's residual scaled, ``raw + K (output - raw)``;
 * ``--mix W:F,...``: ``(1 - F) reference + F W``, the two models' outputs mixed;
-* ``--wiener S:PX:C``: the reference at lateral sigma S, then ``lateral_sigma_check.local_wiener``;
+* ``--wiener S,PX,C``: the reference at lateral sigma S, then ``lateral_sigma_check.local_wiener``;
 * BM3D x5, from the shared tool's ``--cache`` file (b-scans not in it are left out of that row).
 
 Per row: split PSNR and layer CNR (means over the b-scans) and ``off``: its CNR minus the curve's at the
@@ -23,7 +23,6 @@ curve: more layer contrast for the same fidelity to the other column half. Asser
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import warnings
@@ -32,18 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lateral_sigma_check as lsc  # noqa: E402 - a sibling script: its sweep runs the generator once per image
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 Denoise = Callable[[np.ndarray], np.ndarray]
-
-
-def _lateral_sigma_check():
-    """scripts/lateral_sigma_check.py as a module (its ``sweep`` runs the generator once per image)."""
-    spec = importlib.util.spec_from_file_location("lateral_sigma_check",
-                                                  Path(__file__).with_name("lateral_sigma_check.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def curve_cnr(curve: Sequence[tuple[float, float]], split: float) -> float:
@@ -119,7 +111,7 @@ def main() -> None:
     p.add_argument("--weights", nargs="*", default=[], help="models placed on the curve")
     p.add_argument("--residual-scale", type=floats, default=[])
     p.add_argument("--mix", type=parse_mix, action="append", default=[])
-    p.add_argument("--wiener", type=floats, action="append", default=[], metavar="S,PX,C",
+    p.add_argument("--wiener", type=lsc.wiener_spec, action="append", default=[], metavar="S,PX,C",
                    help="the reference at lateral sigma S, then a local Wiener correction (window PX, noise C)")
     p.add_argument("--subjects", default="5", help="Tian subjects, comma-separated")
     p.add_argument("--cache", type=Path, help="the shared tool's BM3D cache (JSON) for the BM3D row")
@@ -127,8 +119,6 @@ def main() -> None:
     a = p.parse_args()
     if len(a.sigmas) < 2 or np.any(np.diff(a.sigmas) <= 0):
         p.error(f"--sigmas: at least two, increasing, got {a.sigmas}")
-    if any(len(w) != 3 or min(w) <= 0 for w in a.wiener):
-        p.error(f"--wiener: expected S,PX,C, all > 0, got {a.wiener}")
     if not (a.data / "tools" / "real_scan_check.py").is_file():
         raise SystemExit(f"{a.data}: shared folder with tools/real_scan_check.py not found (pass --data)")
     sys.path.insert(0, str(a.data / "tools"))
@@ -136,7 +126,6 @@ def main() -> None:
 
     from napari_hdcyclegan.engine import get_denoiser
 
-    lsc = _lateral_sigma_check()
     root = a.data / "data" / "layers" / "tian2015_octlayers"
     scans = [s for subject in a.subjects.split(",") for s in rc.load_subject(str(root), int(subject))]
     with warnings.catch_warnings():

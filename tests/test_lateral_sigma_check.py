@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 from napari_hdcyclegan.model.networks import lateral_smooth
 
-_SPEC = importlib.util.spec_from_file_location(
-    "lateral_sigma_check", Path(__file__).resolve().parents[1] / "scripts" / "lateral_sigma_check.py")
-assert _SPEC is not None and _SPEC.loader is not None
-check = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(check)
+check = load_script("lateral_sigma_check")
 
 
 @pytest.mark.parametrize("width", [1, 3, 64])

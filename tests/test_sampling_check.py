@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
-_SPEC = importlib.util.spec_from_file_location(
-    "sampling_check", Path(__file__).resolve().parents[1] / "scripts" / "sampling_check.py")
-assert _SPEC is not None and _SPEC.loader is not None
-check = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(check)
+check = load_script("sampling_check")
 
 
 def test_fewer_a_scans_are_every_other_one_without_interpolation() -> None:

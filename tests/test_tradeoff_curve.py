@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
-_SPEC = importlib.util.spec_from_file_location(
-    "tradeoff_curve", Path(__file__).resolve().parents[1] / "scripts" / "tradeoff_curve.py")
-assert _SPEC is not None and _SPEC.loader is not None
-curve = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(curve)
+curve = load_script("tradeoff_curve")
 
 
 def test_the_curve_is_read_between_its_points_and_not_past_its_ends() -> None:
