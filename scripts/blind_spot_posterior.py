@@ -9,6 +9,7 @@ scans, and 54 generator passes per b-scan::
 
     python scripts/blind_spot_posterior.py train RUN --steps 1500          # resumable; RUN/model_STEP.pt
     python scripts/blind_spot_posterior.py score RUN/model_1500.pt --subjects 5 --variants 0.5:1.1,0.5:0.8
+    python scripts/blind_spot_posterior.py score RUN/model_1500.pt --subjects 1,2,3,4 --bscans 4,9
 
 ``score`` prints split PSNR / layer CNR / distance from the shipped weights' lateral-smoothing curve
 (``tradeoff_curve.py``) on the Tian b-scans, per ``C:S`` (noise level C x the 10th percentile of ``v`` per
@@ -195,8 +196,10 @@ def train(run: Path, steps: int, lr: float, seed: int, every: int = 50) -> None:
                     torch.save(model.state_dict(), run / f"model_{step}.pt")
 
 
-def score(weights: str, subjects: list[int], variants: list[tuple[float, float]]) -> None:
-    """Each ``(C, S)`` against ``spectralis-real``'s lateral-smoothing curve on the Tian b-scans."""
+def score(weights: str, subjects: list[int], variants: list[tuple[float, float]], bscans: list[int] | None = None
+          ) -> None:
+    """Each ``(C, S)`` against ``spectralis-real``'s lateral-smoothing curve on the Tian b-scans (of each subject,
+    the ``bscans``-th, counted from 1; default all)."""
     import tradeoff_curve as tc
 
     if not (tc.SHARED / "tools" / "real_scan_check.py").is_file():
@@ -208,7 +211,8 @@ def score(weights: str, subjects: list[int], variants: list[tuple[float, float]]
 
     torch.set_num_threads(1)
     model = load(weights).eval()
-    scans = [s for k in subjects for s in rc.load_subject(str(tc.SHARED / "data/layers/tian2015_octlayers"), k)]
+    root = str(tc.SHARED / "data/layers/tian2015_octlayers")
+    scans = [s for k in subjects for i, s in enumerate(rc.load_subject(root, k), 1) if not bscans or i in bscans]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = get_denoiser("spectralis-real", "cpu")
@@ -230,13 +234,15 @@ def main() -> None:
     s.add_argument("weights")
     s.add_argument("--subjects", default="5")
     s.add_argument("--variants", default="0.5:1.1,0.5:0.8")
+    s.add_argument("--bscans", default="", help="b-scans of each subject, from 1 (e.g. 4,9); default all")
     a = p.parse_args()
     if a.cmd == "train":
         torch.set_num_threads(1)
         train(a.run, a.steps, a.lr, a.seed)
     else:
         variants = [tuple(float(v) for v in x.split(":")) for x in a.variants.split(",")]
-        score(a.weights, [int(k) for k in a.subjects.split(",")], variants)  # type: ignore[arg-type]
+        bscans = [int(b) for b in a.bscans.split(",")] if a.bscans else None
+        score(a.weights, [int(k) for k in a.subjects.split(",")], variants, bscans)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
