@@ -28,13 +28,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter, gaussian_filter1d
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from napari_hdcyclegan.model.networks import Generator  # noqa: E402
+from lateral_sigma_check import off_floor  # noqa: E402 - a sibling script
+
+from napari_hdcyclegan.model.networks import Generator, lateral_smooth  # noqa: E402
 from training.blind_spot import box_mask  # noqa: E402
 
 CELL = (6, 9)  # box_mask's cell for a 3 x 3 box: every centre position of a cell is one inference pass
@@ -127,11 +128,8 @@ def denoiser(model: BlindSpotGaussian, c: float, sigma: float, bf16: bool = Fals
     def run(x: np.ndarray) -> np.ndarray:
         unit = np.asarray(x, np.float64) / 255.0
         mu, v = mu_and_v(model, unit, bf16=bf16)
-        tissue = gaussian_filter((x <= x.min()).astype(np.float64), 3) < 0.01  # away from black padding
-        out = posterior(unit, mu, v, noise_level(mu, v, tissue, c)) * 255.0
-        if sigma > 0:
-            out = gaussian_filter1d(out, sigma, axis=-1, mode="nearest", truncate=3.0)
-        return np.clip(out, 0.0, 255.0)
+        out = posterior(unit, mu, v, noise_level(mu, v, off_floor(x, 3.0), c)) * 255.0
+        return np.clip(lateral_smooth(torch.from_numpy(out), sigma).numpy(), 0.0, 255.0)
     return run
 
 
@@ -161,12 +159,12 @@ def train(run: Path, steps: int, lr: float, seed: int, every: int = 50) -> None:
                             {"params": model.head.parameters(), "lr": 10 * lr}])
     rng, step = np.random.default_rng(seed), 0
     torch.manual_seed(seed)
-    state = run / "state"
-    if (state / "model.pt").exists():
-        model.load_state_dict(torch.load(state / "model.pt", weights_only=True))
-        opt.load_state_dict(torch.load(state / "opt.pt", weights_only=True))
-        meta = json.loads((state / "meta.json").read_text())
-        step, rng.bit_generator.state = meta["step"], meta["rng"]
+    state = run / "state.pt"
+    if state.exists():
+        saved = torch.load(state, weights_only=True)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        step, rng.bit_generator.state = saved["step"], json.loads(saved["rng"])
     with open(run / "log.jsonl", "a") as log:
         t0 = time.time()
         while step < steps:
@@ -183,15 +181,9 @@ def train(run: Path, steps: int, lr: float, seed: int, every: int = 50) -> None:
             log.write(json.dumps({"step": step, "nll": loss.item(), "s": round(time.time() - t0, 1)}) + "\n")
             if step % every == 0 or step == steps:
                 tmp = run / "state.tmp"
-                tmp.mkdir(exist_ok=True)
-                torch.save(model.state_dict(), tmp / "model.pt")
-                torch.save(opt.state_dict(), tmp / "opt.pt")
-                (tmp / "meta.json").write_text(json.dumps({"step": step, "rng": rng.bit_generator.state}))
-                if state.exists():
-                    for f_old in state.iterdir():
-                        f_old.unlink()
-                    state.rmdir()
-                tmp.rename(state)
+                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                            "rng": json.dumps(rng.bit_generator.state)}, tmp)
+                tmp.replace(state)  # atomic: an interrupted save keeps the last state
                 if step % 250 == 0 or step == steps:
                     torch.save(model.state_dict(), run / f"model_{step}.pt")
 

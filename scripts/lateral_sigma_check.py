@@ -119,6 +119,13 @@ def wiener_spec(text: str) -> tuple[float, float, float]:
     return spec  # type: ignore[return-value]
 
 
+def off_floor(raw: np.ndarray, window: float) -> np.ndarray:
+    """Pixels more than about ``window`` px from the b-scan's black floor (the padding of many exports):
+    where a noise level may be measured."""
+    y = np.asarray(raw, np.float64)
+    return gaussian_filter((y <= y.min()).astype(np.float64), window) < 0.01
+
+
 def local_wiener(raw: np.ndarray, estimate: np.ndarray, window: float, c: float) -> np.ndarray:
     """``estimate`` moved back towards ``raw`` where their difference is more than noise (Lee's local
     Wiener filter on the residual): ``estimate + g (raw - estimate)``, ``g = max(v - n, 0) / v``, with
@@ -146,7 +153,7 @@ def local_wiener(raw: np.ndarray, estimate: np.ndarray, window: float, c: float)
     y = np.asarray(raw, np.float64)
     r = y - np.asarray(estimate, np.float64)
     v = gaussian_filter(r * r, window)
-    away = gaussian_filter((y <= y.min()).astype(np.float64), window) < 0.01
+    away = off_floor(y, window)
     n = c * float(np.median(v[away] if away.any() else v))
     return y - r + np.clip(v - n, 0.0, None) / np.maximum(v, 1e-12) * r
 
