@@ -46,6 +46,7 @@ from .normalise import (
     check_input,
     checked_levels,
     dim_gain,
+    floor_offset,
     levels_cover,
     like_input,
     to_device,
@@ -188,10 +189,23 @@ class Denoiser:
         """:meth:`model_input` as a (B, H, W) tensor on the device. Call under ``torch.inference_mode()``."""
         return self._lift(self._unit_batch(raw, fixed)[1])[0]
 
-    def _lift(self, unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``unit`` with :func:`normalise.dim_gain` applied, and the gain (None: nothing was lifted)."""
+    def _lift(self, unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``unit`` as the generator takes it: a raised background taken down (:func:`normalise.floor_offset`),
+        then a dim b-scan lifted (:func:`normalise.dim_gain`); with the gain and the offset (None: not applied)."""
+        offset = floor_offset(unit, self.normalisation)
+        if offset is not None:
+            unit = (unit - offset).clamp_(0.0, 1.0)
         gain = dim_gain(unit, self.normalisation)
-        return (unit, None) if gain is None else ((unit * gain).clamp_(0.0, 1.0), gain)
+        if gain is not None:
+            unit = (unit * gain).clamp_(0.0, 1.0)
+        return unit, gain, offset
+
+    @staticmethod
+    def _lower(y: torch.Tensor, gain: torch.Tensor | None, offset: torch.Tensor | None) -> torch.Tensor:
+        """The generator's output ``y`` back in the input's [0, 1] units: :meth:`_lift` undone."""
+        if gain is not None:
+            y = y / gain
+        return y if offset is None else (y + offset).clamp_(0.0, 1.0)
 
     @property
     def normalisation(self) -> dict[str, Any]:
@@ -218,9 +232,8 @@ class Denoiser:
         log_input = bool(self.normalisation.get("log_input", False))
         with torch.inference_mode():
             x, unit, lo3, span = self._unit_batch(raw, fixed)
-            lifted, gain = self._lift(unit)
-            y = self.run_units(lifted)
-            y = y if gain is None else y / gain
+            lifted, gain, offset = self._lift(unit)
+            y = self._lower(self.run_units(lifted), gain, offset)
             y = y.to(x.dtype) * span + lo3
             out = y.cpu().numpy()
         if log_input:
@@ -346,28 +359,41 @@ class Denoiser:
         """The gain :func:`normalise.dim_gain` applies to each b-scan of ``data`` (1.0: untouched) when
         denoised with ``levels`` (:meth:`iter_denoise`); None when the model has no ``dim_median``.
         Reads every b-scan once more (one at a time)."""
-        if not self.normalisation.get("dim_median"):
-            return None
+        return self.input_adjustments(data, levels).get("dim_gains")
+
+    def input_adjustments(self, data: Any, levels: tuple[float, float] | None = None) -> dict[str, list[float]]:
+        """What :meth:`iter_denoise` does to each b-scan of ``data`` before the generator (and undoes after
+        it), for a model whose normalisation asks for it: ``"floor_offsets"`` (``floor_percentile``: the
+        background level taken down, in [0, 1] units of the input's mapping; 0.0: untouched) and
+        ``"dim_gains"`` (``dim_median``: 1.0 untouched). Reads every b-scan once more (one at a time)."""
+        norm = self.normalisation
+        keys = [k for k, on in (("floor_offsets", norm.get("floor_percentile")), ("dim_gains", norm.get("dim_median")))
+                if on]
+        if not keys:
+            return {}
         shape, dtype = check_input(data)
-        fixed = volume_range(data, shape, dtype, self.normalisation) if levels is None else levels
-        gains = []
+        fixed = volume_range(data, shape, dtype, norm) if levels is None else levels
+        found: dict[str, list[float]] = {k: [] for k in keys}
         for i in range(1 if len(shape) == 2 else shape[0]):
             raw = np.asarray(data)[None] if len(shape) == 2 else np.asarray(data[i:i + 1])
             try:
                 with torch.inference_mode():
-                    gain = dim_gain(self._unit_batch(raw, fixed)[1], self.normalisation)
+                    _, gain, offset = self._lift(self._unit_batch(raw, fixed)[1])
             except OutlierError as exc:
                 raise (exc.at(i) if len(shape) == 3 else exc) from None  # name the b-scan, as iter_denoise does
-            gains.append(1.0 if gain is None else round(float(gain.flatten()[0]), 3))
-        return gains
+            if "dim_gains" in found:
+                found["dim_gains"].append(1.0 if gain is None else round(float(gain.flatten()[0]), 3))
+            if "floor_offsets" in found:
+                found["floor_offsets"].append(0.0 if offset is None else round(float(offset.flatten()[0]), 4))
+        return found
 
     def provenance(self, choice: ModelChoice | None = None, data: Any = None,
                    levels: tuple[float, float] | None = None) -> dict[str, Any]:
         """What produced a result: model, weights hash, config, device, precision, versions,
         (``choice``, from :func:`choose_denoiser`) why ``"auto"`` chose this model, and (``data``, the
-        input, and the ``levels`` it was denoised with, for a model with ``dim_median``) the gain each
-        b-scan was lifted by (``dim_gains``)."""
-        gains = self.dim_gains(data, levels) if data is not None else None
+        input, and the ``levels`` it was denoised with) what was done to each b-scan before the generator
+        and undone after it (:meth:`input_adjustments`: ``floor_offsets``, ``dim_gains``)."""
+        adjusted = self.input_adjustments(data, levels) if data is not None else {}
         return {
             "model": self.name,
             "trained": self.trained,
@@ -380,7 +406,7 @@ class Denoiser:
             "napari_hdcyclegan": __version__,
             "torch": torch.__version__,
             **({"auto_choice": choice.reason} if choice is not None else {}),
-            **({"dim_gains": gains} if gains is not None else {}),
+            **adjusted,
         }
 
     def empty_cache(self) -> None:

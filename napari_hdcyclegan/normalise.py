@@ -21,7 +21,7 @@ from .errors import InputError
 from .intensity import DEFAULT_NORMALISATION, integer_range
 from .memory import drop_pages
 
-__all__ = ["MIN_SIZE", "OutlierError", "check_input", "dim_gain", "empty_bscans", "like_input",
+__all__ = ["MIN_SIZE", "OutlierError", "check_input", "dim_gain", "empty_bscans", "floor_offset", "like_input",
            "refuse_flattening_outliers", "to_device", "to_unit", "unit_ranges", "volume_range"]
 
 #: Smallest b-scan height/width the generator accepts.
@@ -358,6 +358,30 @@ def dim_gain(unit: torch.Tensor, normalisation: Mapping[str, Any]) -> torch.Tens
     if bool((gain == 1.0).all()):
         return None
     return gain[:, None, None]
+
+
+def floor_offset(unit: torch.Tensor, normalisation: Mapping[str, Any]) -> torch.Tensor | None:
+    """Per b-scan offset that takes the raised background of a (B, H, W) [0, 1] batch down to 0 (or None).
+
+    A model trained on exports whose background (the noise floor around the tissue) is black reads a grey
+    one as a cue for heavy noise: on simulated scans averaged over 74-90 frames with the floor shown at 0.22-0.26
+    of the range, ``spectralis-real`` erased fine structure and scored up to 2.7 dB below the raw scan against
+    the truth, and 3.0-3.7 dB above it with the floor taken down (docs/real_training.md, section 39). With
+    ``floor_percentile`` in the model's normalisation, each b-scan's
+    value at that percentile is subtracted before the generator (the few values below it clip to 0) and added
+    back after. A b-scan with black pixels at that percentile, as every training scan has, is left exactly as
+    it is; on a noisy b-scan the percentile lies deep in the noise, so the shift is small. Returns (B, 1, 1)
+    offsets, or None when the model has no ``floor_percentile`` or no b-scan of the batch has a raised floor.
+    """
+    q = normalisation.get("floor_percentile")
+    if not q:
+        return None
+    flat = unit.flatten(1)
+    k = max(1, int(np.ceil(float(q) / 100.0 * flat.shape[1])))
+    offset = flat.kthvalue(k, dim=1).values  # kthvalue, not quantile: no size limit on large batches
+    if not bool((offset > 0).any()):
+        return None
+    return offset.clamp_min(0.0)[:, None, None]
 
 
 def like_input(out: np.ndarray, raw: np.ndarray) -> np.ndarray:

@@ -618,6 +618,36 @@ def test_dim_bscans_are_lifted_to_the_models_level_and_others_left_alone():
     assert not np.allclose(lifted_maps, plain.feature_maps(dim[0], "down1"), atol=1e-3)
 
 
+def test_a_raised_background_passes_through_a_model_with_a_floor_percentile():
+    rng = np.random.default_rng(3)
+    scan = rng.integers(0, 150, (2, 24, 40)).astype(np.uint8)
+    scan[:, :3] = 0  # a black background: what such a model was trained on
+    raised = scan + np.uint8(40)  # the same scan exported with its floor at 40 grey levels
+    floor, plain = tiny({"method": "dtype", "floor_percentile": 0.5}), tiny({"method": "dtype"})
+    base = floor.denoise(scan)
+    np.testing.assert_array_equal(base, plain.denoise(scan))  # floor at 0: bit-identical
+    out = floor.denoise(raised)
+    expected = np.minimum(base.astype(int) + 40, 255)
+    assert np.abs(out.astype(int) - expected).max() <= 1 and (out.astype(int) == expected).mean() > 0.99
+    assert np.abs(plain.denoise(raised).astype(int) - expected).mean() > 1  # the plain model changes with the floor
+    assert floor.provenance(None, raised)["floor_offsets"] == [round(40 / 255, 4)] * 2
+    assert floor.provenance(None, scan)["floor_offsets"] == [0.0, 0.0] and "floor_offsets" not in plain.provenance(
+        None, scan)
+    # the feature maps show what the generator sees: the background taken down
+    np.testing.assert_allclose(floor.feature_maps(raised[0], "down1"), plain.feature_maps(scan[0], "down1"),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [-1, 50, "0.1", True])
+def test_config_floor_percentile_is_checked(bad):
+    from napari_hdcyclegan.model.checkpoint import CheckpointError, ModelConfig
+
+    base = {"format": "hdcyclegan-model", "format_version": 1}
+    assert ModelConfig.from_json({**base, "normalisation": {"method": "dtype", "floor_percentile": 0.1}})
+    with pytest.raises(CheckpointError, match="floor_percentile"):
+        ModelConfig.from_json({**base, "normalisation": {"method": "dtype", "floor_percentile": bad}})
+
+
 def test_config_dim_median_is_checked(tmp_path):
     from napari_hdcyclegan.model.checkpoint import CheckpointError, ModelConfig
 

@@ -129,8 +129,8 @@ def _check_types(data: dict[str, Any], path: str | os.PathLike) -> None:
 
 
 def _check_normalisation(norm: Any, path: str | os.PathLike) -> None:
-    """The ``normalisation`` block: a known method, numeric percentiles and ``dim_median``, boolean
-    ``log_input``."""
+    """The ``normalisation`` block: a known method, numeric percentiles, ``dim_median`` and
+    ``floor_percentile``, boolean ``log_input``."""
     if not isinstance(norm, dict) or norm.get("method", "percentile") not in _NORMALISATION_METHODS:
         raise CheckpointError(path, f"normalisation must be an object with method one of "
                                     f"{_NORMALISATION_METHODS}, got {norm!r}")
@@ -141,6 +141,10 @@ def _check_normalisation(norm: Any, path: str | os.PathLike) -> None:
     level = norm.get("dim_median", 0.5)
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level <= 1:
         raise CheckpointError(path, f"normalisation dim_median must be a level above 0 and at most 1, got {level!r}")
+    floor = norm.get("floor_percentile", 0.0)
+    if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= floor < 50:
+        raise CheckpointError(path, f"normalisation floor_percentile must be a percentile from 0 to below 50, "
+                                    f"got {floor!r}")
     if not isinstance(norm.get("log_input", False), bool):
         raise CheckpointError(path, f"normalisation log_input must be true or false, got {norm['log_input']!r}")
 
