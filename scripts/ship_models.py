@@ -1,6 +1,6 @@
 """Turn finished training runs into the shipped models: export G_L (float16) and pick the boundary channel.
 
-    python scripts/ship_models.py RUN_DIR NAME [--description TEXT] [--lateral-sigma PX]
+    python scripts/ship_models.py RUN_DIR NAME [--description TEXT] [--lateral-sigma PX] [--floor-percentile Q]
 
 RUN_DIR/best (the checkpoint with the best validation score) becomes
 napari_hdcyclegan/weights/NAME/; RUN_DIR may instead be a model already exported with
@@ -8,7 +8,9 @@ napari_hdcyclegan/weights/NAME/; RUN_DIR may instead be a model already exported
 channel is calibrated on simulated b-scans with known
 ILM/RPE (napari_hdcyclegan.boundaries.calibrate_boundary_channel) and stored in its config.json.
 ``--lateral-sigma`` sets the shipped model's smoothing across A-scans when it was chosen after training
-(the training run records the one it validated with).
+(the training run records the one it validated with); ``--floor-percentile`` sets the inference-time
+``normalisation.floor_percentile`` (``normalise.floor_offset``; ``spectralis-real`` ships 0.1), which training
+does not record.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ def _set_lateral_sigma(target: Path, sigma: float) -> None:
     """Write ``sigma`` as the model's ``lateral_sigma``."""
     config = json.loads((target / "config.json").read_text())
     config["lateral_sigma"] = sigma
+    (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _set_floor_percentile(target: Path, q: float) -> None:
+    """Write ``q`` as the model's ``normalisation.floor_percentile`` (0: none)."""
+    config = json.loads((target / "config.json").read_text())
+    norm = {k: v for k, v in (config.get("normalisation") or {"method": "dtype"}).items() if k != "floor_percentile"}
+    config["normalisation"] = {**norm, **({"floor_percentile": q} if q > 0 else {})}
     (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
@@ -56,12 +66,16 @@ def main() -> int:
     p.add_argument("--description", default="")
     p.add_argument("--lateral-sigma", type=float, default=None,
                    help="the shipped model's lateral smoothing in px (default: the run's)")
+    p.add_argument("--floor-percentile", type=float, default=None,
+                   help="take each b-scan's value at this percentile off before the generator (0: don't)")
     a = p.parse_args()
 
     from napari_hdcyclegan.model.checkpoint import MAX_LATERAL_SIGMA, valid_lateral_sigma
 
     if a.lateral_sigma is not None and not valid_lateral_sigma(a.lateral_sigma):  # before anything is replaced
         raise SystemExit(f"error: --lateral-sigma {a.lateral_sigma:g}: must be from 0 to {MAX_LATERAL_SIGMA:g}")
+    if a.floor_percentile is not None and not 0 <= a.floor_percentile < 50:
+        raise SystemExit(f"error: --floor-percentile {a.floor_percentile:g}: must be from 0 to below 50")
 
     from napari_hdcyclegan.boundaries import calibrate_boundary_channel
     from napari_hdcyclegan.engine import Denoiser
@@ -74,6 +88,8 @@ def main() -> int:
         target = _copy_export(a.run, WEIGHTS / a.name, a.name, a.description)
     if a.lateral_sigma is not None:
         _set_lateral_sigma(target, a.lateral_sigma)
+    if a.floor_percentile is not None:
+        _set_floor_percentile(target, a.floor_percentile)
     nets, config = load_model(target)
     denoiser = Denoiser(nets["G_L"], config, "cpu")
     choice = calibrate_boundary_channel(denoiser, n=4, seed=0, model_dir=target)
