@@ -367,18 +367,21 @@ def floor_offset(unit: torch.Tensor, normalisation: Mapping[str, Any]) -> torch.
     one as a cue for heavy noise: on simulated scans averaged over 74-90 frames with the floor shown at 0.22-0.26
     of the range, ``spectralis-real`` erased fine structure and scored up to 2.7 dB below the raw scan against
     the truth, and 3.0-3.7 dB above it with the floor taken down (docs/real_training.md, section 39). With
-    ``floor_percentile`` in the model's normalisation, each b-scan's
-    value at that percentile is subtracted before the generator (the few values below it clip to 0) and added
-    back after. A b-scan with black pixels at that percentile, as every training scan has, is left exactly as
-    it is; on a noisy b-scan the percentile lies deep in the noise, so the shift is small. Returns (B, 1, 1)
-    offsets, or None when the model has no ``floor_percentile`` or no b-scan of the batch has a raised floor.
+    ``floor_percentile`` in the model's normalisation, each b-scan's value at that percentile is subtracted
+    before the generator (the few values below it clip to 0) and added back after. A b-scan with black pixels
+    at that percentile, as every training scan has, is left exactly as it is; on a noisy b-scan the percentile
+    lies deep in the noise, so the shift is small. Returns (B, 1, 1) offsets, or None when the model has no
+    ``floor_percentile`` or no b-scan of the batch has a raised floor.
     """
     q = normalisation.get("floor_percentile")
     if not q:
         return None
     flat = unit.flatten(1)
     k = max(1, int(np.ceil(float(q) / 100.0 * flat.shape[1])))
-    offset = flat.kthvalue(k, dim=1).values  # kthvalue, not quantile: no size limit on large batches
+    try:
+        offset = flat.kthvalue(k, dim=1).values  # kthvalue, not quantile: no size limit on large batches
+    except (NotImplementedError, RuntimeError):  # a device without kthvalue (MPS)
+        offset = flat.sort(dim=1).values[:, k - 1]
     if not bool((offset > 0).any()):
         return None
     return offset.clamp_min(0.0)[:, None, None]
