@@ -364,9 +364,9 @@ def floor_offset(unit: torch.Tensor, normalisation: Mapping[str, Any]) -> torch.
     """Per b-scan offset that takes the raised background of a (B, H, W) [0, 1] batch down to 0 (or None).
 
     A model trained on exports whose background (the noise floor around the tissue) is black reads a grey
-    one as a cue for heavy noise: on simulated scans averaged over 74-90 frames with the floor shown at 0.22-0.26
-    of the range, ``spectralis-real`` erased fine structure and scored up to 2.7 dB below the raw scan against
-    the truth, and 3.0-3.7 dB above it with the floor taken down (docs/real_training.md, section 39). With
+    one as a cue for heavy noise: on simulated scans averaged over 36-90 frames with the floor shown at 0.14-0.26
+    of the range, ``spectralis-real`` erased fine structure and scored 1.9-3.4 dB below the raw scan against
+    the truth, and 0.1-4.1 dB above it with the floor taken down (docs/real_training.md, section 39). With
     ``floor_percentile`` in the model's normalisation, each b-scan's value at that percentile is subtracted
     before the generator (the few values below it clip to 0) and added back after. A b-scan with black pixels
     at that percentile, as every training scan has, is left exactly as it is; on a noisy b-scan the percentile
