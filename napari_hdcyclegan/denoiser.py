@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .adjustments import lift, lower
 from .devices import resolve_device, resolve_precision
 from .errors import InputError, ModelError
 from .feature_maps import probe_stage_channels, stage_feature_maps
@@ -45,8 +46,6 @@ from .normalise import (
     OutlierError,
     check_input,
     checked_levels,
-    dim_gain,
-    floor_offset,
     levels_cover,
     like_input,
     to_device,
@@ -178,7 +177,8 @@ class Denoiser:
         return y.clamp_(0.0, 1.0)
 
     def model_input(self, raw: np.ndarray, fixed: tuple[float, float] | None = None) -> np.ndarray:
-        """What the generator sees for a (B, H, W) batch of raw values: float32 [0, 1], dim gain applied.
+        """What the generator sees for a (B, H, W) batch of raw values: float32 [0, 1], a raised background taken
+        down and a dim b-scan lifted where the model asks for it (:mod:`~napari_hdcyclegan.adjustments`).
 
         ``fixed``: the volume's range, as :meth:`iter_denoise` passes it (``normalise.volume_range``).
         """
@@ -190,22 +190,8 @@ class Denoiser:
         return self._lift(self._unit_batch(raw, fixed)[1])[0]
 
     def _lift(self, unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """``unit`` as the generator takes it: a raised background taken down (:func:`normalise.floor_offset`),
-        then a dim b-scan lifted (:func:`normalise.dim_gain`); with the gain and the offset (None: not applied)."""
-        offset = floor_offset(unit, self.normalisation)
-        if offset is not None:
-            unit = (unit - offset).clamp_(0.0, 1.0)
-        gain = dim_gain(unit, self.normalisation)
-        if gain is not None:
-            unit = (unit * gain).clamp_(0.0, 1.0)
-        return unit, gain, offset
-
-    @staticmethod
-    def _lower(y: torch.Tensor, gain: torch.Tensor | None, offset: torch.Tensor | None) -> torch.Tensor:
-        """The generator's output ``y`` back in the input's [0, 1] units: :meth:`_lift` undone."""
-        if gain is not None:
-            y = y / gain
-        return y if offset is None else (y + offset).clamp_(0.0, 1.0)
+        """``unit`` as the generator takes it, with the gain and the offset (:func:`adjustments.lift`)."""
+        return lift(unit, self.normalisation)
 
     @property
     def normalisation(self) -> dict[str, Any]:
@@ -233,7 +219,7 @@ class Denoiser:
         with torch.inference_mode():
             x, unit, lo3, span = self._unit_batch(raw, fixed)
             lifted, gain, offset = self._lift(unit)
-            y = self._lower(self.run_units(lifted), gain, offset)
+            y = lower(self.run_units(lifted), gain, offset)
             y = y.to(x.dtype) * span + lo3
             out = y.cpu().numpy()
         if log_input:
@@ -384,7 +370,7 @@ class Denoiser:
             if "dim_gains" in found:
                 found["dim_gains"].append(1.0 if gain is None else round(float(gain.flatten()[0]), 3))
             if "floor_offsets" in found:
-                found["floor_offsets"].append(0.0 if offset is None else round(float(offset.flatten()[0]), 4))
+                found["floor_offsets"].append(0.0 if offset is None else round(float(offset.flatten()[0]), 6))
         return found
 
     def provenance(self, choice: ModelChoice | None = None, data: Any = None,

@@ -59,8 +59,8 @@ def stage_feature_maps(denoiser: _Model, bscan: Any, stage: str, channels: int |
     ----------
     denoiser : Denoiser
     bscan : array-like
-        One 2D b-scan (raw values; mapped to the model input as ``Denoiser.denoise`` does, a dim b-scan lifted
-        by the model's ``dim_median`` gain included: ``Denoiser.model_input``).
+        One 2D b-scan (raw values; mapped to the model input as ``Denoiser.denoise`` does, the model's
+        background offset and dim gain included: ``Denoiser.model_input``).
     stage : str
         A stage of this generator (``denoiser.stage_channels()``; docs/conventions.md).
     channels : int or sequence of int, optional

@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from .adjustments import DIM_TOLERANCE, MAX_DIM_GAIN, dim_gain, floor_offset  # noqa: F401 - re-exported
 from .errors import InputError
 from .intensity import DEFAULT_NORMALISATION, integer_range
 from .memory import drop_pages
 
-__all__ = ["MIN_SIZE", "OutlierError", "check_input", "dim_gain", "empty_bscans", "floor_offset", "like_input",
+__all__ = ["DIM_TOLERANCE", "MAX_DIM_GAIN", "MIN_SIZE", "OutlierError", "check_input", "dim_gain", "empty_bscans",
+           "floor_offset", "like_input",
            "refuse_flattening_outliers", "to_device", "to_unit", "unit_ranges", "volume_range"]
 
 #: Smallest b-scan height/width the generator accepts.
@@ -331,60 +333,6 @@ def _refuse_integer_markers(sample: np.ndarray, lo: float, hi: float, dtype: np.
                          "a few extreme values (no-data markers?) would set the range the "
                          "model sees and flatten the rest to a few grey levels; clip them, or store the image as float "
                          "with NaN where values are missing (NaN is kept)")
-
-
-#: Largest gain :func:`dim_gain` applies, and how much dimmer than the model's level a b-scan must be.
-MAX_DIM_GAIN = 2.0
-DIM_TOLERANCE = 0.1
-
-
-def dim_gain(unit: torch.Tensor, normalisation: Mapping[str, Any]) -> torch.Tensor | None:
-    """Per b-scan gain that lifts a dim (B, H, W) [0, 1] batch to the model's ``dim_median`` (or None).
-
-    A model trained on one scanner's exports can learn the noise in absolute grey levels: the same
-    frames exported 30 % dimmer lose 2.3 dB with ``bioptigen-duke``. With ``dim_median`` in its
-    normalisation (the median [0, 1] level of its training b-scans), a b-scan whose median is more than
-    :data:`DIM_TOLERANCE` below it is multiplied by ``dim_median / median`` (at most
-    :data:`MAX_DIM_GAIN`) before the generator and divided by the same gain after it; b-scans at or
-    above the level are left exactly as they are. Returns (B, 1, 1) gains, or None when the model has
-    no ``dim_median`` or no b-scan of the batch is dim.
-    """
-    level = normalisation.get("dim_median")
-    if not level:
-        return None
-    median = unit.flatten(1).median(dim=1).values.clamp_min(1e-6)
-    gain = (float(level) / median).clamp(1.0, MAX_DIM_GAIN)
-    gain = torch.where(gain > 1.0 + DIM_TOLERANCE, gain, torch.ones_like(gain))
-    if bool((gain == 1.0).all()):
-        return None
-    return gain[:, None, None]
-
-
-def floor_offset(unit: torch.Tensor, normalisation: Mapping[str, Any]) -> torch.Tensor | None:
-    """Per b-scan offset that takes the raised background of a (B, H, W) [0, 1] batch down to 0 (or None).
-
-    A model trained on exports whose background (the noise floor around the tissue) is black reads a grey
-    one as a cue for heavy noise: on simulated scans averaged over 36-90 frames with the floor shown at 0.14-0.26
-    of the range, ``spectralis-real`` erased fine structure and scored 1.9-3.4 dB below the raw scan against
-    the truth, and 0.1-4.1 dB above it with the floor taken down (docs/real_training.md, section 39). With
-    ``floor_percentile`` in the model's normalisation, each b-scan's value at that percentile is subtracted
-    before the generator (the few values below it clip to 0) and added back after. A b-scan with black pixels
-    at that percentile, as every training scan has, is left exactly as it is; on a noisy b-scan the percentile
-    lies deep in the noise, so the shift is small. Returns (B, 1, 1) offsets, or None when the model has no
-    ``floor_percentile`` or no b-scan of the batch has a raised floor.
-    """
-    q = normalisation.get("floor_percentile")
-    if not q:
-        return None
-    flat = unit.flatten(1)
-    k = max(1, int(np.ceil(float(q) / 100.0 * flat.shape[1])))
-    try:
-        offset = flat.kthvalue(k, dim=1).values  # kthvalue, not quantile: no size limit on large batches
-    except (NotImplementedError, RuntimeError):  # a device without kthvalue (MPS)
-        offset = flat.sort(dim=1).values[:, k - 1]
-    if not bool((offset > 0).any()):
-        return None
-    return offset.clamp_min(0.0)[:, None, None]
 
 
 def like_input(out: np.ndarray, raw: np.ndarray) -> np.ndarray:

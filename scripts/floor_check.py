@@ -27,15 +27,19 @@ import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from napari_hdcyclegan.denoiser import Denoiser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 Denoise = Callable[[np.ndarray], np.ndarray]
 
 
-def variants(weights: str, percentile: float | None = None) -> tuple[object, object]:
+def variants(weights: str, percentile: float | None = None) -> tuple[Denoiser, Denoiser]:
     """(with, without): the model's denoiser with ``floor_percentile`` (its own, or ``percentile``) and without."""
     from napari_hdcyclegan.engine import get_denoiser
 
@@ -57,7 +61,7 @@ def truth_psnr(output: np.ndarray, truth: np.ndarray) -> float:
     return float(10 * np.log10(peak**2 / np.mean((np.asarray(output, np.float64) - truth) ** 2)))
 
 
-def sim_rows(seeds: list[int], with_floor, without, model: str) -> list[dict]:
+def sim_rows(seeds: list[int], with_floor: Denoiser, without: Denoiser, model: str) -> list[dict]:
     """One row per random simulated scan that ``auto`` sends to ``model``: PSNR raw / without / with."""
     from napari_hdcyclegan.model.choice import choose_model
     from napari_hdcyclegan.simulate.randomized import random_params, truth_pair
@@ -86,12 +90,12 @@ def summary(rows: list[dict]) -> str:
             f"{int((d < -0.05).sum())} down by over 0.05 dB")
 
 
-def duke_average_rows(with_floor, without, root: str | None = None) -> list[dict]:
+def duke_average_rows(with_floor: Denoiser, without: Denoiser, root: str | None = None) -> list[dict]:
     """Split PSNR of each registered Duke average (8-bit), raw and denoised both ways."""
     from napari_hdcyclegan.noise_measures import split_psnr
     from training.frames import registered_duke_pairs
 
-    def scored(den) -> Denoise:
+    def scored(den: Denoiser) -> Denoise:
         return lambda half: den.denoise(np.rint(half).astype(np.uint8)).astype(np.float64)
 
     rows, seen = [], set()

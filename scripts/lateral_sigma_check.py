@@ -46,7 +46,8 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from napari_hdcyclegan.intensity import from_unit, unit_range
+from napari_hdcyclegan.adjustments import lift, lower
+from napari_hdcyclegan.intensity import from_unit, to_unit, unit_range
 from napari_hdcyclegan.model.networks import lateral_smooth
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -79,12 +80,15 @@ def sweep(den: Any, sigmas: list[float], bilateral: Sequence[tuple[float, float]
             raise SystemExit("--bilateral: not for models with log_input normalisation")
         # the denoiser maps log-display values back non-linearly: one run per sigma
         return with_wiener({f"sigma {s:4.2f}": as_float(view.denoise) for s, view in views.items()}, wiener)
-    # the "final" stage is the generator's output before the denoiser clips it to [0, 1]
+    # the "final" stage is the generator's output before the denoiser clips it to [0, 1], in the units the
+    # generator sees: a model's background offset and dim gain (adjustments.lift) are undone after the smoothing
     raw = cached(lambda x: den.feature_maps(x, "final", 0)[0], 64)
 
     def smoothed(x: np.ndarray, sigma: float, edge: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-        y = lateral_bilateral(lateral_smooth(torch.tensor(raw(x)), sigma), *edge).clamp_(0.0, 1.0).numpy()
-        return from_unit(y, *unit_range(x, den.normalisation), x.dtype).astype(np.float64)
+        y = lateral_bilateral(lateral_smooth(torch.tensor(raw(x)), sigma), *edge).clamp_(0.0, 1.0)
+        lo, hi = unit_range(x, den.normalisation)
+        _, gain, offset = lift(torch.from_numpy(np.asarray(to_unit(x, lo, hi), np.float32))[None], den.normalisation)
+        return from_unit(lower(y[None], gain, offset)[0].numpy(), lo, hi, x.dtype).astype(np.float64)
 
     fns: dict[str, Denoise] = {}
     for s in sigmas:

@@ -559,6 +559,21 @@ def test_dim_bscans_lifted_for_the_model_are_said_and_recorded(tmp_path, capsys)
     assert gains[0] == gains[2] == 1.0 and 1.9 < gains[1] <= 2.0
 
 
+def test_the_background_taken_down_for_the_model_is_recorded_per_bscan(tmp_path):
+    from napari_hdcyclegan.io import read_oct
+
+    torch.manual_seed(0)
+    model = tmp_path / "floored"
+    save_model(model, {"G_L": Generator(4)}, ModelConfig(generator_width=4, name="floored", trained=True,
+                                                         normalisation={"method": "dtype", "floor_percentile": 0.5}))
+    vol = np.random.default_rng(0).integers(0, 150, (3, 32, 40)).astype(np.uint8)
+    vol[:, :2] = 0  # a black background ...
+    vol[1] += 50  # ... but in one b-scan exported grey
+    tifffile.imwrite(tmp_path / "in.tif", vol)
+    assert main(["denoise", str(tmp_path / "in.tif"), str(tmp_path / "out.tif"), "-w", str(model), "-q"]) == 0
+    assert read_oct(tmp_path / "out.tif").metadata["provenance"]["floor_offsets"] == [0.0, round(50 / 255, 6), 0.0]
+
+
 def test_sigterm_reported_by_interrupted_c_code_as_another_error_still_exits_143(monkeypatch, capsys):
     """SIGTERM inside numpy's tofile (tifffile writing a page) surfaced as a TypeError: exit 1 and a
     traceback instead of "terminated" and 143."""

@@ -630,12 +630,18 @@ def test_a_raised_background_passes_through_a_model_with_a_floor_percentile():
     expected = np.minimum(base.astype(int) + 40, 255)
     assert np.abs(out.astype(int) - expected).max() <= 1 and (out.astype(int) == expected).mean() > 0.99
     assert np.abs(plain.denoise(raised).astype(int) - expected).mean() > 1  # the plain model changes with the floor
-    assert floor.provenance(None, raised)["floor_offsets"] == [round(40 / 255, 4)] * 2
+    assert floor.provenance(None, raised)["floor_offsets"] == [round(40 / 255, 6)] * 2
     assert floor.provenance(None, scan)["floor_offsets"] == [0.0, 0.0] and "floor_offsets" not in plain.provenance(
         None, scan)
-    # the feature maps show what the generator sees: the background taken down
+    # the feature maps show what the generator sees: the background taken down, nothing below 0
     np.testing.assert_allclose(floor.feature_maps(raised[0], "down1"), plain.feature_maps(scan[0], "down1"),
                                atol=1e-5)
+    assert floor.model_input(raised[:1]).min() >= 0.0
+    # one batch of a black and a grey b-scan: each its own offset, as when denoised one at a time
+    mixed = np.stack([scan[0], raised[1]])
+    floor.batch_size = 2
+    np.testing.assert_array_equal(floor.denoise(mixed), np.stack([floor.denoise(b) for b in mixed]))
+    assert floor.provenance(None, mixed)["floor_offsets"] == [0.0, round(40 / 255, 6)]
 
 
 @pytest.mark.parametrize("bad", [-1, 50, "0.1", True])

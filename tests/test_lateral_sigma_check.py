@@ -74,3 +74,23 @@ def test_local_wiener_takes_the_noise_level_away_from_black_padding():
     # the tissue's own noise sets the level, so its noise stays out; a median over the whole b-scan (half
     # zeros) would have put it back
     assert np.abs(out[tissue] - 0.5).max() < 0.25 * np.abs(raw[tissue] - 0.5).max()
+
+
+@pytest.mark.parametrize("normalisation", [{"method": "dtype", "floor_percentile": 0.5},
+                                           {"method": "dtype", "dim_median": 0.6}, {"method": "dtype"}])
+def test_the_sweep_at_a_sigma_is_the_denoiser_at_that_sigma(normalisation):
+    # the sweep smooths the generator's own output once per sigma: it has to undo what the model's
+    # normalisation did to the input (a grey background taken down, a dim b-scan lifted) as denoise does
+    import torch
+
+    from napari_hdcyclegan.denoiser import Denoiser
+    from napari_hdcyclegan.model.checkpoint import ModelConfig
+    from napari_hdcyclegan.model.networks import Generator
+
+    torch.manual_seed(0)
+    den = Denoiser(Generator(4), ModelConfig(generator_width=4, name="t", trained=True, normalisation=normalisation),
+                   "cpu")
+    scan = np.random.default_rng(0).integers(0, 120, (24, 40)).astype(np.uint8) + np.uint8(60)  # a grey floor
+    for sigma, fn in zip((0.5, 2.0), check.sweep(den, [0.5, 2.0]).values()):
+        expected = den.with_lateral_sigma(sigma).denoise(scan).astype(np.float64)
+        assert np.abs(fn(scan) - expected).max() <= 1.0

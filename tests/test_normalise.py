@@ -120,20 +120,3 @@ def test_markers_are_judged_on_the_values_not_on_nan_masks():
         t = torch.from_numpy(row)[None]
         assert marker_rows(t, torch.tensor([-9999.0]), torch.tensor([float(region.max())]))[0].all()
 
-
-def test_floor_offset_takes_a_raised_background_down_and_leaves_a_black_one_alone():
-    import torch
-
-    from napari_hdcyclegan.normalise import floor_offset
-
-    norm = {"method": "dtype", "floor_percentile": 1.0}
-    rng = np.random.default_rng(0)
-    black = rng.random((20, 50)).astype(np.float32)
-    black[:2] = 0.0  # 2 % of the pixels black: the training scans' background
-    grey = 0.3 + 0.7 * rng.random((20, 50)).astype(np.float32)
-    offset = floor_offset(torch.from_numpy(np.stack([black, grey])), norm)
-    assert offset is not None and offset.shape == (2, 1, 1)
-    assert float(offset[0]) == 0.0
-    assert float(offset[1]) == pytest.approx(float(np.sort(grey.ravel())[9]), abs=1e-7)  # the 10th of 1000 values
-    assert floor_offset(torch.from_numpy(black[None]), norm) is None  # nothing raised: nothing to do
-    assert floor_offset(torch.from_numpy(grey[None]), {"method": "dtype"}) is None  # not asked for

@@ -242,7 +242,8 @@ def save_with_dialog(widget: Any, caption: str, default: str, file_filter: str,
 def model_info(denoiser: Any, choice: Any = None, data: Any = None, levels: Any = None) -> dict[str, Any]:
     """provenance, trained and name of a Denoiser, for a worker's result dict; ``choice`` (from
     :func:`napari_hdcyclegan.engine.choose_denoiser`) says why ``auto`` chose it for this request;
-    ``data`` (the input, denoised with ``levels``) records the gains dim b-scans were lifted by."""
+    ``data`` (the input, denoised with ``levels``) records what each b-scan was adjusted by for the generator
+    (``floor_offsets``, ``dim_gains``: ``Denoiser.input_adjustments``)."""
     name = f"{denoiser.name} (auto: {choice.reason})" if choice is not None else denoiser.name
     return {"provenance": denoiser.provenance(choice, data, levels), "trained": bool(denoiser.trained),
             "name": name}
