@@ -317,7 +317,7 @@ def _note_linear(src: Path, data: Any) -> None:
 
 
 def _note_dim(src: Path, model: str, gains: list[float] | None) -> None:
-    """Say when b-scans dimmer than the model's training scans were lifted (normalise.dim_gain)."""
+    """Say when b-scans dimmer than the model's training scans were lifted (adjustments.dim_gain)."""
     lifted = [g for g in gains or [] if g > 1.0]
     if lifted:
         warnings.warn(f"{src}: {len(lifted)} of {len(gains or [])} b-scans are dimmer than {model}'s training "

@@ -342,7 +342,7 @@ class Denoiser:
         return dict(self._stage_channels)
 
     def dim_gains(self, data: Any, levels: tuple[float, float] | None = None) -> list[float] | None:
-        """The gain :func:`normalise.dim_gain` applies to each b-scan of ``data`` (1.0: untouched) when
+        """The gain :func:`adjustments.dim_gain` applies to each b-scan of ``data`` (1.0: untouched) when
         denoised with ``levels`` (:meth:`iter_denoise`); None when the model has no ``dim_median``.
         Reads every b-scan once more (one at a time)."""
         return self.input_adjustments(data, levels).get("dim_gains")

@@ -1,6 +1,6 @@
 """Does a raised background change what a model does? Its output with and without ``floor_percentile``.
 
-A model whose ``normalisation`` has ``floor_percentile`` (``normalise.floor_offset``) takes each b-scan's
+A model whose ``normalisation`` has ``floor_percentile`` (``adjustments.floor_offset``) takes each b-scan's
 value at that percentile off before the generator and adds it back after: a scan exported with a grey
 background then reaches the network as one with a black background, as its training scans had. This
 script scores the model as shipped against the same model without that step (``--percentile`` tries

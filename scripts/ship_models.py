@@ -9,7 +9,7 @@ channel is calibrated on simulated b-scans with known
 ILM/RPE (napari_hdcyclegan.boundaries.calibrate_boundary_channel) and stored in its config.json.
 ``--lateral-sigma`` sets the shipped model's smoothing across A-scans when it was chosen after training
 (the training run records the one it validated with); ``--floor-percentile`` sets the inference-time
-``normalisation.floor_percentile`` (``normalise.floor_offset``; ``spectralis-real`` ships 0.1), which training
+``normalisation.floor_percentile`` (``adjustments.floor_offset``; ``spectralis-real`` ships 0.1), which training
 does not record.
 """
 
