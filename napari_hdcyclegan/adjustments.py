@@ -69,7 +69,7 @@ def floor_offset(unit: torch.Tensor, normalisation: Mapping[str, Any]) -> torch.
         offset = flat.sort(dim=1).values[:, k - 1]
     if not bool((offset > 0).any()):
         return None
-    return offset.clamp_min(0.0)[:, None, None]
+    return offset[:, None, None]  # a [0, 1] batch: never below 0
 
 
 def lift(unit: torch.Tensor, normalisation: Mapping[str, Any]
@@ -79,7 +79,7 @@ def lift(unit: torch.Tensor, normalisation: Mapping[str, Any]
     (None: not applied)."""
     offset = floor_offset(unit, normalisation)
     if offset is not None:
-        unit = (unit - offset).clamp_(0.0, 1.0)
+        unit = (unit - offset).clamp_min_(0.0)  # nothing goes above 1 by a subtraction
     gain = dim_gain(unit, normalisation)
     if gain is not None:
         unit = (unit * gain).clamp_(0.0, 1.0)

@@ -345,7 +345,9 @@ class Denoiser:
         """The gain :func:`adjustments.dim_gain` applies to each b-scan of ``data`` (1.0: untouched) when
         denoised with ``levels`` (:meth:`iter_denoise`); None when the model has no ``dim_median``.
         Reads every b-scan once more (one at a time)."""
-        return self.input_adjustments(data, levels).get("dim_gains")
+        if not self.normalisation.get("dim_median"):
+            return None  # without reading the data
+        return self.input_adjustments(data, levels)["dim_gains"]
 
     def input_adjustments(self, data: Any, levels: tuple[float, float] | None = None) -> dict[str, list[float]]:
         """What :meth:`iter_denoise` does to each b-scan of ``data`` before the generator (and undoes after
